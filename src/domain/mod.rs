@@ -1,0 +1,10 @@
+//! Pure domain types. Everything here is built once at the edge (web form, CLI argument, database row)
+//! and trusted afterwards: nothing downstream re-checks an email address or a length.
+
+mod email;
+mod message;
+mod status;
+
+pub use email::VisitorEmail;
+pub use message::{ContactForm, FieldErrors, Message, MessageBody, MessageId, NewMessage, Subject, VisitorName};
+pub use status::{IllegalTransition, Status, Transition};

@@ -1,0 +1,123 @@
+//! Turns a template and its values into a complete RFC 5322 message, once, when the mail is queued:
+//! the outbox then sends exactly these bytes on every retry (same Message-ID, same link).
+//!
+//! Header safety: every header value goes through lettre's typed headers, which encode anything
+//! that is not plain printable ASCII; the visitor's address was parsed at the edge and cannot
+//! carry CR/LF. The verification mail never includes the visitor's name or message, so the form
+//! cannot be used to send a stranger text of the sender's choosing.
+
+use std::time::{Duration, UNIX_EPOCH};
+
+use base64::Engine;
+use lettre::Message;
+use lettre::message::header::{ContentType, Header, HeaderName, HeaderValue};
+use lettre::message::{Mailbox, MultiPart, SinglePart};
+use minijinja::context;
+
+use crate::domain::{MessageId, VisitorEmail};
+use crate::store::{MailKind, OutgoingMail};
+use crate::templates::Templates;
+
+/// RFC 3834: tells auto-responders not to answer (no vacation-reply loops with the form).
+#[derive(Clone)]
+struct AutoSubmitted;
+
+impl Header for AutoSubmitted {
+    fn name() -> HeaderName {
+        HeaderName::new_from_ascii_str("Auto-Submitted")
+    }
+    fn parse(_: &str) -> Result<Self, Box<dyn std::error::Error + Send + Sync>> {
+        Ok(AutoSubmitted)
+    }
+    fn display(&self) -> HeaderValue {
+        HeaderValue::new(Self::name(), "auto-generated".to_string())
+    }
+}
+
+pub struct Composer {
+    templates: std::sync::Arc<Templates>,
+    site_name: String,
+    public_url: String,
+    from: Mailbox,
+    mail_lifetime: i64,
+}
+
+/// What the verification mail needs.
+pub struct VerifyMail<'a> {
+    pub id: MessageId,
+    pub to: &'a VisitorEmail,
+    pub token: &'a str,
+    pub code: &'a str,
+    pub expires_at: i64,
+    pub now: i64,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ComposeError {
+    #[error("template: {0}")]
+    Template(#[from] minijinja::Error),
+    #[error("building the mail: {0}")]
+    Build(String),
+}
+
+/// `Thu, 26 Nov 2026 08:00:00 GMT`: unambiguous for visitors in any time zone.
+pub fn human_time(unix: i64) -> String {
+    httpdate::fmt_http_date(UNIX_EPOCH + Duration::from_secs(unix.max(0) as u64))
+}
+
+impl Composer {
+    pub fn new(templates: std::sync::Arc<Templates>, site_name: String, public_url: String, from: Mailbox, mail_lifetime: Duration) -> Self {
+        Self { templates, site_name, public_url, from, mail_lifetime: mail_lifetime.as_secs() as i64 }
+    }
+
+    pub fn link(&self, path: &str) -> String {
+        format!("{}{}", self.public_url, path)
+    }
+
+    pub fn verify_link(&self, token: &str) -> String {
+        self.link(&format!("/verify/{token}"))
+    }
+
+    /// A Message-ID unique to this mail: `<formgate.KIND.ID.RANDOM@sender-domain>`.
+    fn message_id(&self, kind: MailKind, id: MessageId) -> String {
+        let mut r = [0u8; 9];
+        getrandom::fill(&mut r).expect("the OS random source works");
+        let domain = self.from.email.domain();
+        format!("<formgate.{}.{}.{}@{}>", kind.as_str(), id, base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(r), domain)
+    }
+
+    pub fn verify(&self, m: &VerifyMail<'_>) -> Result<OutgoingMail, ComposeError> {
+        let ctx = context! {
+            site_name => &self.site_name,
+            link => self.verify_link(m.token),
+            code => m.code,
+            expires => human_time(m.expires_at),
+        };
+        let subject = self.templates.render("email/verify.subject.txt", &ctx)?;
+        let text = self.templates.render("email/verify.txt", &ctx)?;
+        let html = self.templates.render("email/verify.html", &ctx)?;
+        let to: Mailbox = Mailbox::new(None, m.to.as_str().parse().map_err(|e| ComposeError::Build(format!("{e}")))?);
+        let message_id = self.message_id(MailKind::Verify, m.id);
+        let email = Message::builder()
+            .from(self.from.clone())
+            .to(to.clone())
+            .subject(subject.trim())
+            .message_id(Some(message_id.clone()))
+            .date(UNIX_EPOCH + Duration::from_secs(m.now.max(0) as u64))
+            .header(AutoSubmitted)
+            .multipart(
+                MultiPart::alternative()
+                    .singlepart(SinglePart::builder().header(ContentType::TEXT_PLAIN).body(text))
+                    .singlepart(SinglePart::builder().header(ContentType::TEXT_HTML).body(html)),
+            )
+            .map_err(|e| ComposeError::Build(e.to_string()))?;
+        Ok(OutgoingMail {
+            kind: MailKind::Verify,
+            recipient: to.email.to_string(),
+            sender: self.from.email.to_string(),
+            message_id_header: message_id,
+            payload: email.formatted(),
+            give_up_at: m.now + self.mail_lifetime,
+        })
+    }
+}

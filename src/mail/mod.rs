@@ -1,0 +1,10 @@
+//! Outgoing mail: composing it from `ui/email/` templates, the transports that carry it (SMTP, or
+//! `.eml` files when no SMTP is configured), and the outbox worker that retries until it is out.
+
+mod compose;
+mod outbox;
+mod transport;
+
+pub use compose::{Composer, VerifyMail};
+pub use outbox::{OutboxConfig, OutboxWorker, retry_delay};
+pub use transport::{SendError, Transport};

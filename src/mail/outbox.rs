@@ -1,0 +1,215 @@
+//! The outbox worker: every mail formgate sends goes through here.
+//!
+//! Rows are claimed with a lease in a short write transaction, sent OUTSIDE any transaction over a
+//! few reused connections in parallel, and their outcome recorded in one batch. A worker that dies
+//! mid-send leaves leases that expire, and the mail is sent again by whoever claims it next:
+//! at-least-once, with the same Message-ID, never lost. On a clean shutdown the worker finishes
+//! the mails it is sending and hands back the leases of the ones it had not started.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use tokio::sync::{Notify, watch};
+use tokio::task::JoinSet;
+
+use super::transport::{Lane, SendError, Transport};
+use crate::clock::SharedClock;
+use crate::store::{OutboxItem, SendOutcome, SharedStore};
+
+#[derive(Clone, Debug)]
+pub struct OutboxConfig {
+    /// Parallel sending lanes (SMTP connections).
+    pub lanes: usize,
+    /// Rows claimed per round.
+    pub batch: i64,
+    /// How long a claim holds before another worker may take the row.
+    pub lease: Duration,
+    /// How often to look for due rows when nothing woke the worker (other instances, retries).
+    pub poll: Duration,
+}
+
+impl Default for OutboxConfig {
+    fn default() -> Self {
+        Self { lanes: 4, batch: 64, lease: Duration::from_secs(120), poll: Duration::from_secs(2) }
+    }
+}
+
+/// Backoff after the `attempts`-th failure: 30 s, 1 min, 2 min … capped at 1 hour. The first retry
+/// comes within a minute; a long outage costs one attempt an hour.
+pub fn retry_delay(attempts: i64) -> i64 {
+    let exp = attempts.clamp(1, 20) - 1;
+    (30i64 << exp).min(3600)
+}
+
+pub struct OutboxWorker {
+    store: SharedStore,
+    transport: Transport,
+    clock: SharedClock,
+    config: OutboxConfig,
+    owner: String,
+    wake: Arc<Notify>,
+}
+
+impl OutboxWorker {
+    pub fn new(store: SharedStore, transport: Transport, clock: SharedClock, config: OutboxConfig, wake: Arc<Notify>) -> Self {
+        let mut r = [0u8; 6];
+        getrandom::fill(&mut r).expect("the OS random source works");
+        let host = std::env::var("HOSTNAME").unwrap_or_else(|_| "host".into());
+        let owner = format!("{host}:{}:{}", std::process::id(), r.iter().map(|b| format!("{b:02x}")).collect::<String>());
+        Self { store, transport, clock, config, owner, wake }
+    }
+
+    /// Runs until `shutdown` turns true; then finishes what is in flight and releases its leases.
+    pub async fn run(self, mut shutdown: watch::Receiver<bool>) {
+        let stopping = Arc::new(AtomicBool::new(false));
+        let mut lanes: Vec<Lane> = (0..self.config.lanes.max(1)).map(|_| self.transport.lane()).collect();
+        tracing::info!(owner = %self.owner, lanes = lanes.len(), "outbox worker started");
+        loop {
+            if *shutdown.borrow() {
+                break;
+            }
+            let now = self.clock.now();
+            let lease_until = now + self.config.lease.as_secs() as i64;
+            let items = match self.store.claim_outbox(&self.owner, now, lease_until, self.config.batch).await {
+                Ok(items) => items,
+                Err(e) => {
+                    tracing::error!(error = %e, "outbox: cannot claim mail; retrying shortly");
+                    self.idle(&mut shutdown, Duration::from_secs(1)).await;
+                    continue;
+                }
+            };
+            if items.is_empty() {
+                let wait = match self.store.next_outbox_due().await {
+                    Ok(Some(due)) => Duration::from_secs((due - now).clamp(0, 3600) as u64).min(self.config.poll),
+                    _ => self.config.poll,
+                };
+                self.idle(&mut shutdown, wait.max(Duration::from_millis(50))).await;
+                continue;
+            }
+            // Watch for shutdown while sending so lanes stop starting new mails.
+            let flag = stopping.clone();
+            let mut sd = shutdown.clone();
+            let watcher = tokio::spawn(async move {
+                let _ = sd.wait_for(|s| *s).await;
+                flag.store(true, Ordering::SeqCst);
+            });
+            let (returned, results) = self.send_batch(std::mem::take(&mut lanes), items, stopping.clone()).await;
+            watcher.abort();
+            lanes = returned;
+            self.record(&results).await;
+        }
+        for lane in &mut lanes {
+            lane.close().await;
+        }
+        match self.store.release_leases(&self.owner).await {
+            Ok(n) => tracing::info!(released = n, "outbox worker stopped"),
+            Err(e) => tracing::warn!(error = %e, "outbox worker stopped; its leases will expire by themselves"),
+        }
+    }
+
+    async fn idle(&self, shutdown: &mut watch::Receiver<bool>, wait: Duration) {
+        tokio::select! {
+            _ = self.wake.notified() => {}
+            _ = tokio::time::sleep(wait) => {}
+            _ = shutdown.changed() => {}
+        }
+    }
+
+    /// Spreads the batch over the lanes; each lane sends its share in order over its connection.
+    async fn send_batch(&self, lanes: Vec<Lane>, items: Vec<OutboxItem>, stopping: Arc<AtomicBool>) -> (Vec<Lane>, Vec<(i64, SendOutcome)>) {
+        let n = lanes.len();
+        let mut shares: Vec<Vec<OutboxItem>> = (0..n).map(|_| Vec::new()).collect();
+        for (i, item) in items.into_iter().enumerate() {
+            shares[i % n].push(item);
+        }
+        let mut set = JoinSet::new();
+        for (mut lane, share) in lanes.into_iter().zip(shares) {
+            let clock = self.clock.clone();
+            let stopping = stopping.clone();
+            set.spawn(async move {
+                let mut results = Vec::with_capacity(share.len());
+                for item in share {
+                    if stopping.load(Ordering::SeqCst) {
+                        break; // not started: its lease is released on the way out
+                    }
+                    let outcome = match lane.send(&item).await {
+                        Ok(()) => SendOutcome::Sent,
+                        Err(e) => outcome_of_failure(&item, e, clock.now()),
+                    };
+                    log_outcome(&item, &outcome);
+                    results.push((item.id, outcome));
+                }
+                (lane, results)
+            });
+        }
+        let mut lanes = Vec::with_capacity(n);
+        let mut results = Vec::new();
+        while let Some(joined) = set.join_next().await {
+            match joined {
+                Ok((lane, r)) => {
+                    lanes.push(lane);
+                    results.extend(r);
+                }
+                // A panicking lane loses only its leases, which expire; keep the lane count.
+                Err(e) => {
+                    tracing::error!(error = %e, "outbox lane failed");
+                    lanes.push(self.transport.lane());
+                }
+            }
+        }
+        (lanes, results)
+    }
+
+    async fn record(&self, results: &[(i64, SendOutcome)]) {
+        for attempt in 0..5 {
+            match self.store.finish_outbox(&self.owner, self.clock.now(), results).await {
+                Ok(()) => return,
+                Err(e) => {
+                    tracing::error!(error = %e, attempt, "outbox: cannot record send results");
+                    tokio::time::sleep(Duration::from_millis(200 << attempt)).await;
+                }
+            }
+        }
+        // The leases expire and these mails go out again: a duplicate, never a loss.
+        tracing::error!(count = results.len(), "outbox: gave up recording results; those mails will be sent again");
+    }
+}
+
+fn outcome_of_failure(item: &OutboxItem, e: SendError, now: i64) -> SendOutcome {
+    match e {
+        SendError::Permanent(error) => SendOutcome::Dead { error },
+        SendError::Transient(error) => {
+            let attempts = item.attempts + 1;
+            let at = now + retry_delay(attempts);
+            if at > item.give_up_at {
+                SendOutcome::Dead { error: format!("gave up after {attempts} attempts; last error: {error}") }
+            } else {
+                SendOutcome::Retry { at, error }
+            }
+        }
+    }
+}
+
+fn log_outcome(item: &OutboxItem, outcome: &SendOutcome) {
+    let (id, kind, message) = (item.id, item.kind.as_str(), item.message_id.map(|m| m.0));
+    match outcome {
+        SendOutcome::Sent => tracing::debug!(outbox = id, kind, message, "mail sent"),
+        SendOutcome::Retry { at, error } => tracing::warn!(outbox = id, kind, message, retry_at = at, %error, "mail deferred"),
+        SendOutcome::Dead { error } => tracing::error!(outbox = id, kind, message, %error, "mail dead-lettered"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_starts_within_a_minute_and_is_capped() {
+        assert_eq!(retry_delay(1), 30);
+        assert_eq!(retry_delay(2), 60);
+        assert_eq!(retry_delay(3), 120);
+        assert_eq!(retry_delay(8), 3600);
+        assert_eq!(retry_delay(1000), 3600);
+    }
+}

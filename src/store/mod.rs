@@ -1,0 +1,208 @@
+//! Persistence. ALL SQL lives under this module; the rest of formgate talks to the [`Store`] trait,
+//! which knows nothing about either backend. State-machine decisions are made in `domain` and
+//! `actions`; the store applies them atomically as compare-and-swap [`Change`]s, so two moderators
+//! (or two processes) acting on one message cannot both succeed.
+
+mod sqlite;
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use serde::Serialize;
+
+use crate::domain::{Message, MessageId, NewMessage, Status};
+
+pub use sqlite::SqliteStore;
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("database error: {0}")]
+    Database(#[from] sqlx::Error),
+    #[error("migration failed: {0}")]
+    Migrate(#[from] sqlx::migrate::MigrateError),
+    #[error("unexpected value in the database: {0}")]
+    Corrupt(String),
+    #[error("unsupported database_url `{0}`")]
+    Unsupported(String),
+    #[error("could not render the mail to queue: {0}")]
+    Mail(String),
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum MailKind {
+    /// To the visitor: "confirm your message".
+    Verify,
+    /// To the staff inbox: the released message.
+    Release,
+}
+
+impl MailKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            MailKind::Verify => "verify",
+            MailKind::Release => "release",
+        }
+    }
+    fn parse(s: &str) -> Result<Self, StoreError> {
+        match s {
+            "verify" => Ok(MailKind::Verify),
+            "release" => Ok(MailKind::Release),
+            other => Err(StoreError::Corrupt(format!("mail kind {other:?}"))),
+        }
+    }
+}
+
+/// A rendered mail ready for the outbox.
+#[derive(Clone, Debug)]
+pub struct OutgoingMail {
+    pub kind: MailKind,
+    pub recipient: String,
+    pub sender: String,
+    pub message_id_header: String,
+    pub payload: Vec<u8>,
+    /// When the outbox stops retrying and dead-letters it.
+    pub give_up_at: i64,
+}
+
+/// A mail claimed by an outbox worker.
+#[derive(Clone, Debug)]
+pub struct OutboxItem {
+    pub id: i64,
+    pub message_id: Option<MessageId>,
+    pub kind: MailKind,
+    pub recipient: String,
+    pub sender: String,
+    pub message_id_header: String,
+    pub payload: Vec<u8>,
+    pub attempts: i64,
+    pub give_up_at: i64,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum OutboxState {
+    Queued,
+    Sent,
+    Dead,
+}
+
+/// One outbox row as the dashboard and tests see it.
+#[derive(Clone, Debug, Serialize)]
+pub struct OutboxRecord {
+    pub id: i64,
+    pub kind: MailKind,
+    pub recipient: String,
+    pub message_id_header: String,
+    pub state: OutboxState,
+    pub attempts: i64,
+    pub created_at: i64,
+    pub next_attempt_at: i64,
+    pub last_error: Option<String>,
+    pub last_attempt_at: Option<i64>,
+    pub sent_at: Option<i64>,
+}
+
+/// How one send attempt ended.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum SendOutcome {
+    Sent,
+    Retry { at: i64, error: String },
+    Dead { error: String },
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct AuditRecord {
+    pub at: i64,
+    pub actor: String,
+    pub action: String,
+    pub from_status: Option<Status>,
+    pub to_status: Option<Status>,
+    pub detail: Option<String>,
+}
+
+/// Who did what, written in the same transaction as the change it describes.
+#[derive(Clone, Debug)]
+pub struct Audit {
+    pub actor: String,
+    pub action: &'static str,
+    pub detail: Option<String>,
+}
+
+/// A status change, applied only if the message is still where the caller saw it.
+#[derive(Clone, Debug)]
+pub struct Change {
+    pub id: MessageId,
+    /// Compare: the status the caller decided from.
+    pub from: Status,
+    /// Compare: the nonce the caller's token was signed with, if a token drove this change.
+    pub expect_nonce: Option<String>,
+    /// Swap: the new status (timestamps such as verified_at follow from it).
+    pub to: Status,
+    pub now: i64,
+    pub new_nonce: Option<String>,
+    pub confirmed_nonce: Option<String>,
+    /// A new verification went out: new expiry, one more mail counted, code tries reset.
+    pub new_verification: Option<i64>,
+    pub audit: Audit,
+    /// Queued in the same transaction.
+    pub mail: Option<OutgoingMail>,
+}
+
+/// Renders the verification mail once the new message's id is known (inside the transaction).
+pub type MailForId<'a> = &'a (dyn Fn(MessageId) -> Result<OutgoingMail, String> + Send + Sync);
+
+#[async_trait]
+pub trait Store: Send + Sync + 'static {
+    /// Checks the database answers.
+    async fn ping(&self) -> Result<(), StoreError>;
+
+    /// Stores a new pending message, its audit line and its verification mail in one transaction.
+    async fn insert_message(
+        &self,
+        msg: &NewMessage,
+        now: i64,
+        nonce: &str,
+        verify_expires_at: i64,
+        mail: MailForId<'_>,
+    ) -> Result<MessageId, StoreError>;
+
+    async fn message(&self, id: MessageId) -> Result<Option<Message>, StoreError>;
+
+    /// Applies `change` if the message is still in `change.from` (and has the expected nonce).
+    /// Returns false, changing nothing, when it is not.
+    async fn apply(&self, change: &Change) -> Result<bool, StoreError>;
+
+    /// The first time a verification link is opened (a GET: no status change).
+    async fn record_link_opened(&self, id: MessageId, now: i64) -> Result<(), StoreError>;
+
+    /// Counts a wrong code against the message's current nonce; returns the count so far.
+    async fn record_code_failure(&self, id: MessageId, nonce: &str) -> Result<i64, StoreError>;
+
+    async fn audit_trail(&self, id: MessageId) -> Result<Vec<AuditRecord>, StoreError>;
+
+    async fn outbox_for_message(&self, id: MessageId) -> Result<Vec<OutboxRecord>, StoreError>;
+
+    /// Claims up to `limit` due mails for `owner` until `lease_until`, in a short transaction.
+    async fn claim_outbox(&self, owner: &str, now: i64, lease_until: i64, limit: i64) -> Result<Vec<OutboxItem>, StoreError>;
+
+    /// Records how sends ended (only for rows `owner` still holds).
+    async fn finish_outbox(&self, owner: &str, now: i64, results: &[(i64, SendOutcome)]) -> Result<(), StoreError>;
+
+    /// Gives back every lease `owner` holds (clean shutdown), so other workers send them at once.
+    async fn release_leases(&self, owner: &str) -> Result<u64, StoreError>;
+
+    /// When the earliest queued mail is due (lease expiry counted), if any.
+    async fn next_outbox_due(&self) -> Result<Option<i64>, StoreError>;
+}
+
+pub type SharedStore = Arc<dyn Store>;
+
+/// Opens the store a `database_url` names and brings its schema up to date.
+pub async fn connect(database_url: &str) -> Result<SharedStore, StoreError> {
+    if database_url.starts_with("sqlite:") {
+        Ok(Arc::new(SqliteStore::open(database_url).await?))
+    } else {
+        Err(StoreError::Unsupported(database_url.to_string()))
+    }
+}

@@ -1,0 +1,370 @@
+//! The embedded default: one SQLite file in WAL mode.
+//!
+//! Writes go through a pool of ONE connection and `BEGIN IMMEDIATE`: SQLite allows one writer at a
+//! time anyway, and taking the write lock up front (instead of upgrading a read lock mid-transaction)
+//! means a concurrent writer in another process (`formgate tui`) waits on the busy timeout instead of
+//! failing with SQLITE_BUSY. Reads use their own pool and never block on writes (WAL).
+
+use std::str::FromStr;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteRow, SqliteSynchronous};
+use sqlx::{Row, Sqlite, Transaction};
+
+use super::{
+    AuditRecord, Change, MailForId, MailKind, OutboxItem, OutboxRecord, OutboxState, SendOutcome, Store, StoreError,
+};
+use crate::domain::{Message, MessageId, NewMessage, Status};
+
+pub struct SqliteStore {
+    writer: SqlitePool,
+    reader: SqlitePool,
+}
+
+const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
+
+fn status(s: &str) -> Result<Status, StoreError> {
+    s.parse().map_err(StoreError::Corrupt)
+}
+
+impl SqliteStore {
+    pub async fn open(database_url: &str) -> Result<Self, StoreError> {
+        let options = SqliteConnectOptions::from_str(database_url)?
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            .synchronous(SqliteSynchronous::Normal)
+            .busy_timeout(BUSY_TIMEOUT)
+            .foreign_keys(true);
+        let writer = SqlitePoolOptions::new()
+            .max_connections(1)
+            .acquire_timeout(Duration::from_secs(30))
+            .connect_with(options.clone())
+            .await?;
+        sqlx::migrate!("./migrations/sqlite").run(&writer).await?;
+        let reader = SqlitePoolOptions::new()
+            .max_connections(4)
+            .connect_with(options.read_only(true))
+            .await?;
+        Ok(Self { writer, reader })
+    }
+
+    async fn write_tx(&self) -> Result<Transaction<'static, Sqlite>, StoreError> {
+        Ok(self.writer.begin_with("BEGIN IMMEDIATE").await?)
+    }
+}
+
+fn message_from_row(row: &SqliteRow) -> Result<Message, StoreError> {
+    Ok(Message {
+        id: MessageId(row.try_get("id")?),
+        status: status(row.try_get("status")?)?,
+        name: row.try_get("name")?,
+        email: row.try_get("email")?,
+        subject: row.try_get("subject")?,
+        body: row.try_get("body")?,
+        ip: row.try_get("ip")?,
+        user_agent: row.try_get("user_agent")?,
+        created_at: row.try_get("created_at")?,
+        updated_at: row.try_get("updated_at")?,
+        nonce: row.try_get("nonce")?,
+        confirmed_nonce: row.try_get("confirmed_nonce")?,
+        verify_expires_at: row.try_get("verify_expires_at")?,
+        verify_mails: row.try_get("verify_mails")?,
+        code_failures: row.try_get("code_failures")?,
+        link_opened_at: row.try_get("link_opened_at")?,
+        verified_at: row.try_get("verified_at")?,
+        released_at: row.try_get("released_at")?,
+        deleted_at: row.try_get("deleted_at")?,
+        status_before_delete: row.try_get::<Option<String>, _>("status_before_delete")?.as_deref().map(status).transpose()?,
+    })
+}
+
+async fn insert_outbox(tx: &mut Transaction<'_, Sqlite>, message_id: MessageId, now: i64, mail: &super::OutgoingMail) -> Result<(), StoreError> {
+    sqlx::query(
+        "INSERT INTO outbox (message_id, kind, recipient, sender, message_id_header, payload, created_at, next_attempt_at, give_up_at)
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+    )
+    .bind(message_id.0)
+    .bind(mail.kind.as_str())
+    .bind(&mail.recipient)
+    .bind(&mail.sender)
+    .bind(&mail.message_id_header)
+    .bind(&mail.payload)
+    .bind(now)
+    .bind(now)
+    .bind(mail.give_up_at)
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
+}
+
+async fn insert_audit(
+    tx: &mut Transaction<'_, Sqlite>,
+    id: MessageId,
+    now: i64,
+    audit: &super::Audit,
+    from: Option<Status>,
+    to: Status,
+) -> Result<(), StoreError> {
+    sqlx::query("INSERT INTO audit (message_id, at, actor, action, from_status, to_status, detail) VALUES (?, ?, ?, ?, ?, ?, ?)")
+        .bind(id.0)
+        .bind(now)
+        .bind(&audit.actor)
+        .bind(audit.action)
+        .bind(from.map(Status::as_str))
+        .bind(to.as_str())
+        .bind(&audit.detail)
+        .execute(&mut **tx)
+        .await?;
+    Ok(())
+}
+
+#[async_trait]
+impl Store for SqliteStore {
+    async fn ping(&self) -> Result<(), StoreError> {
+        sqlx::query("SELECT 1").execute(&self.reader).await?;
+        Ok(())
+    }
+
+    async fn insert_message(
+        &self,
+        msg: &NewMessage,
+        now: i64,
+        nonce: &str,
+        verify_expires_at: i64,
+        mail: MailForId<'_>,
+    ) -> Result<MessageId, StoreError> {
+        let mut tx = self.write_tx().await?;
+        let id: i64 = sqlx::query_scalar(
+            "INSERT INTO messages (status, name, email, subject, body, ip, user_agent, created_at, updated_at, nonce, verify_expires_at)
+             VALUES ('pending', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id",
+        )
+        .bind(msg.name.as_str())
+        .bind(msg.email.as_str())
+        .bind(msg.subject.as_ref().map(|s| s.as_str()))
+        .bind(msg.body.as_str())
+        .bind(&msg.ip)
+        .bind(&msg.user_agent)
+        .bind(now)
+        .bind(now)
+        .bind(nonce)
+        .bind(verify_expires_at)
+        .fetch_one(&mut *tx)
+        .await?;
+        let id = MessageId(id);
+        let audit = super::Audit { actor: "visitor".into(), action: "submit", detail: None };
+        insert_audit(&mut tx, id, now, &audit, None, Status::Pending).await?;
+        insert_outbox(&mut tx, id, now, &mail(id).map_err(StoreError::Mail)?).await?;
+        tx.commit().await?;
+        Ok(id)
+    }
+
+    async fn message(&self, id: MessageId) -> Result<Option<Message>, StoreError> {
+        let row = sqlx::query("SELECT * FROM messages WHERE id = ?").bind(id.0).fetch_optional(&self.reader).await?;
+        row.as_ref().map(message_from_row).transpose()
+    }
+
+    async fn apply(&self, c: &Change) -> Result<bool, StoreError> {
+        let mut tx = self.write_tx().await?;
+        let to = c.to.as_str();
+        let updated = sqlx::query(
+            "UPDATE messages SET
+                status = ?1,
+                updated_at = ?2,
+                nonce = COALESCE(?3, nonce),
+                confirmed_nonce = COALESCE(?4, confirmed_nonce),
+                verify_expires_at = COALESCE(?5, verify_expires_at),
+                verify_mails = verify_mails + (?5 IS NOT NULL),
+                code_failures = CASE WHEN ?5 IS NOT NULL THEN 0 ELSE code_failures END,
+                verified_at = CASE WHEN ?1 = 'verified' THEN ?2 ELSE verified_at END,
+                released_at = CASE WHEN ?1 = 'released' THEN ?2 ELSE released_at END,
+                deleted_at = CASE WHEN ?1 = 'deleted' THEN ?2 ELSE NULL END,
+                status_before_delete = CASE WHEN ?1 = 'deleted' THEN status ELSE NULL END
+             WHERE id = ?6 AND status = ?7 AND (?8 IS NULL OR nonce = ?8)",
+        )
+        .bind(to)
+        .bind(c.now)
+        .bind(&c.new_nonce)
+        .bind(&c.confirmed_nonce)
+        .bind(c.new_verification)
+        .bind(c.id.0)
+        .bind(c.from.as_str())
+        .bind(&c.expect_nonce)
+        .execute(&mut *tx)
+        .await?
+        .rows_affected();
+        if updated == 0 {
+            // Someone else got there first (or the caller's view was stale): change nothing.
+            tx.rollback().await?;
+            return Ok(false);
+        }
+        insert_audit(&mut tx, c.id, c.now, &c.audit, Some(c.from), c.to).await?;
+        if let Some(mail) = &c.mail {
+            insert_outbox(&mut tx, c.id, c.now, mail).await?;
+        }
+        tx.commit().await?;
+        Ok(true)
+    }
+
+    async fn record_link_opened(&self, id: MessageId, now: i64) -> Result<(), StoreError> {
+        // Skip the write lock entirely when it was recorded before (scanners fetch links repeatedly).
+        let opened: Option<Option<i64>> =
+            sqlx::query_scalar("SELECT link_opened_at FROM messages WHERE id = ?").bind(id.0).fetch_optional(&self.reader).await?;
+        if matches!(opened, Some(None)) {
+            sqlx::query("UPDATE messages SET link_opened_at = COALESCE(link_opened_at, ?) WHERE id = ?")
+                .bind(now)
+                .bind(id.0)
+                .execute(&self.writer)
+                .await?;
+        }
+        Ok(())
+    }
+
+    async fn record_code_failure(&self, id: MessageId, nonce: &str) -> Result<i64, StoreError> {
+        let n: Option<i64> =
+            sqlx::query_scalar("UPDATE messages SET code_failures = code_failures + 1 WHERE id = ? AND nonce = ? RETURNING code_failures")
+                .bind(id.0)
+                .bind(nonce)
+                .fetch_optional(&self.writer)
+                .await?;
+        Ok(n.unwrap_or(i64::MAX))
+    }
+
+    async fn audit_trail(&self, id: MessageId) -> Result<Vec<AuditRecord>, StoreError> {
+        let rows = sqlx::query("SELECT at, actor, action, from_status, to_status, detail FROM audit WHERE message_id = ? ORDER BY id")
+            .bind(id.0)
+            .fetch_all(&self.reader)
+            .await?;
+        rows.iter()
+            .map(|r| {
+                Ok(AuditRecord {
+                    at: r.try_get("at")?,
+                    actor: r.try_get("actor")?,
+                    action: r.try_get("action")?,
+                    from_status: r.try_get::<Option<String>, _>("from_status")?.as_deref().map(status).transpose()?,
+                    to_status: r.try_get::<Option<String>, _>("to_status")?.as_deref().map(status).transpose()?,
+                    detail: r.try_get("detail")?,
+                })
+            })
+            .collect()
+    }
+
+    async fn outbox_for_message(&self, id: MessageId) -> Result<Vec<OutboxRecord>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT id, kind, recipient, message_id_header, state, attempts, created_at, next_attempt_at, last_error, last_attempt_at, sent_at
+             FROM outbox WHERE message_id = ? ORDER BY id",
+        )
+        .bind(id.0)
+        .fetch_all(&self.reader)
+        .await?;
+        rows.iter()
+            .map(|r| {
+                Ok(OutboxRecord {
+                    id: r.try_get("id")?,
+                    kind: MailKind::parse(r.try_get("kind")?)?,
+                    recipient: r.try_get("recipient")?,
+                    message_id_header: r.try_get("message_id_header")?,
+                    state: match r.try_get::<&str, _>("state")? {
+                        "queued" => OutboxState::Queued,
+                        "sent" => OutboxState::Sent,
+                        "dead" => OutboxState::Dead,
+                        other => return Err(StoreError::Corrupt(format!("outbox state {other:?}"))),
+                    },
+                    attempts: r.try_get("attempts")?,
+                    created_at: r.try_get("created_at")?,
+                    next_attempt_at: r.try_get("next_attempt_at")?,
+                    last_error: r.try_get("last_error")?,
+                    last_attempt_at: r.try_get("last_attempt_at")?,
+                    sent_at: r.try_get("sent_at")?,
+                })
+            })
+            .collect()
+    }
+
+    async fn claim_outbox(&self, owner: &str, now: i64, lease_until: i64, limit: i64) -> Result<Vec<OutboxItem>, StoreError> {
+        let mut tx = self.write_tx().await?;
+        let rows = sqlx::query(
+            "UPDATE outbox SET lease_owner = ?1, lease_until = ?2
+             WHERE id IN (
+                SELECT id FROM outbox
+                WHERE state = 'queued' AND next_attempt_at <= ?3 AND (lease_until IS NULL OR lease_until < ?3)
+                ORDER BY next_attempt_at, id LIMIT ?4)
+             RETURNING id, message_id, kind, recipient, sender, message_id_header, payload, attempts, give_up_at",
+        )
+        .bind(owner)
+        .bind(lease_until)
+        .bind(now)
+        .bind(limit)
+        .fetch_all(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        let mut items = rows
+            .iter()
+            .map(|r| {
+                Ok(OutboxItem {
+                    id: r.try_get("id")?,
+                    message_id: r.try_get::<Option<i64>, _>("message_id")?.map(MessageId),
+                    kind: MailKind::parse(r.try_get("kind")?)?,
+                    recipient: r.try_get("recipient")?,
+                    sender: r.try_get("sender")?,
+                    message_id_header: r.try_get("message_id_header")?,
+                    payload: r.try_get("payload")?,
+                    attempts: r.try_get("attempts")?,
+                    give_up_at: r.try_get("give_up_at")?,
+                })
+            })
+            .collect::<Result<Vec<_>, StoreError>>()?;
+        // RETURNING order is unspecified; send oldest first.
+        items.sort_by_key(|i| i.id);
+        Ok(items)
+    }
+
+    async fn finish_outbox(&self, owner: &str, now: i64, results: &[(i64, SendOutcome)]) -> Result<(), StoreError> {
+        if results.is_empty() {
+            return Ok(());
+        }
+        // One transaction for the whole batch: one fsync-equivalent instead of one per mail.
+        let mut tx = self.write_tx().await?;
+        for (id, outcome) in results {
+            let (state, next, error, sent_at): (&str, Option<i64>, Option<&str>, Option<i64>) = match outcome {
+                SendOutcome::Sent => ("sent", None, None, Some(now)),
+                SendOutcome::Retry { at, error } => ("queued", Some(*at), Some(error), None),
+                SendOutcome::Dead { error } => ("dead", None, Some(error), None),
+            };
+            sqlx::query(
+                "UPDATE outbox SET state = ?, next_attempt_at = COALESCE(?, next_attempt_at), last_error = COALESCE(?, last_error),
+                    sent_at = ?, attempts = attempts + 1, last_attempt_at = ?, lease_owner = NULL, lease_until = NULL
+                 WHERE id = ? AND lease_owner = ?",
+            )
+            .bind(state)
+            .bind(next)
+            .bind(error)
+            .bind(sent_at)
+            .bind(now)
+            .bind(id)
+            .bind(owner)
+            .execute(&mut *tx)
+            .await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn release_leases(&self, owner: &str) -> Result<u64, StoreError> {
+        let n = sqlx::query("UPDATE outbox SET lease_owner = NULL, lease_until = NULL WHERE lease_owner = ? AND state = 'queued'")
+            .bind(owner)
+            .execute(&self.writer)
+            .await?
+            .rows_affected();
+        Ok(n)
+    }
+
+    async fn next_outbox_due(&self) -> Result<Option<i64>, StoreError> {
+        let due: Option<i64> = sqlx::query_scalar(
+            "SELECT MIN(MAX(next_attempt_at, COALESCE(lease_until + 1, 0))) FROM outbox WHERE state = 'queued'",
+        )
+        .fetch_one(&self.reader)
+        .await?;
+        Ok(due)
+    }
+}

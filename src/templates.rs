@@ -1,0 +1,92 @@
+//! The wording visitors see: pages and mails live in `ui/`, are compiled into the binary, and can
+//! be overridden file by file from `ui_dir` (a site owner's own branding). All templates are loaded
+//! at start, so a broken override fails `formgate serve` at once instead of on a visitor's request.
+//!
+//! Escaping: `.html` templates auto-escape every value (minijinja's default for that extension), so
+//! visitor text can never become markup; `.txt` templates are plain text.
+
+use std::path::Path;
+
+use minijinja::Environment;
+use serde::Serialize;
+
+/// (name, built-in text). The names are the paths under `ui/`.
+const BUILTIN: &[(&str, &str)] = &[
+    ("pages/layout.html", include_str!("../ui/pages/layout.html")),
+    ("pages/form.html", include_str!("../ui/pages/form.html")),
+    ("pages/sent.html", include_str!("../ui/pages/sent.html")),
+    ("pages/confirm.html", include_str!("../ui/pages/confirm.html")),
+    ("pages/confirmed.html", include_str!("../ui/pages/confirmed.html")),
+    ("pages/invalid.html", include_str!("../ui/pages/invalid.html")),
+    ("pages/expired.html", include_str!("../ui/pages/expired.html")),
+    ("pages/error.html", include_str!("../ui/pages/error.html")),
+    ("email/verify.subject.txt", include_str!("../ui/email/verify.subject.txt")),
+    ("email/verify.txt", include_str!("../ui/email/verify.txt")),
+    ("email/verify.html", include_str!("../ui/email/verify.html")),
+];
+
+/// The stylesheet served at `/assets/formgate.css` (external, so the CSP can forbid inline styles).
+pub const STYLESHEET: &str = include_str!("../ui/pages/formgate.css");
+
+#[derive(Debug, thiserror::Error)]
+pub enum TemplateError {
+    #[error("cannot read template override {path}: {source}")]
+    Read { path: String, source: std::io::Error },
+    #[error("template {name}: {source}")]
+    Syntax { name: String, source: minijinja::Error },
+}
+
+pub struct Templates {
+    env: Environment<'static>,
+}
+
+impl Templates {
+    pub fn load(ui_dir: Option<&Path>) -> Result<Self, TemplateError> {
+        let mut env = Environment::new();
+        env.set_undefined_behavior(minijinja::UndefinedBehavior::Strict);
+        for (name, builtin) in BUILTIN {
+            let text = match ui_dir.map(|d| d.join(name)).filter(|p| p.is_file()) {
+                Some(path) => std::fs::read_to_string(&path).map_err(|source| TemplateError::Read { path: path.display().to_string(), source })?,
+                None => (*builtin).to_string(),
+            };
+            env.add_template_owned(name.to_string(), text)
+                .map_err(|source| TemplateError::Syntax { name: name.to_string(), source })?;
+        }
+        Ok(Self { env })
+    }
+
+    /// Renders a template. Rendering can only fail on a broken override (strict undefined values),
+    /// which the start-up check below catches for the built-in contexts.
+    pub fn render<S: Serialize>(&self, name: &str, ctx: S) -> Result<String, minijinja::Error> {
+        self.env.get_template(name)?.render(ctx)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn builtins_load_and_escape_html() {
+        let t = Templates::load(None).unwrap();
+        let html = t
+            .render(
+                "pages/form.html",
+                minijinja::context! { site_name => "S", form => minijinja::context!{ name => "<script>x</script>", email => "", subject => "", message => "" }, errors => minijinja::context!{} },
+            )
+            .unwrap();
+        assert!(html.contains("&lt;script&gt;x&lt;/script&gt;"), "{html}");
+        assert!(!html.contains("<script>x"));
+    }
+
+    #[test]
+    fn an_override_replaces_one_template_and_a_broken_one_fails_at_load() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(dir.path().join("email")).unwrap();
+        std::fs::write(dir.path().join("email/verify.subject.txt"), "Please confirm ({{ site_name }})").unwrap();
+        let t = Templates::load(Some(dir.path())).unwrap();
+        assert_eq!(t.render("email/verify.subject.txt", minijinja::context! { site_name => "X" }).unwrap(), "Please confirm (X)");
+        std::fs::write(dir.path().join("email/verify.subject.txt"), "{% if %}").unwrap();
+        assert!(Templates::load(Some(dir.path())).is_err());
+    }
+}
