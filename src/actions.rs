@@ -102,7 +102,7 @@ impl Actions {
         let token = self.keys.sign(Purpose::Verify, id, expires_at, nonce);
         let code = self.keys.code(id, nonce);
         if self.log_links {
-            tracing::info!(message = id.0, link = %self.composer.verify_link(&token), code = %code, "no SMTP configured: verification mail written to the mail folder");
+            tracing::info!(message_id = id.0, link = %self.composer.verify_link(&token), code = %code, "no SMTP configured: the verification mail goes to the mail folder");
         }
         self.composer
             .verify(&VerifyMail { id, to, token: &token, code: &code, expires_at, now })
@@ -122,7 +122,7 @@ impl Actions {
         let render = |id: MessageId| self.verify_mail(id, &msg.email, &nonce, expires_at, now);
         let id = self.store.insert_message(&msg, now, &nonce, expires_at, &render).await?;
         self.outbox_wake.notify_one();
-        tracing::info!(message = id.0, "message received; verification queued");
+        tracing::info!(message_id = id.0, "message received; verification queued");
         Ok(Submitted { id, receipt: self.receipt(id, now) })
     }
 
@@ -198,7 +198,7 @@ impl Actions {
             mail: None,
         };
         if self.store.apply(&change).await? {
-            tracing::info!(message = m.id.0, how, "message verified");
+            tracing::info!(message_id = m.id.0, how, "message verified");
             return Ok(m.id);
         }
         // Lost a race: fine if the winner was this same confirmation (a double click).
@@ -247,7 +247,7 @@ impl Actions {
             return self.verify_now(&m, now, "code").await;
         }
         let failures = self.store.record_code_failure(m.id, &m.nonce).await?;
-        tracing::info!(message = m.id.0, failures, "wrong verification code");
+        tracing::info!(message_id = m.id.0, failures, "wrong verification code");
         if failures >= MAX_CODE_FAILURES {
             Err(ActionError::CodeLocked)
         } else {
@@ -299,7 +299,7 @@ impl Actions {
             return Err(ActionError::Conflict(m.id));
         }
         self.outbox_wake.notify_one();
-        tracing::info!(message = m.id.0, actor, "verification resent");
+        tracing::info!(message_id = m.id.0, actor, "verification resent");
         Ok(())
     }
 }

@@ -9,3 +9,6 @@ pub mod token;
 pub mod mail;
 pub mod templates;
 pub mod actions;
+pub mod web;
+pub mod app;
+pub mod cli;

@@ -66,7 +66,8 @@ impl OutboxWorker {
         let mut lanes: Vec<Lane> = (0..self.config.lanes.max(1)).map(|_| self.transport.lane()).collect();
         tracing::info!(owner = %self.owner, lanes = lanes.len(), "outbox worker started");
         loop {
-            if *shutdown.borrow() {
+            // A dropped sender counts as "stop" too.
+            if *shutdown.borrow() || shutdown.has_changed().is_err() {
                 break;
             }
             let now = self.clock.now();
@@ -192,11 +193,11 @@ fn outcome_of_failure(item: &OutboxItem, e: SendError, now: i64) -> SendOutcome 
 }
 
 fn log_outcome(item: &OutboxItem, outcome: &SendOutcome) {
-    let (id, kind, message) = (item.id, item.kind.as_str(), item.message_id.map(|m| m.0));
+    let (id, kind, message_id) = (item.id, item.kind.as_str(), item.message_id.map(|m| m.0));
     match outcome {
-        SendOutcome::Sent => tracing::debug!(outbox = id, kind, message, "mail sent"),
-        SendOutcome::Retry { at, error } => tracing::warn!(outbox = id, kind, message, retry_at = at, %error, "mail deferred"),
-        SendOutcome::Dead { error } => tracing::error!(outbox = id, kind, message, %error, "mail dead-lettered"),
+        SendOutcome::Sent => tracing::debug!(outbox = id, kind, message_id, "mail sent"),
+        SendOutcome::Retry { at, error } => tracing::warn!(outbox = id, kind, message_id, retry_at = at, %error, "mail deferred"),
+        SendOutcome::Dead { error } => tracing::error!(outbox = id, kind, message_id, %error, "mail dead-lettered"),
     }
 }
 

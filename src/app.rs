@@ -1,0 +1,110 @@
+//! Assembles formgate from its configuration: store, keys, templates, actions, outbox worker and
+//! web listener. `build` binds the port (tests bind port 0 and ask which one they got); `run`
+//! serves until the shutdown future resolves, then stops cleanly: no new connections, requests in
+//! flight finished, mails being sent finished, outbox leases handed back.
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use anyhow::Context;
+use tokio::net::TcpListener;
+use tokio::sync::{Notify, watch};
+
+use crate::actions::Actions;
+use crate::clock::{SharedClock, SystemClock};
+use crate::config::{Config, MailTarget};
+use crate::mail::{Composer, OutboxConfig, OutboxWorker, Transport};
+use crate::store::{self, SharedStore};
+use crate::templates::Templates;
+use crate::web::{self, AppState};
+
+pub struct Application {
+    listener: TcpListener,
+    state: AppState,
+    worker: OutboxWorker,
+    store: SharedStore,
+    /// Set when `build` generated a new signing key file.
+    pub created_key_file: Option<PathBuf>,
+}
+
+impl Application {
+    pub async fn build(config: &Config) -> anyhow::Result<Self> {
+        Self::build_with(config, Arc::new(SystemClock), OutboxConfig { lanes: config.smtp_connections, ..OutboxConfig::default() }).await
+    }
+
+    /// Like `build`, with the clock and outbox tuning chosen by the caller (tests).
+    pub async fn build_with(config: &Config, clock: SharedClock, outbox: OutboxConfig) -> anyhow::Result<Self> {
+        let (keys, created_key_file) = config.keys.load()?;
+        let templates = Arc::new(Templates::load(config.ui_dir.as_deref())?);
+        let store = store::connect(&config.database_url).await.with_context(|| format!("opening {}", config.database_url))?;
+        let wake = Arc::new(Notify::new());
+        let composer = Composer::new(
+            templates.clone(),
+            config.site_name.clone(),
+            config.public_url.clone(),
+            config.mail_from.clone(),
+            config.mail_lifetime,
+        );
+        let log_links = matches!(config.mail, MailTarget::Dir(_));
+        let actions = Actions::new(store.clone(), keys, composer, clock.clone(), config.token_ttl, wake.clone(), log_links);
+        let state = AppState { actions: Arc::new(actions), templates, site_name: config.site_name.as_str().into() };
+        let transport = Transport::new(&config.mail, config.smtp_timeout);
+        let worker = OutboxWorker::new(store.clone(), transport, clock, outbox, wake);
+        let listener = TcpListener::bind(config.listen).await.with_context(|| format!("cannot listen on {} (config key `listen`)", config.listen))?;
+        Ok(Self { listener, state, worker, store, created_key_file })
+    }
+
+    pub fn local_addr(&self) -> SocketAddr {
+        self.listener.local_addr().expect("a bound listener has an address")
+    }
+
+    pub fn store(&self) -> SharedStore {
+        self.store.clone()
+    }
+
+    /// Serves until `shutdown` resolves, then drains and returns.
+    pub async fn run(self, shutdown: impl Future<Output = ()> + Send + 'static) -> anyhow::Result<()> {
+        let (stop_tx, stop_rx) = watch::channel(false);
+        let stop_tx = Arc::new(stop_tx);
+        let worker = tokio::spawn(self.worker.run(stop_rx.clone()));
+        let app = web::router(self.state).into_make_service_with_connect_info::<SocketAddr>();
+        let mut server_stop = stop_rx;
+        let server = axum::serve(self.listener, app).with_graceful_shutdown(async move {
+            let _ = server_stop.wait_for(|s| *s).await;
+        });
+        let trigger_tx = stop_tx.clone();
+        let trigger = tokio::spawn(async move {
+            shutdown.await;
+            tracing::info!("shutting down: finishing requests and mails in flight");
+            let _ = trigger_tx.send(true);
+        });
+        let served = server.await;
+        trigger.abort();
+        // Whether asked to stop or failed on its own, the worker stops with the server.
+        let _ = stop_tx.send(true);
+        worker.await.context("outbox worker")?;
+        served.context("web server")?;
+        Ok(())
+    }
+}
+
+/// Resolves on Ctrl-C or SIGTERM.
+pub async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    tokio::select! {
+        _ = ctrl_c => {}
+        _ = term => {}
+    }
+}

@@ -1,0 +1,172 @@
+//! The contact form: show it, take posts (form-encoded or JSON), and the "check your inbox" page
+//! with its code field and resend button.
+
+use std::net::SocketAddr;
+
+use axum::Router;
+use axum::body::Body;
+use axum::extract::{ConnectInfo, Query, Request, State};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse, Redirect, Response};
+use axum::routing::{get, post};
+use serde::Deserialize;
+
+use super::{AppState, MAX_BODY, wants_json};
+use crate::actions::ActionError;
+use crate::domain::{ContactForm, FieldErrors, NewMessage};
+use crate::templates::STYLESHEET;
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/", get(form_page))
+        .route("/contact", get(form_page).post(submit))
+        .route("/contact/sent", get(sent_page))
+        .route("/contact/code", post(code))
+        .route("/contact/resend", post(resend))
+        .route("/contact/confirmed", get(confirmed_page))
+        .route("/assets/formgate.css", get(stylesheet))
+}
+
+async fn form_page(State(state): State<AppState>) -> Response {
+    render_form(&state, StatusCode::OK, &ContactForm::default(), &FieldErrors::new())
+}
+
+fn render_form(state: &AppState, status: StatusCode, form: &ContactForm, errors: &FieldErrors) -> Response {
+    state.page(status, "form", minijinja::context! { form, errors })
+}
+
+async fn stylesheet() -> Response {
+    ([(header::CONTENT_TYPE, "text/css; charset=utf-8"), (header::CACHE_CONTROL, "public, max-age=3600")], STYLESHEET).into_response()
+}
+
+/// Why a body could not be read, before any field is looked at.
+enum BodyError {
+    TooLarge,
+    UnsupportedType,
+    Unreadable(String),
+}
+
+/// Reads at most [`MAX_BODY`] bytes and decodes them by content type.
+async fn read_body<T: serde::de::DeserializeOwned>(headers: &HeaderMap, body: Body) -> Result<T, BodyError> {
+    // Refuse a declared oversize body before reading a byte of it.
+    let declared = headers.get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()).and_then(|v| v.parse::<u64>().ok());
+    if declared.is_some_and(|n| n > MAX_BODY as u64) {
+        return Err(BodyError::TooLarge);
+    }
+    let content_type = headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("").to_ascii_lowercase();
+    let mime = content_type.split(';').next().unwrap_or("").trim().to_string();
+    if mime != "application/x-www-form-urlencoded" && mime != "application/json" {
+        return Err(BodyError::UnsupportedType);
+    }
+    let bytes = axum::body::to_bytes(body, MAX_BODY).await.map_err(|_| BodyError::TooLarge)?;
+    if mime == "application/json" {
+        serde_json::from_slice(&bytes).map_err(|e| BodyError::Unreadable(format!("the JSON body could not be read: {e}")))
+    } else {
+        serde_urlencoded::from_bytes(&bytes).map_err(|e| BodyError::Unreadable(format!("the form data could not be read: {e}")))
+    }
+}
+
+fn body_error(state: &AppState, e: BodyError, json: bool) -> Response {
+    let (status, message) = match e {
+        BodyError::TooLarge => (StatusCode::PAYLOAD_TOO_LARGE, format!("The submission is too large (at most {} KiB).", MAX_BODY / 1024)),
+        BodyError::UnsupportedType => (
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "Send the form as application/x-www-form-urlencoded or application/json.".to_string(),
+        ),
+        BodyError::Unreadable(m) => (StatusCode::BAD_REQUEST, m),
+    };
+    if json {
+        (status, axum::Json(serde_json::json!({ "error": message }))).into_response()
+    } else {
+        state.error_page(status, "We could not read that", &message)
+    }
+}
+
+async fn submit(State(state): State<AppState>, req: Request) -> Response {
+    let (parts, body) = req.into_parts();
+    let json = wants_json(&parts.headers);
+    let form: ContactForm = match read_body(&parts.headers, body).await {
+        Ok(f) => f,
+        Err(e) => return body_error(&state, e, json),
+    };
+    let ip = parts.extensions.get::<ConnectInfo<SocketAddr>>().map(|c| c.0.ip().to_string());
+    let user_agent = parts.headers.get(header::USER_AGENT).and_then(|v| v.to_str().ok()).map(str::to_owned);
+    let new = match NewMessage::parse(&form, ip, user_agent) {
+        Ok(m) => m,
+        Err(errors) if json => return (StatusCode::UNPROCESSABLE_ENTITY, axum::Json(serde_json::json!({ "errors": errors }))).into_response(),
+        Err(errors) => return render_form(&state, StatusCode::UNPROCESSABLE_ENTITY, &form, &errors),
+    };
+    match state.actions.submit(new).await {
+        // Only now, after the commit, does the visitor hear "success".
+        Ok(s) if json => {
+            (StatusCode::ACCEPTED, axum::Json(serde_json::json!({ "status": "pending", "id": s.id, "receipt": s.receipt }))).into_response()
+        }
+        Ok(s) => Redirect::to(&format!("/contact/sent?r={}", s.receipt)).into_response(),
+        Err(e) => state.action_error(e, json),
+    }
+}
+
+#[derive(Deserialize)]
+struct SentQuery {
+    r: Option<String>,
+    resent: Option<String>,
+}
+
+async fn sent_page(State(state): State<AppState>, Query(q): Query<SentQuery>) -> Response {
+    let notice = q.resent.is_some().then_some("A new email is on its way; the links and code in older ones no longer work.");
+    state.page(StatusCode::OK, "sent", minijinja::context! { receipt => q.r, notice, error => None::<String> })
+}
+
+async fn confirmed_page(State(state): State<AppState>) -> Response {
+    state.page(StatusCode::OK, "confirmed", ())
+}
+
+#[derive(Deserialize)]
+struct CodeForm {
+    #[serde(default)]
+    receipt: String,
+    #[serde(default)]
+    code: String,
+}
+
+async fn code(State(state): State<AppState>, req: Request) -> Response {
+    let (parts, body) = req.into_parts();
+    let json = wants_json(&parts.headers);
+    let f: CodeForm = match read_body(&parts.headers, body).await {
+        Ok(f) => f,
+        Err(e) => return body_error(&state, e, json),
+    };
+    match state.actions.confirm_code(&f.receipt, &f.code).await {
+        Ok(id) if json => axum::Json(serde_json::json!({ "status": "verified", "id": id })).into_response(),
+        Ok(_) => Redirect::to("/contact/confirmed").into_response(),
+        // A wrong code is answered on the same page, with the field marked.
+        Err(e @ (ActionError::WrongCode { .. } | ActionError::CodeLocked)) if !json => state.page(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "sent",
+            minijinja::context! { receipt => f.receipt, notice => None::<String>, error => e.to_string() },
+        ),
+        Err(e) => state.action_error(e, json),
+    }
+}
+
+#[derive(Deserialize)]
+struct ResendForm {
+    #[serde(default)]
+    receipt: String,
+}
+
+async fn resend(State(state): State<AppState>, req: Request) -> Response {
+    let (parts, body) = req.into_parts();
+    let json = wants_json(&parts.headers);
+    let f: ResendForm = match read_body(&parts.headers, body).await {
+        Ok(f) => f,
+        Err(e) => return body_error(&state, e, json),
+    };
+    match state.actions.resend_for_visitor(&f.receipt).await {
+        Ok(receipt) if json => (StatusCode::ACCEPTED, axum::Json(serde_json::json!({ "status": "pending", "receipt": receipt }))).into_response(),
+        Ok(receipt) => Redirect::to(&format!("/contact/sent?r={receipt}&resent=1")).into_response(),
+        // Already confirmed: nothing to resend, and nothing wrong either.
+        Err(ActionError::Illegal(_)) if !json => Redirect::to("/contact/confirmed").into_response(),
+        Err(e) => state.action_error(e, json),
+    }
+}

@@ -1,0 +1,73 @@
+//! The HTTP face for visitors. Handlers are thin: parse the request, call `actions`, pick a page.
+//! One router per concern, merged here with the headers every response carries.
+
+mod contact;
+mod health;
+mod respond;
+mod verify;
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use axum::Router;
+use axum::extract::{MatchedPath, Request};
+use axum::http::{HeaderValue, header};
+use axum::middleware::{self, Next};
+use axum::response::Response;
+
+use crate::actions::Actions;
+use crate::templates::Templates;
+
+pub use respond::wants_json;
+
+/// The largest request body accepted anywhere (contact form included).
+pub const MAX_BODY: usize = 32 * 1024;
+
+#[derive(Clone)]
+pub struct AppState {
+    pub actions: Arc<Actions>,
+    pub templates: Arc<Templates>,
+    pub site_name: Arc<str>,
+}
+
+pub fn router(state: AppState) -> Router {
+    Router::new()
+        .merge(contact::router())
+        .merge(verify::router())
+        .merge(health::router())
+        .layer(middleware::from_fn(security_headers))
+        .layer(middleware::from_fn(log_request))
+        .with_state(state)
+}
+
+/// Sent with every response. `no-referrer` keeps tokens in page URLs from leaking to other sites;
+/// the CSP allows only our own stylesheet and forms posting back to us.
+async fn security_headers(req: Request, next: Next) -> Response {
+    let mut res = next.run(req).await;
+    let h = res.headers_mut();
+    let set = |h: &mut axum::http::HeaderMap, name, value: &'static str| {
+        h.insert(name, HeaderValue::from_static(value));
+    };
+    set(h, header::X_CONTENT_TYPE_OPTIONS, "nosniff");
+    set(h, header::REFERRER_POLICY, "no-referrer");
+    set(h, header::X_FRAME_OPTIONS, "DENY");
+    set(
+        h,
+        header::CONTENT_SECURITY_POLICY,
+        "default-src 'none'; style-src 'self'; img-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'",
+    );
+    if !h.contains_key(header::CACHE_CONTROL) {
+        set(h, header::CACHE_CONTROL, "no-store");
+    }
+    res
+}
+
+/// Logs the route *template* (`/verify/{token}`), never the URI: tokens must not reach logs.
+async fn log_request(req: Request, next: Next) -> Response {
+    let route = req.extensions().get::<MatchedPath>().map(|p| p.as_str().to_owned()).unwrap_or_else(|| "(unmatched)".into());
+    let method = req.method().clone();
+    let started = Instant::now();
+    let res = next.run(req).await;
+    tracing::debug!(%method, route, status = res.status().as_u16(), micros = started.elapsed().as_micros() as u64, "request");
+    res
+}
