@@ -27,6 +27,8 @@ pub struct Application {
     store: SharedStore,
     /// Set when `build` generated a new signing key file.
     pub created_key_file: Option<PathBuf>,
+    /// The base of links in mails.
+    pub public_url: String,
 }
 
 impl Application {
@@ -39,11 +41,13 @@ impl Application {
         let (keys, created_key_file) = config.keys.load()?;
         let templates = Arc::new(Templates::load(config.ui_dir.as_deref())?);
         let store = store::connect(&config.database_url).await.with_context(|| format!("opening {}", config.database_url))?;
+        let listener = TcpListener::bind(config.listen).await.with_context(|| format!("cannot listen on {} (config key `listen`)", config.listen))?;
+        let public_url = config.public_url.clone().unwrap_or_else(|| format!("http://{}", listener.local_addr().expect("bound")));
         let wake = Arc::new(Notify::new());
         let composer = Composer::new(
             templates.clone(),
             config.site_name.clone(),
-            config.public_url.clone(),
+            public_url.clone(),
             config.mail_from.clone(),
             config.mail_lifetime,
         );
@@ -52,8 +56,7 @@ impl Application {
         let state = AppState { actions: Arc::new(actions), templates, site_name: config.site_name.as_str().into() };
         let transport = Transport::new(&config.mail, config.smtp_timeout);
         let worker = OutboxWorker::new(store.clone(), transport, clock, outbox, wake);
-        let listener = TcpListener::bind(config.listen).await.with_context(|| format!("cannot listen on {} (config key `listen`)", config.listen))?;
-        Ok(Self { listener, state, worker, store, created_key_file })
+        Ok(Self { listener, state, worker, store, created_key_file, public_url })
     }
 
     pub fn local_addr(&self) -> SocketAddr {

@@ -89,7 +89,7 @@ async fn serve(config: &Config) -> anyhow::Result<()> {
     let addr = app.local_addr();
     // Say where everything is: a first run should need no guessing.
     println!("formgate is listening on http://{addr}  (contact form at http://{addr}/)");
-    println!("  links in mails point to  {}", config.public_url);
+    println!("  links in mails point to  {}", app.public_url);
     println!("  database                 {}", config.database_url);
     match &config.mail {
         MailTarget::Dir(dir) => println!("  mail                     no smtp_url set: written as .eml files to {} (links are logged too)", dir.display()),

@@ -156,7 +156,8 @@ fn percent_decode(s: &str) -> String {
 #[derive(Debug, Clone)]
 pub struct Config {
     pub listen: SocketAddr,
-    pub public_url: String,
+    /// None: `http://<the address actually bound>`.
+    pub public_url: Option<String>,
     pub site_name: String,
     pub database_url: String,
     pub mail: MailTarget,
@@ -239,9 +240,9 @@ impl Config {
                 if !matches!(parsed.scheme(), "http" | "https") {
                     return Err(err("public_url", "must start with http:// or https://"));
                 }
-                u.trim_end_matches('/').to_string()
+                Some(u.trim_end_matches('/').to_string())
             }
-            None => format!("http://{listen}"),
+            None => None,
         };
 
         let site_name = pick("site_name", file.site_name).unwrap_or_else(|| "formgate".into());
@@ -396,7 +397,7 @@ mod tests {
     fn defaults_need_no_file() {
         let c = Config::from_toml("", &no_env).unwrap();
         assert_eq!(c.listen.to_string(), "127.0.0.1:8080");
-        assert_eq!(c.public_url, "http://127.0.0.1:8080");
+        assert_eq!(c.public_url, None);
         assert_eq!(c.database_url, "sqlite://formgate.db");
         assert_eq!(c.mail, MailTarget::Dir(PathBuf::from("./mail-outbox")));
         assert_eq!(c.token_ttl, Duration::from_secs(72 * 3600));

@@ -101,6 +101,8 @@ pub struct OutboxRecord {
     pub last_error: Option<String>,
     pub last_attempt_at: Option<i64>,
     pub sent_at: Option<i64>,
+    /// The worker sending it right now, if any.
+    pub lease_owner: Option<String>,
 }
 
 /// How one send attempt ended.

@@ -251,7 +251,7 @@ impl Store for SqliteStore {
 
     async fn outbox_for_message(&self, id: MessageId) -> Result<Vec<OutboxRecord>, StoreError> {
         let rows = sqlx::query(
-            "SELECT id, kind, recipient, message_id_header, state, attempts, created_at, next_attempt_at, last_error, last_attempt_at, sent_at
+            "SELECT id, kind, recipient, message_id_header, state, attempts, created_at, next_attempt_at, last_error, last_attempt_at, sent_at, lease_owner
              FROM outbox WHERE message_id = ? ORDER BY id",
         )
         .bind(id.0)
@@ -276,6 +276,7 @@ impl Store for SqliteStore {
                     last_error: r.try_get("last_error")?,
                     last_attempt_at: r.try_get("last_attempt_at")?,
                     sent_at: r.try_get("sent_at")?,
+                    lease_owner: r.try_get("lease_owner")?,
                 })
             })
             .collect()

@@ -62,8 +62,21 @@ async fn read_body<T: serde::de::DeserializeOwned>(headers: &HeaderMap, body: Bo
     if mime == "application/json" {
         serde_json::from_slice(&bytes).map_err(|e| BodyError::Unreadable(format!("the JSON body could not be read: {e}")))
     } else {
+        strict_utf8_form(&bytes)?;
         serde_urlencoded::from_bytes(&bytes).map_err(|e| BodyError::Unreadable(format!("the form data could not be read: {e}")))
     }
+}
+
+/// `serde_urlencoded` replaces invalid UTF-8 with U+FFFD; a visitor's text silently changed is
+/// worse than a clear error, so decode every key and value strictly first.
+fn strict_utf8_form(bytes: &[u8]) -> Result<(), BodyError> {
+    let bad = || BodyError::Unreadable("the form data is not valid UTF-8".into());
+    for pair in bytes.split(|b| *b == b'&') {
+        for part in pair.splitn(2, |b| *b == b'=') {
+            percent_encoding::percent_decode(part).decode_utf8().map_err(|_| bad())?;
+        }
+    }
+    Ok(())
 }
 
 fn body_error(state: &AppState, e: BodyError, json: bool) -> Response {

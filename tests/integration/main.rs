@@ -1,0 +1,9 @@
+//! Integration tests: the real app over real HTTP, a real SQLite file, a real SMTP listener.
+//! One binary (faster to build on small machines), one module per concern.
+
+#[path = "../support/mod.rs"]
+mod support;
+
+mod contact;
+mod outbox;
+mod verify;

@@ -1,0 +1,196 @@
+//! `TestApp`: the real formgate on port 0 with a temporary SQLite file, a real SMTP listener over
+//! TCP, and a clock the test can move. One method per endpoint, so tests read as sentences.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use formgate::app::Application;
+use formgate::clock::ManualClock;
+use formgate::config::{Config, MailTarget, SmtpUrl};
+use formgate::domain::{Message, MessageId};
+use formgate::mail::OutboxConfig;
+use formgate::store::SharedStore;
+use tempfile::TempDir;
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+
+use super::smtp::{ReceivedMail, TestSmtp};
+
+#[allow(dead_code)] // each test binary uses a different subset
+pub struct TestApp {
+    pub addr: SocketAddr,
+    pub base: String,
+    pub clock: ManualClock,
+    pub client: reqwest::Client,
+    pub store: SharedStore,
+    pub dir: TempDir,
+    pub smtp: Option<TestSmtp>,
+    pub config: Config,
+    stop: Option<oneshot::Sender<()>>,
+    handle: Option<JoinHandle<anyhow::Result<()>>>,
+}
+
+pub struct Options {
+    /// None: write .eml files into `<dir>/mail-outbox`.
+    pub smtp: bool,
+    pub token_ttl: Duration,
+    pub lanes: usize,
+    pub lease: Duration,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Self { smtp: true, token_ttl: Duration::from_secs(72 * 3600), lanes: 2, lease: Duration::from_secs(120) }
+    }
+}
+
+pub fn client() -> reqwest::Client {
+    reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().expect("client")
+}
+
+impl TestApp {
+    pub async fn spawn() -> TestApp {
+        Self::spawn_with(Options::default()).await
+    }
+
+    pub async fn spawn_with(opts: Options) -> TestApp {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let smtp = if opts.smtp { Some(TestSmtp::start().await) } else { None };
+        let mail = match &smtp {
+            Some(s) => MailTarget::Smtp(SmtpUrl::parse(&s.url()).expect("smtp url")),
+            None => MailTarget::Dir(dir.path().join("mail-outbox")),
+        };
+        let db = format!("sqlite://{}", dir.path().join("formgate.db").display());
+        let mut config = Config::for_tests(db, mail);
+        config.token_ttl = opts.token_ttl;
+        config.smtp_timeout = Duration::from_secs(3);
+        config.mail_from = "Example Forms <forms@example.org>".parse().expect("mailbox");
+        Self::spawn_config(config, dir, smtp, &opts).await
+    }
+
+    pub async fn spawn_config(config: Config, dir: TempDir, smtp: Option<TestSmtp>, opts: &Options) -> TestApp {
+        let clock = ManualClock::starting_now();
+        let outbox = OutboxConfig { lanes: opts.lanes, batch: 64, lease: opts.lease, poll: Duration::from_millis(100) };
+        let app = Application::build_with(&config, Arc::new(clock.clone()), outbox).await.expect("app builds");
+        let addr = app.local_addr();
+        let store = app.store();
+        let (stop, stopped) = oneshot::channel::<()>();
+        let handle = tokio::spawn(app.run(async {
+            let _ = stopped.await;
+        }));
+        TestApp {
+            addr,
+            base: format!("http://{addr}"),
+            clock,
+            client: client(),
+            store,
+            dir,
+            smtp,
+            config,
+            stop: Some(stop),
+            handle: Some(handle),
+        }
+    }
+
+    pub fn smtp(&self) -> &TestSmtp {
+        self.smtp.as_ref().expect("this TestApp has an SMTP listener")
+    }
+
+    pub fn clock_now(&self) -> i64 {
+        formgate::clock::Clock::now(&self.clock)
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{}", self.base, path)
+    }
+
+    pub async fn get(&self, path: &str) -> reqwest::Response {
+        self.client.get(self.url(path)).send().await.expect("GET")
+    }
+
+    pub async fn head(&self, path: &str) -> reqwest::Response {
+        self.client.head(self.url(path)).send().await.expect("HEAD")
+    }
+
+    pub async fn post_form(&self, path: &str, fields: &[(&str, &str)]) -> reqwest::Response {
+        let body = serde_urlencoded::to_string(fields).expect("encode");
+        self.client
+            .post(self.url(path))
+            .header("content-type", "application/x-www-form-urlencoded")
+            .body(body)
+            .send()
+            .await
+            .expect("POST")
+    }
+
+    pub async fn post_json(&self, path: &str, value: serde_json::Value) -> reqwest::Response {
+        self.client.post(self.url(path)).json(&value).send().await.expect("POST json")
+    }
+
+    /// Posts a valid contact form, as a browser would.
+    pub async fn submit(&self, email: &str) -> reqwest::Response {
+        self.post_form("/contact", &[("name", "Ada Lovelace"), ("email", email), ("message", "Hello, I'd like a quote.")]).await
+    }
+
+    /// Posts a valid form as JSON and returns (id, receipt).
+    pub async fn submit_json(&self, email: &str) -> (MessageId, String) {
+        let res = self
+            .post_json("/contact", serde_json::json!({ "name": "Ada", "email": email, "message": "Hello" }))
+            .await;
+        assert_eq!(res.status(), 202);
+        let v: serde_json::Value = res.json().await.expect("json");
+        (MessageId(v["id"].as_i64().expect("id")), v["receipt"].as_str().expect("receipt").to_string())
+    }
+
+    pub async fn message(&self, id: MessageId) -> Message {
+        self.store.message(id).await.expect("store").expect("message exists")
+    }
+
+    /// Waits for the `n`-th mail (1-based) over SMTP.
+    pub async fn mail(&self, n: usize) -> ReceivedMail {
+        let all = self.smtp().wait_for(n, Duration::from_secs(10)).await;
+        all[n - 1].clone()
+    }
+
+    /// Stops the app the way SIGTERM does and waits until it has drained.
+    pub async fn stop(mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        if let Some(h) = self.handle.take() {
+            h.await.expect("app task").expect("app exits cleanly");
+        }
+    }
+}
+
+impl Drop for TestApp {
+    fn drop(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+    }
+}
+
+/// The path of the verification link in a mail's text part (`/verify/…`).
+pub fn verify_path(mail: &ReceivedMail) -> String {
+    let text = mail.text_body();
+    let start = text.find("/verify/").unwrap_or_else(|| panic!("no verification link in:\n{text}"));
+    text[start..].split_whitespace().next().expect("link").to_string()
+}
+
+/// The six-digit code in a verification mail.
+pub fn code(mail: &ReceivedMail) -> String {
+    let text = mail.text_body();
+    text.split_whitespace()
+        .find(|w| w.len() == 6 && w.bytes().all(|b| b.is_ascii_digit()))
+        .unwrap_or_else(|| panic!("no code in:\n{text}"))
+        .to_string()
+}
+
+/// The receipt in a `303` to `/contact/sent?r=…`.
+pub fn receipt_from_redirect(res: &reqwest::Response) -> String {
+    let loc = res.headers().get("location").expect("location").to_str().expect("ascii");
+    let r = loc.split("r=").nth(1).expect("receipt in redirect");
+    r.split('&').next().expect("receipt").to_string()
+}
