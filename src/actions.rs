@@ -10,7 +10,9 @@ use base64::Engine;
 use tokio::sync::Notify;
 
 use crate::clock::SharedClock;
-use crate::domain::{IllegalTransition, Message, MessageId, NewMessage, Status, Transition, VisitorEmail};
+use crate::domain::{
+    IllegalTransition, Message, MessageId, NewMessage, Status, Transition, VisitorEmail,
+};
 use crate::mail::{Composer, VerifyMail};
 use crate::store::{Audit, Change, OutgoingMail, SharedStore, StoreError};
 use crate::token::{self, Keys, Purpose, TokenError};
@@ -87,7 +89,15 @@ impl Actions {
         outbox_wake: Arc<Notify>,
         log_links: bool,
     ) -> Self {
-        Self { store, keys, composer, clock, token_ttl: token_ttl.as_secs() as i64, outbox_wake, log_links }
+        Self {
+            store,
+            keys,
+            composer,
+            clock,
+            token_ttl: token_ttl.as_secs() as i64,
+            outbox_wake,
+            log_links,
+        }
     }
 
     pub fn store(&self) -> &SharedStore {
@@ -98,19 +108,34 @@ impl Actions {
         self.clock.now()
     }
 
-    fn verify_mail(&self, id: MessageId, to: &VisitorEmail, nonce: &str, expires_at: i64, now: i64) -> Result<OutgoingMail, String> {
+    fn verify_mail(
+        &self,
+        id: MessageId,
+        to: &VisitorEmail,
+        nonce: &str,
+        expires_at: i64,
+        now: i64,
+    ) -> Result<OutgoingMail, String> {
         let token = self.keys.sign(Purpose::Verify, id, expires_at, nonce);
         let code = self.keys.code(id, nonce);
         if self.log_links {
             tracing::info!(message_id = id.0, link = %self.composer.verify_link(&token), code = %code, "no SMTP configured: the verification mail goes to the mail folder");
         }
         self.composer
-            .verify(&VerifyMail { id, to, token: &token, code: &code, expires_at, now })
+            .verify(&VerifyMail {
+                id,
+                to,
+                token: &token,
+                code: &code,
+                expires_at,
+                now,
+            })
             .map_err(|e| e.to_string())
     }
 
     fn receipt(&self, id: MessageId, now: i64) -> String {
-        self.keys.sign(Purpose::Receipt, id, now + self.token_ttl, "")
+        self.keys
+            .sign(Purpose::Receipt, id, now + self.token_ttl, "")
     }
 
     /// A visitor posted a valid form: store it as pending with its verification mail queued, in one
@@ -120,18 +145,30 @@ impl Actions {
         let nonce = new_nonce();
         let expires_at = now + self.token_ttl;
         let render = |id: MessageId| self.verify_mail(id, &msg.email, &nonce, expires_at, now);
-        let id = self.store.insert_message(&msg, now, &nonce, expires_at, &render).await?;
+        let id = self
+            .store
+            .insert_message(&msg, now, &nonce, expires_at, &render)
+            .await?;
         self.outbox_wake.notify_one();
         tracing::info!(message_id = id.0, "message received; verification queued");
-        Ok(Submitted { id, receipt: self.receipt(id, now) })
+        Ok(Submitted {
+            id,
+            receipt: self.receipt(id, now),
+        })
     }
 
     async fn load(&self, id: MessageId) -> Result<Message, ActionError> {
-        self.store.message(id).await?.ok_or(ActionError::NotFound(id))
+        self.store
+            .message(id)
+            .await?
+            .ok_or(ActionError::NotFound(id))
     }
 
     /// Reads a verification token and the message it names.
-    async fn token_message(&self, token: &str) -> Result<(token::Unverified, Message), ActionError> {
+    async fn token_message(
+        &self,
+        token: &str,
+    ) -> Result<(token::Unverified, Message), ActionError> {
         let t = token::parse(token).map_err(|_| ActionError::InvalidLink)?;
         match self.store.message(t.id).await? {
             Some(m) => Ok((t, m)),
@@ -143,17 +180,27 @@ impl Actions {
     fn confirmed_with(&self, t: &token::Unverified, m: &Message, now: i64) -> bool {
         matches!(m.status, Status::Verified | Status::Released)
             && m.confirmed_nonce.as_deref().is_some_and(|n| {
-                matches!(t.verify(&self.keys, Purpose::Verify, n, now, self.token_ttl), Ok(_) | Err(TokenError::Expired { .. }))
+                matches!(
+                    t.verify(&self.keys, Purpose::Verify, n, now, self.token_ttl),
+                    Ok(_) | Err(TokenError::Expired { .. })
+                )
             })
     }
 
-    fn check_pending_link(&self, t: &token::Unverified, m: &Message, now: i64) -> Result<(), ActionError> {
+    fn check_pending_link(
+        &self,
+        t: &token::Unverified,
+        m: &Message,
+        now: i64,
+    ) -> Result<(), ActionError> {
         if m.status != Status::Pending {
             return Err(ActionError::InvalidLink);
         }
         match t.verify(&self.keys, Purpose::Verify, &m.nonce, now, self.token_ttl) {
             Ok(_) => Ok(()),
-            Err(TokenError::Expired { id }) => Err(ActionError::Expired { receipt: Some(self.receipt(id, now)) }),
+            Err(TokenError::Expired { id }) => Err(ActionError::Expired {
+                receipt: Some(self.receipt(id, now)),
+            }),
             Err(_) => Err(ActionError::InvalidLink),
         }
     }
@@ -194,7 +241,11 @@ impl Actions {
             new_nonce: Some(new_nonce()),
             confirmed_nonce: Some(m.nonce.clone()),
             new_verification: None,
-            audit: Audit { actor: "visitor".into(), action: "verify", detail: Some(format!("confirmed by {how}")) },
+            audit: Audit {
+                actor: "visitor".into(),
+                action: "verify",
+                detail: Some(format!("confirmed by {how}")),
+            },
             mail: None,
         };
         if self.store.apply(&change).await? {
@@ -203,7 +254,9 @@ impl Actions {
         }
         // Lost a race: fine if the winner was this same confirmation (a double click).
         let again = self.load(m.id).await?;
-        if matches!(again.status, Status::Verified | Status::Released) && again.confirmed_nonce.as_deref() == Some(m.nonce.as_str()) {
+        if matches!(again.status, Status::Verified | Status::Released)
+            && again.confirmed_nonce.as_deref() == Some(m.nonce.as_str())
+        {
             Ok(m.id)
         } else {
             Err(ActionError::Conflict(m.id))
@@ -211,21 +264,36 @@ impl Actions {
     }
 
     /// Checks a receipt; `allow_expired` lets an old receipt still ask for a new mail.
-    async fn receipt_message(&self, receipt: &str, allow_expired: bool) -> Result<Message, ActionError> {
+    async fn receipt_message(
+        &self,
+        receipt: &str,
+        allow_expired: bool,
+    ) -> Result<Message, ActionError> {
         let now = self.clock.now();
         let t = token::parse(receipt).map_err(|_| ActionError::InvalidLink)?;
         match t.verify(&self.keys, Purpose::Receipt, "", now, self.token_ttl) {
             Ok(_) => {}
             Err(TokenError::Expired { .. }) if allow_expired => {
-                let exp = receipt.split('.').nth(2).and_then(|e| e.parse::<i64>().ok()).unwrap_or(0);
+                let exp = receipt
+                    .split('.')
+                    .nth(2)
+                    .and_then(|e| e.parse::<i64>().ok())
+                    .unwrap_or(0);
                 if now - exp > RECEIPT_RESEND_WINDOW {
                     return Err(ActionError::InvalidLink);
                 }
             }
-            Err(TokenError::Expired { .. }) => return Err(ActionError::Expired { receipt: Some(receipt.to_string()) }),
+            Err(TokenError::Expired { .. }) => {
+                return Err(ActionError::Expired {
+                    receipt: Some(receipt.to_string()),
+                });
+            }
             Err(_) => return Err(ActionError::InvalidLink),
         }
-        self.store.message(t.id).await?.ok_or(ActionError::InvalidLink)
+        self.store
+            .message(t.id)
+            .await?
+            .ok_or(ActionError::InvalidLink)
     }
 
     /// The visitor typed the code from the mail on the "check your inbox" page.
@@ -241,7 +309,9 @@ impl Actions {
             return Err(ActionError::CodeLocked);
         }
         if now > m.verify_expires_at {
-            return Err(ActionError::Expired { receipt: Some(receipt.to_string()) });
+            return Err(ActionError::Expired {
+                receipt: Some(receipt.to_string()),
+            });
         }
         if self.keys.check_code(m.id, &m.nonce, code) {
             return self.verify_now(&m, now, "code").await;
@@ -251,7 +321,9 @@ impl Actions {
         if failures >= MAX_CODE_FAILURES {
             Err(ActionError::CodeLocked)
         } else {
-            Err(ActionError::WrongCode { remaining: MAX_CODE_FAILURES - failures })
+            Err(ActionError::WrongCode {
+                remaining: MAX_CODE_FAILURES - failures,
+            })
         }
     }
 
@@ -260,7 +332,10 @@ impl Actions {
     pub async fn resend_for_visitor(&self, receipt: &str) -> Result<String, ActionError> {
         let m = self.receipt_message(receipt, true).await?;
         if matches!(m.status, Status::Verified | Status::Released) {
-            return Err(ActionError::Illegal(IllegalTransition { from: m.status, transition: Transition::Resend.verb() }));
+            return Err(ActionError::Illegal(IllegalTransition {
+                from: m.status,
+                transition: Transition::Resend.verb(),
+            }));
         }
         if m.verify_mails >= MAX_VISITOR_MAILS {
             return Err(ActionError::TooManyMails(m.verify_mails));
@@ -282,7 +357,9 @@ impl Actions {
         let nonce = new_nonce();
         let expires_at = now + self.token_ttl;
         let email = VisitorEmail::from_trusted(m.email.clone());
-        let mail = self.verify_mail(m.id, &email, &nonce, expires_at, now).map_err(StoreError::Mail)?;
+        let mail = self
+            .verify_mail(m.id, &email, &nonce, expires_at, now)
+            .map_err(StoreError::Mail)?;
         let change = Change {
             id: m.id,
             from: m.status,
@@ -292,7 +369,11 @@ impl Actions {
             new_nonce: Some(nonce),
             confirmed_nonce: None,
             new_verification: Some(expires_at),
-            audit: Audit { actor: actor.to_string(), action: "resend", detail: None },
+            audit: Audit {
+                actor: actor.to_string(),
+                action: "resend",
+                detail: None,
+            },
             mail: Some(mail),
         };
         if !self.store.apply(&change).await? {

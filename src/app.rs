@@ -33,16 +33,35 @@ pub struct Application {
 
 impl Application {
     pub async fn build(config: &Config) -> anyhow::Result<Self> {
-        Self::build_with(config, Arc::new(SystemClock), OutboxConfig { lanes: config.smtp_connections, ..OutboxConfig::default() }).await
+        Self::build_with(
+            config,
+            Arc::new(SystemClock),
+            OutboxConfig {
+                lanes: config.smtp_connections,
+                ..OutboxConfig::default()
+            },
+        )
+        .await
     }
 
     /// Like `build`, with the clock and outbox tuning chosen by the caller (tests).
-    pub async fn build_with(config: &Config, clock: SharedClock, outbox: OutboxConfig) -> anyhow::Result<Self> {
+    pub async fn build_with(
+        config: &Config,
+        clock: SharedClock,
+        outbox: OutboxConfig,
+    ) -> anyhow::Result<Self> {
         let (keys, created_key_file) = config.keys.load()?;
         let templates = Arc::new(Templates::load(config.ui_dir.as_deref())?);
-        let store = store::connect(&config.database_url).await.with_context(|| format!("opening {}", config.database_url))?;
-        let listener = TcpListener::bind(config.listen).await.with_context(|| format!("cannot listen on {} (config key `listen`)", config.listen))?;
-        let public_url = config.public_url.clone().unwrap_or_else(|| format!("http://{}", listener.local_addr().expect("bound")));
+        let store = store::connect(&config.database_url)
+            .await
+            .with_context(|| format!("opening {}", config.database_url))?;
+        let listener = TcpListener::bind(config.listen)
+            .await
+            .with_context(|| format!("cannot listen on {} (config key `listen`)", config.listen))?;
+        let public_url = config
+            .public_url
+            .clone()
+            .unwrap_or_else(|| format!("http://{}", listener.local_addr().expect("bound")));
         let wake = Arc::new(Notify::new());
         let composer = Composer::new(
             templates.clone(),
@@ -52,15 +71,36 @@ impl Application {
             config.mail_lifetime,
         );
         let log_links = matches!(config.mail, MailTarget::Dir(_));
-        let actions = Actions::new(store.clone(), keys, composer, clock.clone(), config.token_ttl, wake.clone(), log_links);
-        let state = AppState { actions: Arc::new(actions), templates, site_name: config.site_name.as_str().into() };
+        let actions = Actions::new(
+            store.clone(),
+            keys,
+            composer,
+            clock.clone(),
+            config.token_ttl,
+            wake.clone(),
+            log_links,
+        );
+        let state = AppState {
+            actions: Arc::new(actions),
+            templates,
+            site_name: config.site_name.as_str().into(),
+        };
         let transport = Transport::new(&config.mail, config.smtp_timeout);
         let worker = OutboxWorker::new(store.clone(), transport, clock, outbox, wake);
-        Ok(Self { listener, state, worker, store, created_key_file, public_url })
+        Ok(Self {
+            listener,
+            state,
+            worker,
+            store,
+            created_key_file,
+            public_url,
+        })
     }
 
     pub fn local_addr(&self) -> SocketAddr {
-        self.listener.local_addr().expect("a bound listener has an address")
+        self.listener
+            .local_addr()
+            .expect("a bound listener has an address")
     }
 
     pub fn store(&self) -> SharedStore {
@@ -68,7 +108,10 @@ impl Application {
     }
 
     /// Serves until `shutdown` resolves, then drains and returns.
-    pub async fn run(self, shutdown: impl Future<Output = ()> + Send + 'static) -> anyhow::Result<()> {
+    pub async fn run(
+        self,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> anyhow::Result<()> {
         let (stop_tx, stop_rx) = watch::channel(false);
         let stop_tx = Arc::new(stop_tx);
         let worker = tokio::spawn(self.worker.run(stop_rx.clone()));

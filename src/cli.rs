@@ -9,7 +9,11 @@ use crate::app::{Application, shutdown_signal};
 use crate::config::{Config, MailTarget};
 
 #[derive(Debug, Parser)]
-#[command(name = "formgate", version, about = "A self-hosted gate for website contact forms: verify the sender, then deliver.")]
+#[command(
+    name = "formgate",
+    version,
+    about = "A self-hosted gate for website contact forms: verify the sender, then deliver."
+)]
 pub struct Cli {
     /// Configuration file (default: ./formgate.toml when it exists). FORMGATE_<KEY> variables override it.
     #[arg(long, global = true, value_name = "FILE")]
@@ -33,7 +37,8 @@ fn load_config(cli: &Cli) -> Result<Config, String> {
 }
 
 pub fn init_tracing() {
-    let filter = tracing_subscriber::EnvFilter::try_from_env("FORMGATE_LOG").unwrap_or_else(|_| "info,sqlx=warn".into());
+    let filter = tracing_subscriber::EnvFilter::try_from_env("FORMGATE_LOG")
+        .unwrap_or_else(|_| "info,sqlx=warn".into());
     use std::io::IsTerminal;
     // Logs go to stderr (stdout carries command output); colour only on a terminal.
     tracing_subscriber::fmt()
@@ -92,13 +97,23 @@ async fn serve(config: &Config) -> anyhow::Result<()> {
     println!("  links in mails point to  {}", app.public_url);
     println!("  database                 {}", config.database_url);
     match &config.mail {
-        MailTarget::Dir(dir) => println!("  mail                     no smtp_url set: written as .eml files to {} (links are logged too)", dir.display()),
+        MailTarget::Dir(dir) => println!(
+            "  mail                     no smtp_url set: written as .eml files to {} (links are logged too)",
+            dir.display()
+        ),
         MailTarget::Smtp(url) => println!("  mail                     SMTP {url:?}"),
     }
     match (&config.keys, &app.created_key_file) {
-        (_, Some(path)) => println!("  signing key              generated {} (mode 0600); keep it, or links in sent mails stop working", path.display()),
-        (crate::config::KeySource::File(path), None) => println!("  signing key              {}", path.display()),
-        (crate::config::KeySource::Inline(k), None) => println!("  signing keys             {} from configuration", k.len()),
+        (_, Some(path)) => println!(
+            "  signing key              generated {} (mode 0600); keep it, or links in sent mails stop working",
+            path.display()
+        ),
+        (crate::config::KeySource::File(path), None) => {
+            println!("  signing key              {}", path.display())
+        }
+        (crate::config::KeySource::Inline(k), None) => {
+            println!("  signing keys             {} from configuration", k.len())
+        }
     }
     match &config.staff_inbox {
         Some(m) => println!("  released messages go to  {m}"),

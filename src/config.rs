@@ -34,21 +34,81 @@ struct FileConfig {
 
 /// Every key, its default, and what it does; the README's table is generated from the same words.
 pub const KEYS: &[(&str, &str, &str)] = &[
-    ("listen", "127.0.0.1:8080", "address and port the web listener binds"),
-    ("public_url", "http://<listen>", "base URL of the links in mails (what visitors' browsers reach)"),
-    ("site_name", "formgate", "the name visitors see on pages and in mails"),
-    ("database_url", "sqlite://formgate.db", "where messages live (SQLite file, created if missing)"),
-    ("smtp_url", "(unset: write .eml files)", "smtp://user:pass@host:587?tls=required, smtps://host:465, smtp://host:25"),
-    ("smtp_timeout", "15s", "per-command SMTP timeout, so one hung server cannot stall the queue"),
-    ("smtp_connections", "4", "SMTP connections the outbox keeps open and sends over in parallel"),
-    ("mail_dir", "./mail-outbox", "where mails go as .eml files when smtp_url is unset"),
-    ("mail_from", "formgate <formgate@localhost>", "From of every mail formgate sends"),
-    ("mail_lifetime", "3d", "how long the outbox retries a mail before it gives up (dead letter)"),
-    ("staff_inbox", "(unset)", "where released messages are delivered"),
-    ("secret_keys", "(unset)", "signing keys, first signs, all verify; env: comma-separated"),
-    ("secret_key_file", "formgate.key", "used when secret_keys is unset; generated (mode 0600) if missing"),
-    ("token_ttl", "72h", "how long a verification link and code stay valid"),
-    ("ui_dir", "(unset: built-in)", "folder whose pages/ and email/ templates override the built-in ones"),
+    (
+        "listen",
+        "127.0.0.1:8080",
+        "address and port the web listener binds",
+    ),
+    (
+        "public_url",
+        "http://<listen>",
+        "base URL of the links in mails (what visitors' browsers reach)",
+    ),
+    (
+        "site_name",
+        "formgate",
+        "the name visitors see on pages and in mails",
+    ),
+    (
+        "database_url",
+        "sqlite://formgate.db",
+        "where messages live (SQLite file, created if missing)",
+    ),
+    (
+        "smtp_url",
+        "(unset: write .eml files)",
+        "smtp://user:pass@host:587?tls=required, smtps://host:465, smtp://host:25",
+    ),
+    (
+        "smtp_timeout",
+        "15s",
+        "per-command SMTP timeout, so one hung server cannot stall the queue",
+    ),
+    (
+        "smtp_connections",
+        "4",
+        "SMTP connections the outbox keeps open and sends over in parallel",
+    ),
+    (
+        "mail_dir",
+        "./mail-outbox",
+        "where mails go as .eml files when smtp_url is unset",
+    ),
+    (
+        "mail_from",
+        "formgate <formgate@localhost>",
+        "From of every mail formgate sends",
+    ),
+    (
+        "mail_lifetime",
+        "3d",
+        "how long the outbox retries a mail before it gives up (dead letter)",
+    ),
+    (
+        "staff_inbox",
+        "(unset)",
+        "where released messages are delivered",
+    ),
+    (
+        "secret_keys",
+        "(unset)",
+        "signing keys, first signs, all verify; env: comma-separated",
+    ),
+    (
+        "secret_key_file",
+        "formgate.key",
+        "used when secret_keys is unset; generated (mode 0600) if missing",
+    ),
+    (
+        "token_ttl",
+        "72h",
+        "how long a verification link and code stay valid",
+    ),
+    (
+        "ui_dir",
+        "(unset: built-in)",
+        "folder whose pages/ and email/ templates override the built-in ones",
+    ),
 ];
 
 #[derive(Debug, thiserror::Error)]
@@ -59,7 +119,10 @@ pub struct ConfigError {
 }
 
 fn err(key: &str, message: impl Into<String>) -> ConfigError {
-    ConfigError { key: key.to_string(), message: message.into() }
+    ConfigError {
+        key: key.to_string(),
+        message: message.into(),
+    }
 }
 
 /// How outgoing mail leaves.
@@ -101,7 +164,11 @@ pub struct SmtpUrl {
 
 impl fmt::Debug for SmtpUrl {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let user = self.credentials.as_ref().map(|(u, _)| format!("{u}:***@")).unwrap_or_default();
+        let user = self
+            .credentials
+            .as_ref()
+            .map(|(u, _)| format!("{u}:***@"))
+            .unwrap_or_default();
         write!(f, "{}{}:{} ({:?})", user, self.host, self.port, self.tls)
     }
 }
@@ -120,29 +187,59 @@ impl SmtpUrl {
     /// `smtp://[user:pass@]host[:port][?tls=required|opportunistic]` or `smtps://…` (the same
     /// conventions as lettre's `from_url`).
     pub fn parse(raw: &str) -> Result<Self, String> {
-        let url = url::Url::parse(raw).map_err(|e| format!("not a URL ({e}); expected smtp://host:port or smtps://host"))?;
+        let url = url::Url::parse(raw)
+            .map_err(|e| format!("not a URL ({e}); expected smtp://host:port or smtps://host"))?;
         let implicit = match url.scheme() {
             "smtp" => false,
             "smtps" => true,
-            other => return Err(format!("scheme `{other}` is not supported; use smtp:// or smtps://")),
+            other => {
+                return Err(format!(
+                    "scheme `{other}` is not supported; use smtp:// or smtps://"
+                ));
+            }
         };
-        let host = url.host_str().filter(|h| !h.is_empty()).ok_or("the URL has no host")?;
-        let host = host.trim_start_matches('[').trim_end_matches(']').to_string();
-        let mut tls = if implicit { SmtpTls::Implicit } else { SmtpTls::None };
+        let host = url
+            .host_str()
+            .filter(|h| !h.is_empty())
+            .ok_or("the URL has no host")?;
+        let host = host
+            .trim_start_matches('[')
+            .trim_end_matches(']')
+            .to_string();
+        let mut tls = if implicit {
+            SmtpTls::Implicit
+        } else {
+            SmtpTls::None
+        };
         for (k, v) in url.query_pairs() {
             match (k.as_ref(), v.as_ref(), implicit) {
                 ("tls", "required", false) => tls = SmtpTls::Required,
                 ("tls", "opportunistic", false) => tls = SmtpTls::Opportunistic,
                 ("tls", "none", false) => tls = SmtpTls::None,
-                ("tls", _, true) => return Err("smtps:// is always TLS; drop the tls= parameter".into()),
-                _ => return Err(format!("unknown parameter `{k}={v}`; use tls=required, tls=opportunistic or tls=none")),
+                ("tls", _, true) => {
+                    return Err("smtps:// is always TLS; drop the tls= parameter".into());
+                }
+                _ => {
+                    return Err(format!(
+                        "unknown parameter `{k}={v}`; use tls=required, tls=opportunistic or tls=none"
+                    ));
+                }
             }
         }
         let port = url.port().unwrap_or(if implicit { 465 } else { 25 });
         let decode = |s: &str| percent_decode(s);
-        let credentials = (!url.username().is_empty())
-            .then(|| (decode(url.username()), Secret(decode(url.password().unwrap_or("")))));
-        Ok(SmtpUrl { host, port, tls, credentials })
+        let credentials = (!url.username().is_empty()).then(|| {
+            (
+                decode(url.username()),
+                Secret(decode(url.password().unwrap_or(""))),
+            )
+        });
+        Ok(SmtpUrl {
+            host,
+            port,
+            tls,
+            credentials,
+        })
     }
 }
 
@@ -191,7 +288,9 @@ impl fmt::Debug for KeySource {
 pub fn parse_duration(s: &str) -> Result<Duration, String> {
     let s = s.trim();
     let (num, unit) = s.split_at(s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len()));
-    let n: u64 = num.parse().map_err(|_| format!("`{s}` is not a duration; write e.g. 15s, 30m, 72h or 3d"))?;
+    let n: u64 = num
+        .parse()
+        .map_err(|_| format!("`{s}` is not a duration; write e.g. 15s, 30m, 72h or 3d"))?;
     let mult = match unit.trim() {
         "" | "s" => 1,
         "m" => 60,
@@ -205,38 +304,63 @@ pub fn parse_duration(s: &str) -> Result<Duration, String> {
 impl Config {
     /// Reads the file (if any) and the environment. `path` None means `./formgate.toml` when it
     /// exists; a path that was asked for must exist.
-    pub fn load(path: Option<&Path>, env: &dyn Fn(&str) -> Option<String>) -> Result<Config, ConfigError> {
+    pub fn load(
+        path: Option<&Path>,
+        env: &dyn Fn(&str) -> Option<String>,
+    ) -> Result<Config, ConfigError> {
         let file = match path {
-            Some(p) => Some(std::fs::read_to_string(p).map_err(|e| err("--config", format!("cannot read {}: {e}", p.display())))?),
+            Some(p) => Some(
+                std::fs::read_to_string(p)
+                    .map_err(|e| err("--config", format!("cannot read {}: {e}", p.display())))?,
+            ),
             None => std::fs::read_to_string("formgate.toml").ok(),
         };
         let file: FileConfig = match file {
-            Some(text) => toml::from_str(&text).map_err(|e| err("formgate.toml", format!("{e}")))?,
+            Some(text) => {
+                toml::from_str(&text).map_err(|e| err("formgate.toml", format!("{e}")))?
+            }
             None => FileConfig::default(),
         };
         Self::resolve(file, env)
     }
 
     /// Builds a configuration from a TOML string and an environment; used by tests.
-    pub fn from_toml(text: &str, env: &dyn Fn(&str) -> Option<String>) -> Result<Config, ConfigError> {
-        let file: FileConfig = toml::from_str(text).map_err(|e| err("formgate.toml", format!("{e}")))?;
+    pub fn from_toml(
+        text: &str,
+        env: &dyn Fn(&str) -> Option<String>,
+    ) -> Result<Config, ConfigError> {
+        let file: FileConfig =
+            toml::from_str(text).map_err(|e| err("formgate.toml", format!("{e}")))?;
         Self::resolve(file, env)
     }
 
-    fn resolve(file: FileConfig, env: &dyn Fn(&str) -> Option<String>) -> Result<Config, ConfigError> {
+    fn resolve(
+        file: FileConfig,
+        env: &dyn Fn(&str) -> Option<String>,
+    ) -> Result<Config, ConfigError> {
         // The environment wins over the file, key by key.
         let pick = |key: &str, from_file: Option<String>| -> Option<String> {
-            env(&format!("FORMGATE_{}", key.to_ascii_uppercase())).or(from_file).filter(|v| !v.trim().is_empty())
+            env(&format!("FORMGATE_{}", key.to_ascii_uppercase()))
+                .or(from_file)
+                .filter(|v| !v.trim().is_empty())
         };
 
         let listen_raw = pick("listen", file.listen).unwrap_or_else(|| "127.0.0.1:8080".into());
-        let listen: SocketAddr = listen_raw
-            .parse()
-            .map_err(|_| err("listen", format!("`{listen_raw}` is not an address; write host:port, e.g. 127.0.0.1:8080")))?;
+        let listen: SocketAddr = listen_raw.parse().map_err(|_| {
+            err(
+                "listen",
+                format!("`{listen_raw}` is not an address; write host:port, e.g. 127.0.0.1:8080"),
+            )
+        })?;
 
         let public_url = match pick("public_url", file.public_url) {
             Some(u) => {
-                let parsed = url::Url::parse(&u).map_err(|e| err("public_url", format!("`{u}` is not a URL ({e}); write e.g. https://forms.example.org")))?;
+                let parsed = url::Url::parse(&u).map_err(|e| {
+                    err(
+                        "public_url",
+                        format!("`{u}` is not a URL ({e}); write e.g. https://forms.example.org"),
+                    )
+                })?;
                 if !matches!(parsed.scheme(), "http" | "https") {
                     return Err(err("public_url", "must start with http:// or https://"));
                 }
@@ -247,33 +371,57 @@ impl Config {
 
         let site_name = pick("site_name", file.site_name).unwrap_or_else(|| "formgate".into());
         if site_name.chars().any(char::is_control) {
-            return Err(err("site_name", "must be one line without control characters"));
+            return Err(err(
+                "site_name",
+                "must be one line without control characters",
+            ));
         }
 
-        let database_url = pick("database_url", file.database_url).unwrap_or_else(|| "sqlite://formgate.db".into());
+        let database_url = pick("database_url", file.database_url)
+            .unwrap_or_else(|| "sqlite://formgate.db".into());
         if !database_url.starts_with("sqlite:") {
-            return Err(err("database_url", format!("`{database_url}` is not supported; use sqlite://PATH (PostgreSQL support is planned)")));
+            return Err(err(
+                "database_url",
+                format!(
+                    "`{database_url}` is not supported; use sqlite://PATH (PostgreSQL support is planned)"
+                ),
+            ));
         }
 
-        let mail_dir = PathBuf::from(pick("mail_dir", file.mail_dir).unwrap_or_else(|| "./mail-outbox".into()));
+        let mail_dir = PathBuf::from(
+            pick("mail_dir", file.mail_dir).unwrap_or_else(|| "./mail-outbox".into()),
+        );
         let mail = match pick("smtp_url", file.smtp_url) {
             Some(u) => MailTarget::Smtp(SmtpUrl::parse(&u).map_err(|m| err("smtp_url", m))?),
             None => MailTarget::Dir(mail_dir),
         };
 
-        let duration = |key: &str, v: Option<String>, default: &str| -> Result<Duration, ConfigError> {
-            let d = parse_duration(&v.unwrap_or_else(|| default.into())).map_err(|m| err(key, m))?;
-            if d.is_zero() {
-                return Err(err(key, "must be more than zero"));
-            }
-            Ok(d)
-        };
-        let smtp_timeout = duration("smtp_timeout", pick("smtp_timeout", file.smtp_timeout), "15s")?;
-        let mail_lifetime = duration("mail_lifetime", pick("mail_lifetime", file.mail_lifetime), "3d")?;
+        let duration =
+            |key: &str, v: Option<String>, default: &str| -> Result<Duration, ConfigError> {
+                let d = parse_duration(&v.unwrap_or_else(|| default.into()))
+                    .map_err(|m| err(key, m))?;
+                if d.is_zero() {
+                    return Err(err(key, "must be more than zero"));
+                }
+                Ok(d)
+            };
+        let smtp_timeout = duration(
+            "smtp_timeout",
+            pick("smtp_timeout", file.smtp_timeout),
+            "15s",
+        )?;
+        let mail_lifetime = duration(
+            "mail_lifetime",
+            pick("mail_lifetime", file.mail_lifetime),
+            "3d",
+        )?;
         let token_ttl = duration("token_ttl", pick("token_ttl", file.token_ttl), "72h")?;
 
         let smtp_connections = match env("FORMGATE_SMTP_CONNECTIONS") {
-            Some(v) => v.trim().parse().map_err(|_| err("smtp_connections", format!("`{v}` is not a number")))?,
+            Some(v) => v
+                .trim()
+                .parse()
+                .map_err(|_| err("smtp_connections", format!("`{v}` is not a number")))?,
             None => file.smtp_connections.unwrap_or(4),
         };
         if !(1..=64).contains(&smtp_connections) {
@@ -281,33 +429,66 @@ impl Config {
         }
 
         let mailbox = |key: &str, v: &str| -> Result<lettre::message::Mailbox, ConfigError> {
-            v.parse().map_err(|_| err(key, format!("`{v}` is not a mailbox; write e.g. `Example Forms <forms@example.org>`")))
+            v.parse().map_err(|_| {
+                err(
+                    key,
+                    format!(
+                        "`{v}` is not a mailbox; write e.g. `Example Forms <forms@example.org>`"
+                    ),
+                )
+            })
         };
-        let mail_from = mailbox("mail_from", &pick("mail_from", file.mail_from).unwrap_or_else(|| "formgate <formgate@localhost>".into()))?;
-        let staff_inbox = pick("staff_inbox", file.staff_inbox).map(|v| mailbox("staff_inbox", &v)).transpose()?;
+        let mail_from = mailbox(
+            "mail_from",
+            &pick("mail_from", file.mail_from)
+                .unwrap_or_else(|| "formgate <formgate@localhost>".into()),
+        )?;
+        let staff_inbox = pick("staff_inbox", file.staff_inbox)
+            .map(|v| mailbox("staff_inbox", &v))
+            .transpose()?;
 
         let inline_keys = match env("FORMGATE_SECRET_KEYS") {
-            Some(v) => Some(v.split(',').map(|k| k.trim().to_string()).filter(|k| !k.is_empty()).collect::<Vec<_>>()),
+            Some(v) => Some(
+                v.split(',')
+                    .map(|k| k.trim().to_string())
+                    .filter(|k| !k.is_empty())
+                    .collect::<Vec<_>>(),
+            ),
             None => file.secret_keys,
         };
         let keys = match inline_keys {
             Some(list) => {
                 if list.is_empty() {
-                    return Err(err("secret_keys", "is empty; give at least one key, or unset it to use secret_key_file"));
+                    return Err(err(
+                        "secret_keys",
+                        "is empty; give at least one key, or unset it to use secret_key_file",
+                    ));
                 }
                 if let Some(short) = list.iter().position(|k| k.len() < 32) {
-                    return Err(err("secret_keys", format!("key #{} is shorter than 32 characters; generate one with `openssl rand -base64 32`", short + 1)));
+                    return Err(err(
+                        "secret_keys",
+                        format!(
+                            "key #{} is shorter than 32 characters; generate one with `openssl rand -base64 32`",
+                            short + 1
+                        ),
+                    ));
                 }
                 KeySource::Inline(list.into_iter().map(Secret).collect())
             }
-            None => KeySource::File(PathBuf::from(pick("secret_key_file", file.secret_key_file).unwrap_or_else(|| "formgate.key".into()))),
+            None => KeySource::File(PathBuf::from(
+                pick("secret_key_file", file.secret_key_file)
+                    .unwrap_or_else(|| "formgate.key".into()),
+            )),
         };
 
         let ui_dir = pick("ui_dir", file.ui_dir).map(PathBuf::from);
         if let Some(dir) = &ui_dir
             && !dir.is_dir()
         {
-            return Err(err("ui_dir", format!("`{}` is not a folder", dir.display())));
+            return Err(err(
+                "ui_dir",
+                format!("`{}` is not a folder", dir.display()),
+            ));
         }
 
         Ok(Config {
@@ -333,7 +514,9 @@ impl Config {
         c.listen = "127.0.0.1:0".parse().expect("valid address");
         c.database_url = database_url;
         c.mail = mail;
-        c.keys = KeySource::Inline(vec![Secret("test-key-0123456789-0123456789-0123456789".into())]);
+        c.keys = KeySource::Inline(vec![Secret(
+            "test-key-0123456789-0123456789-0123456789".into(),
+        )]);
         c
     }
 }
@@ -344,24 +527,40 @@ impl KeySource {
     pub fn load(&self) -> Result<(Keys, Option<PathBuf>), ConfigError> {
         match self {
             KeySource::Inline(list) => {
-                let keys = Keys::new(list.iter().map(|s| s.0.as_bytes().to_vec()).collect()).map_err(|m| err("secret_keys", m))?;
+                let keys = Keys::new(list.iter().map(|s| s.0.as_bytes().to_vec()).collect())
+                    .map_err(|m| err("secret_keys", m))?;
                 Ok((keys, None))
             }
             KeySource::File(path) => {
                 let created = if path.exists() {
                     None
                 } else {
-                    write_new_key_file(path).map_err(|e| err("secret_key_file", format!("cannot create {}: {e}", path.display())))?;
+                    write_new_key_file(path).map_err(|e| {
+                        err(
+                            "secret_key_file",
+                            format!("cannot create {}: {e}", path.display()),
+                        )
+                    })?;
                     Some(path.clone())
                 };
-                let text = std::fs::read_to_string(path).map_err(|e| err("secret_key_file", format!("cannot read {}: {e}", path.display())))?;
+                let text = std::fs::read_to_string(path).map_err(|e| {
+                    err(
+                        "secret_key_file",
+                        format!("cannot read {}: {e}", path.display()),
+                    )
+                })?;
                 let lines: Vec<Vec<u8>> = text
                     .lines()
                     .map(str::trim)
                     .filter(|l| !l.is_empty() && !l.starts_with('#'))
                     .map(|l| l.as_bytes().to_vec())
                     .collect();
-                let keys = Keys::new(lines).map_err(|m| err("secret_key_file", format!("{}: {m} (one key per line, first signs)", path.display())))?;
+                let keys = Keys::new(lines).map_err(|m| {
+                    err(
+                        "secret_key_file",
+                        format!("{}: {m} (one key per line, first signs)", path.display()),
+                    )
+                })?;
                 Ok((keys, created))
             }
         }
@@ -379,8 +578,15 @@ fn write_new_key_file(path: &Path) -> std::io::Result<()> {
         std::fs::create_dir_all(dir)?;
     }
     // create_new: never overwrite a key another instance wrote a moment ago.
-    let mut f = std::fs::OpenOptions::new().write(true).create_new(true).mode(0o600).open(path)?;
-    writeln!(f, "# formgate signing keys: one per line, the first signs, all verify. Keep this file secret.")?;
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)?;
+    writeln!(
+        f,
+        "# formgate signing keys: one per line, the first signs, all verify. Keep this file secret."
+    )?;
     writeln!(f, "{key}")?;
     f.sync_all()
 }
@@ -430,19 +636,29 @@ mod tests {
 
     #[test]
     fn smtp_urls_follow_lettre_conventions_and_hide_the_password() {
-        let u = SmtpUrl::parse("smtp://me%40x.org:p%2Fw@mail.example.org:587?tls=required").unwrap();
-        assert_eq!((u.host.as_str(), u.port, u.tls), ("mail.example.org", 587, SmtpTls::Required));
+        let u =
+            SmtpUrl::parse("smtp://me%40x.org:p%2Fw@mail.example.org:587?tls=required").unwrap();
+        assert_eq!(
+            (u.host.as_str(), u.port, u.tls),
+            ("mail.example.org", 587, SmtpTls::Required)
+        );
         let (user, pass) = u.credentials.clone().unwrap();
         assert_eq!((user.as_str(), pass.0.as_str()), ("me@x.org", "p/w"));
         assert!(!format!("{u:?}").contains("p/w"));
         let s = SmtpUrl::parse("smtps://mail.example.org").unwrap();
         assert_eq!((s.port, s.tls), (465, SmtpTls::Implicit));
-        assert_eq!(SmtpUrl::parse("smtp://127.0.0.1:2525").unwrap().tls, SmtpTls::None);
+        assert_eq!(
+            SmtpUrl::parse("smtp://127.0.0.1:2525").unwrap().tls,
+            SmtpTls::None
+        );
     }
 
     #[test]
     fn secrets_never_print() {
-        let env = |k: &str| (k == "FORMGATE_SECRET_KEYS").then(|| "a-very-secret-key-that-is-long-enough-1234".to_string());
+        let env = |k: &str| {
+            (k == "FORMGATE_SECRET_KEYS")
+                .then(|| "a-very-secret-key-that-is-long-enough-1234".to_string())
+        };
         let c = Config::from_toml("", &env).unwrap();
         assert!(!format!("{c:?}").contains("a-very-secret"));
     }
@@ -454,7 +670,10 @@ mod tests {
         let path = dir.path().join("k").join("formgate.key");
         let (_, created) = KeySource::File(path.clone()).load().unwrap();
         assert_eq!(created.as_deref(), Some(path.as_path()));
-        assert_eq!(std::fs::metadata(&path).unwrap().permissions().mode() & 0o777, 0o600);
+        assert_eq!(
+            std::fs::metadata(&path).unwrap().permissions().mode() & 0o777,
+            0o600
+        );
         // Loading again reuses it.
         let (_, created) = KeySource::File(path).load().unwrap();
         assert!(created.is_none());

@@ -1,14 +1,14 @@
 //! formgate: a self-hosted gate for website contact forms. See README.md for the tour.
 #![forbid(unsafe_code)]
 
+pub mod actions;
+pub mod app;
+pub mod cli;
 pub mod clock;
 pub mod config;
 pub mod domain;
-pub mod store;
-pub mod token;
 pub mod mail;
+pub mod store;
 pub mod templates;
-pub mod actions;
+pub mod token;
 pub mod web;
-pub mod app;
-pub mod cli;

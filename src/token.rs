@@ -95,17 +95,39 @@ impl Keys {
         }
     }
 
-    fn token_mac(key: &[u8], purpose: Purpose, id: MessageId, expires_at: i64, nonce: &str) -> HmacSha256 {
+    fn token_mac(
+        key: &[u8],
+        purpose: Purpose,
+        id: MessageId,
+        expires_at: i64,
+        nonce: &str,
+    ) -> HmacSha256 {
         let mut mac = Self::mac(key);
         let (id, exp) = (id.0.to_string(), expires_at.to_string());
-        Self::feed(&mut mac, &[purpose.label().as_bytes(), VERSION.as_bytes(), id.as_bytes(), exp.as_bytes(), nonce.as_bytes()]);
+        Self::feed(
+            &mut mac,
+            &[
+                purpose.label().as_bytes(),
+                VERSION.as_bytes(),
+                id.as_bytes(),
+                exp.as_bytes(),
+                nonce.as_bytes(),
+            ],
+        );
         mac
     }
 
     /// Signs with the first key.
     pub fn sign(&self, purpose: Purpose, id: MessageId, expires_at: i64, nonce: &str) -> String {
-        let tag = Self::token_mac(&self.0[0], purpose, id, expires_at, nonce).finalize().into_bytes();
-        format!("{VERSION}.{}.{}.{}", id.0, expires_at, URL_SAFE_NO_PAD.encode(tag))
+        let tag = Self::token_mac(&self.0[0], purpose, id, expires_at, nonce)
+            .finalize()
+            .into_bytes();
+        format!(
+            "{VERSION}.{}.{}.{}",
+            id.0,
+            expires_at,
+            URL_SAFE_NO_PAD.encode(tag)
+        )
     }
 
     /// The short numeric code printed in the verification mail, for visitors who read their mail
@@ -113,7 +135,15 @@ impl Keys {
     /// resend changes it. `key_index` picks the key (0 signs; all are tried when checking).
     fn code_with(&self, key_index: usize, id: MessageId, nonce: &str) -> String {
         let mut mac = Self::mac(&self.0[key_index]);
-        Self::feed(&mut mac, &[b"code", VERSION.as_bytes(), id.0.to_string().as_bytes(), nonce.as_bytes()]);
+        Self::feed(
+            &mut mac,
+            &[
+                b"code",
+                VERSION.as_bytes(),
+                id.0.to_string().as_bytes(),
+                nonce.as_bytes(),
+            ],
+        );
         let out = mac.finalize().into_bytes();
         let n = u32::from_be_bytes([out[0], out[1], out[2], out[3]]) % 1_000_000;
         format!("{n:06}")
@@ -125,7 +155,10 @@ impl Keys {
 
     /// Constant-time check of a typed code against every key (spaces and dashes ignored).
     pub fn check_code(&self, id: MessageId, nonce: &str, typed: &str) -> bool {
-        let typed: String = typed.chars().filter(|c| !c.is_whitespace() && *c != '-').collect();
+        let typed: String = typed
+            .chars()
+            .filter(|c| !c.is_whitespace() && *c != '-')
+            .collect();
         let mut ok = subtle::Choice::from(0);
         for i in 0..self.0.len() {
             let expected = self.code_with(i, id, nonce);
@@ -140,37 +173,60 @@ impl Keys {
 /// Splits a token into its parts; nothing is trusted until [`Unverified::verify`].
 pub fn parse(token: &str) -> Result<Unverified, TokenError> {
     let mut parts = token.split('.');
-    let (Some(version), Some(id), Some(exp), Some(mac), None) =
-        (parts.next(), parts.next(), parts.next(), parts.next(), parts.next())
-    else {
+    let (Some(version), Some(id), Some(exp), Some(mac), None) = (
+        parts.next(),
+        parts.next(),
+        parts.next(),
+        parts.next(),
+        parts.next(),
+    ) else {
         return Err(TokenError::Malformed);
     };
     if version != VERSION {
         return Err(TokenError::Malformed);
     }
     // Only canonical decimal: no sign, no leading zeros, so one id has one spelling.
-    let canonical = |s: &str| !s.is_empty() && s.len() <= 19 && s.bytes().all(|b| b.is_ascii_digit()) && !(s.len() > 1 && s.starts_with('0'));
+    let canonical = |s: &str| {
+        !s.is_empty()
+            && s.len() <= 19
+            && s.bytes().all(|b| b.is_ascii_digit())
+            && !(s.len() > 1 && s.starts_with('0'))
+    };
     if !canonical(id) || !canonical(exp) {
         return Err(TokenError::Malformed);
     }
     let id = id.parse::<i64>().map_err(|_| TokenError::Malformed)?;
     let expires_at = exp.parse::<i64>().map_err(|_| TokenError::Malformed)?;
-    let mac = URL_SAFE_NO_PAD.decode(mac).map_err(|_| TokenError::Malformed)?;
+    let mac = URL_SAFE_NO_PAD
+        .decode(mac)
+        .map_err(|_| TokenError::Malformed)?;
     if mac.len() != MAC_LEN || id <= 0 {
         return Err(TokenError::Malformed);
     }
-    Ok(Unverified { id: MessageId(id), expires_at, mac })
+    Ok(Unverified {
+        id: MessageId(id),
+        expires_at,
+        mac,
+    })
 }
 
 impl Unverified {
     /// Checks the signature against every key (constant time, `verify_slice`), then the time:
     /// expired once `now > expiry`; rejected if its implied issue time (expiry − ttl) is in the future.
     /// Returns the expiry.
-    pub fn verify(&self, keys: &Keys, purpose: Purpose, nonce: &str, now: i64, ttl_secs: i64) -> Result<i64, TokenError> {
-        let signed = keys
-            .0
-            .iter()
-            .any(|key| Keys::token_mac(key, purpose, self.id, self.expires_at, nonce).verify_slice(&self.mac).is_ok());
+    pub fn verify(
+        &self,
+        keys: &Keys,
+        purpose: Purpose,
+        nonce: &str,
+        now: i64,
+        ttl_secs: i64,
+    ) -> Result<i64, TokenError> {
+        let signed = keys.0.iter().any(|key| {
+            Keys::token_mac(key, purpose, self.id, self.expires_at, nonce)
+                .verify_slice(&self.mac)
+                .is_ok()
+        });
         if !signed {
             return Err(TokenError::BadSignature);
         }
@@ -205,7 +261,11 @@ mod tests {
         let t = keys().sign(Purpose::Verify, MessageId(42), NOW + TTL, "n1");
         assert!(t.starts_with("v1.42."));
         assert_eq!(check(&keys(), &t, "n1", NOW), Ok(NOW + TTL));
-        assert!(t.bytes().all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b)), "URL-safe: {t}");
+        assert!(
+            t.bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b)),
+            "URL-safe: {t}"
+        );
     }
 
     #[test]
@@ -213,7 +273,10 @@ mod tests {
         let exp = NOW + 10;
         let t = keys().sign(Purpose::Verify, MessageId(1), exp, "n");
         assert!(check(&keys(), &t, "n", exp).is_ok());
-        assert_eq!(check(&keys(), &t, "n", exp + 1), Err(TokenError::Expired { id: MessageId(1) }));
+        assert_eq!(
+            check(&keys(), &t, "n", exp + 1),
+            Err(TokenError::Expired { id: MessageId(1) })
+        );
     }
 
     #[test]
@@ -225,7 +288,10 @@ mod tests {
     #[test]
     fn a_new_nonce_revokes_the_link() {
         let t = keys().sign(Purpose::Verify, MessageId(1), NOW + 60, "old");
-        assert_eq!(check(&keys(), &t, "new", NOW), Err(TokenError::BadSignature));
+        assert_eq!(
+            check(&keys(), &t, "new", NOW),
+            Err(TokenError::BadSignature)
+        );
     }
 
     #[test]
@@ -241,7 +307,10 @@ mod tests {
         let rotated = Keys::new(vec![vec![2u8; 32], vec![1u8; 32]]).unwrap();
         assert!(check(&rotated, &t, "n", NOW).is_ok());
         let new_token = rotated.sign(Purpose::Verify, MessageId(9), NOW + 60, "n");
-        assert_eq!(check(&old, &new_token, "n", NOW), Err(TokenError::BadSignature));
+        assert_eq!(
+            check(&old, &new_token, "n", NOW),
+            Err(TokenError::BadSignature)
+        );
         let dropped = Keys::new(vec![vec![2u8; 32]]).unwrap();
         assert_eq!(check(&dropped, &t, "n", NOW), Err(TokenError::BadSignature));
     }

@@ -15,15 +15,22 @@ impl VisitorEmail {
     pub fn parse(raw: &str) -> Result<Self, String> {
         let s = raw.trim();
         if s.is_empty() {
-            return Err("Please enter your email address, so we can confirm the message is yours.".into());
+            return Err(
+                "Please enter your email address, so we can confirm the message is yours.".into(),
+            );
         }
         if s.chars().any(|c| matches!(c, '\r' | '\n' | '\0')) {
             return Err("The email address must be on one line.".into());
         }
         if s.len() > MAX_ADDRESS {
-            return Err(format!("That email address is too long (at most {MAX_ADDRESS} characters)."));
+            return Err(format!(
+                "That email address is too long (at most {MAX_ADDRESS} characters)."
+            ));
         }
-        let invalid = || "That doesn't look like an email address (expected something like name@example.org).".to_string();
+        let invalid = || {
+            "That doesn't look like an email address (expected something like name@example.org)."
+                .to_string()
+        };
         let (local, domain) = s.rsplit_once('@').ok_or_else(invalid)?;
         if local.len() > MAX_LOCAL || domain.len() > MAX_DOMAIN {
             return Err(invalid());
@@ -67,10 +74,17 @@ mod tests {
 
     #[test]
     fn accepts_ordinary_addresses() {
-        for ok in ["a@example.org", "first.last+tag@sub.example.co.uk", "  padded@example.org  "] {
+        for ok in [
+            "a@example.org",
+            "first.last+tag@sub.example.co.uk",
+            "  padded@example.org  ",
+        ] {
             assert!(VisitorEmail::parse(ok).is_ok(), "{ok}");
         }
-        assert_eq!(VisitorEmail::parse(" x@example.org ").unwrap().as_str(), "x@example.org");
+        assert_eq!(
+            VisitorEmail::parse(" x@example.org ").unwrap().as_str(),
+            "x@example.org"
+        );
     }
 
     #[test]
@@ -85,7 +99,10 @@ mod tests {
             "Display Name <a@example.org>",
             "a@@example.org",
         ] {
-            assert!(VisitorEmail::parse(bad).is_err(), "{bad:?} should be rejected");
+            assert!(
+                VisitorEmail::parse(bad).is_err(),
+                "{bad:?} should be rejected"
+            );
         }
     }
 

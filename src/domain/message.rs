@@ -22,7 +22,9 @@ impl FromStr for MessageId {
     fn from_str(s: &str) -> Result<Self, String> {
         match s.trim().trim_start_matches('#').parse::<i64>() {
             Ok(n) if n > 0 => Ok(MessageId(n)),
-            _ => Err(format!("{s:?} is not a message id (expected a positive number)")),
+            _ => Err(format!(
+                "{s:?} is not a message id (expected a positive number)"
+            )),
         }
     }
 }
@@ -57,7 +59,9 @@ fn single_line(field: &str, value: &str) -> Result<(), String> {
 fn within(field: &str, value: &str, max: usize) -> Result<(), String> {
     let n = value.chars().count();
     if n > max {
-        return Err(format!("The {field} is too long ({n} characters; at most {max})."));
+        return Err(format!(
+            "The {field} is too long ({n} characters; at most {max})."
+        ));
     }
     Ok(())
 }
@@ -136,22 +140,36 @@ pub struct NewMessage {
 
 impl NewMessage {
     /// Checks every field and reports all problems at once, so the visitor fixes them in one go.
-    pub fn parse(form: &ContactForm, ip: Option<String>, user_agent: Option<String>) -> Result<Self, FieldErrors> {
+    pub fn parse(
+        form: &ContactForm,
+        ip: Option<String>,
+        user_agent: Option<String>,
+    ) -> Result<Self, FieldErrors> {
         let mut errors = FieldErrors::new();
-        let name = VisitorName::parse(&form.name).map_err(|e| errors.insert("name", e)).ok();
-        let email = VisitorEmail::parse(&form.email).map_err(|e| errors.insert("email", e)).ok();
-        let subject = Subject::parse(form.subject.as_deref()).map_err(|e| errors.insert("subject", e)).ok();
-        let body = MessageBody::parse(&form.message).map_err(|e| errors.insert("message", e)).ok();
+        let name = VisitorName::parse(&form.name)
+            .map_err(|e| errors.insert("name", e))
+            .ok();
+        let email = VisitorEmail::parse(&form.email)
+            .map_err(|e| errors.insert("email", e))
+            .ok();
+        let subject = Subject::parse(form.subject.as_deref())
+            .map_err(|e| errors.insert("subject", e))
+            .ok();
+        let body = MessageBody::parse(&form.message)
+            .map_err(|e| errors.insert("message", e))
+            .ok();
         match (name, email, subject, body) {
-            (Some(name), Some(email), Some(subject), Some(body)) if errors.is_empty() => Ok(NewMessage {
-                name,
-                email,
-                subject,
-                body,
-                ip,
-                // A user agent is kept for the consent record only; cap what a client can make us store.
-                user_agent: user_agent.map(|ua| ua.chars().take(512).collect()),
-            }),
+            (Some(name), Some(email), Some(subject), Some(body)) if errors.is_empty() => {
+                Ok(NewMessage {
+                    name,
+                    email,
+                    subject,
+                    body,
+                    ip,
+                    // A user agent is kept for the consent record only; cap what a client can make us store.
+                    user_agent: user_agent.map(|ua| ua.chars().take(512).collect()),
+                })
+            }
             _ => Err(errors),
         }
     }
@@ -199,7 +217,12 @@ mod tests {
 
     #[test]
     fn a_good_form_becomes_a_new_message() {
-        let m = NewMessage::parse(&form(" Ada ", "ada@example.org", Some(""), "Hello\r\nthere"), None, None).unwrap();
+        let m = NewMessage::parse(
+            &form(" Ada ", "ada@example.org", Some(""), "Hello\r\nthere"),
+            None,
+            None,
+        )
+        .unwrap();
         assert_eq!(m.name.as_str(), "Ada");
         assert!(m.subject.is_none());
         assert_eq!(m.body.as_str(), "Hello\nthere");
@@ -207,8 +230,12 @@ mod tests {
 
     #[test]
     fn every_bad_field_is_reported_at_once() {
-        let errors = NewMessage::parse(&form("", "nope", Some("a\nb"), ""), None, None).unwrap_err();
-        assert_eq!(errors.keys().copied().collect::<Vec<_>>(), ["email", "message", "name", "subject"]);
+        let errors =
+            NewMessage::parse(&form("", "nope", Some("a\nb"), ""), None, None).unwrap_err();
+        assert_eq!(
+            errors.keys().copied().collect::<Vec<_>>(),
+            ["email", "message", "name", "subject"]
+        );
     }
 
     #[test]
@@ -216,7 +243,8 @@ mod tests {
         let name = "é".repeat(MAX_NAME);
         assert!(NewMessage::parse(&form(&name, "a@example.org", None, "hi"), None, None).is_ok());
         let name = "é".repeat(MAX_NAME + 1);
-        let errors = NewMessage::parse(&form(&name, "a@example.org", None, "hi"), None, None).unwrap_err();
+        let errors =
+            NewMessage::parse(&form(&name, "a@example.org", None, "hi"), None, None).unwrap_err();
         assert!(errors["name"].contains("too long"));
         let body = "x".repeat(MAX_BODY + 1);
         assert!(NewMessage::parse(&form("A", "a@example.org", None, &body), None, None).is_err());
@@ -224,8 +252,12 @@ mod tests {
 
     #[test]
     fn header_injection_in_name_and_subject_is_rejected() {
-        let errors =
-            NewMessage::parse(&form("A\r\nBcc: x@y.z", "a@example.org", Some("S\0"), "hi"), None, None).unwrap_err();
+        let errors = NewMessage::parse(
+            &form("A\r\nBcc: x@y.z", "a@example.org", Some("S\0"), "hi"),
+            None,
+            None,
+        )
+        .unwrap_err();
         assert!(errors.contains_key("name") && errors.contains_key("subject"));
     }
 

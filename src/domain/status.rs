@@ -28,7 +28,9 @@ pub enum Transition {
     Resend,
     Delete,
     /// Restore out of the trash to where it was before.
-    Restore { before_delete: Status },
+    Restore {
+        before_delete: Status,
+    },
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
@@ -51,7 +53,13 @@ impl Transition {
 }
 
 impl Status {
-    pub const ALL: [Status; 5] = [Status::Pending, Status::Verified, Status::Released, Status::Deleted, Status::Spam];
+    pub const ALL: [Status; 5] = [
+        Status::Pending,
+        Status::Verified,
+        Status::Released,
+        Status::Deleted,
+        Status::Spam,
+    ];
 
     pub fn as_str(self) -> &'static str {
         match self {
@@ -71,10 +79,15 @@ impl Status {
             (Verified, Transition::Release) => Some(Released),
             (Pending, Transition::Resend) => Some(Pending),
             (Pending | Verified | Released | Spam, Transition::Delete) => Some(Deleted),
-            (Deleted, Transition::Restore { before_delete }) if before_delete != Deleted => Some(before_delete),
+            (Deleted, Transition::Restore { before_delete }) if before_delete != Deleted => {
+                Some(before_delete)
+            }
             _ => None,
         };
-        next.ok_or(IllegalTransition { from: self, transition: t.verb() })
+        next.ok_or(IllegalTransition {
+            from: self,
+            transition: t.verb(),
+        })
     }
 }
 
@@ -90,7 +103,11 @@ impl FromStr for Status {
         Status::ALL
             .into_iter()
             .find(|st| st.as_str().eq_ignore_ascii_case(s.trim()))
-            .ok_or_else(|| format!("unknown status {s:?} (expected pending, verified, released, deleted or spam)"))
+            .ok_or_else(|| {
+                format!(
+                    "unknown status {s:?} (expected pending, verified, released, deleted or spam)"
+                )
+            })
     }
 }
 
@@ -111,7 +128,13 @@ mod tests {
         assert!(Released.apply(Transition::Resend).is_err());
         assert!(Verified.apply(Transition::Verify).is_err());
         assert!(Deleted.apply(Transition::Delete).is_err());
-        assert!(Pending.apply(Transition::Restore { before_delete: Pending }).is_err());
+        assert!(
+            Pending
+                .apply(Transition::Restore {
+                    before_delete: Pending
+                })
+                .is_err()
+        );
         let e = Pending.apply(Transition::Release).unwrap_err();
         assert_eq!(e.to_string(), "cannot release a pending message");
     }

@@ -66,8 +66,20 @@ pub fn human_time(unix: i64) -> String {
 }
 
 impl Composer {
-    pub fn new(templates: std::sync::Arc<Templates>, site_name: String, public_url: String, from: Mailbox, mail_lifetime: Duration) -> Self {
-        Self { templates, site_name, public_url, from, mail_lifetime: mail_lifetime.as_secs() as i64 }
+    pub fn new(
+        templates: std::sync::Arc<Templates>,
+        site_name: String,
+        public_url: String,
+        from: Mailbox,
+        mail_lifetime: Duration,
+    ) -> Self {
+        Self {
+            templates,
+            site_name,
+            public_url,
+            from,
+            mail_lifetime: mail_lifetime.as_secs() as i64,
+        }
     }
 
     pub fn link(&self, path: &str) -> String {
@@ -83,7 +95,13 @@ impl Composer {
         let mut r = [0u8; 9];
         getrandom::fill(&mut r).expect("the OS random source works");
         let domain = self.from.email.domain();
-        format!("<formgate.{}.{}.{}@{}>", kind.as_str(), id, base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(r), domain)
+        format!(
+            "<formgate.{}.{}.{}@{}>",
+            kind.as_str(),
+            id,
+            base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(r),
+            domain
+        )
     }
 
     pub fn verify(&self, m: &VerifyMail<'_>) -> Result<OutgoingMail, ComposeError> {
@@ -96,7 +114,12 @@ impl Composer {
         let subject = self.templates.render("email/verify.subject.txt", &ctx)?;
         let text = self.templates.render("email/verify.txt", &ctx)?;
         let html = self.templates.render("email/verify.html", &ctx)?;
-        let to: Mailbox = Mailbox::new(None, m.to.as_str().parse().map_err(|e| ComposeError::Build(format!("{e}")))?);
+        let to: Mailbox = Mailbox::new(
+            None,
+            m.to.as_str()
+                .parse()
+                .map_err(|e| ComposeError::Build(format!("{e}")))?,
+        );
         let message_id = self.message_id(MailKind::Verify, m.id);
         let email = Message::builder()
             .from(self.from.clone())
@@ -107,8 +130,16 @@ impl Composer {
             .header(AutoSubmitted)
             .multipart(
                 MultiPart::alternative()
-                    .singlepart(SinglePart::builder().header(ContentType::TEXT_PLAIN).body(text))
-                    .singlepart(SinglePart::builder().header(ContentType::TEXT_HTML).body(html)),
+                    .singlepart(
+                        SinglePart::builder()
+                            .header(ContentType::TEXT_PLAIN)
+                            .body(text),
+                    )
+                    .singlepart(
+                        SinglePart::builder()
+                            .header(ContentType::TEXT_HTML)
+                            .body(html),
+                    ),
             )
             .map_err(|e| ComposeError::Build(e.to_string()))?;
         Ok(OutgoingMail {

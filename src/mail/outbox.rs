@@ -31,7 +31,12 @@ pub struct OutboxConfig {
 
 impl Default for OutboxConfig {
     fn default() -> Self {
-        Self { lanes: 4, batch: 64, lease: Duration::from_secs(120), poll: Duration::from_secs(2) }
+        Self {
+            lanes: 4,
+            batch: 64,
+            lease: Duration::from_secs(120),
+            poll: Duration::from_secs(2),
+        }
     }
 }
 
@@ -52,18 +57,37 @@ pub struct OutboxWorker {
 }
 
 impl OutboxWorker {
-    pub fn new(store: SharedStore, transport: Transport, clock: SharedClock, config: OutboxConfig, wake: Arc<Notify>) -> Self {
+    pub fn new(
+        store: SharedStore,
+        transport: Transport,
+        clock: SharedClock,
+        config: OutboxConfig,
+        wake: Arc<Notify>,
+    ) -> Self {
         let mut r = [0u8; 6];
         getrandom::fill(&mut r).expect("the OS random source works");
         let host = std::env::var("HOSTNAME").unwrap_or_else(|_| "host".into());
-        let owner = format!("{host}:{}:{}", std::process::id(), r.iter().map(|b| format!("{b:02x}")).collect::<String>());
-        Self { store, transport, clock, config, owner, wake }
+        let owner = format!(
+            "{host}:{}:{}",
+            std::process::id(),
+            r.iter().map(|b| format!("{b:02x}")).collect::<String>()
+        );
+        Self {
+            store,
+            transport,
+            clock,
+            config,
+            owner,
+            wake,
+        }
     }
 
     /// Runs until `shutdown` turns true; then finishes what is in flight and releases its leases.
     pub async fn run(self, mut shutdown: watch::Receiver<bool>) {
         let stopping = Arc::new(AtomicBool::new(false));
-        let mut lanes: Vec<Lane> = (0..self.config.lanes.max(1)).map(|_| self.transport.lane()).collect();
+        let mut lanes: Vec<Lane> = (0..self.config.lanes.max(1))
+            .map(|_| self.transport.lane())
+            .collect();
         tracing::info!(owner = %self.owner, lanes = lanes.len(), "outbox worker started");
         loop {
             // A dropped sender counts as "stop" too.
@@ -72,7 +96,11 @@ impl OutboxWorker {
             }
             let now = self.clock.now();
             let lease_until = now + self.config.lease.as_secs() as i64;
-            let items = match self.store.claim_outbox(&self.owner, now, lease_until, self.config.batch).await {
+            let items = match self
+                .store
+                .claim_outbox(&self.owner, now, lease_until, self.config.batch)
+                .await
+            {
                 Ok(items) => items,
                 Err(e) => {
                     tracing::error!(error = %e, "outbox: cannot claim mail; retrying shortly");
@@ -82,10 +110,13 @@ impl OutboxWorker {
             };
             if items.is_empty() {
                 let wait = match self.store.next_outbox_due().await {
-                    Ok(Some(due)) => Duration::from_secs((due - now).clamp(0, 3600) as u64).min(self.config.poll),
+                    Ok(Some(due)) => {
+                        Duration::from_secs((due - now).clamp(0, 3600) as u64).min(self.config.poll)
+                    }
                     _ => self.config.poll,
                 };
-                self.idle(&mut shutdown, wait.max(Duration::from_millis(50))).await;
+                self.idle(&mut shutdown, wait.max(Duration::from_millis(50)))
+                    .await;
                 continue;
             }
             // Watch for shutdown while sending so lanes stop starting new mails.
@@ -95,7 +126,9 @@ impl OutboxWorker {
                 let _ = sd.wait_for(|s| *s).await;
                 flag.store(true, Ordering::SeqCst);
             });
-            let (returned, results) = self.send_batch(std::mem::take(&mut lanes), items, stopping.clone()).await;
+            let (returned, results) = self
+                .send_batch(std::mem::take(&mut lanes), items, stopping.clone())
+                .await;
             watcher.abort();
             lanes = returned;
             self.record(&results).await;
@@ -105,7 +138,9 @@ impl OutboxWorker {
         }
         match self.store.release_leases(&self.owner).await {
             Ok(n) => tracing::info!(released = n, "outbox worker stopped"),
-            Err(e) => tracing::warn!(error = %e, "outbox worker stopped; its leases will expire by themselves"),
+            Err(e) => {
+                tracing::warn!(error = %e, "outbox worker stopped; its leases will expire by themselves")
+            }
         }
     }
 
@@ -118,7 +153,12 @@ impl OutboxWorker {
     }
 
     /// Spreads the batch over the lanes; each lane sends its share in order over its connection.
-    async fn send_batch(&self, lanes: Vec<Lane>, items: Vec<OutboxItem>, stopping: Arc<AtomicBool>) -> (Vec<Lane>, Vec<(i64, SendOutcome)>) {
+    async fn send_batch(
+        &self,
+        lanes: Vec<Lane>,
+        items: Vec<OutboxItem>,
+        stopping: Arc<AtomicBool>,
+    ) -> (Vec<Lane>, Vec<(i64, SendOutcome)>) {
         let n = lanes.len();
         let mut shares: Vec<Vec<OutboxItem>> = (0..n).map(|_| Vec::new()).collect();
         for (i, item) in items.into_iter().enumerate() {
@@ -164,7 +204,11 @@ impl OutboxWorker {
 
     async fn record(&self, results: &[(i64, SendOutcome)]) {
         for attempt in 0..5 {
-            match self.store.finish_outbox(&self.owner, self.clock.now(), results).await {
+            match self
+                .store
+                .finish_outbox(&self.owner, self.clock.now(), results)
+                .await
+            {
                 Ok(()) => return,
                 Err(e) => {
                     tracing::error!(error = %e, attempt, "outbox: cannot record send results");
@@ -173,7 +217,10 @@ impl OutboxWorker {
             }
         }
         // The leases expire and these mails go out again: a duplicate, never a loss.
-        tracing::error!(count = results.len(), "outbox: gave up recording results; those mails will be sent again");
+        tracing::error!(
+            count = results.len(),
+            "outbox: gave up recording results; those mails will be sent again"
+        );
     }
 }
 
@@ -184,7 +231,9 @@ fn outcome_of_failure(item: &OutboxItem, e: SendError, now: i64) -> SendOutcome 
             let attempts = item.attempts + 1;
             let at = now + retry_delay(attempts);
             if at > item.give_up_at {
-                SendOutcome::Dead { error: format!("gave up after {attempts} attempts; last error: {error}") }
+                SendOutcome::Dead {
+                    error: format!("gave up after {attempts} attempts; last error: {error}"),
+                }
             } else {
                 SendOutcome::Retry { at, error }
             }
@@ -196,8 +245,12 @@ fn log_outcome(item: &OutboxItem, outcome: &SendOutcome) {
     let (id, kind, message_id) = (item.id, item.kind.as_str(), item.message_id.map(|m| m.0));
     match outcome {
         SendOutcome::Sent => tracing::debug!(outbox = id, kind, message_id, "mail sent"),
-        SendOutcome::Retry { at, error } => tracing::warn!(outbox = id, kind, message_id, retry_at = at, %error, "mail deferred"),
-        SendOutcome::Dead { error } => tracing::error!(outbox = id, kind, message_id, %error, "mail dead-lettered"),
+        SendOutcome::Retry { at, error } => {
+            tracing::warn!(outbox = id, kind, message_id, retry_at = at, %error, "mail deferred")
+        }
+        SendOutcome::Dead { error } => {
+            tracing::error!(outbox = id, kind, message_id, %error, "mail dead-lettered")
+        }
     }
 }
 

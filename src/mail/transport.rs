@@ -37,7 +37,11 @@ pub enum SendError {
 
 impl SendError {
     fn from_smtp(e: lettre::transport::smtp::Error) -> Self {
-        if e.is_permanent() { SendError::Permanent(e.to_string()) } else { SendError::Transient(e.to_string()) }
+        if e.is_permanent() {
+            SendError::Permanent(e.to_string())
+        } else {
+            SendError::Transient(e.to_string())
+        }
     }
 }
 
@@ -61,19 +65,30 @@ impl Transport {
             MailTarget::Dir(dir) => Transport::Dir(dir.clone()),
             MailTarget::Smtp(url) => {
                 let tls = (url.tls != SmtpTls::None).then(|| Arc::new(tls_config()));
-                Transport::Smtp(Arc::new(SmtpSettings { url: url.clone(), timeout, hello: ClientId::default(), tls }))
+                Transport::Smtp(Arc::new(SmtpSettings {
+                    url: url.clone(),
+                    timeout,
+                    hello: ClientId::default(),
+                    tls,
+                }))
             }
         }
     }
 
     /// A sending lane: one reused connection (SMTP) or a folder (files).
     pub fn lane(&self) -> Lane {
-        Lane { transport: self.clone(), conn: None, last_used: None }
+        Lane {
+            transport: self.clone(),
+            conn: None,
+            last_used: None,
+        }
     }
 }
 
 fn tls_config() -> rustls::ClientConfig {
-    let roots = rustls::RootCertStore { roots: webpki_roots::TLS_SERVER_ROOTS.to_vec() };
+    let roots = rustls::RootCertStore {
+        roots: webpki_roots::TLS_SERVER_ROOTS.to_vec(),
+    };
     rustls::ClientConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
         .with_safe_default_protocol_versions()
         .expect("ring supports the default TLS versions")
@@ -94,11 +109,20 @@ const IDLE_CHECK_AFTER: Duration = Duration::from_secs(5);
 impl Lane {
     pub async fn send(&mut self, item: &OutboxItem) -> Result<(), SendError> {
         match &self.transport {
-            Transport::Dir(dir) => write_eml(dir, item).await.map_err(|e| SendError::Transient(format!("writing .eml: {e}"))),
+            Transport::Dir(dir) => write_eml(dir, item)
+                .await
+                .map_err(|e| SendError::Transient(format!("writing .eml: {e}"))),
             Transport::Smtp(settings) => {
                 let settings = settings.clone();
-                let result = tokio::time::timeout(settings.timeout * 2, self.send_smtp(&settings, item)).await;
-                let result = result.unwrap_or_else(|_| Err(SendError::Transient(format!("SMTP timed out after {:?}", settings.timeout * 2))));
+                let result =
+                    tokio::time::timeout(settings.timeout * 2, self.send_smtp(&settings, item))
+                        .await;
+                let result = result.unwrap_or_else(|_| {
+                    Err(SendError::Transient(format!(
+                        "SMTP timed out after {:?}",
+                        settings.timeout * 2
+                    )))
+                });
                 if result.is_err() {
                     // lettre aborts the session on an error reply; never reuse a connection in doubt.
                     self.conn = None;
@@ -110,14 +134,28 @@ impl Lane {
 
     async fn send_smtp(&mut self, s: &SmtpSettings, item: &OutboxItem) -> Result<(), SendError> {
         let envelope = Envelope::new(
-            Some(item.sender.parse().map_err(|e| SendError::Permanent(format!("bad sender address: {e}")))?),
-            vec![item.recipient.parse().map_err(|e| SendError::Permanent(format!("bad recipient address: {e}")))?],
+            Some(
+                item.sender
+                    .parse()
+                    .map_err(|e| SendError::Permanent(format!("bad sender address: {e}")))?,
+            ),
+            vec![
+                item.recipient
+                    .parse()
+                    .map_err(|e| SendError::Permanent(format!("bad recipient address: {e}")))?,
+            ],
         )
         .map_err(|e| SendError::Permanent(e.to_string()))?;
         // A connection kept idle may have been closed by the server: test it cheaply first.
-        let idle = self.last_used.is_none_or(|t| t.elapsed() > IDLE_CHECK_AFTER);
+        let idle = self
+            .last_used
+            .is_none_or(|t| t.elapsed() > IDLE_CHECK_AFTER);
         if let Some(conn) = &mut self.conn
-            && (conn.has_broken() || (idle && !tokio::time::timeout(s.timeout, conn.test_connected()).await.unwrap_or(false)))
+            && (conn.has_broken()
+                || (idle
+                    && !tokio::time::timeout(s.timeout, conn.test_connected())
+                        .await
+                        .unwrap_or(false)))
         {
             self.conn = None;
         }
@@ -129,7 +167,10 @@ impl Lane {
         match tokio::time::timeout(s.timeout, conn.send(&envelope, &item.payload)).await {
             Ok(Ok(_)) => Ok(()),
             Ok(Err(e)) => Err(SendError::from_smtp(e)),
-            Err(_) => Err(SendError::Transient(format!("SMTP server did not answer within {:?}", s.timeout))),
+            Err(_) => Err(SendError::Transient(format!(
+                "SMTP server did not answer within {:?}",
+                s.timeout
+            ))),
         }
     }
 
@@ -142,43 +183,63 @@ impl Lane {
 }
 
 async fn connect(s: &SmtpSettings) -> Result<AsyncSmtpConnection, SendError> {
-    let transient = |what: &str, e: &dyn std::fmt::Display| SendError::Transient(format!("{what} {}:{}: {e}", s.url.host, s.url.port));
-    let tcp = tokio::time::timeout(s.timeout, TcpStream::connect((s.url.host.as_str(), s.url.port)))
-        .await
-        .map_err(|_| transient("timed out connecting to", &"no answer"))?
-        .map_err(|e| transient("cannot connect to", &e))?;
-    tcp.set_nodelay(true).map_err(|e| transient("cannot configure socket for", &e))?;
+    let transient = |what: &str, e: &dyn std::fmt::Display| {
+        SendError::Transient(format!("{what} {}:{}: {e}", s.url.host, s.url.port))
+    };
+    let tcp = tokio::time::timeout(
+        s.timeout,
+        TcpStream::connect((s.url.host.as_str(), s.url.port)),
+    )
+    .await
+    .map_err(|_| transient("timed out connecting to", &"no answer"))?
+    .map_err(|e| transient("cannot connect to", &e))?;
+    tcp.set_nodelay(true)
+        .map_err(|e| transient("cannot configure socket for", &e))?;
 
     let stream: Box<dyn AsyncTokioStream> = match (s.url.tls, &s.tls) {
         (SmtpTls::Implicit, Some(config)) => {
-            let name = rustls::pki_types::ServerName::try_from(s.url.host.clone())
-                .map_err(|e| SendError::Permanent(format!("smtp_url host is not a valid TLS name: {e}")))?;
-            let tls = tokio::time::timeout(s.timeout, tokio_rustls::TlsConnector::from(config.clone()).connect(name, tcp))
-                .await
-                .map_err(|_| transient("TLS handshake timed out with", &"no answer"))?
-                .map_err(|e| transient("TLS handshake failed with", &e))?;
+            let name =
+                rustls::pki_types::ServerName::try_from(s.url.host.clone()).map_err(|e| {
+                    SendError::Permanent(format!("smtp_url host is not a valid TLS name: {e}"))
+                })?;
+            let tls = tokio::time::timeout(
+                s.timeout,
+                tokio_rustls::TlsConnector::from(config.clone()).connect(name, tcp),
+            )
+            .await
+            .map_err(|_| transient("TLS handshake timed out with", &"no answer"))?
+            .map_err(|e| transient("TLS handshake failed with", &e))?;
             Box::new(TlsStream(tls))
         }
         _ => Box::new(tcp),
     };
     let setup = async {
-        let mut conn = AsyncSmtpConnection::connect_with_transport(stream, &s.hello).await.map_err(SendError::from_smtp)?;
+        let mut conn = AsyncSmtpConnection::connect_with_transport(stream, &s.hello)
+            .await
+            .map_err(SendError::from_smtp)?;
         let starttls = match s.url.tls {
             SmtpTls::Required => true,
             SmtpTls::Opportunistic => conn.can_starttls(),
             SmtpTls::None | SmtpTls::Implicit => false,
         };
         if starttls {
-            let params = TlsParameters::new(s.url.host.clone()).map_err(|e| SendError::Permanent(format!("TLS setup: {e}")))?;
-            conn.starttls(params, &s.hello).await.map_err(|e| SendError::Transient(format!("STARTTLS: {e}")))?;
+            let params = TlsParameters::new(s.url.host.clone())
+                .map_err(|e| SendError::Permanent(format!("TLS setup: {e}")))?;
+            conn.starttls(params, &s.hello)
+                .await
+                .map_err(|e| SendError::Transient(format!("STARTTLS: {e}")))?;
         }
         if let Some((user, pass)) = &s.url.credentials {
             let creds = Credentials::new(user.clone(), pass.0.clone());
-            conn.auth(&[Mechanism::Plain, Mechanism::Login], &creds).await.map_err(SendError::from_smtp)?;
+            conn.auth(&[Mechanism::Plain, Mechanism::Login], &creds)
+                .await
+                .map_err(SendError::from_smtp)?;
         }
         Ok::<_, SendError>(conn)
     };
-    tokio::time::timeout(s.timeout, setup).await.map_err(|_| transient("SMTP greeting timed out from", &"no answer"))?
+    tokio::time::timeout(s.timeout, setup)
+        .await
+        .map_err(|_| transient("SMTP greeting timed out from", &"no answer"))?
 }
 
 /// Writes `<outbox id>-<kind>.eml` atomically (temp file, then rename): a crash never leaves half a
@@ -202,13 +263,21 @@ impl AsyncTokioStream for TlsStream {
 }
 
 impl AsyncRead for TlsStream {
-    fn poll_read(mut self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<io::Result<()>> {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
         Pin::new(&mut self.0).poll_read(cx, buf)
     }
 }
 
 impl AsyncWrite for TlsStream {
-    fn poll_write(mut self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
         Pin::new(&mut self.0).poll_write(cx, buf)
     }
     fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {

@@ -186,10 +186,21 @@ pub trait Store: Send + Sync + 'static {
     async fn outbox_for_message(&self, id: MessageId) -> Result<Vec<OutboxRecord>, StoreError>;
 
     /// Claims up to `limit` due mails for `owner` until `lease_until`, in a short transaction.
-    async fn claim_outbox(&self, owner: &str, now: i64, lease_until: i64, limit: i64) -> Result<Vec<OutboxItem>, StoreError>;
+    async fn claim_outbox(
+        &self,
+        owner: &str,
+        now: i64,
+        lease_until: i64,
+        limit: i64,
+    ) -> Result<Vec<OutboxItem>, StoreError>;
 
     /// Records how sends ended (only for rows `owner` still holds).
-    async fn finish_outbox(&self, owner: &str, now: i64, results: &[(i64, SendOutcome)]) -> Result<(), StoreError>;
+    async fn finish_outbox(
+        &self,
+        owner: &str,
+        now: i64,
+        results: &[(i64, SendOutcome)],
+    ) -> Result<(), StoreError>;
 
     /// Gives back every lease `owner` holds (clean shutdown), so other workers send them at once.
     async fn release_leases(&self, owner: &str) -> Result<u64, StoreError>;

@@ -9,11 +9,15 @@ use std::str::FromStr;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteRow, SqliteSynchronous};
+use sqlx::sqlite::{
+    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteRow,
+    SqliteSynchronous,
+};
 use sqlx::{Row, Sqlite, Transaction};
 
 use super::{
-    AuditRecord, Change, MailForId, MailKind, OutboxItem, OutboxRecord, OutboxState, SendOutcome, Store, StoreError,
+    AuditRecord, Change, MailForId, MailKind, OutboxItem, OutboxRecord, OutboxState, SendOutcome,
+    Store, StoreError,
 };
 use crate::domain::{Message, MessageId, NewMessage, Status};
 
@@ -75,11 +79,20 @@ fn message_from_row(row: &SqliteRow) -> Result<Message, StoreError> {
         verified_at: row.try_get("verified_at")?,
         released_at: row.try_get("released_at")?,
         deleted_at: row.try_get("deleted_at")?,
-        status_before_delete: row.try_get::<Option<String>, _>("status_before_delete")?.as_deref().map(status).transpose()?,
+        status_before_delete: row
+            .try_get::<Option<String>, _>("status_before_delete")?
+            .as_deref()
+            .map(status)
+            .transpose()?,
     })
 }
 
-async fn insert_outbox(tx: &mut Transaction<'_, Sqlite>, message_id: MessageId, now: i64, mail: &super::OutgoingMail) -> Result<(), StoreError> {
+async fn insert_outbox(
+    tx: &mut Transaction<'_, Sqlite>,
+    message_id: MessageId,
+    now: i64,
+    mail: &super::OutgoingMail,
+) -> Result<(), StoreError> {
     sqlx::query(
         "INSERT INTO outbox (message_id, kind, recipient, sender, message_id_header, payload, created_at, next_attempt_at, give_up_at)
          VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
@@ -152,7 +165,11 @@ impl Store for SqliteStore {
         .fetch_one(&mut *tx)
         .await?;
         let id = MessageId(id);
-        let audit = super::Audit { actor: "visitor".into(), action: "submit", detail: None };
+        let audit = super::Audit {
+            actor: "visitor".into(),
+            action: "submit",
+            detail: None,
+        };
         insert_audit(&mut tx, id, now, &audit, None, Status::Pending).await?;
         insert_outbox(&mut tx, id, now, &mail(id).map_err(StoreError::Mail)?).await?;
         tx.commit().await?;
@@ -160,7 +177,10 @@ impl Store for SqliteStore {
     }
 
     async fn message(&self, id: MessageId) -> Result<Option<Message>, StoreError> {
-        let row = sqlx::query("SELECT * FROM messages WHERE id = ?").bind(id.0).fetch_optional(&self.reader).await?;
+        let row = sqlx::query("SELECT * FROM messages WHERE id = ?")
+            .bind(id.0)
+            .fetch_optional(&self.reader)
+            .await?;
         row.as_ref().map(message_from_row).transpose()
     }
 
@@ -209,13 +229,18 @@ impl Store for SqliteStore {
     async fn record_link_opened(&self, id: MessageId, now: i64) -> Result<(), StoreError> {
         // Skip the write lock entirely when it was recorded before (scanners fetch links repeatedly).
         let opened: Option<Option<i64>> =
-            sqlx::query_scalar("SELECT link_opened_at FROM messages WHERE id = ?").bind(id.0).fetch_optional(&self.reader).await?;
-        if matches!(opened, Some(None)) {
-            sqlx::query("UPDATE messages SET link_opened_at = COALESCE(link_opened_at, ?) WHERE id = ?")
-                .bind(now)
+            sqlx::query_scalar("SELECT link_opened_at FROM messages WHERE id = ?")
                 .bind(id.0)
-                .execute(&self.writer)
+                .fetch_optional(&self.reader)
                 .await?;
+        if matches!(opened, Some(None)) {
+            sqlx::query(
+                "UPDATE messages SET link_opened_at = COALESCE(link_opened_at, ?) WHERE id = ?",
+            )
+            .bind(now)
+            .bind(id.0)
+            .execute(&self.writer)
+            .await?;
         }
         Ok(())
     }
@@ -241,8 +266,16 @@ impl Store for SqliteStore {
                     at: r.try_get("at")?,
                     actor: r.try_get("actor")?,
                     action: r.try_get("action")?,
-                    from_status: r.try_get::<Option<String>, _>("from_status")?.as_deref().map(status).transpose()?,
-                    to_status: r.try_get::<Option<String>, _>("to_status")?.as_deref().map(status).transpose()?,
+                    from_status: r
+                        .try_get::<Option<String>, _>("from_status")?
+                        .as_deref()
+                        .map(status)
+                        .transpose()?,
+                    to_status: r
+                        .try_get::<Option<String>, _>("to_status")?
+                        .as_deref()
+                        .map(status)
+                        .transpose()?,
                     detail: r.try_get("detail")?,
                 })
             })
@@ -268,7 +301,9 @@ impl Store for SqliteStore {
                         "queued" => OutboxState::Queued,
                         "sent" => OutboxState::Sent,
                         "dead" => OutboxState::Dead,
-                        other => return Err(StoreError::Corrupt(format!("outbox state {other:?}"))),
+                        other => {
+                            return Err(StoreError::Corrupt(format!("outbox state {other:?}")));
+                        }
                     },
                     attempts: r.try_get("attempts")?,
                     created_at: r.try_get("created_at")?,
@@ -282,7 +317,13 @@ impl Store for SqliteStore {
             .collect()
     }
 
-    async fn claim_outbox(&self, owner: &str, now: i64, lease_until: i64, limit: i64) -> Result<Vec<OutboxItem>, StoreError> {
+    async fn claim_outbox(
+        &self,
+        owner: &str,
+        now: i64,
+        lease_until: i64,
+        limit: i64,
+    ) -> Result<Vec<OutboxItem>, StoreError> {
         let mut tx = self.write_tx().await?;
         let rows = sqlx::query(
             "UPDATE outbox SET lease_owner = ?1, lease_until = ?2
@@ -320,18 +361,24 @@ impl Store for SqliteStore {
         Ok(items)
     }
 
-    async fn finish_outbox(&self, owner: &str, now: i64, results: &[(i64, SendOutcome)]) -> Result<(), StoreError> {
+    async fn finish_outbox(
+        &self,
+        owner: &str,
+        now: i64,
+        results: &[(i64, SendOutcome)],
+    ) -> Result<(), StoreError> {
         if results.is_empty() {
             return Ok(());
         }
         // One transaction for the whole batch: one fsync-equivalent instead of one per mail.
         let mut tx = self.write_tx().await?;
         for (id, outcome) in results {
-            let (state, next, error, sent_at): (&str, Option<i64>, Option<&str>, Option<i64>) = match outcome {
-                SendOutcome::Sent => ("sent", None, None, Some(now)),
-                SendOutcome::Retry { at, error } => ("queued", Some(*at), Some(error), None),
-                SendOutcome::Dead { error } => ("dead", None, Some(error), None),
-            };
+            let (state, next, error, sent_at): (&str, Option<i64>, Option<&str>, Option<i64>) =
+                match outcome {
+                    SendOutcome::Sent => ("sent", None, None, Some(now)),
+                    SendOutcome::Retry { at, error } => ("queued", Some(*at), Some(error), None),
+                    SendOutcome::Dead { error } => ("dead", None, Some(error), None),
+                };
             sqlx::query(
                 "UPDATE outbox SET state = ?, next_attempt_at = COALESCE(?, next_attempt_at), last_error = COALESCE(?, last_error),
                     sent_at = ?, attempts = attempts + 1, last_attempt_at = ?, lease_owner = NULL, lease_until = NULL

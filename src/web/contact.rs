@@ -28,15 +28,32 @@ pub fn router() -> Router<AppState> {
 }
 
 async fn form_page(State(state): State<AppState>) -> Response {
-    render_form(&state, StatusCode::OK, &ContactForm::default(), &FieldErrors::new())
+    render_form(
+        &state,
+        StatusCode::OK,
+        &ContactForm::default(),
+        &FieldErrors::new(),
+    )
 }
 
-fn render_form(state: &AppState, status: StatusCode, form: &ContactForm, errors: &FieldErrors) -> Response {
+fn render_form(
+    state: &AppState,
+    status: StatusCode,
+    form: &ContactForm,
+    errors: &FieldErrors,
+) -> Response {
     state.page(status, "form", minijinja::context! { form, errors })
 }
 
 async fn stylesheet() -> Response {
-    ([(header::CONTENT_TYPE, "text/css; charset=utf-8"), (header::CACHE_CONTROL, "public, max-age=3600")], STYLESHEET).into_response()
+    (
+        [
+            (header::CONTENT_TYPE, "text/css; charset=utf-8"),
+            (header::CACHE_CONTROL, "public, max-age=3600"),
+        ],
+        STYLESHEET,
+    )
+        .into_response()
 }
 
 /// Why a body could not be read, before any field is looked at.
@@ -47,23 +64,42 @@ enum BodyError {
 }
 
 /// Reads at most [`MAX_BODY`] bytes and decodes them by content type.
-async fn read_body<T: serde::de::DeserializeOwned>(headers: &HeaderMap, body: Body) -> Result<T, BodyError> {
+async fn read_body<T: serde::de::DeserializeOwned>(
+    headers: &HeaderMap,
+    body: Body,
+) -> Result<T, BodyError> {
     // Refuse a declared oversize body before reading a byte of it.
-    let declared = headers.get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()).and_then(|v| v.parse::<u64>().ok());
+    let declared = headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
     if declared.is_some_and(|n| n > MAX_BODY as u64) {
         return Err(BodyError::TooLarge);
     }
-    let content_type = headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("").to_ascii_lowercase();
-    let mime = content_type.split(';').next().unwrap_or("").trim().to_string();
+    let content_type = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("")
+        .to_ascii_lowercase();
+    let mime = content_type
+        .split(';')
+        .next()
+        .unwrap_or("")
+        .trim()
+        .to_string();
     if mime != "application/x-www-form-urlencoded" && mime != "application/json" {
         return Err(BodyError::UnsupportedType);
     }
-    let bytes = axum::body::to_bytes(body, MAX_BODY).await.map_err(|_| BodyError::TooLarge)?;
+    let bytes = axum::body::to_bytes(body, MAX_BODY)
+        .await
+        .map_err(|_| BodyError::TooLarge)?;
     if mime == "application/json" {
-        serde_json::from_slice(&bytes).map_err(|e| BodyError::Unreadable(format!("the JSON body could not be read: {e}")))
+        serde_json::from_slice(&bytes)
+            .map_err(|e| BodyError::Unreadable(format!("the JSON body could not be read: {e}")))
     } else {
         strict_utf8_form(&bytes)?;
-        serde_urlencoded::from_bytes(&bytes).map_err(|e| BodyError::Unreadable(format!("the form data could not be read: {e}")))
+        serde_urlencoded::from_bytes(&bytes)
+            .map_err(|e| BodyError::Unreadable(format!("the form data could not be read: {e}")))
     }
 }
 
@@ -73,7 +109,9 @@ fn strict_utf8_form(bytes: &[u8]) -> Result<(), BodyError> {
     let bad = || BodyError::Unreadable("the form data is not valid UTF-8".into());
     for pair in bytes.split(|b| *b == b'&') {
         for part in pair.splitn(2, |b| *b == b'=') {
-            percent_encoding::percent_decode(part).decode_utf8().map_err(|_| bad())?;
+            percent_encoding::percent_decode(part)
+                .decode_utf8()
+                .map_err(|_| bad())?;
         }
     }
     Ok(())
@@ -81,7 +119,13 @@ fn strict_utf8_form(bytes: &[u8]) -> Result<(), BodyError> {
 
 fn body_error(state: &AppState, e: BodyError, json: bool) -> Response {
     let (status, message) = match e {
-        BodyError::TooLarge => (StatusCode::PAYLOAD_TOO_LARGE, format!("The submission is too large (at most {} KiB).", MAX_BODY / 1024)),
+        BodyError::TooLarge => (
+            StatusCode::PAYLOAD_TOO_LARGE,
+            format!(
+                "The submission is too large (at most {} KiB).",
+                MAX_BODY / 1024
+            ),
+        ),
         BodyError::UnsupportedType => (
             StatusCode::UNSUPPORTED_MEDIA_TYPE,
             "Send the form as application/x-www-form-urlencoded or application/json.".to_string(),
@@ -102,18 +146,37 @@ async fn submit(State(state): State<AppState>, req: Request) -> Response {
         Ok(f) => f,
         Err(e) => return body_error(&state, e, json),
     };
-    let ip = parts.extensions.get::<ConnectInfo<SocketAddr>>().map(|c| c.0.ip().to_string());
-    let user_agent = parts.headers.get(header::USER_AGENT).and_then(|v| v.to_str().ok()).map(str::to_owned);
+    let ip = parts
+        .extensions
+        .get::<ConnectInfo<SocketAddr>>()
+        .map(|c| c.0.ip().to_string());
+    let user_agent = parts
+        .headers
+        .get(header::USER_AGENT)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned);
     let new = match NewMessage::parse(&form, ip, user_agent) {
         Ok(m) => m,
-        Err(errors) if json => return (StatusCode::UNPROCESSABLE_ENTITY, axum::Json(serde_json::json!({ "errors": errors }))).into_response(),
-        Err(errors) => return render_form(&state, StatusCode::UNPROCESSABLE_ENTITY, &form, &errors),
+        Err(errors) if json => {
+            return (
+                StatusCode::UNPROCESSABLE_ENTITY,
+                axum::Json(serde_json::json!({ "errors": errors })),
+            )
+                .into_response();
+        }
+        Err(errors) => {
+            return render_form(&state, StatusCode::UNPROCESSABLE_ENTITY, &form, &errors);
+        }
     };
     match state.actions.submit(new).await {
         // Only now, after the commit, does the visitor hear "success".
-        Ok(s) if json => {
-            (StatusCode::ACCEPTED, axum::Json(serde_json::json!({ "status": "pending", "id": s.id, "receipt": s.receipt }))).into_response()
-        }
+        Ok(s) if json => (
+            StatusCode::ACCEPTED,
+            axum::Json(
+                serde_json::json!({ "status": "pending", "id": s.id, "receipt": s.receipt }),
+            ),
+        )
+            .into_response(),
         Ok(s) => Redirect::to(&format!("/contact/sent?r={}", s.receipt)).into_response(),
         Err(e) => state.action_error(e, json),
     }
@@ -126,8 +189,15 @@ struct SentQuery {
 }
 
 async fn sent_page(State(state): State<AppState>, Query(q): Query<SentQuery>) -> Response {
-    let notice = q.resent.is_some().then_some("A new email is on its way; the links and code in older ones no longer work.");
-    state.page(StatusCode::OK, "sent", minijinja::context! { receipt => q.r, notice, error => None::<String> })
+    let notice = q
+        .resent
+        .is_some()
+        .then_some("A new email is on its way; the links and code in older ones no longer work.");
+    state.page(
+        StatusCode::OK,
+        "sent",
+        minijinja::context! { receipt => q.r, notice, error => None::<String> },
+    )
 }
 
 async fn confirmed_page(State(state): State<AppState>) -> Response {
@@ -176,7 +246,11 @@ async fn resend(State(state): State<AppState>, req: Request) -> Response {
         Err(e) => return body_error(&state, e, json),
     };
     match state.actions.resend_for_visitor(&f.receipt).await {
-        Ok(receipt) if json => (StatusCode::ACCEPTED, axum::Json(serde_json::json!({ "status": "pending", "receipt": receipt }))).into_response(),
+        Ok(receipt) if json => (
+            StatusCode::ACCEPTED,
+            axum::Json(serde_json::json!({ "status": "pending", "receipt": receipt })),
+        )
+            .into_response(),
         Ok(receipt) => Redirect::to(&format!("/contact/sent?r={receipt}&resent=1")).into_response(),
         // Already confirmed: nothing to resend, and nothing wrong either.
         Err(ActionError::Illegal(_)) if !json => Redirect::to("/contact/confirmed").into_response(),

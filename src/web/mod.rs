@@ -64,7 +64,11 @@ async fn security_headers(req: Request, next: Next) -> Response {
 
 /// Logs the route *template* (`/verify/{token}`), never the URI: tokens must not reach logs.
 async fn log_request(req: Request, next: Next) -> Response {
-    let route = req.extensions().get::<MatchedPath>().map(|p| p.as_str().to_owned()).unwrap_or_else(|| "(unmatched)".into());
+    let route = req
+        .extensions()
+        .get::<MatchedPath>()
+        .map(|p| p.as_str().to_owned())
+        .unwrap_or_else(|| "(unmatched)".into());
     let method = req.method().clone();
     let started = Instant::now();
     let res = next.run(req).await;

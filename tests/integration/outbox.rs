@@ -27,7 +27,11 @@ async fn smtp_down_at_submit_time_delays_the_mail_until_the_server_is_back() {
     let addr = smtp.addr();
     smtp.stop().await;
 
-    assert_eq!(app.submit("ada@example.org").await.status(), 303, "the visitor is not told about our SMTP trouble");
+    assert_eq!(
+        app.submit("ada@example.org").await.status(),
+        303,
+        "the visitor is not told about our SMTP trouble"
+    );
     let store = app.store.clone();
     wait_until("the first attempt failed", async || {
         store.outbox_for_message(MessageId(1)).await.unwrap()[0].attempts == 1
@@ -35,64 +39,115 @@ async fn smtp_down_at_submit_time_delays_the_mail_until_the_server_is_back() {
     .await;
     let row = &app.store.outbox_for_message(MessageId(1)).await.unwrap()[0];
     assert_eq!(row.state, OutboxState::Queued);
-    assert!(row.last_error.as_deref().unwrap().contains("connect"), "{:?}", row.last_error);
-    assert!(row.next_attempt_at - app.clock_now() <= 60, "first retry within a minute");
+    assert!(
+        row.last_error.as_deref().unwrap().contains("connect"),
+        "{:?}",
+        row.last_error
+    );
+    assert!(
+        row.next_attempt_at - app.clock_now() <= 60,
+        "first retry within a minute"
+    );
 
     let smtp = TestSmtp::start_on(addr).await;
     app.clock.advance(61);
     let mails = smtp.wait_for(1, Duration::from_secs(10)).await;
-    assert_eq!(mails[0].header("Message-ID").unwrap(), row.message_id_header, "same Message-ID as queued");
+    assert_eq!(
+        mails[0].header("Message-ID").unwrap(),
+        row.message_id_header,
+        "same Message-ID as queued"
+    );
     app.smtp = Some(smtp);
     let link = verify_path(&app.mail(1).await);
-    assert_eq!(app.client.post(app.url(&link)).send().await.unwrap().status(), 200);
+    assert_eq!(
+        app.client
+            .post(app.url(&link))
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        200
+    );
 }
 
 #[tokio::test]
 async fn a_5xx_reply_dead_letters_the_mail_at_once() {
     let app = TestApp::spawn().await;
-    app.smtp().set_behaviour(Behaviour::RejectRcpt(550, "no such user here".into()));
+    app.smtp()
+        .set_behaviour(Behaviour::RejectRcpt(550, "no such user here".into()));
     app.submit("nobody@example.org").await;
     let store = app.store.clone();
-    wait_until("the mail is dead", async || store.outbox_for_message(MessageId(1)).await.unwrap()[0].state == OutboxState::Dead).await;
+    wait_until("the mail is dead", async || {
+        store.outbox_for_message(MessageId(1)).await.unwrap()[0].state == OutboxState::Dead
+    })
+    .await;
     let row = &app.store.outbox_for_message(MessageId(1)).await.unwrap()[0];
     assert_eq!(row.attempts, 1);
-    assert!(row.last_error.as_deref().unwrap().contains("no such user"), "{:?}", row.last_error);
+    assert!(
+        row.last_error.as_deref().unwrap().contains("no such user"),
+        "{:?}",
+        row.last_error
+    );
     assert_eq!(app.smtp().count(), 0);
 }
 
 #[tokio::test]
 async fn a_4xx_reply_is_retried_with_backoff_and_the_same_bytes() {
     let app = TestApp::spawn().await;
-    app.smtp().set_behaviour(Behaviour::RejectData(451, "greylisted, try later".into()));
+    app.smtp()
+        .set_behaviour(Behaviour::RejectData(451, "greylisted, try later".into()));
     app.submit("ada@example.org").await;
     let store = app.store.clone();
-    wait_until("one failed attempt", async || store.outbox_for_message(MessageId(1)).await.unwrap()[0].attempts == 1).await;
-    let row = app.store.outbox_for_message(MessageId(1)).await.unwrap().remove(0);
+    wait_until("one failed attempt", async || {
+        store.outbox_for_message(MessageId(1)).await.unwrap()[0].attempts == 1
+    })
+    .await;
+    let row = app
+        .store
+        .outbox_for_message(MessageId(1))
+        .await
+        .unwrap()
+        .remove(0);
     assert_eq!(row.state, OutboxState::Queued);
     assert!(row.last_error.as_deref().unwrap().contains("greylisted"));
     assert_eq!(row.next_attempt_at, row.last_attempt_at.unwrap() + 30);
 
     app.clock.advance(20);
     tokio::time::sleep(Duration::from_millis(400)).await;
-    assert_eq!(app.store.outbox_for_message(MessageId(1)).await.unwrap()[0].attempts, 1, "not before it is due");
+    assert_eq!(
+        app.store.outbox_for_message(MessageId(1)).await.unwrap()[0].attempts,
+        1,
+        "not before it is due"
+    );
 
     app.smtp().set_behaviour(Behaviour::Accept);
     app.clock.advance(11);
     let mail = app.mail(1).await;
     assert_eq!(mail.header("Message-ID").unwrap(), row.message_id_header);
-    wait_until("recorded as sent", async || store.outbox_for_message(MessageId(1)).await.unwrap()[0].state == OutboxState::Sent).await;
-    assert_eq!(app.store.outbox_for_message(MessageId(1)).await.unwrap()[0].attempts, 2);
+    wait_until("recorded as sent", async || {
+        store.outbox_for_message(MessageId(1)).await.unwrap()[0].state == OutboxState::Sent
+    })
+    .await;
+    assert_eq!(
+        app.store.outbox_for_message(MessageId(1)).await.unwrap()[0].attempts,
+        2
+    );
 }
 
 #[tokio::test]
 async fn retrying_stops_after_the_mail_lifetime() {
     let app = TestApp::spawn().await;
-    app.smtp().set_behaviour(Behaviour::RejectData(451, "still not".into()));
+    app.smtp()
+        .set_behaviour(Behaviour::RejectData(451, "still not".into()));
     app.submit("ada@example.org").await;
     let store = app.store.clone();
     // Jump through three days of hourly retries.
     for _ in 0..200 {
-        let row = store.outbox_for_message(MessageId(1)).await.unwrap().remove(0);
+        let row = store
+            .outbox_for_message(MessageId(1))
+            .await
+            .unwrap()
+            .remove(0);
         if row.state == OutboxState::Dead {
             assert!(row.last_error.unwrap().contains("gave up after"));
             assert!(row.attempts > 5);
@@ -106,12 +161,20 @@ async fn retrying_stops_after_the_mail_lifetime() {
 
 #[tokio::test]
 async fn connections_are_reused_across_mails() {
-    let app = TestApp::spawn_with(Options { lanes: 1, ..Options::default() }).await;
+    let app = TestApp::spawn_with(Options {
+        lanes: 1,
+        ..Options::default()
+    })
+    .await;
     for i in 0..20 {
         app.submit(&format!("v{i}@example.org")).await;
     }
     app.smtp().wait_for(20, Duration::from_secs(10)).await;
-    assert_eq!(app.smtp().connections(), 1, "one lane, one connection for all 20 mails");
+    assert_eq!(
+        app.smtp().connections(),
+        1,
+        "one lane, one connection for all 20 mails"
+    );
 }
 
 fn fake_verify_mail(to: &str) -> OutgoingMail {
@@ -133,15 +196,26 @@ async fn seeded_database(n: usize) -> (tempfile::TempDir, String) {
     let store = SqliteStore::open(&db).await.unwrap();
     for i in 0..n {
         let email = format!("v{i}@example.org");
-        let form = ContactForm { name: "A".into(), email: email.clone(), subject: None, message: "m".into() };
+        let form = ContactForm {
+            name: "A".into(),
+            email: email.clone(),
+            subject: None,
+            message: "m".into(),
+        };
         let msg = NewMessage::parse(&form, None, None).unwrap();
-        store.insert_message(&msg, now, "nonce", now + 3600, &|_| Ok(fake_verify_mail(&email))).await.unwrap();
+        store
+            .insert_message(&msg, now, "nonce", now + 3600, &|_| {
+                Ok(fake_verify_mail(&email))
+            })
+            .await
+            .unwrap();
     }
     (dir, db)
 }
 
 async fn spawn_on(dir: tempfile::TempDir, db: String, smtp: TestSmtp, opts: Options) -> TestApp {
-    let target = formgate::config::MailTarget::Smtp(formgate::config::SmtpUrl::parse(&smtp.url()).unwrap());
+    let target =
+        formgate::config::MailTarget::Smtp(formgate::config::SmtpUrl::parse(&smtp.url()).unwrap());
     let mut config = formgate::config::Config::for_tests(db, target);
     config.smtp_timeout = Duration::from_secs(2);
     TestApp::spawn_config(config, dir, Some(smtp), &opts).await
@@ -154,15 +228,33 @@ async fn a_crashed_workers_lease_expires_and_the_mail_goes_out_again() {
         // A worker claimed the mail and died before recording anything.
         let store = SqliteStore::open(&db).await.unwrap();
         let now = formgate::clock::Clock::now(&formgate::clock::SystemClock);
-        assert_eq!(store.claim_outbox("crashed-worker", now, now + 120, 10).await.unwrap().len(), 1);
-        assert!(store.claim_outbox("someone-else", now, now + 120, 10).await.unwrap().is_empty(), "a lease excludes others");
+        assert_eq!(
+            store
+                .claim_outbox("crashed-worker", now, now + 120, 10)
+                .await
+                .unwrap()
+                .len(),
+            1
+        );
+        assert!(
+            store
+                .claim_outbox("someone-else", now, now + 120, 10)
+                .await
+                .unwrap()
+                .is_empty(),
+            "a lease excludes others"
+        );
     }
     let app = spawn_on(dir, db, TestSmtp::start().await, Options::default()).await;
     tokio::time::sleep(Duration::from_millis(400)).await;
     assert_eq!(app.smtp().count(), 0, "not while the lease holds");
     app.clock.advance(121);
     let mail = app.mail(1).await;
-    assert_eq!(mail.header("Message-ID").unwrap(), "<crash-test@example.org>", "same Message-ID: a recognisable duplicate");
+    assert_eq!(
+        mail.header("Message-ID").unwrap(),
+        "<crash-test@example.org>",
+        "same Message-ID: a recognisable duplicate"
+    );
 }
 
 #[tokio::test]
@@ -171,7 +263,16 @@ async fn shutdown_finishes_the_send_in_flight_and_hands_back_unstarted_leases() 
     let (dir, db) = seeded_database(2).await;
     let smtp = TestSmtp::start().await;
     smtp.set_behaviour(Behaviour::Hang);
-    let app = spawn_on(dir, db, smtp, Options { lanes: 1, ..Options::default() }).await;
+    let app = spawn_on(
+        dir,
+        db,
+        smtp,
+        Options {
+            lanes: 1,
+            ..Options::default()
+        },
+    )
+    .await;
     let store = app.store.clone();
     wait_until("both claimed", async || {
         let a = store.outbox_for_message(MessageId(1)).await.unwrap();
@@ -180,12 +281,32 @@ async fn shutdown_finishes_the_send_in_flight_and_hands_back_unstarted_leases() 
     })
     .await;
     app.stop().await; // returns Ok (asserted inside) once drained
-    let first = store.outbox_for_message(MessageId(1)).await.unwrap().remove(0);
-    assert_eq!((first.state, first.attempts), (OutboxState::Queued, 1), "the hung send ran into its timeout and is retried later");
-    let second = store.outbox_for_message(MessageId(2)).await.unwrap().remove(0);
-    assert_eq!((second.state, second.attempts), (OutboxState::Queued, 0), "never started");
+    let first = store
+        .outbox_for_message(MessageId(1))
+        .await
+        .unwrap()
+        .remove(0);
+    assert_eq!(
+        (first.state, first.attempts),
+        (OutboxState::Queued, 1),
+        "the hung send ran into its timeout and is retried later"
+    );
+    let second = store
+        .outbox_for_message(MessageId(2))
+        .await
+        .unwrap()
+        .remove(0);
+    assert_eq!(
+        (second.state, second.attempts),
+        (OutboxState::Queued, 0),
+        "never started"
+    );
     for row in [first, second] {
-        assert!(row.lease_owner.is_none(), "lease of outbox #{} handed back", row.id);
+        assert!(
+            row.lease_owner.is_none(),
+            "lease of outbox #{} handed back",
+            row.id
+        );
     }
 }
 
@@ -203,15 +324,31 @@ async fn serve_with_no_configuration_writes_eml_files_and_exits_0_on_sigterm() {
         .unwrap();
     let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
     let first = lines.next().unwrap().unwrap();
-    let base = first.split_whitespace().find(|w| w.starts_with("http://")).unwrap().to_string();
+    let base = first
+        .split_whitespace()
+        .find(|w| w.starts_with("http://"))
+        .unwrap()
+        .to_string();
     let client = crate::support::app::client();
-    let res = client.post(format!("{base}/contact")).form(&[("name", "Ada"), ("email", "ada@example.org"), ("message", "hi")]).send().await.unwrap();
+    let res = client
+        .post(format!("{base}/contact"))
+        .form(&[
+            ("name", "Ada"),
+            ("email", "ada@example.org"),
+            ("message", "hi"),
+        ])
+        .send()
+        .await
+        .unwrap();
     assert_eq!(res.status(), 303);
 
     let outbox = dir.path().join("mail-outbox");
     let mut file = None;
     for _ in 0..100 {
-        file = std::fs::read_dir(&outbox).ok().and_then(|mut d| d.next()).map(|e| e.unwrap().path());
+        file = std::fs::read_dir(&outbox)
+            .ok()
+            .and_then(|mut d| d.next())
+            .map(|e| e.unwrap().path());
         if file.is_some() {
             break;
         }
@@ -221,17 +358,40 @@ async fn serve_with_no_configuration_writes_eml_files_and_exits_0_on_sigterm() {
     assert!(file.extension().unwrap() == "eml");
     let raw = std::fs::read(&file).unwrap();
     let parsed = mailparse::parse_mail(&raw).unwrap();
-    assert_eq!(parsed.headers.iter().find(|h| h.get_key() == "To").unwrap().get_value(), "ada@example.org");
+    assert_eq!(
+        parsed
+            .headers
+            .iter()
+            .find(|h| h.get_key() == "To")
+            .unwrap()
+            .get_value(),
+        "ada@example.org"
+    );
     assert_eq!(parsed.subparts.len(), 2, "text and HTML");
-    assert!(parsed.subparts[0].get_body().unwrap().contains(&format!("{base}/verify/v1.1.")), "the link points at this server");
+    assert!(
+        parsed.subparts[0]
+            .get_body()
+            .unwrap()
+            .contains(&format!("{base}/verify/v1.1.")),
+        "the link points at this server"
+    );
 
     let key = dir.path().join("formgate.key");
     use std::os::unix::fs::PermissionsExt;
-    assert_eq!(std::fs::metadata(&key).unwrap().permissions().mode() & 0o777, 0o600);
+    assert_eq!(
+        std::fs::metadata(&key).unwrap().permissions().mode() & 0o777,
+        0o600
+    );
     assert!(dir.path().join("formgate.db").exists());
 
-    let status = Command::new("kill").args(["-TERM", &child.id().to_string()]).status().unwrap();
+    let status = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
     assert!(status.success());
-    let exit = tokio::task::spawn_blocking(move || child.wait()).await.unwrap().unwrap();
+    let exit = tokio::task::spawn_blocking(move || child.wait())
+        .await
+        .unwrap()
+        .unwrap();
     assert!(exit.success(), "exit status {exit:?}");
 }

@@ -41,12 +41,20 @@ pub struct Options {
 
 impl Default for Options {
     fn default() -> Self {
-        Self { smtp: true, token_ttl: Duration::from_secs(72 * 3600), lanes: 2, lease: Duration::from_secs(120) }
+        Self {
+            smtp: true,
+            token_ttl: Duration::from_secs(72 * 3600),
+            lanes: 2,
+            lease: Duration::from_secs(120),
+        }
     }
 }
 
 pub fn client() -> reqwest::Client {
-    reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().expect("client")
+    reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .expect("client")
 }
 
 impl TestApp {
@@ -56,7 +64,11 @@ impl TestApp {
 
     pub async fn spawn_with(opts: Options) -> TestApp {
         let dir = tempfile::tempdir().expect("tempdir");
-        let smtp = if opts.smtp { Some(TestSmtp::start().await) } else { None };
+        let smtp = if opts.smtp {
+            Some(TestSmtp::start().await)
+        } else {
+            None
+        };
         let mail = match &smtp {
             Some(s) => MailTarget::Smtp(SmtpUrl::parse(&s.url()).expect("smtp url")),
             None => MailTarget::Dir(dir.path().join("mail-outbox")),
@@ -65,14 +77,28 @@ impl TestApp {
         let mut config = Config::for_tests(db, mail);
         config.token_ttl = opts.token_ttl;
         config.smtp_timeout = Duration::from_secs(3);
-        config.mail_from = "Example Forms <forms@example.org>".parse().expect("mailbox");
+        config.mail_from = "Example Forms <forms@example.org>"
+            .parse()
+            .expect("mailbox");
         Self::spawn_config(config, dir, smtp, &opts).await
     }
 
-    pub async fn spawn_config(config: Config, dir: TempDir, smtp: Option<TestSmtp>, opts: &Options) -> TestApp {
+    pub async fn spawn_config(
+        config: Config,
+        dir: TempDir,
+        smtp: Option<TestSmtp>,
+        opts: &Options,
+    ) -> TestApp {
         let clock = ManualClock::starting_now();
-        let outbox = OutboxConfig { lanes: opts.lanes, batch: 64, lease: opts.lease, poll: Duration::from_millis(100) };
-        let app = Application::build_with(&config, Arc::new(clock.clone()), outbox).await.expect("app builds");
+        let outbox = OutboxConfig {
+            lanes: opts.lanes,
+            batch: 64,
+            lease: opts.lease,
+            poll: Duration::from_millis(100),
+        };
+        let app = Application::build_with(&config, Arc::new(clock.clone()), outbox)
+            .await
+            .expect("app builds");
         let addr = app.local_addr();
         let store = app.store();
         let (stop, stopped) = oneshot::channel::<()>();
@@ -94,7 +120,9 @@ impl TestApp {
     }
 
     pub fn smtp(&self) -> &TestSmtp {
-        self.smtp.as_ref().expect("this TestApp has an SMTP listener")
+        self.smtp
+            .as_ref()
+            .expect("this TestApp has an SMTP listener")
     }
 
     pub fn clock_now(&self) -> i64 {
@@ -125,26 +153,49 @@ impl TestApp {
     }
 
     pub async fn post_json(&self, path: &str, value: serde_json::Value) -> reqwest::Response {
-        self.client.post(self.url(path)).json(&value).send().await.expect("POST json")
+        self.client
+            .post(self.url(path))
+            .json(&value)
+            .send()
+            .await
+            .expect("POST json")
     }
 
     /// Posts a valid contact form, as a browser would.
     pub async fn submit(&self, email: &str) -> reqwest::Response {
-        self.post_form("/contact", &[("name", "Ada Lovelace"), ("email", email), ("message", "Hello, I'd like a quote.")]).await
+        self.post_form(
+            "/contact",
+            &[
+                ("name", "Ada Lovelace"),
+                ("email", email),
+                ("message", "Hello, I'd like a quote."),
+            ],
+        )
+        .await
     }
 
     /// Posts a valid form as JSON and returns (id, receipt).
     pub async fn submit_json(&self, email: &str) -> (MessageId, String) {
         let res = self
-            .post_json("/contact", serde_json::json!({ "name": "Ada", "email": email, "message": "Hello" }))
+            .post_json(
+                "/contact",
+                serde_json::json!({ "name": "Ada", "email": email, "message": "Hello" }),
+            )
             .await;
         assert_eq!(res.status(), 202);
         let v: serde_json::Value = res.json().await.expect("json");
-        (MessageId(v["id"].as_i64().expect("id")), v["receipt"].as_str().expect("receipt").to_string())
+        (
+            MessageId(v["id"].as_i64().expect("id")),
+            v["receipt"].as_str().expect("receipt").to_string(),
+        )
     }
 
     pub async fn message(&self, id: MessageId) -> Message {
-        self.store.message(id).await.expect("store").expect("message exists")
+        self.store
+            .message(id)
+            .await
+            .expect("store")
+            .expect("message exists")
     }
 
     /// Waits for the `n`-th mail (1-based) over SMTP.
@@ -175,8 +226,14 @@ impl Drop for TestApp {
 /// The path of the verification link in a mail's text part (`/verify/…`).
 pub fn verify_path(mail: &ReceivedMail) -> String {
     let text = mail.text_body();
-    let start = text.find("/verify/").unwrap_or_else(|| panic!("no verification link in:\n{text}"));
-    text[start..].split_whitespace().next().expect("link").to_string()
+    let start = text
+        .find("/verify/")
+        .unwrap_or_else(|| panic!("no verification link in:\n{text}"));
+    text[start..]
+        .split_whitespace()
+        .next()
+        .expect("link")
+        .to_string()
 }
 
 /// The six-digit code in a verification mail.
@@ -190,7 +247,12 @@ pub fn code(mail: &ReceivedMail) -> String {
 
 /// The receipt in a `303` to `/contact/sent?r=…`.
 pub fn receipt_from_redirect(res: &reqwest::Response) -> String {
-    let loc = res.headers().get("location").expect("location").to_str().expect("ascii");
+    let loc = res
+        .headers()
+        .get("location")
+        .expect("location")
+        .to_str()
+        .expect("ascii");
     let r = loc.split("r=").nth(1).expect("receipt in redirect");
     r.split('&').next().expect("receipt").to_string()
 }

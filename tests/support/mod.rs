@@ -1,2 +1,2 @@
-pub mod smtp;
 pub mod app;
+pub mod smtp;

@@ -78,9 +78,9 @@ impl ReceivedMail {
             p.ctype.mimetype.eq_ignore_ascii_case(mimetype)
                 && p.get_content_disposition().disposition != DispositionType::Attachment
         })?;
-        let body = part.get_body().unwrap_or_else(|e| {
-            panic!("test SMTP: cannot decode {mimetype} part: {e}")
-        });
+        let body = part
+            .get_body()
+            .unwrap_or_else(|e| panic!("test SMTP: cannot decode {mimetype} part: {e}"));
         Some(body.replace("\r\n", "\n"))
     }
 }
@@ -156,7 +156,12 @@ impl TestSmtp {
         });
         let (shutdown, shutdown_rx) = watch::channel(false);
         let task = tokio::spawn(accept_loop(listener, shared.clone(), shutdown_rx));
-        TestSmtp { addr, shared, shutdown, task: Some(task) }
+        TestSmtp {
+            addr,
+            shared,
+            shutdown,
+            task: Some(task),
+        }
     }
 
     pub fn addr(&self) -> SocketAddr {
@@ -246,7 +251,11 @@ async fn bind_with_retry(addr: SocketAddr) -> TcpListener {
 }
 
 fn try_bind(addr: SocketAddr) -> std::io::Result<TcpListener> {
-    let socket = if addr.is_ipv4() { TcpSocket::new_v4()? } else { TcpSocket::new_v6()? };
+    let socket = if addr.is_ipv4() {
+        TcpSocket::new_v4()?
+    } else {
+        TcpSocket::new_v6()?
+    };
     // SO_REUSEADDR lets a restarted server take the port over while connections
     // of the previous one linger in TIME_WAIT.
     socket.set_reuseaddr(true)?;
@@ -311,7 +320,9 @@ async fn serve(
     let mut tx = Transaction::default();
 
     loop {
-        let Some(line) = read_line(read).await? else { return Ok(()) };
+        let Some(line) = read_line(read).await? else {
+            return Ok(());
+        };
         if matches!(shared.behaviour(), Behaviour::Hang) {
             hang(read).await;
             return Ok(());
@@ -337,7 +348,10 @@ async fn serve(
             }
             "MAIL" => match path_arg(arg, "FROM:") {
                 Some(from) => {
-                    tx = Transaction { mail_from: Some(from), rcpt_to: Vec::new() };
+                    tx = Transaction {
+                        mail_from: Some(from),
+                        rcpt_to: Vec::new(),
+                    };
                     reply(write, "250 OK").await?;
                 }
                 None => reply(write, "501 syntax: MAIL FROM:<address>").await?,
@@ -372,7 +386,9 @@ async fn serve(
                 }
                 reply(write, "354 end data with <CR><LF>.<CR><LF>").await?;
                 // EOF inside DATA ends the connection without recording anything.
-                let Some(data) = read_data(read).await? else { return Ok(()) };
+                let Some(data) = read_data(read).await? else {
+                    return Ok(());
+                };
                 let rcpt_to = std::mem::take(&mut tx.rcpt_to);
                 tx = Transaction::default();
 
@@ -385,7 +401,11 @@ async fn serve(
                         Behaviour::Accept | Behaviour::RejectRcpt(..) => {
                             let id = st.next_queue_id;
                             st.next_queue_id += 1;
-                            st.mails.push(ReceivedMail { mail_from, rcpt_to, data });
+                            st.mails.push(ReceivedMail {
+                                mail_from,
+                                rcpt_to,
+                                data,
+                            });
                             // Publish while still holding the lock, so the count only ever rises.
                             shared.mail_count.send_replace(st.mails.len());
                             Some(format!("250 OK queued as TEST{id:06}"))
@@ -432,9 +452,7 @@ async fn reply(write: &mut OwnedWriteHalf, text: &str) -> std::io::Result<()> {
 
 /// Read one line without its line ending (CRLF, or a bare LF to be lenient).
 /// `Ok(None)` at EOF; a final unterminated fragment counts as EOF too.
-async fn read_line(
-    read: &mut Reader,
-) -> std::io::Result<Option<Vec<u8>>> {
+async fn read_line(read: &mut Reader) -> std::io::Result<Option<Vec<u8>>> {
     let mut line = Vec::new();
     read.read_until(b'\n', &mut line).await?;
     if line.last() != Some(&b'\n') {
@@ -449,12 +467,12 @@ async fn read_line(
 
 /// Read a DATA body up to the line ".", undoing dot-stuffing and normalising
 /// line endings to CRLF. `Ok(None)` if the client goes away first.
-async fn read_data(
-    read: &mut Reader,
-) -> std::io::Result<Option<Vec<u8>>> {
+async fn read_data(read: &mut Reader) -> std::io::Result<Option<Vec<u8>>> {
     let mut data = Vec::new();
     loop {
-        let Some(line) = read_line(read).await? else { return Ok(None) };
+        let Some(line) = read_line(read).await? else {
+            return Ok(None);
+        };
         if line == b"." {
             return Ok(Some(data));
         }
