@@ -10,9 +10,7 @@ use base64::Engine;
 use tokio::sync::Notify;
 
 use crate::clock::SharedClock;
-use crate::domain::{
-    IllegalTransition, Message, MessageId, NewMessage, Status, Transition, VisitorEmail,
-};
+use crate::domain::{IllegalTransition, Message, MessageId, NewMessage, Status, Transition, VisitorEmail};
 use crate::mail::{Composer, VerifyMail};
 use crate::store::{Audit, Change, OutgoingMail, SharedStore, StoreError};
 use crate::token::{self, Keys, Purpose, TokenError};
@@ -134,8 +132,7 @@ impl Actions {
     }
 
     fn receipt(&self, id: MessageId, now: i64) -> String {
-        self.keys
-            .sign(Purpose::Receipt, id, now + self.token_ttl, "")
+        self.keys.sign(Purpose::Receipt, id, now + self.token_ttl, "")
     }
 
     /// A visitor posted a valid form: store it as pending with its verification mail queued, in one
@@ -158,17 +155,11 @@ impl Actions {
     }
 
     async fn load(&self, id: MessageId) -> Result<Message, ActionError> {
-        self.store
-            .message(id)
-            .await?
-            .ok_or(ActionError::NotFound(id))
+        self.store.message(id).await?.ok_or(ActionError::NotFound(id))
     }
 
     /// Reads a verification token and the message it names.
-    async fn token_message(
-        &self,
-        token: &str,
-    ) -> Result<(token::Unverified, Message), ActionError> {
+    async fn token_message(&self, token: &str) -> Result<(token::Unverified, Message), ActionError> {
         let t = token::parse(token).map_err(|_| ActionError::InvalidLink)?;
         match self.store.message(t.id).await? {
             Some(m) => Ok((t, m)),
@@ -187,12 +178,7 @@ impl Actions {
             })
     }
 
-    fn check_pending_link(
-        &self,
-        t: &token::Unverified,
-        m: &Message,
-        now: i64,
-    ) -> Result<(), ActionError> {
+    fn check_pending_link(&self, t: &token::Unverified, m: &Message, now: i64) -> Result<(), ActionError> {
         if m.status != Status::Pending {
             return Err(ActionError::InvalidLink);
         }
@@ -264,11 +250,7 @@ impl Actions {
     }
 
     /// Checks a receipt; `allow_expired` lets an old receipt still ask for a new mail.
-    async fn receipt_message(
-        &self,
-        receipt: &str,
-        allow_expired: bool,
-    ) -> Result<Message, ActionError> {
+    async fn receipt_message(&self, receipt: &str, allow_expired: bool) -> Result<Message, ActionError> {
         let now = self.clock.now();
         let t = token::parse(receipt).map_err(|_| ActionError::InvalidLink)?;
         match t.verify(&self.keys, Purpose::Receipt, "", now, self.token_ttl) {
@@ -290,10 +272,7 @@ impl Actions {
             }
             Err(_) => return Err(ActionError::InvalidLink),
         }
-        self.store
-            .message(t.id)
-            .await?
-            .ok_or(ActionError::InvalidLink)
+        self.store.message(t.id).await?.ok_or(ActionError::InvalidLink)
     }
 
     /// The visitor typed the code from the mail on the "check your inbox" page.

@@ -45,11 +45,7 @@ impl Application {
     }
 
     /// Like `build`, with the clock and outbox tuning chosen by the caller (tests).
-    pub async fn build_with(
-        config: &Config,
-        clock: SharedClock,
-        outbox: OutboxConfig,
-    ) -> anyhow::Result<Self> {
+    pub async fn build_with(config: &Config, clock: SharedClock, outbox: OutboxConfig) -> anyhow::Result<Self> {
         let (keys, created_key_file) = config.keys.load()?;
         let templates = Arc::new(Templates::load(config.ui_dir.as_deref())?);
         let store = store::connect(&config.database_url)
@@ -98,9 +94,7 @@ impl Application {
     }
 
     pub fn local_addr(&self) -> SocketAddr {
-        self.listener
-            .local_addr()
-            .expect("a bound listener has an address")
+        self.listener.local_addr().expect("a bound listener has an address")
     }
 
     pub fn store(&self) -> SharedStore {
@@ -108,10 +102,7 @@ impl Application {
     }
 
     /// Serves until `shutdown` resolves, then drains and returns.
-    pub async fn run(
-        self,
-        shutdown: impl Future<Output = ()> + Send + 'static,
-    ) -> anyhow::Result<()> {
+    pub async fn run(self, shutdown: impl Future<Output = ()> + Send + 'static) -> anyhow::Result<()> {
         let (stop_tx, stop_rx) = watch::channel(false);
         let stop_tx = Arc::new(stop_tx);
         let worker = tokio::spawn(self.worker.run(stop_rx.clone()));

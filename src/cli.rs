@@ -37,8 +37,8 @@ fn load_config(cli: &Cli) -> Result<Config, String> {
 }
 
 pub fn init_tracing() {
-    let filter = tracing_subscriber::EnvFilter::try_from_env("FORMGATE_LOG")
-        .unwrap_or_else(|_| "info,sqlx=warn".into());
+    let filter =
+        tracing_subscriber::EnvFilter::try_from_env("FORMGATE_LOG").unwrap_or_else(|_| "info,sqlx=warn".into());
     use std::io::IsTerminal;
     // Logs go to stderr (stdout carries command output); colour only on a terminal.
     tracing_subscriber::fmt()

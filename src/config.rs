@@ -34,21 +34,13 @@ struct FileConfig {
 
 /// Every key, its default, and what it does; the README's table is generated from the same words.
 pub const KEYS: &[(&str, &str, &str)] = &[
-    (
-        "listen",
-        "127.0.0.1:8080",
-        "address and port the web listener binds",
-    ),
+    ("listen", "127.0.0.1:8080", "address and port the web listener binds"),
     (
         "public_url",
         "http://<listen>",
         "base URL of the links in mails (what visitors' browsers reach)",
     ),
-    (
-        "site_name",
-        "formgate",
-        "the name visitors see on pages and in mails",
-    ),
+    ("site_name", "formgate", "the name visitors see on pages and in mails"),
     (
         "database_url",
         "sqlite://formgate.db",
@@ -84,11 +76,7 @@ pub const KEYS: &[(&str, &str, &str)] = &[
         "3d",
         "how long the outbox retries a mail before it gives up (dead letter)",
     ),
-    (
-        "staff_inbox",
-        "(unset)",
-        "where released messages are delivered",
-    ),
+    ("staff_inbox", "(unset)", "where released messages are delivered"),
     (
         "secret_keys",
         "(unset)",
@@ -99,11 +87,7 @@ pub const KEYS: &[(&str, &str, &str)] = &[
         "formgate.key",
         "used when secret_keys is unset; generated (mode 0600) if missing",
     ),
-    (
-        "token_ttl",
-        "72h",
-        "how long a verification link and code stay valid",
-    ),
+    ("token_ttl", "72h", "how long a verification link and code stay valid"),
     (
         "ui_dir",
         "(unset: built-in)",
@@ -187,30 +171,18 @@ impl SmtpUrl {
     /// `smtp://[user:pass@]host[:port][?tls=required|opportunistic]` or `smtps://…` (the same
     /// conventions as lettre's `from_url`).
     pub fn parse(raw: &str) -> Result<Self, String> {
-        let url = url::Url::parse(raw)
-            .map_err(|e| format!("not a URL ({e}); expected smtp://host:port or smtps://host"))?;
+        let url =
+            url::Url::parse(raw).map_err(|e| format!("not a URL ({e}); expected smtp://host:port or smtps://host"))?;
         let implicit = match url.scheme() {
             "smtp" => false,
             "smtps" => true,
             other => {
-                return Err(format!(
-                    "scheme `{other}` is not supported; use smtp:// or smtps://"
-                ));
+                return Err(format!("scheme `{other}` is not supported; use smtp:// or smtps://"));
             }
         };
-        let host = url
-            .host_str()
-            .filter(|h| !h.is_empty())
-            .ok_or("the URL has no host")?;
-        let host = host
-            .trim_start_matches('[')
-            .trim_end_matches(']')
-            .to_string();
-        let mut tls = if implicit {
-            SmtpTls::Implicit
-        } else {
-            SmtpTls::None
-        };
+        let host = url.host_str().filter(|h| !h.is_empty()).ok_or("the URL has no host")?;
+        let host = host.trim_start_matches('[').trim_end_matches(']').to_string();
+        let mut tls = if implicit { SmtpTls::Implicit } else { SmtpTls::None };
         for (k, v) in url.query_pairs() {
             match (k.as_ref(), v.as_ref(), implicit) {
                 ("tls", "required", false) => tls = SmtpTls::Required,
@@ -228,12 +200,8 @@ impl SmtpUrl {
         }
         let port = url.port().unwrap_or(if implicit { 465 } else { 25 });
         let decode = |s: &str| percent_decode(s);
-        let credentials = (!url.username().is_empty()).then(|| {
-            (
-                decode(url.username()),
-                Secret(decode(url.password().unwrap_or(""))),
-            )
-        });
+        let credentials = (!url.username().is_empty())
+            .then(|| (decode(url.username()), Secret(decode(url.password().unwrap_or("")))));
         Ok(SmtpUrl {
             host,
             port,
@@ -304,40 +272,27 @@ pub fn parse_duration(s: &str) -> Result<Duration, String> {
 impl Config {
     /// Reads the file (if any) and the environment. `path` None means `./formgate.toml` when it
     /// exists; a path that was asked for must exist.
-    pub fn load(
-        path: Option<&Path>,
-        env: &dyn Fn(&str) -> Option<String>,
-    ) -> Result<Config, ConfigError> {
+    pub fn load(path: Option<&Path>, env: &dyn Fn(&str) -> Option<String>) -> Result<Config, ConfigError> {
         let file = match path {
             Some(p) => Some(
-                std::fs::read_to_string(p)
-                    .map_err(|e| err("--config", format!("cannot read {}: {e}", p.display())))?,
+                std::fs::read_to_string(p).map_err(|e| err("--config", format!("cannot read {}: {e}", p.display())))?,
             ),
             None => std::fs::read_to_string("formgate.toml").ok(),
         };
         let file: FileConfig = match file {
-            Some(text) => {
-                toml::from_str(&text).map_err(|e| err("formgate.toml", format!("{e}")))?
-            }
+            Some(text) => toml::from_str(&text).map_err(|e| err("formgate.toml", format!("{e}")))?,
             None => FileConfig::default(),
         };
         Self::resolve(file, env)
     }
 
     /// Builds a configuration from a TOML string and an environment; used by tests.
-    pub fn from_toml(
-        text: &str,
-        env: &dyn Fn(&str) -> Option<String>,
-    ) -> Result<Config, ConfigError> {
-        let file: FileConfig =
-            toml::from_str(text).map_err(|e| err("formgate.toml", format!("{e}")))?;
+    pub fn from_toml(text: &str, env: &dyn Fn(&str) -> Option<String>) -> Result<Config, ConfigError> {
+        let file: FileConfig = toml::from_str(text).map_err(|e| err("formgate.toml", format!("{e}")))?;
         Self::resolve(file, env)
     }
 
-    fn resolve(
-        file: FileConfig,
-        env: &dyn Fn(&str) -> Option<String>,
-    ) -> Result<Config, ConfigError> {
+    fn resolve(file: FileConfig, env: &dyn Fn(&str) -> Option<String>) -> Result<Config, ConfigError> {
         // The environment wins over the file, key by key.
         let pick = |key: &str, from_file: Option<String>| -> Option<String> {
             env(&format!("FORMGATE_{}", key.to_ascii_uppercase()))
@@ -371,50 +326,32 @@ impl Config {
 
         let site_name = pick("site_name", file.site_name).unwrap_or_else(|| "formgate".into());
         if site_name.chars().any(char::is_control) {
-            return Err(err(
-                "site_name",
-                "must be one line without control characters",
-            ));
+            return Err(err("site_name", "must be one line without control characters"));
         }
 
-        let database_url = pick("database_url", file.database_url)
-            .unwrap_or_else(|| "sqlite://formgate.db".into());
+        let database_url = pick("database_url", file.database_url).unwrap_or_else(|| "sqlite://formgate.db".into());
         if !database_url.starts_with("sqlite:") {
             return Err(err(
                 "database_url",
-                format!(
-                    "`{database_url}` is not supported; use sqlite://PATH (PostgreSQL support is planned)"
-                ),
+                format!("`{database_url}` is not supported; use sqlite://PATH (PostgreSQL support is planned)"),
             ));
         }
 
-        let mail_dir = PathBuf::from(
-            pick("mail_dir", file.mail_dir).unwrap_or_else(|| "./mail-outbox".into()),
-        );
+        let mail_dir = PathBuf::from(pick("mail_dir", file.mail_dir).unwrap_or_else(|| "./mail-outbox".into()));
         let mail = match pick("smtp_url", file.smtp_url) {
             Some(u) => MailTarget::Smtp(SmtpUrl::parse(&u).map_err(|m| err("smtp_url", m))?),
             None => MailTarget::Dir(mail_dir),
         };
 
-        let duration =
-            |key: &str, v: Option<String>, default: &str| -> Result<Duration, ConfigError> {
-                let d = parse_duration(&v.unwrap_or_else(|| default.into()))
-                    .map_err(|m| err(key, m))?;
-                if d.is_zero() {
-                    return Err(err(key, "must be more than zero"));
-                }
-                Ok(d)
-            };
-        let smtp_timeout = duration(
-            "smtp_timeout",
-            pick("smtp_timeout", file.smtp_timeout),
-            "15s",
-        )?;
-        let mail_lifetime = duration(
-            "mail_lifetime",
-            pick("mail_lifetime", file.mail_lifetime),
-            "3d",
-        )?;
+        let duration = |key: &str, v: Option<String>, default: &str| -> Result<Duration, ConfigError> {
+            let d = parse_duration(&v.unwrap_or_else(|| default.into())).map_err(|m| err(key, m))?;
+            if d.is_zero() {
+                return Err(err(key, "must be more than zero"));
+            }
+            Ok(d)
+        };
+        let smtp_timeout = duration("smtp_timeout", pick("smtp_timeout", file.smtp_timeout), "15s")?;
+        let mail_lifetime = duration("mail_lifetime", pick("mail_lifetime", file.mail_lifetime), "3d")?;
         let token_ttl = duration("token_ttl", pick("token_ttl", file.token_ttl), "72h")?;
 
         let smtp_connections = match env("FORMGATE_SMTP_CONNECTIONS") {
@@ -432,16 +369,13 @@ impl Config {
             v.parse().map_err(|_| {
                 err(
                     key,
-                    format!(
-                        "`{v}` is not a mailbox; write e.g. `Example Forms <forms@example.org>`"
-                    ),
+                    format!("`{v}` is not a mailbox; write e.g. `Example Forms <forms@example.org>`"),
                 )
             })
         };
         let mail_from = mailbox(
             "mail_from",
-            &pick("mail_from", file.mail_from)
-                .unwrap_or_else(|| "formgate <formgate@localhost>".into()),
+            &pick("mail_from", file.mail_from).unwrap_or_else(|| "formgate <formgate@localhost>".into()),
         )?;
         let staff_inbox = pick("staff_inbox", file.staff_inbox)
             .map(|v| mailbox("staff_inbox", &v))
@@ -476,8 +410,7 @@ impl Config {
                 KeySource::Inline(list.into_iter().map(Secret).collect())
             }
             None => KeySource::File(PathBuf::from(
-                pick("secret_key_file", file.secret_key_file)
-                    .unwrap_or_else(|| "formgate.key".into()),
+                pick("secret_key_file", file.secret_key_file).unwrap_or_else(|| "formgate.key".into()),
             )),
         };
 
@@ -485,10 +418,7 @@ impl Config {
         if let Some(dir) = &ui_dir
             && !dir.is_dir()
         {
-            return Err(err(
-                "ui_dir",
-                format!("`{}` is not a folder", dir.display()),
-            ));
+            return Err(err("ui_dir", format!("`{}` is not a folder", dir.display())));
         }
 
         Ok(Config {
@@ -514,9 +444,7 @@ impl Config {
         c.listen = "127.0.0.1:0".parse().expect("valid address");
         c.database_url = database_url;
         c.mail = mail;
-        c.keys = KeySource::Inline(vec![Secret(
-            "test-key-0123456789-0123456789-0123456789".into(),
-        )]);
+        c.keys = KeySource::Inline(vec![Secret("test-key-0123456789-0123456789-0123456789".into())]);
         c
     }
 }
@@ -535,20 +463,12 @@ impl KeySource {
                 let created = if path.exists() {
                     None
                 } else {
-                    write_new_key_file(path).map_err(|e| {
-                        err(
-                            "secret_key_file",
-                            format!("cannot create {}: {e}", path.display()),
-                        )
-                    })?;
+                    write_new_key_file(path)
+                        .map_err(|e| err("secret_key_file", format!("cannot create {}: {e}", path.display())))?;
                     Some(path.clone())
                 };
-                let text = std::fs::read_to_string(path).map_err(|e| {
-                    err(
-                        "secret_key_file",
-                        format!("cannot read {}: {e}", path.display()),
-                    )
-                })?;
+                let text = std::fs::read_to_string(path)
+                    .map_err(|e| err("secret_key_file", format!("cannot read {}: {e}", path.display())))?;
                 let lines: Vec<Vec<u8>> = text
                     .lines()
                     .map(str::trim)
@@ -636,8 +556,7 @@ mod tests {
 
     #[test]
     fn smtp_urls_follow_lettre_conventions_and_hide_the_password() {
-        let u =
-            SmtpUrl::parse("smtp://me%40x.org:p%2Fw@mail.example.org:587?tls=required").unwrap();
+        let u = SmtpUrl::parse("smtp://me%40x.org:p%2Fw@mail.example.org:587?tls=required").unwrap();
         assert_eq!(
             (u.host.as_str(), u.port, u.tls),
             ("mail.example.org", 587, SmtpTls::Required)
@@ -647,18 +566,13 @@ mod tests {
         assert!(!format!("{u:?}").contains("p/w"));
         let s = SmtpUrl::parse("smtps://mail.example.org").unwrap();
         assert_eq!((s.port, s.tls), (465, SmtpTls::Implicit));
-        assert_eq!(
-            SmtpUrl::parse("smtp://127.0.0.1:2525").unwrap().tls,
-            SmtpTls::None
-        );
+        assert_eq!(SmtpUrl::parse("smtp://127.0.0.1:2525").unwrap().tls, SmtpTls::None);
     }
 
     #[test]
     fn secrets_never_print() {
-        let env = |k: &str| {
-            (k == "FORMGATE_SECRET_KEYS")
-                .then(|| "a-very-secret-key-that-is-long-enough-1234".to_string())
-        };
+        let env =
+            |k: &str| (k == "FORMGATE_SECRET_KEYS").then(|| "a-very-secret-key-that-is-long-enough-1234".to_string());
         let c = Config::from_toml("", &env).unwrap();
         assert!(!format!("{c:?}").contains("a-very-secret"));
     }
@@ -670,10 +584,7 @@ mod tests {
         let path = dir.path().join("k").join("formgate.key");
         let (_, created) = KeySource::File(path.clone()).load().unwrap();
         assert_eq!(created.as_deref(), Some(path.as_path()));
-        assert_eq!(
-            std::fs::metadata(&path).unwrap().permissions().mode() & 0o777,
-            0o600
-        );
+        assert_eq!(std::fs::metadata(&path).unwrap().permissions().mode() & 0o777, 0o600);
         // Loading again reuses it.
         let (_, created) = KeySource::File(path).load().unwrap();
         assert!(created.is_none());

@@ -15,22 +15,10 @@ const BUILTIN: &[(&str, &str)] = &[
     ("pages/layout.html", include_str!("../ui/pages/layout.html")),
     ("pages/form.html", include_str!("../ui/pages/form.html")),
     ("pages/sent.html", include_str!("../ui/pages/sent.html")),
-    (
-        "pages/confirm.html",
-        include_str!("../ui/pages/confirm.html"),
-    ),
-    (
-        "pages/confirmed.html",
-        include_str!("../ui/pages/confirmed.html"),
-    ),
-    (
-        "pages/invalid.html",
-        include_str!("../ui/pages/invalid.html"),
-    ),
-    (
-        "pages/expired.html",
-        include_str!("../ui/pages/expired.html"),
-    ),
+    ("pages/confirm.html", include_str!("../ui/pages/confirm.html")),
+    ("pages/confirmed.html", include_str!("../ui/pages/confirmed.html")),
+    ("pages/invalid.html", include_str!("../ui/pages/invalid.html")),
+    ("pages/expired.html", include_str!("../ui/pages/expired.html")),
     ("pages/error.html", include_str!("../ui/pages/error.html")),
     (
         "email/verify.subject.txt",
@@ -46,15 +34,9 @@ pub const STYLESHEET: &str = include_str!("../ui/pages/formgate.css");
 #[derive(Debug, thiserror::Error)]
 pub enum TemplateError {
     #[error("cannot read template override {path}: {source}")]
-    Read {
-        path: String,
-        source: std::io::Error,
-    },
+    Read { path: String, source: std::io::Error },
     #[error("template {name}: {source}")]
-    Syntax {
-        name: String,
-        source: minijinja::Error,
-    },
+    Syntax { name: String, source: minijinja::Error },
 }
 
 pub struct Templates {
@@ -67,12 +49,10 @@ impl Templates {
         let mut env = Environment::new();
         for (name, builtin) in BUILTIN {
             let text = match ui_dir.map(|d| d.join(name)).filter(|p| p.is_file()) {
-                Some(path) => {
-                    std::fs::read_to_string(&path).map_err(|source| TemplateError::Read {
-                        path: path.display().to_string(),
-                        source,
-                    })?
-                }
+                Some(path) => std::fs::read_to_string(&path).map_err(|source| TemplateError::Read {
+                    path: path.display().to_string(),
+                    source,
+                })?,
                 None => (*builtin).to_string(),
             };
             env.add_template_owned(name.to_string(), text)
@@ -118,11 +98,8 @@ mod tests {
         .unwrap();
         let t = Templates::load(Some(dir.path())).unwrap();
         assert_eq!(
-            t.render(
-                "email/verify.subject.txt",
-                minijinja::context! { site_name => "X" }
-            )
-            .unwrap(),
+            t.render("email/verify.subject.txt", minijinja::context! { site_name => "X" })
+                .unwrap(),
             "Please confirm (X)"
         );
         std::fs::write(dir.path().join("email/verify.subject.txt"), "{% if %}").unwrap();

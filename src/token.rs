@@ -95,13 +95,7 @@ impl Keys {
         }
     }
 
-    fn token_mac(
-        key: &[u8],
-        purpose: Purpose,
-        id: MessageId,
-        expires_at: i64,
-        nonce: &str,
-    ) -> HmacSha256 {
+    fn token_mac(key: &[u8], purpose: Purpose, id: MessageId, expires_at: i64, nonce: &str) -> HmacSha256 {
         let mut mac = Self::mac(key);
         let (id, exp) = (id.0.to_string(), expires_at.to_string());
         Self::feed(
@@ -122,12 +116,7 @@ impl Keys {
         let tag = Self::token_mac(&self.0[0], purpose, id, expires_at, nonce)
             .finalize()
             .into_bytes();
-        format!(
-            "{VERSION}.{}.{}.{}",
-            id.0,
-            expires_at,
-            URL_SAFE_NO_PAD.encode(tag)
-        )
+        format!("{VERSION}.{}.{}.{}", id.0, expires_at, URL_SAFE_NO_PAD.encode(tag))
     }
 
     /// The short numeric code printed in the verification mail, for visitors who read their mail
@@ -155,10 +144,7 @@ impl Keys {
 
     /// Constant-time check of a typed code against every key (spaces and dashes ignored).
     pub fn check_code(&self, id: MessageId, nonce: &str, typed: &str) -> bool {
-        let typed: String = typed
-            .chars()
-            .filter(|c| !c.is_whitespace() && *c != '-')
-            .collect();
+        let typed: String = typed.chars().filter(|c| !c.is_whitespace() && *c != '-').collect();
         let mut ok = subtle::Choice::from(0);
         for i in 0..self.0.len() {
             let expected = self.code_with(i, id, nonce);
@@ -173,13 +159,9 @@ impl Keys {
 /// Splits a token into its parts; nothing is trusted until [`Unverified::verify`].
 pub fn parse(token: &str) -> Result<Unverified, TokenError> {
     let mut parts = token.split('.');
-    let (Some(version), Some(id), Some(exp), Some(mac), None) = (
-        parts.next(),
-        parts.next(),
-        parts.next(),
-        parts.next(),
-        parts.next(),
-    ) else {
+    let (Some(version), Some(id), Some(exp), Some(mac), None) =
+        (parts.next(), parts.next(), parts.next(), parts.next(), parts.next())
+    else {
         return Err(TokenError::Malformed);
     };
     if version != VERSION {
@@ -187,19 +169,14 @@ pub fn parse(token: &str) -> Result<Unverified, TokenError> {
     }
     // Only canonical decimal: no sign, no leading zeros, so one id has one spelling.
     let canonical = |s: &str| {
-        !s.is_empty()
-            && s.len() <= 19
-            && s.bytes().all(|b| b.is_ascii_digit())
-            && !(s.len() > 1 && s.starts_with('0'))
+        !s.is_empty() && s.len() <= 19 && s.bytes().all(|b| b.is_ascii_digit()) && !(s.len() > 1 && s.starts_with('0'))
     };
     if !canonical(id) || !canonical(exp) {
         return Err(TokenError::Malformed);
     }
     let id = id.parse::<i64>().map_err(|_| TokenError::Malformed)?;
     let expires_at = exp.parse::<i64>().map_err(|_| TokenError::Malformed)?;
-    let mac = URL_SAFE_NO_PAD
-        .decode(mac)
-        .map_err(|_| TokenError::Malformed)?;
+    let mac = URL_SAFE_NO_PAD.decode(mac).map_err(|_| TokenError::Malformed)?;
     if mac.len() != MAC_LEN || id <= 0 {
         return Err(TokenError::Malformed);
     }
@@ -262,8 +239,7 @@ mod tests {
         assert!(t.starts_with("v1.42."));
         assert_eq!(check(&keys(), &t, "n1", NOW), Ok(NOW + TTL));
         assert!(
-            t.bytes()
-                .all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b)),
+            t.bytes().all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b)),
             "URL-safe: {t}"
         );
     }
@@ -288,10 +264,7 @@ mod tests {
     #[test]
     fn a_new_nonce_revokes_the_link() {
         let t = keys().sign(Purpose::Verify, MessageId(1), NOW + 60, "old");
-        assert_eq!(
-            check(&keys(), &t, "new", NOW),
-            Err(TokenError::BadSignature)
-        );
+        assert_eq!(check(&keys(), &t, "new", NOW), Err(TokenError::BadSignature));
     }
 
     #[test]
@@ -307,10 +280,7 @@ mod tests {
         let rotated = Keys::new(vec![vec![2u8; 32], vec![1u8; 32]]).unwrap();
         assert!(check(&rotated, &t, "n", NOW).is_ok());
         let new_token = rotated.sign(Purpose::Verify, MessageId(9), NOW + 60, "n");
-        assert_eq!(
-            check(&old, &new_token, "n", NOW),
-            Err(TokenError::BadSignature)
-        );
+        assert_eq!(check(&old, &new_token, "n", NOW), Err(TokenError::BadSignature));
         let dropped = Keys::new(vec![vec![2u8; 32]]).unwrap();
         assert_eq!(check(&dropped, &t, "n", NOW), Err(TokenError::BadSignature));
     }

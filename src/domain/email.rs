@@ -15,9 +15,7 @@ impl VisitorEmail {
     pub fn parse(raw: &str) -> Result<Self, String> {
         let s = raw.trim();
         if s.is_empty() {
-            return Err(
-                "Please enter your email address, so we can confirm the message is yours.".into(),
-            );
+            return Err("Please enter your email address, so we can confirm the message is yours.".into());
         }
         if s.chars().any(|c| matches!(c, '\r' | '\n' | '\0')) {
             return Err("The email address must be on one line.".into());
@@ -27,10 +25,8 @@ impl VisitorEmail {
                 "That email address is too long (at most {MAX_ADDRESS} characters)."
             ));
         }
-        let invalid = || {
-            "That doesn't look like an email address (expected something like name@example.org)."
-                .to_string()
-        };
+        let invalid =
+            || "That doesn't look like an email address (expected something like name@example.org).".to_string();
         let (local, domain) = s.rsplit_once('@').ok_or_else(invalid)?;
         if local.len() > MAX_LOCAL || domain.len() > MAX_DOMAIN {
             return Err(invalid());
@@ -99,10 +95,7 @@ mod tests {
             "Display Name <a@example.org>",
             "a@@example.org",
         ] {
-            assert!(
-                VisitorEmail::parse(bad).is_err(),
-                "{bad:?} should be rejected"
-            );
+            assert!(VisitorEmail::parse(bad).is_err(), "{bad:?} should be rejected");
         }
     }
 

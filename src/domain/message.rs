@@ -22,9 +22,7 @@ impl FromStr for MessageId {
     fn from_str(s: &str) -> Result<Self, String> {
         match s.trim().trim_start_matches('#').parse::<i64>() {
             Ok(n) if n > 0 => Ok(MessageId(n)),
-            _ => Err(format!(
-                "{s:?} is not a message id (expected a positive number)"
-            )),
+            _ => Err(format!("{s:?} is not a message id (expected a positive number)")),
         }
     }
 }
@@ -59,9 +57,7 @@ fn single_line(field: &str, value: &str) -> Result<(), String> {
 fn within(field: &str, value: &str, max: usize) -> Result<(), String> {
     let n = value.chars().count();
     if n > max {
-        return Err(format!(
-            "The {field} is too long ({n} characters; at most {max})."
-        ));
+        return Err(format!("The {field} is too long ({n} characters; at most {max})."));
     }
     Ok(())
 }
@@ -140,11 +136,7 @@ pub struct NewMessage {
 
 impl NewMessage {
     /// Checks every field and reports all problems at once, so the visitor fixes them in one go.
-    pub fn parse(
-        form: &ContactForm,
-        ip: Option<String>,
-        user_agent: Option<String>,
-    ) -> Result<Self, FieldErrors> {
+    pub fn parse(form: &ContactForm, ip: Option<String>, user_agent: Option<String>) -> Result<Self, FieldErrors> {
         let mut errors = FieldErrors::new();
         let name = VisitorName::parse(&form.name)
             .map_err(|e| errors.insert("name", e))
@@ -230,8 +222,7 @@ mod tests {
 
     #[test]
     fn every_bad_field_is_reported_at_once() {
-        let errors =
-            NewMessage::parse(&form("", "nope", Some("a\nb"), ""), None, None).unwrap_err();
+        let errors = NewMessage::parse(&form("", "nope", Some("a\nb"), ""), None, None).unwrap_err();
         assert_eq!(
             errors.keys().copied().collect::<Vec<_>>(),
             ["email", "message", "name", "subject"]
@@ -243,8 +234,7 @@ mod tests {
         let name = "é".repeat(MAX_NAME);
         assert!(NewMessage::parse(&form(&name, "a@example.org", None, "hi"), None, None).is_ok());
         let name = "é".repeat(MAX_NAME + 1);
-        let errors =
-            NewMessage::parse(&form(&name, "a@example.org", None, "hi"), None, None).unwrap_err();
+        let errors = NewMessage::parse(&form(&name, "a@example.org", None, "hi"), None, None).unwrap_err();
         assert!(errors["name"].contains("too long"));
         let body = "x".repeat(MAX_BODY + 1);
         assert!(NewMessage::parse(&form("A", "a@example.org", None, &body), None, None).is_err());
@@ -252,12 +242,8 @@ mod tests {
 
     #[test]
     fn header_injection_in_name_and_subject_is_rejected() {
-        let errors = NewMessage::parse(
-            &form("A\r\nBcc: x@y.z", "a@example.org", Some("S\0"), "hi"),
-            None,
-            None,
-        )
-        .unwrap_err();
+        let errors =
+            NewMessage::parse(&form("A\r\nBcc: x@y.z", "a@example.org", Some("S\0"), "hi"), None, None).unwrap_err();
         assert!(errors.contains_key("name") && errors.contains_key("subject"));
     }
 

@@ -6,7 +6,5 @@ mod message;
 mod status;
 
 pub use email::VisitorEmail;
-pub use message::{
-    ContactForm, FieldErrors, Message, MessageBody, MessageId, NewMessage, Subject, VisitorName,
-};
+pub use message::{ContactForm, FieldErrors, Message, MessageBody, MessageId, NewMessage, Subject, VisitorName};
 pub use status::{IllegalTransition, Status, Transition};

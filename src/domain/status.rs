@@ -79,9 +79,7 @@ impl Status {
             (Verified, Transition::Release) => Some(Released),
             (Pending, Transition::Resend) => Some(Pending),
             (Pending | Verified | Released | Spam, Transition::Delete) => Some(Deleted),
-            (Deleted, Transition::Restore { before_delete }) if before_delete != Deleted => {
-                Some(before_delete)
-            }
+            (Deleted, Transition::Restore { before_delete }) if before_delete != Deleted => Some(before_delete),
             _ => None,
         };
         next.ok_or(IllegalTransition {
@@ -103,11 +101,7 @@ impl FromStr for Status {
         Status::ALL
             .into_iter()
             .find(|st| st.as_str().eq_ignore_ascii_case(s.trim()))
-            .ok_or_else(|| {
-                format!(
-                    "unknown status {s:?} (expected pending, verified, released, deleted or spam)"
-                )
-            })
+            .ok_or_else(|| format!("unknown status {s:?} (expected pending, verified, released, deleted or spam)"))
     }
 }
 
@@ -128,13 +122,7 @@ mod tests {
         assert!(Released.apply(Transition::Resend).is_err());
         assert!(Verified.apply(Transition::Verify).is_err());
         assert!(Deleted.apply(Transition::Delete).is_err());
-        assert!(
-            Pending
-                .apply(Transition::Restore {
-                    before_delete: Pending
-                })
-                .is_err()
-        );
+        assert!(Pending.apply(Transition::Restore { before_delete: Pending }).is_err());
         let e = Pending.apply(Transition::Release).unwrap_err();
         assert_eq!(e.to_string(), "cannot release a pending message");
     }

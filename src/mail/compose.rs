@@ -116,9 +116,7 @@ impl Composer {
         let html = self.templates.render("email/verify.html", &ctx)?;
         let to: Mailbox = Mailbox::new(
             None,
-            m.to.as_str()
-                .parse()
-                .map_err(|e| ComposeError::Build(format!("{e}")))?,
+            m.to.as_str().parse().map_err(|e| ComposeError::Build(format!("{e}")))?,
         );
         let message_id = self.message_id(MailKind::Verify, m.id);
         let email = Message::builder()
@@ -130,16 +128,8 @@ impl Composer {
             .header(AutoSubmitted)
             .multipart(
                 MultiPart::alternative()
-                    .singlepart(
-                        SinglePart::builder()
-                            .header(ContentType::TEXT_PLAIN)
-                            .body(text),
-                    )
-                    .singlepart(
-                        SinglePart::builder()
-                            .header(ContentType::TEXT_HTML)
-                            .body(html),
-                    ),
+                    .singlepart(SinglePart::builder().header(ContentType::TEXT_PLAIN).body(text))
+                    .singlepart(SinglePart::builder().header(ContentType::TEXT_HTML).body(html)),
             )
             .map_err(|e| ComposeError::Build(e.to_string()))?;
         Ok(OutgoingMail {

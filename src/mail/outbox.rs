@@ -85,9 +85,7 @@ impl OutboxWorker {
     /// Runs until `shutdown` turns true; then finishes what is in flight and releases its leases.
     pub async fn run(self, mut shutdown: watch::Receiver<bool>) {
         let stopping = Arc::new(AtomicBool::new(false));
-        let mut lanes: Vec<Lane> = (0..self.config.lanes.max(1))
-            .map(|_| self.transport.lane())
-            .collect();
+        let mut lanes: Vec<Lane> = (0..self.config.lanes.max(1)).map(|_| self.transport.lane()).collect();
         tracing::info!(owner = %self.owner, lanes = lanes.len(), "outbox worker started");
         loop {
             // A dropped sender counts as "stop" too.
@@ -110,13 +108,10 @@ impl OutboxWorker {
             };
             if items.is_empty() {
                 let wait = match self.store.next_outbox_due().await {
-                    Ok(Some(due)) => {
-                        Duration::from_secs((due - now).clamp(0, 3600) as u64).min(self.config.poll)
-                    }
+                    Ok(Some(due)) => Duration::from_secs((due - now).clamp(0, 3600) as u64).min(self.config.poll),
                     _ => self.config.poll,
                 };
-                self.idle(&mut shutdown, wait.max(Duration::from_millis(50)))
-                    .await;
+                self.idle(&mut shutdown, wait.max(Duration::from_millis(50))).await;
                 continue;
             }
             // Watch for shutdown while sending so lanes stop starting new mails.
@@ -204,11 +199,7 @@ impl OutboxWorker {
 
     async fn record(&self, results: &[(i64, SendOutcome)]) {
         for attempt in 0..5 {
-            match self
-                .store
-                .finish_outbox(&self.owner, self.clock.now(), results)
-                .await
-            {
+            match self.store.finish_outbox(&self.owner, self.clock.now(), results).await {
                 Ok(()) => return,
                 Err(e) => {
                     tracing::error!(error = %e, attempt, "outbox: cannot record send results");

@@ -114,9 +114,7 @@ impl Lane {
                 .map_err(|e| SendError::Transient(format!("writing .eml: {e}"))),
             Transport::Smtp(settings) => {
                 let settings = settings.clone();
-                let result =
-                    tokio::time::timeout(settings.timeout * 2, self.send_smtp(&settings, item))
-                        .await;
+                let result = tokio::time::timeout(settings.timeout * 2, self.send_smtp(&settings, item)).await;
                 let result = result.unwrap_or_else(|_| {
                     Err(SendError::Transient(format!(
                         "SMTP timed out after {:?}",
@@ -147,9 +145,7 @@ impl Lane {
         )
         .map_err(|e| SendError::Permanent(e.to_string()))?;
         // A connection kept idle may have been closed by the server: test it cheaply first.
-        let idle = self
-            .last_used
-            .is_none_or(|t| t.elapsed() > IDLE_CHECK_AFTER);
+        let idle = self.last_used.is_none_or(|t| t.elapsed() > IDLE_CHECK_AFTER);
         if let Some(conn) = &mut self.conn
             && (conn.has_broken()
                 || (idle
@@ -186,22 +182,17 @@ async fn connect(s: &SmtpSettings) -> Result<AsyncSmtpConnection, SendError> {
     let transient = |what: &str, e: &dyn std::fmt::Display| {
         SendError::Transient(format!("{what} {}:{}: {e}", s.url.host, s.url.port))
     };
-    let tcp = tokio::time::timeout(
-        s.timeout,
-        TcpStream::connect((s.url.host.as_str(), s.url.port)),
-    )
-    .await
-    .map_err(|_| transient("timed out connecting to", &"no answer"))?
-    .map_err(|e| transient("cannot connect to", &e))?;
+    let tcp = tokio::time::timeout(s.timeout, TcpStream::connect((s.url.host.as_str(), s.url.port)))
+        .await
+        .map_err(|_| transient("timed out connecting to", &"no answer"))?
+        .map_err(|e| transient("cannot connect to", &e))?;
     tcp.set_nodelay(true)
         .map_err(|e| transient("cannot configure socket for", &e))?;
 
     let stream: Box<dyn AsyncTokioStream> = match (s.url.tls, &s.tls) {
         (SmtpTls::Implicit, Some(config)) => {
-            let name =
-                rustls::pki_types::ServerName::try_from(s.url.host.clone()).map_err(|e| {
-                    SendError::Permanent(format!("smtp_url host is not a valid TLS name: {e}"))
-                })?;
+            let name = rustls::pki_types::ServerName::try_from(s.url.host.clone())
+                .map_err(|e| SendError::Permanent(format!("smtp_url host is not a valid TLS name: {e}")))?;
             let tls = tokio::time::timeout(
                 s.timeout,
                 tokio_rustls::TlsConnector::from(config.clone()).connect(name, tcp),
@@ -223,8 +214,8 @@ async fn connect(s: &SmtpSettings) -> Result<AsyncSmtpConnection, SendError> {
             SmtpTls::None | SmtpTls::Implicit => false,
         };
         if starttls {
-            let params = TlsParameters::new(s.url.host.clone())
-                .map_err(|e| SendError::Permanent(format!("TLS setup: {e}")))?;
+            let params =
+                TlsParameters::new(s.url.host.clone()).map_err(|e| SendError::Permanent(format!("TLS setup: {e}")))?;
             conn.starttls(params, &s.hello)
                 .await
                 .map_err(|e| SendError::Transient(format!("STARTTLS: {e}")))?;
@@ -263,21 +254,13 @@ impl AsyncTokioStream for TlsStream {
 }
 
 impl AsyncRead for TlsStream {
-    fn poll_read(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &mut ReadBuf<'_>,
-    ) -> Poll<io::Result<()>> {
+    fn poll_read(mut self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<io::Result<()>> {
         Pin::new(&mut self.0).poll_read(cx, buf)
     }
 }
 
 impl AsyncWrite for TlsStream {
-    fn poll_write(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &[u8],
-    ) -> Poll<io::Result<usize>> {
+    fn poll_write(mut self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
         Pin::new(&mut self.0).poll_write(cx, buf)
     }
     fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {

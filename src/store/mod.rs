@@ -151,6 +151,51 @@ pub struct Change {
     pub mail: Option<OutgoingMail>,
 }
 
+/// One row of a dashboard table or `formgate list`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct MessageSummary {
+    pub id: MessageId,
+    pub status: Status,
+    pub name: String,
+    pub email: String,
+    pub subject: Option<String>,
+    /// The body's first 200 characters (the table shows the first line).
+    pub preview: String,
+    pub created_at: i64,
+    pub verified_at: Option<i64>,
+    pub released_at: Option<i64>,
+    pub deleted_at: Option<i64>,
+    /// The newest outbox row for this message, if any: why a visitor may never have confirmed.
+    pub mail: Option<MailSummary>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct MailSummary {
+    pub kind: MailKind,
+    pub state: OutboxState,
+    pub attempts: i64,
+    pub last_error: Option<String>,
+    pub next_attempt_at: i64,
+}
+
+/// A page of messages, newest first. `after` is the last row of the previous page (keyset
+/// pagination: the cost of a page does not grow with how far down it is).
+#[derive(Clone, Debug, Default)]
+pub struct ListQuery {
+    pub status: Option<Status>,
+    /// Case-insensitive substring of name, email, subject or body.
+    pub search: Option<String>,
+    pub after: Option<(i64, MessageId)>,
+    pub limit: i64,
+}
+
+/// What `purge` removed.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct Purged {
+    pub trashed: u64,
+    pub unverified: u64,
+}
+
 /// Renders the verification mail once the new message's id is known (inside the transaction).
 pub type MailForId<'a> = &'a (dyn Fn(MessageId) -> Result<OutgoingMail, String> + Send + Sync);
 
@@ -195,18 +240,23 @@ pub trait Store: Send + Sync + 'static {
     ) -> Result<Vec<OutboxItem>, StoreError>;
 
     /// Records how sends ended (only for rows `owner` still holds).
-    async fn finish_outbox(
-        &self,
-        owner: &str,
-        now: i64,
-        results: &[(i64, SendOutcome)],
-    ) -> Result<(), StoreError>;
+    async fn finish_outbox(&self, owner: &str, now: i64, results: &[(i64, SendOutcome)]) -> Result<(), StoreError>;
 
     /// Gives back every lease `owner` holds (clean shutdown), so other workers send them at once.
     async fn release_leases(&self, owner: &str) -> Result<u64, StoreError>;
 
     /// When the earliest queued mail is due (lease expiry counted), if any.
     async fn next_outbox_due(&self) -> Result<Option<i64>, StoreError>;
+
+    /// A page of messages, newest first (see [`ListQuery`]).
+    async fn list(&self, query: &ListQuery) -> Result<Vec<MessageSummary>, StoreError>;
+
+    /// How many messages are in each status (statuses with none are absent).
+    async fn counts(&self) -> Result<Vec<(Status, i64)>, StoreError>;
+
+    /// Deletes for good: trashed messages deleted before `trashed_before`, and pending (never
+    /// verified) messages created before `unverified_before`. Their outbox rows and audit go too.
+    async fn purge(&self, trashed_before: i64, unverified_before: i64) -> Result<Purged, StoreError>;
 }
 
 pub type SharedStore = Arc<dyn Store>;

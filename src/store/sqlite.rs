@@ -10,14 +10,13 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use sqlx::sqlite::{
-    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteRow,
-    SqliteSynchronous,
+    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteRow, SqliteSynchronous,
 };
 use sqlx::{Row, Sqlite, Transaction};
 
 use super::{
-    AuditRecord, Change, MailForId, MailKind, OutboxItem, OutboxRecord, OutboxState, SendOutcome,
-    Store, StoreError,
+    AuditRecord, Change, ListQuery, MailForId, MailKind, MailSummary, MessageSummary, OutboxItem, OutboxRecord,
+    OutboxState, Purged, SendOutcome, Store, StoreError,
 };
 use crate::domain::{Message, MessageId, NewMessage, Status};
 
@@ -56,6 +55,47 @@ impl SqliteStore {
     async fn write_tx(&self) -> Result<Transaction<'static, Sqlite>, StoreError> {
         Ok(self.writer.begin_with("BEGIN IMMEDIATE").await?)
     }
+}
+
+fn outbox_state(s: &str) -> Result<OutboxState, StoreError> {
+    match s {
+        "queued" => Ok(OutboxState::Queued),
+        "sent" => Ok(OutboxState::Sent),
+        "dead" => Ok(OutboxState::Dead),
+        other => Err(StoreError::Corrupt(format!("outbox state {other:?}"))),
+    }
+}
+
+/// `%`, `_` and the escape character itself match literally in a LIKE pattern built from user text.
+fn like_pattern(needle: &str) -> String {
+    let escaped = needle.replace('\\', "\\\\").replace('%', "\\%").replace('_', "\\_");
+    format!("%{escaped}%")
+}
+
+fn summary_from_row(r: &SqliteRow) -> Result<MessageSummary, StoreError> {
+    let mail = match r.try_get::<Option<String>, _>("mail_kind")? {
+        Some(kind) => Some(MailSummary {
+            kind: MailKind::parse(&kind)?,
+            state: outbox_state(r.try_get("mail_state")?)?,
+            attempts: r.try_get("mail_attempts")?,
+            last_error: r.try_get("mail_error")?,
+            next_attempt_at: r.try_get("mail_next")?,
+        }),
+        None => None,
+    };
+    Ok(MessageSummary {
+        id: MessageId(r.try_get("id")?),
+        status: status(r.try_get("status")?)?,
+        name: r.try_get("name")?,
+        email: r.try_get("email")?,
+        subject: r.try_get("subject")?,
+        preview: r.try_get("preview")?,
+        created_at: r.try_get("created_at")?,
+        verified_at: r.try_get("verified_at")?,
+        released_at: r.try_get("released_at")?,
+        deleted_at: r.try_get("deleted_at")?,
+        mail,
+    })
 }
 
 fn message_from_row(row: &SqliteRow) -> Result<Message, StoreError> {
@@ -228,38 +268,38 @@ impl Store for SqliteStore {
 
     async fn record_link_opened(&self, id: MessageId, now: i64) -> Result<(), StoreError> {
         // Skip the write lock entirely when it was recorded before (scanners fetch links repeatedly).
-        let opened: Option<Option<i64>> =
-            sqlx::query_scalar("SELECT link_opened_at FROM messages WHERE id = ?")
-                .bind(id.0)
-                .fetch_optional(&self.reader)
-                .await?;
-        if matches!(opened, Some(None)) {
-            sqlx::query(
-                "UPDATE messages SET link_opened_at = COALESCE(link_opened_at, ?) WHERE id = ?",
-            )
-            .bind(now)
+        let opened: Option<Option<i64>> = sqlx::query_scalar("SELECT link_opened_at FROM messages WHERE id = ?")
             .bind(id.0)
-            .execute(&self.writer)
+            .fetch_optional(&self.reader)
             .await?;
+        if matches!(opened, Some(None)) {
+            sqlx::query("UPDATE messages SET link_opened_at = COALESCE(link_opened_at, ?) WHERE id = ?")
+                .bind(now)
+                .bind(id.0)
+                .execute(&self.writer)
+                .await?;
         }
         Ok(())
     }
 
     async fn record_code_failure(&self, id: MessageId, nonce: &str) -> Result<i64, StoreError> {
-        let n: Option<i64> =
-            sqlx::query_scalar("UPDATE messages SET code_failures = code_failures + 1 WHERE id = ? AND nonce = ? RETURNING code_failures")
-                .bind(id.0)
-                .bind(nonce)
-                .fetch_optional(&self.writer)
-                .await?;
+        let n: Option<i64> = sqlx::query_scalar(
+            "UPDATE messages SET code_failures = code_failures + 1 WHERE id = ? AND nonce = ? RETURNING code_failures",
+        )
+        .bind(id.0)
+        .bind(nonce)
+        .fetch_optional(&self.writer)
+        .await?;
         Ok(n.unwrap_or(i64::MAX))
     }
 
     async fn audit_trail(&self, id: MessageId) -> Result<Vec<AuditRecord>, StoreError> {
-        let rows = sqlx::query("SELECT at, actor, action, from_status, to_status, detail FROM audit WHERE message_id = ? ORDER BY id")
-            .bind(id.0)
-            .fetch_all(&self.reader)
-            .await?;
+        let rows = sqlx::query(
+            "SELECT at, actor, action, from_status, to_status, detail FROM audit WHERE message_id = ? ORDER BY id",
+        )
+        .bind(id.0)
+        .fetch_all(&self.reader)
+        .await?;
         rows.iter()
             .map(|r| {
                 Ok(AuditRecord {
@@ -361,24 +401,18 @@ impl Store for SqliteStore {
         Ok(items)
     }
 
-    async fn finish_outbox(
-        &self,
-        owner: &str,
-        now: i64,
-        results: &[(i64, SendOutcome)],
-    ) -> Result<(), StoreError> {
+    async fn finish_outbox(&self, owner: &str, now: i64, results: &[(i64, SendOutcome)]) -> Result<(), StoreError> {
         if results.is_empty() {
             return Ok(());
         }
         // One transaction for the whole batch: one fsync-equivalent instead of one per mail.
         let mut tx = self.write_tx().await?;
         for (id, outcome) in results {
-            let (state, next, error, sent_at): (&str, Option<i64>, Option<&str>, Option<i64>) =
-                match outcome {
-                    SendOutcome::Sent => ("sent", None, None, Some(now)),
-                    SendOutcome::Retry { at, error } => ("queued", Some(*at), Some(error), None),
-                    SendOutcome::Dead { error } => ("dead", None, Some(error), None),
-                };
+            let (state, next, error, sent_at): (&str, Option<i64>, Option<&str>, Option<i64>) = match outcome {
+                SendOutcome::Sent => ("sent", None, None, Some(now)),
+                SendOutcome::Retry { at, error } => ("queued", Some(*at), Some(error), None),
+                SendOutcome::Dead { error } => ("dead", None, Some(error), None),
+            };
             sqlx::query(
                 "UPDATE outbox SET state = ?, next_attempt_at = COALESCE(?, next_attempt_at), last_error = COALESCE(?, last_error),
                     sent_at = ?, attempts = attempts + 1, last_attempt_at = ?, lease_owner = NULL, lease_until = NULL
@@ -399,11 +433,13 @@ impl Store for SqliteStore {
     }
 
     async fn release_leases(&self, owner: &str) -> Result<u64, StoreError> {
-        let n = sqlx::query("UPDATE outbox SET lease_owner = NULL, lease_until = NULL WHERE lease_owner = ? AND state = 'queued'")
-            .bind(owner)
-            .execute(&self.writer)
-            .await?
-            .rows_affected();
+        let n = sqlx::query(
+            "UPDATE outbox SET lease_owner = NULL, lease_until = NULL WHERE lease_owner = ? AND state = 'queued'",
+        )
+        .bind(owner)
+        .execute(&self.writer)
+        .await?
+        .rows_affected();
         Ok(n)
     }
 
@@ -414,5 +450,56 @@ impl Store for SqliteStore {
         .fetch_one(&self.reader)
         .await?;
         Ok(due)
+    }
+
+    async fn list(&self, q: &ListQuery) -> Result<Vec<MessageSummary>, StoreError> {
+        let (after_at, after_id) = q.after.map(|(at, id)| (Some(at), Some(id.0))).unwrap_or((None, None));
+        let rows = sqlx::query(
+            "SELECT m.id, m.status, m.name, m.email, m.subject, substr(m.body, 1, 200) AS preview, m.created_at,
+                    m.verified_at, m.released_at, m.deleted_at,
+                    o.kind AS mail_kind, o.state AS mail_state, o.attempts AS mail_attempts, o.last_error AS mail_error,
+                    o.next_attempt_at AS mail_next
+             FROM messages m
+             LEFT JOIN outbox o ON o.id = (SELECT MAX(id) FROM outbox WHERE message_id = m.id)
+             WHERE (?1 IS NULL OR m.status = ?1)
+               AND (?2 IS NULL OR (m.created_at, m.id) < (?2, ?3))
+               AND (?4 IS NULL OR m.name LIKE ?4 ESCAPE '\\' OR m.email LIKE ?4 ESCAPE '\\'
+                    OR m.subject LIKE ?4 ESCAPE '\\' OR m.body LIKE ?4 ESCAPE '\\')
+             ORDER BY m.created_at DESC, m.id DESC
+             LIMIT ?5",
+        )
+        .bind(q.status.map(Status::as_str))
+        .bind(after_at)
+        .bind(after_id)
+        .bind(q.search.as_deref().filter(|s| !s.is_empty()).map(like_pattern))
+        .bind(q.limit.max(1))
+        .fetch_all(&self.reader)
+        .await?;
+        rows.iter().map(summary_from_row).collect()
+    }
+
+    async fn counts(&self) -> Result<Vec<(Status, i64)>, StoreError> {
+        let rows = sqlx::query("SELECT status, COUNT(*) AS n FROM messages GROUP BY status")
+            .fetch_all(&self.reader)
+            .await?;
+        rows.iter()
+            .map(|r| Ok((status(r.try_get("status")?)?, r.try_get("n")?)))
+            .collect()
+    }
+
+    async fn purge(&self, trashed_before: i64, unverified_before: i64) -> Result<Purged, StoreError> {
+        let mut tx = self.write_tx().await?;
+        let trashed = sqlx::query("DELETE FROM messages WHERE status = 'deleted' AND deleted_at < ?")
+            .bind(trashed_before)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
+        let unverified = sqlx::query("DELETE FROM messages WHERE status = 'pending' AND created_at < ?")
+            .bind(unverified_before)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
+        tx.commit().await?;
+        Ok(Purged { trashed, unverified })
     }
 }

@@ -28,20 +28,10 @@ pub fn router() -> Router<AppState> {
 }
 
 async fn form_page(State(state): State<AppState>) -> Response {
-    render_form(
-        &state,
-        StatusCode::OK,
-        &ContactForm::default(),
-        &FieldErrors::new(),
-    )
+    render_form(&state, StatusCode::OK, &ContactForm::default(), &FieldErrors::new())
 }
 
-fn render_form(
-    state: &AppState,
-    status: StatusCode,
-    form: &ContactForm,
-    errors: &FieldErrors,
-) -> Response {
+fn render_form(state: &AppState, status: StatusCode, form: &ContactForm, errors: &FieldErrors) -> Response {
     state.page(status, "form", minijinja::context! { form, errors })
 }
 
@@ -64,10 +54,7 @@ enum BodyError {
 }
 
 /// Reads at most [`MAX_BODY`] bytes and decodes them by content type.
-async fn read_body<T: serde::de::DeserializeOwned>(
-    headers: &HeaderMap,
-    body: Body,
-) -> Result<T, BodyError> {
+async fn read_body<T: serde::de::DeserializeOwned>(headers: &HeaderMap, body: Body) -> Result<T, BodyError> {
     // Refuse a declared oversize body before reading a byte of it.
     let declared = headers
         .get(header::CONTENT_LENGTH)
@@ -81,12 +68,7 @@ async fn read_body<T: serde::de::DeserializeOwned>(
         .and_then(|v| v.to_str().ok())
         .unwrap_or("")
         .to_ascii_lowercase();
-    let mime = content_type
-        .split(';')
-        .next()
-        .unwrap_or("")
-        .trim()
-        .to_string();
+    let mime = content_type.split(';').next().unwrap_or("").trim().to_string();
     if mime != "application/x-www-form-urlencoded" && mime != "application/json" {
         return Err(BodyError::UnsupportedType);
     }
@@ -121,10 +103,7 @@ fn body_error(state: &AppState, e: BodyError, json: bool) -> Response {
     let (status, message) = match e {
         BodyError::TooLarge => (
             StatusCode::PAYLOAD_TOO_LARGE,
-            format!(
-                "The submission is too large (at most {} KiB).",
-                MAX_BODY / 1024
-            ),
+            format!("The submission is too large (at most {} KiB).", MAX_BODY / 1024),
         ),
         BodyError::UnsupportedType => (
             StatusCode::UNSUPPORTED_MEDIA_TYPE,
@@ -172,9 +151,7 @@ async fn submit(State(state): State<AppState>, req: Request) -> Response {
         // Only now, after the commit, does the visitor hear "success".
         Ok(s) if json => (
             StatusCode::ACCEPTED,
-            axum::Json(
-                serde_json::json!({ "status": "pending", "id": s.id, "receipt": s.receipt }),
-            ),
+            axum::Json(serde_json::json!({ "status": "pending", "id": s.id, "receipt": s.receipt })),
         )
             .into_response(),
         Ok(s) => Redirect::to(&format!("/contact/sent?r={}", s.receipt)).into_response(),

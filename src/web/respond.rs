@@ -49,11 +49,7 @@ impl AppState {
             ),
             ActionError::NotFound(_) => (
                 StatusCode::NOT_FOUND,
-                self.error_page(
-                    StatusCode::NOT_FOUND,
-                    "Not found",
-                    "There is no such message.",
-                ),
+                self.error_page(StatusCode::NOT_FOUND, "Not found", "There is no such message."),
             ),
             ActionError::Illegal(_) | ActionError::Conflict(_) => (
                 StatusCode::CONFLICT,
@@ -61,23 +57,16 @@ impl AppState {
             ),
             ActionError::WrongCode { .. } | ActionError::CodeLocked => (
                 StatusCode::UNPROCESSABLE_ENTITY,
-                self.error_page(
-                    StatusCode::UNPROCESSABLE_ENTITY,
-                    "Code not accepted",
-                    &e.to_string(),
-                ),
+                self.error_page(StatusCode::UNPROCESSABLE_ENTITY, "Code not accepted", &e.to_string()),
             ),
             ActionError::TooManyMails(_) => (
                 StatusCode::TOO_MANY_REQUESTS,
-                self.error_page(
-                    StatusCode::TOO_MANY_REQUESTS,
-                    "No more emails",
-                    &e.to_string(),
-                ),
+                self.error_page(StatusCode::TOO_MANY_REQUESTS, "No more emails", &e.to_string()),
             ),
             ActionError::Store(cause) => {
                 tracing::error!(error = %cause, "storage failed");
-                let msg = "We could not save that right now. Nothing was lost on your side: please try again in a minute.";
+                let msg =
+                    "We could not save that right now. Nothing was lost on your side: please try again in a minute.";
                 (
                     StatusCode::SERVICE_UNAVAILABLE,
                     self.error_page(StatusCode::SERVICE_UNAVAILABLE, "Please try again", msg),

@@ -15,10 +15,7 @@ async fn a_form_post_is_stored_pending_and_redirects_to_check_your_inbox() {
 
     let m = app.message(MessageId(1)).await;
     assert_eq!(m.status, Status::Pending);
-    assert_eq!(
-        (m.name.as_str(), m.email.as_str()),
-        ("Ada Lovelace", "ada@example.org")
-    );
+    assert_eq!((m.name.as_str(), m.email.as_str()), ("Ada Lovelace", "ada@example.org"));
     assert_eq!(
         m.ip.as_deref(),
         Some("127.0.0.1"),
@@ -32,9 +29,7 @@ async fn a_form_post_is_stored_pending_and_redirects_to_check_your_inbox() {
         html.contains("not delivered until you confirm"),
         "honest wording: {html}"
     );
-    assert!(
-        html.contains("action=\"/contact/code\"") && html.contains("action=\"/contact/resend\"")
-    );
+    assert!(html.contains("action=\"/contact/code\"") && html.contains("action=\"/contact/resend\""));
 }
 
 #[tokio::test]
@@ -65,10 +60,7 @@ async fn the_verification_mail_arrives_over_smtp_and_never_echoes_the_message() 
         message_id.starts_with("<formgate.verify.1.") && message_id.ends_with("@example.org>"),
         "{message_id}"
     );
-    let (text, html) = (
-        mail.text_body(),
-        mail.html_body().expect("an HTML alternative"),
-    );
+    let (text, html) = (mail.text_body(), mail.html_body().expect("an HTML alternative"));
     for part in [&text, &html] {
         assert!(
             part.contains("verify") && part.contains("v1.1."),
@@ -89,25 +81,23 @@ async fn the_verification_mail_arrives_over_smtp_and_never_echoes_the_message() 
 #[tokio::test]
 async fn a_json_post_gets_202_with_the_id() {
     let app = TestApp::spawn().await;
-    let res = app.post_json("/contact", serde_json::json!({"name": "Bo", "email": "bo@example.org", "message": "hi", "subject": "Quote"})).await;
+    let res = app
+        .post_json(
+            "/contact",
+            serde_json::json!({"name": "Bo", "email": "bo@example.org", "message": "hi", "subject": "Quote"}),
+        )
+        .await;
     assert_eq!(res.status(), 202);
     let v: serde_json::Value = res.json().await.unwrap();
     assert_eq!(v["status"], "pending");
     assert_eq!(v["id"], 1);
-    assert_eq!(
-        app.message(MessageId(1)).await.subject.as_deref(),
-        Some("Quote")
-    );
+    assert_eq!(app.message(MessageId(1)).await.subject.as_deref(), Some("Quote"));
     // A form post that asks for JSON gets JSON too.
     let res = app
         .client
         .post(app.url("/contact"))
         .header("accept", "application/json")
-        .form(&[
-            ("name", "Cy"),
-            ("email", "cy@example.org"),
-            ("message", "yo"),
-        ])
+        .form(&[("name", "Cy"), ("email", "cy@example.org"), ("message", "yo")])
         .send()
         .await
         .unwrap();
@@ -117,14 +107,16 @@ async fn a_json_post_gets_202_with_the_id() {
 #[tokio::test]
 async fn invalid_json_input_gets_422_with_a_message_per_field() {
     let app = TestApp::spawn().await;
-    let res = app.post_json("/contact", serde_json::json!({"name": "", "email": "not-an-address", "message": "x", "subject": "a\r\nBcc: x@y.org"})).await;
+    let res = app
+        .post_json(
+            "/contact",
+            serde_json::json!({"name": "", "email": "not-an-address", "message": "x", "subject": "a\r\nBcc: x@y.org"}),
+        )
+        .await;
     assert_eq!(res.status(), 422);
     let v: serde_json::Value = res.json().await.unwrap();
     let errors = v["errors"].as_object().unwrap();
-    assert_eq!(
-        errors.keys().cloned().collect::<Vec<_>>(),
-        ["email", "name", "subject"]
-    );
+    assert_eq!(errors.keys().cloned().collect::<Vec<_>>(), ["email", "name", "subject"]);
     assert!(errors["email"].as_str().unwrap().contains("email address"));
     assert!(
         app.store.message(MessageId(1)).await.unwrap().is_none(),
@@ -178,11 +170,7 @@ async fn limits_are_enforced_with_clear_statuses() {
     let res = app
         .post_form(
             "/contact",
-            &[
-                ("name", "A"),
-                ("email", "a@example.org"),
-                ("message", &huge),
-            ],
+            &[("name", "A"), ("email", "a@example.org"), ("message", &huge)],
         )
         .await;
     assert_eq!(res.status(), 413, "body over 32 KiB");
@@ -252,10 +240,7 @@ async fn every_page_carries_the_security_headers() {
         );
     }
     let form = app.get("/").await.text().await.unwrap();
-    assert!(
-        form.contains("<label for=\"email\">")
-            && form.contains("method=\"post\" action=\"/contact\"")
-    );
+    assert!(form.contains("<label for=\"email\">") && form.contains("method=\"post\" action=\"/contact\""));
     assert_eq!(app.get("/assets/formgate.css").await.status(), 200);
 }
 
@@ -267,8 +252,6 @@ async fn the_receipt_in_the_redirect_is_signed_and_opaque() {
     assert!(receipt.starts_with("v1.1."));
     // Another message's id with this signature is refused.
     let forged = receipt.replacen("v1.1.", "v1.2.", 1);
-    let res = app
-        .post_form("/contact/resend", &[("receipt", &forged)])
-        .await;
+    let res = app.post_form("/contact/resend", &[("receipt", &forged)]).await;
     assert_eq!(res.status(), 400);
 }

@@ -6,4 +6,5 @@ mod support;
 
 mod contact;
 mod outbox;
+mod store;
 mod verify;

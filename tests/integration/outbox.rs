@@ -59,15 +59,7 @@ async fn smtp_down_at_submit_time_delays_the_mail_until_the_server_is_back() {
     );
     app.smtp = Some(smtp);
     let link = verify_path(&app.mail(1).await);
-    assert_eq!(
-        app.client
-            .post(app.url(&link))
-            .send()
-            .await
-            .unwrap()
-            .status(),
-        200
-    );
+    assert_eq!(app.client.post(app.url(&link)).send().await.unwrap().status(), 200);
 }
 
 #[tokio::test]
@@ -102,12 +94,7 @@ async fn a_4xx_reply_is_retried_with_backoff_and_the_same_bytes() {
         store.outbox_for_message(MessageId(1)).await.unwrap()[0].attempts == 1
     })
     .await;
-    let row = app
-        .store
-        .outbox_for_message(MessageId(1))
-        .await
-        .unwrap()
-        .remove(0);
+    let row = app.store.outbox_for_message(MessageId(1)).await.unwrap().remove(0);
     assert_eq!(row.state, OutboxState::Queued);
     assert!(row.last_error.as_deref().unwrap().contains("greylisted"));
     assert_eq!(row.next_attempt_at, row.last_attempt_at.unwrap() + 30);
@@ -128,26 +115,18 @@ async fn a_4xx_reply_is_retried_with_backoff_and_the_same_bytes() {
         store.outbox_for_message(MessageId(1)).await.unwrap()[0].state == OutboxState::Sent
     })
     .await;
-    assert_eq!(
-        app.store.outbox_for_message(MessageId(1)).await.unwrap()[0].attempts,
-        2
-    );
+    assert_eq!(app.store.outbox_for_message(MessageId(1)).await.unwrap()[0].attempts, 2);
 }
 
 #[tokio::test]
 async fn retrying_stops_after_the_mail_lifetime() {
     let app = TestApp::spawn().await;
-    app.smtp()
-        .set_behaviour(Behaviour::RejectData(451, "still not".into()));
+    app.smtp().set_behaviour(Behaviour::RejectData(451, "still not".into()));
     app.submit("ada@example.org").await;
     let store = app.store.clone();
     // Jump through three days of hourly retries.
     for _ in 0..200 {
-        let row = store
-            .outbox_for_message(MessageId(1))
-            .await
-            .unwrap()
-            .remove(0);
+        let row = store.outbox_for_message(MessageId(1)).await.unwrap().remove(0);
         if row.state == OutboxState::Dead {
             assert!(row.last_error.unwrap().contains("gave up after"));
             assert!(row.attempts > 5);
@@ -170,11 +149,7 @@ async fn connections_are_reused_across_mails() {
         app.submit(&format!("v{i}@example.org")).await;
     }
     app.smtp().wait_for(20, Duration::from_secs(10)).await;
-    assert_eq!(
-        app.smtp().connections(),
-        1,
-        "one lane, one connection for all 20 mails"
-    );
+    assert_eq!(app.smtp().connections(), 1, "one lane, one connection for all 20 mails");
 }
 
 fn fake_verify_mail(to: &str) -> OutgoingMail {
@@ -204,9 +179,7 @@ async fn seeded_database(n: usize) -> (tempfile::TempDir, String) {
         };
         let msg = NewMessage::parse(&form, None, None).unwrap();
         store
-            .insert_message(&msg, now, "nonce", now + 3600, &|_| {
-                Ok(fake_verify_mail(&email))
-            })
+            .insert_message(&msg, now, "nonce", now + 3600, &|_| Ok(fake_verify_mail(&email)))
             .await
             .unwrap();
     }
@@ -214,8 +187,7 @@ async fn seeded_database(n: usize) -> (tempfile::TempDir, String) {
 }
 
 async fn spawn_on(dir: tempfile::TempDir, db: String, smtp: TestSmtp, opts: Options) -> TestApp {
-    let target =
-        formgate::config::MailTarget::Smtp(formgate::config::SmtpUrl::parse(&smtp.url()).unwrap());
+    let target = formgate::config::MailTarget::Smtp(formgate::config::SmtpUrl::parse(&smtp.url()).unwrap());
     let mut config = formgate::config::Config::for_tests(db, target);
     config.smtp_timeout = Duration::from_secs(2);
     TestApp::spawn_config(config, dir, Some(smtp), &opts).await
@@ -281,32 +253,20 @@ async fn shutdown_finishes_the_send_in_flight_and_hands_back_unstarted_leases() 
     })
     .await;
     app.stop().await; // returns Ok (asserted inside) once drained
-    let first = store
-        .outbox_for_message(MessageId(1))
-        .await
-        .unwrap()
-        .remove(0);
+    let first = store.outbox_for_message(MessageId(1)).await.unwrap().remove(0);
     assert_eq!(
         (first.state, first.attempts),
         (OutboxState::Queued, 1),
         "the hung send ran into its timeout and is retried later"
     );
-    let second = store
-        .outbox_for_message(MessageId(2))
-        .await
-        .unwrap()
-        .remove(0);
+    let second = store.outbox_for_message(MessageId(2)).await.unwrap().remove(0);
     assert_eq!(
         (second.state, second.attempts),
         (OutboxState::Queued, 0),
         "never started"
     );
     for row in [first, second] {
-        assert!(
-            row.lease_owner.is_none(),
-            "lease of outbox #{} handed back",
-            row.id
-        );
+        assert!(row.lease_owner.is_none(), "lease of outbox #{} handed back", row.id);
     }
 }
 
@@ -332,11 +292,7 @@ async fn serve_with_no_configuration_writes_eml_files_and_exits_0_on_sigterm() {
     let client = crate::support::app::client();
     let res = client
         .post(format!("{base}/contact"))
-        .form(&[
-            ("name", "Ada"),
-            ("email", "ada@example.org"),
-            ("message", "hi"),
-        ])
+        .form(&[("name", "Ada"), ("email", "ada@example.org"), ("message", "hi")])
         .send()
         .await
         .unwrap();
@@ -359,12 +315,7 @@ async fn serve_with_no_configuration_writes_eml_files_and_exits_0_on_sigterm() {
     let raw = std::fs::read(&file).unwrap();
     let parsed = mailparse::parse_mail(&raw).unwrap();
     assert_eq!(
-        parsed
-            .headers
-            .iter()
-            .find(|h| h.get_key() == "To")
-            .unwrap()
-            .get_value(),
+        parsed.headers.iter().find(|h| h.get_key() == "To").unwrap().get_value(),
         "ada@example.org"
     );
     assert_eq!(parsed.subparts.len(), 2, "text and HTML");
@@ -378,10 +329,7 @@ async fn serve_with_no_configuration_writes_eml_files_and_exits_0_on_sigterm() {
 
     let key = dir.path().join("formgate.key");
     use std::os::unix::fs::PermissionsExt;
-    assert_eq!(
-        std::fs::metadata(&key).unwrap().permissions().mode() & 0o777,
-        0o600
-    );
+    assert_eq!(std::fs::metadata(&key).unwrap().permissions().mode() & 0o777, 0o600);
     assert!(dir.path().join("formgate.db").exists());
 
     let status = Command::new("kill")

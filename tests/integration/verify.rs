@@ -44,11 +44,7 @@ async fn get_shows_a_button_and_changes_nothing_post_confirms_and_again_is_the_s
 
     let trail = app.store.audit_trail(MessageId(1)).await.unwrap();
     let actions: Vec<_> = trail.iter().map(|a| a.action.as_str()).collect();
-    assert_eq!(
-        actions,
-        ["submit", "verify"],
-        "one verification recorded, not two"
-    );
+    assert_eq!(actions, ["submit", "verify"], "one verification recorded, not two");
 }
 
 #[tokio::test]
@@ -99,21 +95,11 @@ async fn an_expired_link_is_a_410_page_that_offers_a_resend_which_works() {
         .next()
         .unwrap()
         .to_string();
-    let res = app
-        .post_form("/contact/resend", &[("receipt", &receipt)])
-        .await;
+    let res = app.post_form("/contact/resend", &[("receipt", &receipt)]).await;
     assert_eq!(res.status(), 303);
     let new_link = verify_path(&app.mail(2).await);
     assert_ne!(new_link, link);
-    assert_eq!(
-        app.client
-            .post(app.url(&new_link))
-            .send()
-            .await
-            .unwrap()
-            .status(),
-        200
-    );
+    assert_eq!(app.client.post(app.url(&new_link)).send().await.unwrap().status(), 200);
     assert_eq!(app.message(MessageId(1)).await.status, Status::Verified);
 }
 
@@ -122,36 +108,16 @@ async fn a_resend_revokes_older_links() {
     let app = TestApp::spawn().await;
     let receipt = receipt_from_redirect(&app.submit("ada@example.org").await);
     let old = verify_path(&app.mail(1).await);
-    let res = app
-        .post_form("/contact/resend", &[("receipt", &receipt)])
-        .await;
+    let res = app.post_form("/contact/resend", &[("receipt", &receipt)]).await;
     assert_eq!(res.status(), 303);
-    assert!(
-        res.headers()["location"]
-            .to_str()
-            .unwrap()
-            .contains("resent=1")
-    );
+    assert!(res.headers()["location"].to_str().unwrap().contains("resent=1"));
     let new = verify_path(&app.mail(2).await);
     assert_eq!(
-        app.client
-            .post(app.url(&old))
-            .send()
-            .await
-            .unwrap()
-            .status(),
+        app.client.post(app.url(&old)).send().await.unwrap().status(),
         400,
         "the old link stopped working"
     );
-    assert_eq!(
-        app.client
-            .post(app.url(&new))
-            .send()
-            .await
-            .unwrap()
-            .status(),
-        200
-    );
+    assert_eq!(app.client.post(app.url(&new)).send().await.unwrap().status(), 200);
     let m = app.message(MessageId(1)).await;
     assert_eq!((m.status, m.verify_mails), (Status::Verified, 2));
 }
@@ -189,11 +155,7 @@ async fn five_wrong_codes_lock_the_message_until_a_resend() {
     let app = TestApp::spawn().await;
     let receipt = receipt_from_redirect(&app.submit("ada@example.org").await);
     let right = code(&app.mail(1).await);
-    let wrong = if right == "000000" {
-        "111111"
-    } else {
-        "000000"
-    };
+    let wrong = if right == "000000" { "111111" } else { "000000" };
     for remaining in (1..=4).rev() {
         let res = app
             .post_form("/contact/code", &[("receipt", &receipt), ("code", wrong)])
@@ -215,16 +177,11 @@ async fn five_wrong_codes_lock_the_message_until_a_resend() {
     assert_eq!(app.message(MessageId(1)).await.status, Status::Pending);
 
     // A resend issues a new code and resets the count.
-    let res = app
-        .post_form("/contact/resend", &[("receipt", &receipt)])
-        .await;
+    let res = app.post_form("/contact/resend", &[("receipt", &receipt)]).await;
     let receipt = receipt_from_redirect(&res);
     let new_code = code(&app.mail(2).await);
     let res = app
-        .post_form(
-            "/contact/code",
-            &[("receipt", &receipt), ("code", &new_code)],
-        )
+        .post_form("/contact/code", &[("receipt", &receipt), ("code", &new_code)])
         .await;
     assert_eq!(res.status(), 303);
     assert_eq!(app.message(MessageId(1)).await.status, Status::Verified);
@@ -262,10 +219,7 @@ async fn a_visitor_cannot_make_formgate_send_endless_mails() {
         .await;
     assert_eq!(res.status(), 429);
     assert_eq!(
-        app.smtp()
-            .wait_for(5, std::time::Duration::from_secs(10))
-            .await
-            .len(),
+        app.smtp().wait_for(5, std::time::Duration::from_secs(10)).await.len(),
         5
     );
 }

@@ -64,11 +64,7 @@ impl TestApp {
 
     pub async fn spawn_with(opts: Options) -> TestApp {
         let dir = tempfile::tempdir().expect("tempdir");
-        let smtp = if opts.smtp {
-            Some(TestSmtp::start().await)
-        } else {
-            None
-        };
+        let smtp = if opts.smtp { Some(TestSmtp::start().await) } else { None };
         let mail = match &smtp {
             Some(s) => MailTarget::Smtp(SmtpUrl::parse(&s.url()).expect("smtp url")),
             None => MailTarget::Dir(dir.path().join("mail-outbox")),
@@ -77,18 +73,11 @@ impl TestApp {
         let mut config = Config::for_tests(db, mail);
         config.token_ttl = opts.token_ttl;
         config.smtp_timeout = Duration::from_secs(3);
-        config.mail_from = "Example Forms <forms@example.org>"
-            .parse()
-            .expect("mailbox");
+        config.mail_from = "Example Forms <forms@example.org>".parse().expect("mailbox");
         Self::spawn_config(config, dir, smtp, &opts).await
     }
 
-    pub async fn spawn_config(
-        config: Config,
-        dir: TempDir,
-        smtp: Option<TestSmtp>,
-        opts: &Options,
-    ) -> TestApp {
+    pub async fn spawn_config(config: Config, dir: TempDir, smtp: Option<TestSmtp>, opts: &Options) -> TestApp {
         let clock = ManualClock::starting_now();
         let outbox = OutboxConfig {
             lanes: opts.lanes,
@@ -120,9 +109,7 @@ impl TestApp {
     }
 
     pub fn smtp(&self) -> &TestSmtp {
-        self.smtp
-            .as_ref()
-            .expect("this TestApp has an SMTP listener")
+        self.smtp.as_ref().expect("this TestApp has an SMTP listener")
     }
 
     pub fn clock_now(&self) -> i64 {
@@ -191,11 +178,7 @@ impl TestApp {
     }
 
     pub async fn message(&self, id: MessageId) -> Message {
-        self.store
-            .message(id)
-            .await
-            .expect("store")
-            .expect("message exists")
+        self.store.message(id).await.expect("store").expect("message exists")
     }
 
     /// Waits for the `n`-th mail (1-based) over SMTP.
@@ -229,11 +212,7 @@ pub fn verify_path(mail: &ReceivedMail) -> String {
     let start = text
         .find("/verify/")
         .unwrap_or_else(|| panic!("no verification link in:\n{text}"));
-    text[start..]
-        .split_whitespace()
-        .next()
-        .expect("link")
-        .to_string()
+    text[start..].split_whitespace().next().expect("link").to_string()
 }
 
 /// The six-digit code in a verification mail.

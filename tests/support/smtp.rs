@@ -263,11 +263,7 @@ fn try_bind(addr: SocketAddr) -> std::io::Result<TcpListener> {
     socket.listen(128)
 }
 
-async fn accept_loop(
-    listener: TcpListener,
-    shared: Arc<Shared>,
-    mut shutdown: watch::Receiver<bool>,
-) {
+async fn accept_loop(listener: TcpListener, shared: Arc<Shared>, mut shutdown: watch::Receiver<bool>) {
     let mut conns = JoinSet::new();
     loop {
         tokio::select! {
@@ -311,11 +307,7 @@ struct Transaction {
     rcpt_to: Vec<String>,
 }
 
-async fn serve(
-    read: &mut Reader,
-    write: &mut OwnedWriteHalf,
-    shared: &Shared,
-) -> std::io::Result<()> {
+async fn serve(read: &mut Reader, write: &mut OwnedWriteHalf, shared: &Shared) -> std::io::Result<()> {
     reply(write, "220 test ESMTP").await?;
     let mut tx = Transaction::default();
 
@@ -337,9 +329,7 @@ async fn serve(
             "EHLO" => {
                 tx = Transaction::default();
                 let name = if arg.is_empty() { "client" } else { arg };
-                let text = format!(
-                    "250-test greets {name}\r\n250-8BITMIME\r\n250-SMTPUTF8\r\n250 SIZE 10485760"
-                );
+                let text = format!("250-test greets {name}\r\n250-8BITMIME\r\n250-SMTPUTF8\r\n250 SIZE 10485760");
                 reply(write, &text).await?;
             }
             "HELO" => {

@@ -1,0 +1,356 @@
+//! One story over the `Store` trait, run against every backend, so they behave the same by
+//! construction. A new backend adds one line to `backends()`-style test functions below.
+
+use formgate::domain::{ContactForm, MessageId, NewMessage, Status};
+use formgate::store::{
+    Audit, Change, ListQuery, MailKind, OutboxState, OutgoingMail, SendOutcome, SharedStore, SqliteStore,
+};
+use std::sync::Arc;
+
+const T0: i64 = 1_800_000_000;
+
+fn new_message(i: usize, body: &str) -> NewMessage {
+    let form = ContactForm {
+        name: format!("Visitor {i}"),
+        email: format!("v{i}@example.org"),
+        subject: Some(format!("Subject {i}")),
+        message: body.to_string(),
+    };
+    NewMessage::parse(&form, Some("192.0.2.1".into()), Some("test-agent".into())).unwrap()
+}
+
+fn mail(to: &str, n: usize) -> OutgoingMail {
+    OutgoingMail {
+        kind: MailKind::Verify,
+        recipient: to.into(),
+        sender: "forms@example.org".into(),
+        message_id_header: format!("<m{n}@example.org>"),
+        payload: format!("Subject: {n}\r\n\r\nbody\r\n").into_bytes(),
+        give_up_at: T0 + 86_400,
+    }
+}
+
+async fn insert(store: &SharedStore, i: usize, at: i64, body: &str) -> MessageId {
+    let msg = new_message(i, body);
+    store
+        .insert_message(&msg, at, &format!("nonce{i}"), at + 3600, &|_| {
+            Ok(mail(&format!("v{i}@example.org"), i))
+        })
+        .await
+        .unwrap()
+}
+
+fn change(id: MessageId, from: Status, to: Status, now: i64, nonce: Option<&str>) -> Change {
+    Change {
+        id,
+        from,
+        expect_nonce: nonce.map(str::to_owned),
+        to,
+        now,
+        new_nonce: None,
+        confirmed_nonce: None,
+        new_verification: None,
+        audit: Audit {
+            actor: "tester".into(),
+            action: "test",
+            detail: None,
+        },
+        mail: None,
+    }
+}
+
+pub async fn story(store: SharedStore) {
+    store.ping().await.unwrap();
+
+    // Insert: message, audit line and verification mail in one go.
+    let id = insert(&store, 1, T0, "first message\nsecond line").await;
+    let m = store.message(id).await.unwrap().unwrap();
+    assert_eq!(
+        (m.status, m.name.as_str(), m.nonce.as_str()),
+        (Status::Pending, "Visitor 1", "nonce1")
+    );
+    assert_eq!(
+        (m.ip.as_deref(), m.user_agent.as_deref()),
+        (Some("192.0.2.1"), Some("test-agent"))
+    );
+    assert_eq!(
+        (m.verify_expires_at, m.verify_mails, m.code_failures),
+        (T0 + 3600, 1, 0)
+    );
+    assert!(store.message(MessageId(9999)).await.unwrap().is_none());
+    let outbox = store.outbox_for_message(id).await.unwrap();
+    assert_eq!(outbox.len(), 1);
+    assert_eq!((outbox[0].state, outbox[0].attempts), (OutboxState::Queued, 0));
+
+    // Link opened: recorded once.
+    store.record_link_opened(id, T0 + 5).await.unwrap();
+    store.record_link_opened(id, T0 + 9).await.unwrap();
+    assert_eq!(store.message(id).await.unwrap().unwrap().link_opened_at, Some(T0 + 5));
+
+    // Code failures count against the current nonce only.
+    assert_eq!(store.record_code_failure(id, "nonce1").await.unwrap(), 1);
+    assert_eq!(store.record_code_failure(id, "nonce1").await.unwrap(), 2);
+    assert_eq!(store.record_code_failure(id, "stale").await.unwrap(), i64::MAX);
+
+    // Compare-and-swap: wrong nonce or wrong status changes nothing.
+    assert!(
+        !store
+            .apply(&change(id, Status::Pending, Status::Verified, T0 + 10, Some("stale")))
+            .await
+            .unwrap()
+    );
+    assert!(
+        !store
+            .apply(&change(id, Status::Verified, Status::Released, T0 + 10, None))
+            .await
+            .unwrap()
+    );
+    let mut verify = change(id, Status::Pending, Status::Verified, T0 + 10, Some("nonce1"));
+    verify.new_nonce = Some("nonce1b".into());
+    verify.confirmed_nonce = Some("nonce1".into());
+    assert!(store.apply(&verify).await.unwrap());
+    assert!(
+        !store.apply(&verify).await.unwrap(),
+        "the same change twice applies once"
+    );
+    let m = store.message(id).await.unwrap().unwrap();
+    assert_eq!((m.status, m.verified_at), (Status::Verified, Some(T0 + 10)));
+    assert_eq!(
+        (m.nonce.as_str(), m.confirmed_nonce.as_deref()),
+        ("nonce1b", Some("nonce1"))
+    );
+
+    // A change can queue a mail in the same transaction; a resend resets code tries.
+    let id2 = insert(&store, 2, T0 + 20, "hello 100% _literal_").await;
+    let mut resend = change(id2, Status::Pending, Status::Pending, T0 + 30, Some("nonce2"));
+    resend.new_nonce = Some("nonce2b".into());
+    resend.new_verification = Some(T0 + 9999);
+    resend.mail = Some(mail("v2@example.org", 22));
+    store.record_code_failure(id2, "nonce2").await.unwrap();
+    assert!(store.apply(&resend).await.unwrap());
+    let m2 = store.message(id2).await.unwrap().unwrap();
+    assert_eq!(
+        (m2.verify_mails, m2.code_failures, m2.verify_expires_at),
+        (2, 0, T0 + 9999)
+    );
+    assert_eq!(store.outbox_for_message(id2).await.unwrap().len(), 2);
+
+    // Delete remembers where it came from; restore clears it.
+    assert!(
+        store
+            .apply(&change(id, Status::Verified, Status::Deleted, T0 + 40, None))
+            .await
+            .unwrap()
+    );
+    let m = store.message(id).await.unwrap().unwrap();
+    assert_eq!(
+        (m.status, m.status_before_delete, m.deleted_at),
+        (Status::Deleted, Some(Status::Verified), Some(T0 + 40))
+    );
+    assert!(
+        store
+            .apply(&change(id, Status::Deleted, Status::Verified, T0 + 50, None))
+            .await
+            .unwrap()
+    );
+    let m = store.message(id).await.unwrap().unwrap();
+    assert_eq!(
+        (m.status, m.status_before_delete, m.deleted_at),
+        (Status::Verified, None, None)
+    );
+
+    let trail = store.audit_trail(id).await.unwrap();
+    assert_eq!(trail.len(), 4, "submit, verify, delete, restore: {trail:?}");
+    assert_eq!(
+        (trail[0].action.as_str(), trail[0].from_status, trail[0].to_status),
+        ("submit", None, Some(Status::Pending))
+    );
+    assert_eq!(
+        (trail[2].actor.as_str(), trail[2].to_status),
+        ("tester", Some(Status::Deleted))
+    );
+
+    // Outbox: claim with a lease, exclusive, ordered; finish; retry; dead; release.
+    assert_eq!(store.next_outbox_due().await.unwrap(), Some(T0));
+    let claimed = store.claim_outbox("w1", T0 + 100, T0 + 200, 10).await.unwrap();
+    assert_eq!(
+        claimed.iter().map(|c| c.message_id_header.as_str()).collect::<Vec<_>>(),
+        ["<m1@example.org>", "<m2@example.org>", "<m22@example.org>"]
+    );
+    assert_eq!(claimed[0].payload, mail("x", 1).payload);
+    assert!(
+        store
+            .claim_outbox("w2", T0 + 150, T0 + 250, 10)
+            .await
+            .unwrap()
+            .is_empty(),
+        "leased rows are not claimed twice"
+    );
+    assert_eq!(
+        store.next_outbox_due().await.unwrap(),
+        Some(T0 + 201),
+        "due once the lease runs out"
+    );
+    let (a, b, c) = (claimed[0].id, claimed[1].id, claimed[2].id);
+    // Another worker's results for rows it does not hold are ignored.
+    store
+        .finish_outbox("w2", T0 + 101, &[(a, SendOutcome::Sent)])
+        .await
+        .unwrap();
+    assert_eq!(
+        store.outbox_for_message(id).await.unwrap()[0].state,
+        OutboxState::Queued
+    );
+    store
+        .finish_outbox(
+            "w1",
+            T0 + 101,
+            &[
+                (a, SendOutcome::Sent),
+                (
+                    b,
+                    SendOutcome::Retry {
+                        at: T0 + 131,
+                        error: "451 later".into(),
+                    },
+                ),
+                (c, SendOutcome::Dead { error: "550 no".into() }),
+            ],
+        )
+        .await
+        .unwrap();
+    let ra = &store.outbox_for_message(id).await.unwrap()[0];
+    assert_eq!(
+        (ra.state, ra.attempts, ra.sent_at, ra.lease_owner.clone()),
+        (OutboxState::Sent, 1, Some(T0 + 101), None)
+    );
+    let rows2 = store.outbox_for_message(id2).await.unwrap();
+    assert_eq!(
+        (rows2[0].state, rows2[0].next_attempt_at, rows2[0].last_error.as_deref()),
+        (OutboxState::Queued, T0 + 131, Some("451 later"))
+    );
+    assert_eq!(
+        (rows2[1].state, rows2[1].last_error.as_deref()),
+        (OutboxState::Dead, Some("550 no"))
+    );
+    assert!(
+        store
+            .claim_outbox("w1", T0 + 130, T0 + 230, 10)
+            .await
+            .unwrap()
+            .is_empty(),
+        "not before it is due"
+    );
+    let again = store.claim_outbox("w3", T0 + 131, T0 + 231, 10).await.unwrap();
+    assert_eq!(again.len(), 1);
+    assert_eq!(again[0].attempts, 1);
+    assert_eq!(store.release_leases("w3").await.unwrap(), 1);
+    assert_eq!(
+        store.claim_outbox("w4", T0 + 132, T0 + 232, 10).await.unwrap().len(),
+        1,
+        "released leases are claimable at once"
+    );
+
+    // Listing: newest first, keyset pages, status filter, literal search, mail state.
+    for i in 3..=12 {
+        insert(&store, i, T0 + 1000 + i as i64, &format!("body {i}")).await;
+    }
+    let page1 = store
+        .list(&ListQuery {
+            limit: 5,
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(page1.iter().map(|m| m.id.0).collect::<Vec<_>>(), [12, 11, 10, 9, 8]);
+    let last = page1.last().unwrap();
+    let page2 = store
+        .list(&ListQuery {
+            limit: 5,
+            after: Some((last.created_at, last.id)),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(page2.iter().map(|m| m.id.0).collect::<Vec<_>>(), [7, 6, 5, 4, 3]);
+    let verified = store
+        .list(&ListQuery {
+            status: Some(Status::Verified),
+            limit: 50,
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(verified.iter().map(|m| m.id).collect::<Vec<_>>(), [id]);
+    assert_eq!(verified[0].preview, "first message\nsecond line");
+    assert_eq!(verified[0].mail.as_ref().map(|m| m.state), Some(OutboxState::Sent));
+    let hit = |q: &str| {
+        let store = store.clone();
+        let q = q.to_string();
+        async move {
+            store
+                .list(&ListQuery {
+                    search: Some(q),
+                    limit: 50,
+                    ..Default::default()
+                })
+                .await
+                .unwrap()
+                .iter()
+                .map(|m| m.id.0)
+                .collect::<Vec<_>>()
+        }
+    };
+    assert_eq!(hit("100%").await, [2], "search in the body, % taken literally");
+    assert_eq!(hit("_literal_").await, [2]);
+    assert_eq!(hit("v11@EXAMPLE").await, [11], "case-insensitive, in the email");
+    assert_eq!(hit("Visitor 12").await, [12]);
+    assert!(hit("%").await.is_empty() || hit("%").await == [2]);
+    let dead = store
+        .list(&ListQuery {
+            search: Some("hello".into()),
+            limit: 5,
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(
+        dead[0].mail.as_ref().map(|m| (m.state, m.last_error.clone())),
+        Some((OutboxState::Dead, Some("550 no".into()))),
+        "the newest mail's state"
+    );
+
+    let mut counts = store.counts().await.unwrap();
+    counts.sort_by_key(|(s, _)| s.as_str());
+    assert_eq!(counts, [(Status::Pending, 11), (Status::Verified, 1)]);
+
+    // Purge: old trash and old never-verified messages, with their mail and audit.
+    assert!(
+        store
+            .apply(&change(MessageId(3), Status::Pending, Status::Deleted, T0 + 2000, None))
+            .await
+            .unwrap()
+    );
+    let purged = store.purge(T0 + 2001, T0 + 1005).await.unwrap();
+    assert_eq!(
+        (purged.trashed, purged.unverified),
+        (1, 2),
+        "#3 from the trash; #2 and #4 never verified (#5 is at the cut-off, which is exclusive)"
+    );
+    assert!(store.message(MessageId(3)).await.unwrap().is_none());
+    assert!(store.outbox_for_message(MessageId(2)).await.unwrap().is_empty());
+    assert!(store.audit_trail(MessageId(3)).await.unwrap().is_empty());
+    assert!(
+        store.message(id).await.unwrap().is_some(),
+        "verified messages are never purged"
+    );
+}
+
+#[tokio::test]
+async fn the_store_story_on_sqlite() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = SqliteStore::open(&format!("sqlite://{}", dir.path().join("story.db").display()))
+        .await
+        .unwrap();
+    story(Arc::new(store)).await;
+}
