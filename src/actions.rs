@@ -12,7 +12,11 @@ use tokio::sync::Notify;
 use crate::clock::SharedClock;
 use crate::domain::{IllegalTransition, Message, MessageId, NewMessage, Status, Transition, VisitorEmail};
 use crate::mail::{Composer, VerifyMail};
-use crate::store::{Audit, Change, OutgoingMail, SharedStore, StoreError};
+use lettre::message::Mailbox;
+use serde::Serialize;
+
+use crate::mail::human_time;
+use crate::store::{Audit, AuditRecord, Change, OutboxRecord, OutgoingMail, Purged, SharedStore, StoreError};
 use crate::token::{self, Keys, Purpose, TokenError};
 
 /// Wrong codes allowed before the message needs a new verification mail.
@@ -40,6 +44,14 @@ pub enum ActionError {
     CodeLocked,
     #[error("we've already sent {0} emails for this message; please use the newest one")]
     TooManyMails(i64),
+    /// Someone else did it first (two moderators, one message).
+    #[error("message {id} was already {what} by {by} at {at}")]
+    AlreadyDone {
+        id: MessageId,
+        what: &'static str,
+        by: String,
+        at: String,
+    },
     #[error(transparent)]
     Store(#[from] StoreError),
 }
@@ -60,6 +72,36 @@ pub enum LinkView {
     AlreadyConfirmed,
 }
 
+/// The policy knobs the use-cases need from configuration.
+#[derive(Clone, Debug)]
+pub struct Settings {
+    pub token_ttl: std::time::Duration,
+    /// With no SMTP configured, log verification links so a site owner can try formgate at once.
+    pub log_links: bool,
+    /// Where released messages are mailed; None: release only marks them.
+    pub staff_inbox: Option<Mailbox>,
+    /// Release every message the moment its sender confirms it (the plain contact-form flow).
+    pub auto_release: bool,
+    /// Trash and never-verified messages older than this are purged by `serve`; None: never.
+    pub purge_after: Option<std::time::Duration>,
+}
+
+/// What a release did.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct Released {
+    pub id: MessageId,
+    /// False when no `staff_inbox` is configured: released (for export) but not mailed.
+    pub mailed: bool,
+}
+
+/// A message with everything a moderator may want to see about it.
+#[derive(Clone, Debug, Serialize)]
+pub struct Details {
+    pub message: Message,
+    pub audit: Vec<AuditRecord>,
+    pub outbox: Vec<OutboxRecord>,
+}
+
 pub struct Actions {
     store: SharedStore,
     keys: Keys,
@@ -67,8 +109,7 @@ pub struct Actions {
     clock: SharedClock,
     token_ttl: i64,
     outbox_wake: Arc<Notify>,
-    /// With no SMTP configured, log verification links so a site owner can try formgate at once.
-    log_links: bool,
+    settings: Settings,
 }
 
 fn new_nonce() -> String {
@@ -83,19 +124,23 @@ impl Actions {
         keys: Keys,
         composer: Composer,
         clock: SharedClock,
-        token_ttl: std::time::Duration,
         outbox_wake: Arc<Notify>,
-        log_links: bool,
+        settings: Settings,
     ) -> Self {
+        let token_ttl = settings.token_ttl.as_secs() as i64;
         Self {
             store,
             keys,
             composer,
             clock,
-            token_ttl: token_ttl.as_secs() as i64,
+            token_ttl,
             outbox_wake,
-            log_links,
+            settings,
         }
+    }
+
+    pub fn settings(&self) -> &Settings {
+        &self.settings
     }
 
     pub fn store(&self) -> &SharedStore {
@@ -116,7 +161,7 @@ impl Actions {
     ) -> Result<OutgoingMail, String> {
         let token = self.keys.sign(Purpose::Verify, id, expires_at, nonce);
         let code = self.keys.code(id, nonce);
-        if self.log_links {
+        if self.settings.log_links {
             tracing::info!(message_id = id.0, link = %self.composer.verify_link(&token), code = %code, "no SMTP configured: the verification mail goes to the mail folder");
         }
         self.composer
@@ -236,6 +281,12 @@ impl Actions {
         };
         if self.store.apply(&change).await? {
             tracing::info!(message_id = m.id.0, how, "message verified");
+            if self.settings.auto_release
+                && let Err(e) = self.release(m.id, "auto-release").await
+            {
+                // The visitor's part is done either way; a moderator can still release by hand.
+                tracing::error!(message_id = m.id.0, error = %e, "auto-release failed");
+            }
             return Ok(m.id);
         }
         // Lost a race: fine if the winner was this same confirmation (a double click).
@@ -361,5 +412,158 @@ impl Actions {
         self.outbox_wake.notify_one();
         tracing::info!(message_id = m.id.0, actor, "verification resent");
         Ok(())
+    }
+
+    /// Everything about one message: the message, its audit trail and its mail history.
+    pub async fn details(&self, id: MessageId) -> Result<Details, ActionError> {
+        let message = self.load(id).await?;
+        let audit = self.store.audit_trail(id).await?;
+        let outbox = self.store.outbox_for_message(id).await?;
+        Ok(Details { message, audit, outbox })
+    }
+
+    /// After a lost compare-and-swap: say who won, if the message now is where we wanted it.
+    async fn explain_conflict(&self, id: MessageId, wanted: Status, what: &'static str) -> ActionError {
+        let now = match self.store.message(id).await {
+            Ok(Some(m)) => m,
+            Ok(None) => return ActionError::NotFound(id),
+            Err(e) => return e.into(),
+        };
+        if now.status != wanted {
+            return ActionError::Conflict(id);
+        }
+        let trail = self.store.audit_trail(id).await.unwrap_or_default();
+        match trail.iter().rev().find(|a| a.to_status == Some(wanted)) {
+            Some(a) => ActionError::AlreadyDone {
+                id,
+                what,
+                by: a.actor.clone(),
+                at: human_time(a.at),
+            },
+            None => ActionError::Conflict(id),
+        }
+    }
+
+    /// Delivers a verified message to the team: queues the staff mail (through the same outbox)
+    /// and marks it released, in one transaction. Two moderators releasing at once: exactly one
+    /// mail, and the other is told who was first.
+    pub async fn release(&self, id: MessageId, actor: &str) -> Result<Released, ActionError> {
+        let m = self.load(id).await?;
+        let to = match m.status.apply(Transition::Release) {
+            Ok(to) => to,
+            Err(e) if m.status == Status::Released => {
+                return Err(self.explain_conflict(id, Status::Released, "released").await).or(Err(e.into()));
+            }
+            Err(e) => return Err(e.into()),
+        };
+        let now = self.clock.now();
+        let mail = match &self.settings.staff_inbox {
+            Some(inbox) => Some(
+                self.composer
+                    .release(&m, inbox, now)
+                    .map_err(|e| StoreError::Mail(e.to_string()))?,
+            ),
+            None => None,
+        };
+        let mailed = mail.is_some();
+        let detail = if mailed {
+            None
+        } else {
+            Some("no staff_inbox configured: not mailed".to_string())
+        };
+        let change = Change {
+            id,
+            from: m.status,
+            expect_nonce: None,
+            to,
+            now,
+            new_nonce: None,
+            confirmed_nonce: None,
+            new_verification: None,
+            audit: Audit {
+                actor: actor.to_string(),
+                action: "release",
+                detail,
+            },
+            mail,
+        };
+        if !self.store.apply(&change).await? {
+            return Err(self.explain_conflict(id, Status::Released, "released").await);
+        }
+        self.outbox_wake.notify_one();
+        tracing::info!(message_id = id.0, actor, mailed, "message released");
+        Ok(Released { id, mailed })
+    }
+
+    /// Moves a message to the trash (restorable).
+    pub async fn delete(&self, id: MessageId, actor: &str) -> Result<(), ActionError> {
+        let m = self.load(id).await?;
+        if m.status == Status::Deleted {
+            return Err(self.explain_conflict(id, Status::Deleted, "deleted").await);
+        }
+        let to = m.status.apply(Transition::Delete)?;
+        let change = self.simple_change(&m, to, actor, "delete");
+        if !self.store.apply(&change).await? {
+            return Err(self.explain_conflict(id, Status::Deleted, "deleted").await);
+        }
+        tracing::info!(message_id = id.0, actor, "message deleted");
+        Ok(())
+    }
+
+    /// Takes a message out of the trash, back to where it was. Returns that status.
+    pub async fn restore(&self, id: MessageId, actor: &str) -> Result<Status, ActionError> {
+        let m = self.load(id).await?;
+        let before_delete = m.status_before_delete.unwrap_or(Status::Pending);
+        let to = m.status.apply(Transition::Restore { before_delete })?;
+        let change = self.simple_change(&m, to, actor, "restore");
+        if !self.store.apply(&change).await? {
+            return Err(ActionError::Conflict(id));
+        }
+        tracing::info!(message_id = id.0, actor, to = %to, "message restored");
+        Ok(to)
+    }
+
+    fn simple_change(&self, m: &Message, to: Status, actor: &str, action: &'static str) -> Change {
+        Change {
+            id: m.id,
+            from: m.status,
+            expect_nonce: None,
+            to,
+            now: self.clock.now(),
+            new_nonce: None,
+            confirmed_nonce: None,
+            new_verification: None,
+            audit: Audit {
+                actor: actor.to_string(),
+                action,
+                detail: None,
+            },
+            mail: None,
+        }
+    }
+
+    /// Empties the trash for good (`formgate purge`).
+    pub async fn purge_trash(&self, actor: &str) -> Result<Purged, ActionError> {
+        let purged = self.store.purge(i64::MAX, i64::MIN).await?;
+        tracing::info!(actor, trashed = purged.trashed, "trash purged");
+        Ok(purged)
+    }
+
+    /// The retention rule `serve` applies hourly: trash and never-verified messages older than
+    /// `purge_after` go for good.
+    pub async fn purge_expired(&self) -> Result<Purged, ActionError> {
+        let Some(after) = self.settings.purge_after else {
+            return Ok(Purged::default());
+        };
+        let cutoff = self.clock.now() - after.as_secs() as i64;
+        let purged = self.store.purge(cutoff, cutoff).await?;
+        if purged.trashed + purged.unverified > 0 {
+            tracing::info!(
+                trashed = purged.trashed,
+                unverified = purged.unverified,
+                "retention: purged old messages"
+            );
+        }
+        Ok(purged)
     }
 }

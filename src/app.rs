@@ -12,7 +12,7 @@ use anyhow::Context;
 use tokio::net::TcpListener;
 use tokio::sync::{Notify, watch};
 
-use crate::actions::Actions;
+use crate::actions::{Actions, Settings};
 use crate::clock::{SharedClock, SystemClock};
 use crate::config::{Config, MailTarget};
 use crate::mail::{Composer, OutboxConfig, OutboxWorker, Transport};
@@ -66,16 +66,14 @@ impl Application {
             config.mail_from.clone(),
             config.mail_lifetime,
         );
-        let log_links = matches!(config.mail, MailTarget::Dir(_));
-        let actions = Actions::new(
-            store.clone(),
-            keys,
-            composer,
-            clock.clone(),
-            config.token_ttl,
-            wake.clone(),
-            log_links,
-        );
+        let settings = Settings {
+            token_ttl: config.token_ttl,
+            log_links: matches!(config.mail, MailTarget::Dir(_)),
+            staff_inbox: config.staff_inbox.clone(),
+            auto_release: config.auto_release,
+            purge_after: config.purge_after,
+        };
+        let actions = Actions::new(store.clone(), keys, composer, clock.clone(), wake.clone(), settings);
         let state = AppState {
             actions: Arc::new(actions),
             templates,
@@ -106,6 +104,7 @@ impl Application {
         let (stop_tx, stop_rx) = watch::channel(false);
         let stop_tx = Arc::new(stop_tx);
         let worker = tokio::spawn(self.worker.run(stop_rx.clone()));
+        let janitor = tokio::spawn(retention(self.state.actions.clone(), stop_rx.clone()));
         let app = web::router(self.state).into_make_service_with_connect_info::<SocketAddr>();
         let mut server_stop = stop_rx;
         let server = axum::serve(self.listener, app).with_graceful_shutdown(async move {
@@ -122,8 +121,22 @@ impl Application {
         // Whether asked to stop or failed on its own, the worker stops with the server.
         let _ = stop_tx.send(true);
         worker.await.context("outbox worker")?;
+        janitor.await.context("retention task")?;
         served.context("web server")?;
         Ok(())
+    }
+}
+
+/// Applies `purge_after_days` at start and then hourly, until shutdown.
+async fn retention(actions: Arc<Actions>, mut stop: watch::Receiver<bool>) {
+    loop {
+        if let Err(e) = actions.purge_expired().await {
+            tracing::warn!(error = %e, "retention: purge failed; will try again in an hour");
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(std::time::Duration::from_secs(3600)) => {}
+            _ = stop.wait_for(|s| *s) => return,
+        }
     }
 }
 

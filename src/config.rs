@@ -30,6 +30,8 @@ struct FileConfig {
     secret_key_file: Option<String>,
     token_ttl: Option<String>,
     ui_dir: Option<String>,
+    auto_release: Option<bool>,
+    purge_after_days: Option<u32>,
 }
 
 /// Every key, its default, and what it does; the README's table is generated from the same words.
@@ -234,6 +236,9 @@ pub struct Config {
     pub keys: KeySource,
     pub token_ttl: Duration,
     pub ui_dir: Option<PathBuf>,
+    pub auto_release: bool,
+    /// None: keep everything.
+    pub purge_after: Option<Duration>,
 }
 
 /// Where the signing keys come from; resolved by [`KeySource::load`] at start.
@@ -421,7 +426,31 @@ impl Config {
             return Err(err("ui_dir", format!("`{}` is not a folder", dir.display())));
         }
 
+        let auto_release = match env("FORMGATE_AUTO_RELEASE") {
+            Some(v) => match v.trim().to_ascii_lowercase().as_str() {
+                "1" | "true" | "yes" | "on" => true,
+                "0" | "false" | "no" | "off" | "" => false,
+                _ => {
+                    return Err(err(
+                        "auto_release",
+                        format!("`{v}` is not a boolean; write true or false"),
+                    ));
+                }
+            },
+            None => file.auto_release.unwrap_or(false),
+        };
+        let purge_days = match env("FORMGATE_PURGE_AFTER_DAYS") {
+            Some(v) => v
+                .trim()
+                .parse::<u32>()
+                .map_err(|_| err("purge_after_days", format!("`{v}` is not a whole number of days")))?,
+            None => file.purge_after_days.unwrap_or(30),
+        };
+        let purge_after = (purge_days > 0).then(|| Duration::from_secs(u64::from(purge_days) * 86_400));
+
         Ok(Config {
+            auto_release,
+            purge_after,
             listen,
             public_url,
             site_name,

@@ -26,6 +26,12 @@ const BUILTIN: &[(&str, &str)] = &[
     ),
     ("email/verify.txt", include_str!("../ui/email/verify.txt")),
     ("email/verify.html", include_str!("../ui/email/verify.html")),
+    (
+        "email/release.subject.txt",
+        include_str!("../ui/email/release.subject.txt"),
+    ),
+    ("email/release.txt", include_str!("../ui/email/release.txt")),
+    ("email/release.html", include_str!("../ui/email/release.html")),
 ];
 
 /// The stylesheet served at `/assets/formgate.css` (external, so the CSP can forbid inline styles).

@@ -9,12 +9,12 @@
 use std::time::{Duration, UNIX_EPOCH};
 
 use base64::Engine;
-use lettre::Message;
+use lettre::Message as Email;
 use lettre::message::header::{ContentType, Header, HeaderName, HeaderValue};
 use lettre::message::{Mailbox, MultiPart, SinglePart};
 use minijinja::context;
 
-use crate::domain::{MessageId, VisitorEmail};
+use crate::domain::{Message, MessageId, VisitorEmail};
 use crate::store::{MailKind, OutgoingMail};
 use crate::templates::Templates;
 
@@ -104,6 +104,61 @@ impl Composer {
         )
     }
 
+    /// The mail to the team for a released message. `Reply-To` is the visitor, so staff answer
+    /// with one click; `From` stays formgate's own sender (mail from the visitor's domain sent by
+    /// us would fail SPF/DMARC).
+    pub fn release(&self, m: &Message, to: &Mailbox, now: i64) -> Result<OutgoingMail, ComposeError> {
+        let first_line = m.body.lines().find(|l| !l.trim().is_empty()).unwrap_or("").trim();
+        let subject_line = match &m.subject {
+            Some(s) => s.clone(),
+            None => first_line.chars().take(60).collect::<String>(),
+        };
+        let ctx = context! {
+            site_name => &self.site_name,
+            id => m.id.0,
+            name => &m.name,
+            email => &m.email,
+            subject => &subject_line,
+            subject_line => &subject_line,
+            submitted => human_time(m.created_at),
+            verified => m.verified_at.map(human_time).unwrap_or_else(|| "(not recorded)".into()),
+            ip => m.ip.as_deref().unwrap_or("(unknown)"),
+            body => &m.body,
+        };
+        let subject = self.templates.render("email/release.subject.txt", &ctx)?;
+        let text = self.templates.render("email/release.txt", &ctx)?;
+        let html = self.templates.render("email/release.html", &ctx)?;
+        let visitor_address = m
+            .email
+            .parse()
+            .map_err(|e| ComposeError::Build(format!("visitor address: {e}")))?;
+        let reply_to = Mailbox::new(Some(m.name.clone()), visitor_address);
+        let message_id = self.message_id(MailKind::Release, m.id);
+        let email = Email::builder()
+            .from(self.from.clone())
+            .reply_to(reply_to)
+            .to(to.clone())
+            // Subject lines fold; a newline can never come from the parsed visitor fields anyway.
+            .subject(subject.replace(['\r', '\n'], " ").trim())
+            .message_id(Some(message_id.clone()))
+            .date(UNIX_EPOCH + Duration::from_secs(now.max(0) as u64))
+            .header(AutoSubmitted)
+            .multipart(
+                MultiPart::alternative()
+                    .singlepart(SinglePart::builder().header(ContentType::TEXT_PLAIN).body(text))
+                    .singlepart(SinglePart::builder().header(ContentType::TEXT_HTML).body(html)),
+            )
+            .map_err(|e| ComposeError::Build(e.to_string()))?;
+        Ok(OutgoingMail {
+            kind: MailKind::Release,
+            recipient: to.email.to_string(),
+            sender: self.from.email.to_string(),
+            message_id_header: message_id,
+            payload: email.formatted(),
+            give_up_at: now + self.mail_lifetime,
+        })
+    }
+
     pub fn verify(&self, m: &VerifyMail<'_>) -> Result<OutgoingMail, ComposeError> {
         let ctx = context! {
             site_name => &self.site_name,
@@ -119,7 +174,7 @@ impl Composer {
             m.to.as_str().parse().map_err(|e| ComposeError::Build(format!("{e}")))?,
         );
         let message_id = self.message_id(MailKind::Verify, m.id);
-        let email = Message::builder()
+        let email = Email::builder()
             .from(self.from.clone())
             .to(to.clone())
             .subject(subject.trim())

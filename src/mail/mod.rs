@@ -5,6 +5,6 @@ mod compose;
 mod outbox;
 mod transport;
 
-pub use compose::{Composer, VerifyMail};
+pub use compose::{Composer, VerifyMail, human_time};
 pub use outbox::{OutboxConfig, OutboxWorker, retry_delay};
 pub use transport::{SendError, Transport};

@@ -51,7 +51,7 @@ impl AppState {
                 StatusCode::NOT_FOUND,
                 self.error_page(StatusCode::NOT_FOUND, "Not found", "There is no such message."),
             ),
-            ActionError::Illegal(_) | ActionError::Conflict(_) => (
+            ActionError::Illegal(_) | ActionError::Conflict(_) | ActionError::AlreadyDone { .. } => (
                 StatusCode::CONFLICT,
                 self.error_page(StatusCode::CONFLICT, "Already handled", &e.to_string()),
             ),
