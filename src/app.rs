@@ -46,48 +46,25 @@ impl Application {
 
     /// Like `build`, with the clock and outbox tuning chosen by the caller (tests).
     pub async fn build_with(config: &Config, clock: SharedClock, outbox: OutboxConfig) -> anyhow::Result<Self> {
-        let (keys, created_key_file) = config.keys.load()?;
-        let templates = Arc::new(Templates::load(config.ui_dir.as_deref())?);
-        let store = store::connect(&config.database_url)
-            .await
-            .with_context(|| format!("opening {}", config.database_url))?;
         let listener = TcpListener::bind(config.listen)
             .await
             .with_context(|| format!("cannot listen on {} (config key `listen`)", config.listen))?;
-        let public_url = config
-            .public_url
-            .clone()
-            .unwrap_or_else(|| format!("http://{}", listener.local_addr().expect("bound")));
-        let wake = Arc::new(Notify::new());
-        let composer = Composer::new(
-            templates.clone(),
-            config.site_name.clone(),
-            public_url.clone(),
-            config.mail_from.clone(),
-            config.mail_lifetime,
-        );
-        let settings = Settings {
-            token_ttl: config.token_ttl,
-            log_links: matches!(config.mail, MailTarget::Dir(_)),
-            staff_inbox: config.staff_inbox.clone(),
-            auto_release: config.auto_release,
-            purge_after: config.purge_after,
-        };
-        let actions = Actions::new(store.clone(), keys, composer, clock.clone(), wake.clone(), settings);
+        let bound = listener.local_addr().context("reading the bound address")?;
+        let core = Core::open(config, clock.clone(), &format!("http://{bound}")).await?;
         let state = AppState {
-            actions: Arc::new(actions),
-            templates,
+            actions: core.actions.clone(),
+            templates: core.templates,
             site_name: config.site_name.as_str().into(),
         };
         let transport = Transport::new(&config.mail, config.smtp_timeout);
-        let worker = OutboxWorker::new(store.clone(), transport, clock, outbox, wake);
+        let worker = OutboxWorker::new(core.store.clone(), transport, clock, outbox, core.outbox_wake);
         Ok(Self {
             listener,
             state,
             worker,
-            store,
-            created_key_file,
-            public_url,
+            store: core.store,
+            created_key_file: core.created_key_file,
+            public_url: core.public_url,
         })
     }
 
@@ -124,6 +101,70 @@ impl Application {
         janitor.await.context("retention task")?;
         served.context("web server")?;
         Ok(())
+    }
+}
+
+/// What every entry point shares: the store, the keys, the templates and the use-cases built on
+/// them. `serve` adds a listener and the outbox worker; `tui` and the CLI verbs use it as it is
+/// (the mails they queue are sent by whichever `serve` shares the database).
+pub struct Core {
+    pub actions: Arc<Actions>,
+    pub store: SharedStore,
+    pub templates: Arc<Templates>,
+    pub outbox_wake: Arc<Notify>,
+    pub created_key_file: Option<PathBuf>,
+    pub public_url: String,
+}
+
+impl Core {
+    /// `default_public_url` is used when `public_url` is not configured.
+    pub async fn open(config: &Config, clock: SharedClock, default_public_url: &str) -> anyhow::Result<Core> {
+        let (keys, created_key_file) = config.keys.load()?;
+        let templates = Arc::new(Templates::load(config.ui_dir.as_deref())?);
+        let store = store::connect(&config.database_url)
+            .await
+            .with_context(|| format!("opening {}", config.database_url))?;
+        let public_url = config
+            .public_url
+            .clone()
+            .unwrap_or_else(|| default_public_url.to_string());
+        let outbox_wake = Arc::new(Notify::new());
+        let composer = Composer::new(
+            templates.clone(),
+            config.site_name.clone(),
+            public_url.clone(),
+            config.mail_from.clone(),
+            config.mail_lifetime,
+        );
+        let settings = Settings {
+            token_ttl: config.token_ttl,
+            log_links: matches!(config.mail, MailTarget::Dir(_)),
+            staff_inbox: config.staff_inbox.clone(),
+            auto_release: config.auto_release,
+            purge_after: config.purge_after,
+        };
+        let actions = Arc::new(Actions::new(
+            store.clone(),
+            keys,
+            composer,
+            clock,
+            outbox_wake.clone(),
+            settings,
+        ));
+        Ok(Core {
+            actions,
+            store,
+            templates,
+            outbox_wake,
+            created_key_file,
+            public_url,
+        })
+    }
+
+    /// For the moderator's commands: links they cause (a resend) point at the configured
+    /// `public_url`, or at `listen` when none is set.
+    pub async fn for_moderator(config: &Config) -> anyhow::Result<Core> {
+        Core::open(config, Arc::new(SystemClock), &format!("http://{}", config.listen)).await
     }
 }
 
