@@ -335,10 +335,16 @@ impl Config {
         }
 
         let database_url = pick("database_url", file.database_url).unwrap_or_else(|| "sqlite://formgate.db".into());
-        if !database_url.starts_with("sqlite:") {
+        let supported = ["sqlite:", "postgres://", "postgresql://"];
+        if !supported.iter().any(|prefix| database_url.starts_with(prefix)) {
+            // Name only the scheme: the rest of a database URL may carry a password.
+            let shown = match database_url.split_once(':') {
+                Some((scheme, _)) => format!("`{scheme}:` URLs are"),
+                None => format!("`{database_url}` is"),
+            };
             return Err(err(
                 "database_url",
-                format!("`{database_url}` is not supported; use sqlite://PATH (PostgreSQL support is planned)"),
+                format!("{shown} not supported; use sqlite://PATH or postgres://USER@HOST/DATABASE"),
             ));
         }
 
@@ -581,6 +587,25 @@ mod tests {
         assert!(e.to_string().contains("32"), "{e}");
         let e = Config::from_toml("lisen = \"x\"", &no_env).unwrap_err();
         assert!(e.to_string().contains("lisen"), "{e}");
+    }
+
+    #[test]
+    fn database_urls_are_sqlite_or_postgres_and_errors_hide_the_password() {
+        for ok in [
+            "sqlite://x.db",
+            "postgres://u@db/formgate",
+            "postgresql://u:pw@db:5432/formgate",
+        ] {
+            let c = Config::from_toml(&format!("database_url = \"{ok}\""), &no_env).unwrap();
+            assert_eq!(c.database_url, ok);
+        }
+        let e = Config::from_toml("database_url = \"mysql://u:hunter2@db/x\"", &no_env).unwrap_err();
+        assert_eq!(e.key, "database_url");
+        assert!(
+            e.to_string().contains("mysql:") && e.to_string().contains("postgres://"),
+            "{e}"
+        );
+        assert!(!e.to_string().contains("hunter2"), "{e}");
     }
 
     #[test]

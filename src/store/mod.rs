@@ -3,6 +3,8 @@
 //! `actions`; the store applies them atomically as compare-and-swap [`Change`]s, so two moderators
 //! (or two processes) acting on one message cannot both succeed.
 
+mod postgres;
+mod rows;
 mod sqlite;
 
 use std::sync::Arc;
@@ -12,6 +14,7 @@ use serde::Serialize;
 
 use crate::domain::{Message, MessageId, NewMessage, Status};
 
+pub use postgres::PgStore;
 pub use sqlite::SqliteStore;
 
 #[derive(Debug, thiserror::Error)]
@@ -85,6 +88,30 @@ pub enum OutboxState {
     Queued,
     Sent,
     Dead,
+}
+
+impl OutboxState {
+    fn parse(s: &str) -> Result<Self, StoreError> {
+        match s {
+            "queued" => Ok(OutboxState::Queued),
+            "sent" => Ok(OutboxState::Sent),
+            "dead" => Ok(OutboxState::Dead),
+            other => Err(StoreError::Corrupt(format!("outbox state {other:?}"))),
+        }
+    }
+}
+
+/// A status read back from the database; anything unknown means the data is corrupt.
+fn parse_status(s: &str) -> Result<Status, StoreError> {
+    s.parse().map_err(StoreError::Corrupt)
+}
+
+/// `%`, `_` and the escape character `\` match literally in a LIKE pattern built from user text
+/// (backslash is the escape character on both backends: SQLite is told so with `ESCAPE`,
+/// PostgreSQL uses it by default).
+fn like_pattern(needle: &str) -> String {
+    let escaped = needle.replace('\\', "\\\\").replace('%', "\\%").replace('_', "\\_");
+    format!("%{escaped}%")
 }
 
 /// One outbox row as the dashboard and tests see it.
@@ -265,7 +292,14 @@ pub type SharedStore = Arc<dyn Store>;
 pub async fn connect(database_url: &str) -> Result<SharedStore, StoreError> {
     if database_url.starts_with("sqlite:") {
         Ok(Arc::new(SqliteStore::open(database_url).await?))
+    } else if database_url.starts_with("postgres://") || database_url.starts_with("postgresql://") {
+        Ok(Arc::new(PgStore::open(database_url).await?))
     } else {
-        Err(StoreError::Unsupported(database_url.to_string()))
+        // Only the scheme: the rest of a URL may carry a password.
+        let shown = match database_url.split_once(':') {
+            Some((scheme, _)) => format!("{scheme}:…"),
+            None => database_url.to_string(),
+        };
+        Err(StoreError::Unsupported(shown))
     }
 }

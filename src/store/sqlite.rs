@@ -9,14 +9,12 @@ use std::str::FromStr;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use sqlx::sqlite::{
-    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteRow, SqliteSynchronous,
-};
-use sqlx::{Row, Sqlite, Transaction};
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous};
+use sqlx::{Sqlite, Transaction};
 
 use super::{
-    AuditRecord, Change, ListQuery, MailForId, MailKind, MailSummary, MessageSummary, OutboxItem, OutboxRecord,
-    OutboxState, Purged, SendOutcome, Store, StoreError,
+    AuditRecord, Change, ListQuery, MailForId, MessageSummary, OutboxItem, OutboxRecord, Purged, SendOutcome, Store,
+    StoreError, like_pattern, rows,
 };
 use crate::domain::{Message, MessageId, NewMessage, Status};
 
@@ -26,10 +24,6 @@ pub struct SqliteStore {
 }
 
 const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
-
-fn status(s: &str) -> Result<Status, StoreError> {
-    s.parse().map_err(StoreError::Corrupt)
-}
 
 impl SqliteStore {
     pub async fn open(database_url: &str) -> Result<Self, StoreError> {
@@ -55,76 +49,6 @@ impl SqliteStore {
     async fn write_tx(&self) -> Result<Transaction<'static, Sqlite>, StoreError> {
         Ok(self.writer.begin_with("BEGIN IMMEDIATE").await?)
     }
-}
-
-fn outbox_state(s: &str) -> Result<OutboxState, StoreError> {
-    match s {
-        "queued" => Ok(OutboxState::Queued),
-        "sent" => Ok(OutboxState::Sent),
-        "dead" => Ok(OutboxState::Dead),
-        other => Err(StoreError::Corrupt(format!("outbox state {other:?}"))),
-    }
-}
-
-/// `%`, `_` and the escape character itself match literally in a LIKE pattern built from user text.
-fn like_pattern(needle: &str) -> String {
-    let escaped = needle.replace('\\', "\\\\").replace('%', "\\%").replace('_', "\\_");
-    format!("%{escaped}%")
-}
-
-fn summary_from_row(r: &SqliteRow) -> Result<MessageSummary, StoreError> {
-    let mail = match r.try_get::<Option<String>, _>("mail_kind")? {
-        Some(kind) => Some(MailSummary {
-            kind: MailKind::parse(&kind)?,
-            state: outbox_state(r.try_get("mail_state")?)?,
-            attempts: r.try_get("mail_attempts")?,
-            last_error: r.try_get("mail_error")?,
-            next_attempt_at: r.try_get("mail_next")?,
-        }),
-        None => None,
-    };
-    Ok(MessageSummary {
-        id: MessageId(r.try_get("id")?),
-        status: status(r.try_get("status")?)?,
-        name: r.try_get("name")?,
-        email: r.try_get("email")?,
-        subject: r.try_get("subject")?,
-        preview: r.try_get("preview")?,
-        created_at: r.try_get("created_at")?,
-        verified_at: r.try_get("verified_at")?,
-        released_at: r.try_get("released_at")?,
-        deleted_at: r.try_get("deleted_at")?,
-        mail,
-    })
-}
-
-fn message_from_row(row: &SqliteRow) -> Result<Message, StoreError> {
-    Ok(Message {
-        id: MessageId(row.try_get("id")?),
-        status: status(row.try_get("status")?)?,
-        name: row.try_get("name")?,
-        email: row.try_get("email")?,
-        subject: row.try_get("subject")?,
-        body: row.try_get("body")?,
-        ip: row.try_get("ip")?,
-        user_agent: row.try_get("user_agent")?,
-        created_at: row.try_get("created_at")?,
-        updated_at: row.try_get("updated_at")?,
-        nonce: row.try_get("nonce")?,
-        confirmed_nonce: row.try_get("confirmed_nonce")?,
-        verify_expires_at: row.try_get("verify_expires_at")?,
-        verify_mails: row.try_get("verify_mails")?,
-        code_failures: row.try_get("code_failures")?,
-        link_opened_at: row.try_get("link_opened_at")?,
-        verified_at: row.try_get("verified_at")?,
-        released_at: row.try_get("released_at")?,
-        deleted_at: row.try_get("deleted_at")?,
-        status_before_delete: row
-            .try_get::<Option<String>, _>("status_before_delete")?
-            .as_deref()
-            .map(status)
-            .transpose()?,
-    })
 }
 
 async fn insert_outbox(
@@ -221,7 +145,7 @@ impl Store for SqliteStore {
             .bind(id.0)
             .fetch_optional(&self.reader)
             .await?;
-        row.as_ref().map(message_from_row).transpose()
+        row.as_ref().map(rows::message).transpose()
     }
 
     async fn apply(&self, c: &Change) -> Result<bool, StoreError> {
@@ -300,26 +224,7 @@ impl Store for SqliteStore {
         .bind(id.0)
         .fetch_all(&self.reader)
         .await?;
-        rows.iter()
-            .map(|r| {
-                Ok(AuditRecord {
-                    at: r.try_get("at")?,
-                    actor: r.try_get("actor")?,
-                    action: r.try_get("action")?,
-                    from_status: r
-                        .try_get::<Option<String>, _>("from_status")?
-                        .as_deref()
-                        .map(status)
-                        .transpose()?,
-                    to_status: r
-                        .try_get::<Option<String>, _>("to_status")?
-                        .as_deref()
-                        .map(status)
-                        .transpose()?,
-                    detail: r.try_get("detail")?,
-                })
-            })
-            .collect()
+        rows.iter().map(rows::audit).collect()
     }
 
     async fn outbox_for_message(&self, id: MessageId) -> Result<Vec<OutboxRecord>, StoreError> {
@@ -330,31 +235,7 @@ impl Store for SqliteStore {
         .bind(id.0)
         .fetch_all(&self.reader)
         .await?;
-        rows.iter()
-            .map(|r| {
-                Ok(OutboxRecord {
-                    id: r.try_get("id")?,
-                    kind: MailKind::parse(r.try_get("kind")?)?,
-                    recipient: r.try_get("recipient")?,
-                    message_id_header: r.try_get("message_id_header")?,
-                    state: match r.try_get::<&str, _>("state")? {
-                        "queued" => OutboxState::Queued,
-                        "sent" => OutboxState::Sent,
-                        "dead" => OutboxState::Dead,
-                        other => {
-                            return Err(StoreError::Corrupt(format!("outbox state {other:?}")));
-                        }
-                    },
-                    attempts: r.try_get("attempts")?,
-                    created_at: r.try_get("created_at")?,
-                    next_attempt_at: r.try_get("next_attempt_at")?,
-                    last_error: r.try_get("last_error")?,
-                    last_attempt_at: r.try_get("last_attempt_at")?,
-                    sent_at: r.try_get("sent_at")?,
-                    lease_owner: r.try_get("lease_owner")?,
-                })
-            })
-            .collect()
+        rows.iter().map(rows::outbox_record).collect()
     }
 
     async fn claim_outbox(
@@ -382,19 +263,7 @@ impl Store for SqliteStore {
         tx.commit().await?;
         let mut items = rows
             .iter()
-            .map(|r| {
-                Ok(OutboxItem {
-                    id: r.try_get("id")?,
-                    message_id: r.try_get::<Option<i64>, _>("message_id")?.map(MessageId),
-                    kind: MailKind::parse(r.try_get("kind")?)?,
-                    recipient: r.try_get("recipient")?,
-                    sender: r.try_get("sender")?,
-                    message_id_header: r.try_get("message_id_header")?,
-                    payload: r.try_get("payload")?,
-                    attempts: r.try_get("attempts")?,
-                    give_up_at: r.try_get("give_up_at")?,
-                })
-            })
+            .map(rows::outbox_item)
             .collect::<Result<Vec<_>, StoreError>>()?;
         // RETURNING order is unspecified; send oldest first.
         items.sort_by_key(|i| i.id);
@@ -475,16 +344,14 @@ impl Store for SqliteStore {
         .bind(q.limit.max(1))
         .fetch_all(&self.reader)
         .await?;
-        rows.iter().map(summary_from_row).collect()
+        rows.iter().map(rows::summary).collect()
     }
 
     async fn counts(&self) -> Result<Vec<(Status, i64)>, StoreError> {
         let rows = sqlx::query("SELECT status, COUNT(*) AS n FROM messages GROUP BY status")
             .fetch_all(&self.reader)
             .await?;
-        rows.iter()
-            .map(|r| Ok((status(r.try_get("status")?)?, r.try_get("n")?)))
-            .collect()
+        rows.iter().map(rows::status_count).collect()
     }
 
     async fn purge(&self, trashed_before: i64, unverified_before: i64) -> Result<Purged, StoreError> {

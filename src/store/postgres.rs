@@ -1,0 +1,375 @@
+//! PostgreSQL: several `serve` instances and several moderators on one database.
+//!
+//! The concurrency is the engine's own. A compare-and-swap `UPDATE` waits for the row lock of a
+//! concurrent one and then re-checks its `WHERE` against the committed row (READ COMMITTED), so of
+//! two moderators acting on one message exactly one succeeds. Outbox workers claim rows with
+//! `FOR UPDATE SKIP LOCKED`: instances neither wait for each other's claims nor take the same row.
+
+use std::str::FromStr;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
+use sqlx::{Postgres, Transaction};
+
+use super::{
+    Audit, AuditRecord, Change, ListQuery, MailForId, MessageSummary, OutboxItem, OutboxRecord, OutgoingMail, Purged,
+    SendOutcome, Store, StoreError, like_pattern, rows,
+};
+use crate::domain::{Message, MessageId, NewMessage, Status};
+
+pub struct PgStore {
+    pool: PgPool,
+}
+
+const MAX_CONNECTIONS: u32 = 10;
+/// A database outage surfaces as an error (a 503 for a visitor) within seconds, not as a hang.
+const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(5);
+
+impl PgStore {
+    pub async fn open(database_url: &str) -> Result<Self, StoreError> {
+        let mut options = PgConnectOptions::from_str(database_url)?;
+        if options.get_application_name().is_none() {
+            // Who is connected, in pg_stat_activity.
+            options = options.application_name("formgate");
+        }
+        let pool = PgPoolOptions::new()
+            .max_connections(MAX_CONNECTIONS)
+            .acquire_timeout(ACQUIRE_TIMEOUT)
+            .connect_with(options)
+            .await?;
+        // sqlx holds an advisory lock while it migrates, so instances starting together take turns.
+        sqlx::migrate!("./migrations/postgres").run(&pool).await?;
+        Ok(Self { pool })
+    }
+}
+
+async fn insert_outbox(
+    tx: &mut Transaction<'_, Postgres>,
+    message_id: MessageId,
+    now: i64,
+    mail: &OutgoingMail,
+) -> Result<(), StoreError> {
+    sqlx::query(
+        "INSERT INTO outbox (message_id, kind, recipient, sender, message_id_header, payload, created_at, next_attempt_at, give_up_at)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $7, $8)",
+    )
+    .bind(message_id.0)
+    .bind(mail.kind.as_str())
+    .bind(&mail.recipient)
+    .bind(&mail.sender)
+    .bind(&mail.message_id_header)
+    .bind(&mail.payload)
+    .bind(now)
+    .bind(mail.give_up_at)
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
+}
+
+async fn insert_audit(
+    tx: &mut Transaction<'_, Postgres>,
+    id: MessageId,
+    now: i64,
+    audit: &Audit,
+    from: Option<Status>,
+    to: Status,
+) -> Result<(), StoreError> {
+    sqlx::query(
+        "INSERT INTO audit (message_id, at, actor, action, from_status, to_status, detail) VALUES ($1, $2, $3, $4, $5, $6, $7)",
+    )
+    .bind(id.0)
+    .bind(now)
+    .bind(&audit.actor)
+    .bind(audit.action)
+    .bind(from.map(Status::as_str))
+    .bind(to.as_str())
+    .bind(&audit.detail)
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
+}
+
+#[async_trait]
+impl Store for PgStore {
+    async fn ping(&self) -> Result<(), StoreError> {
+        sqlx::query("SELECT 1").execute(&self.pool).await?;
+        Ok(())
+    }
+
+    async fn insert_message(
+        &self,
+        msg: &NewMessage,
+        now: i64,
+        nonce: &str,
+        verify_expires_at: i64,
+        mail: MailForId<'_>,
+    ) -> Result<MessageId, StoreError> {
+        let mut tx = self.pool.begin().await?;
+        let id: i64 = sqlx::query_scalar(
+            "INSERT INTO messages (status, name, email, subject, body, ip, user_agent, created_at, updated_at, nonce, verify_expires_at)
+             VALUES ('pending', $1, $2, $3, $4, $5, $6, $7, $7, $8, $9) RETURNING id",
+        )
+        .bind(msg.name.as_str())
+        .bind(msg.email.as_str())
+        .bind(msg.subject.as_ref().map(|s| s.as_str()))
+        .bind(msg.body.as_str())
+        .bind(&msg.ip)
+        .bind(&msg.user_agent)
+        .bind(now)
+        .bind(nonce)
+        .bind(verify_expires_at)
+        .fetch_one(&mut *tx)
+        .await?;
+        let id = MessageId(id);
+        let audit = Audit {
+            actor: "visitor".into(),
+            action: "submit",
+            detail: None,
+        };
+        insert_audit(&mut tx, id, now, &audit, None, Status::Pending).await?;
+        insert_outbox(&mut tx, id, now, &mail(id).map_err(StoreError::Mail)?).await?;
+        tx.commit().await?;
+        Ok(id)
+    }
+
+    async fn message(&self, id: MessageId) -> Result<Option<Message>, StoreError> {
+        let row = sqlx::query("SELECT * FROM messages WHERE id = $1")
+            .bind(id.0)
+            .fetch_optional(&self.pool)
+            .await?;
+        row.as_ref().map(rows::message).transpose()
+    }
+
+    async fn apply(&self, c: &Change) -> Result<bool, StoreError> {
+        let mut tx = self.pool.begin().await?;
+        // A concurrent apply on the same row waits here for our commit, then re-evaluates the WHERE
+        // against the row we wrote: its `status = $7` (or nonce) no longer holds and it changes nothing.
+        let updated = sqlx::query(
+            "UPDATE messages SET
+                status = $1,
+                updated_at = $2,
+                nonce = COALESCE($3, nonce),
+                confirmed_nonce = COALESCE($4, confirmed_nonce),
+                verify_expires_at = COALESCE($5, verify_expires_at),
+                verify_mails = verify_mails + CASE WHEN $5 IS NULL THEN 0 ELSE 1 END,
+                code_failures = CASE WHEN $5 IS NULL THEN code_failures ELSE 0 END,
+                verified_at = CASE WHEN $1 = 'verified' THEN $2 ELSE verified_at END,
+                released_at = CASE WHEN $1 = 'released' THEN $2 ELSE released_at END,
+                deleted_at = CASE WHEN $1 = 'deleted' THEN $2 ELSE NULL END,
+                status_before_delete = CASE WHEN $1 = 'deleted' THEN status ELSE NULL END
+             WHERE id = $6 AND status = $7 AND ($8::TEXT IS NULL OR nonce = $8)",
+        )
+        .bind(c.to.as_str())
+        .bind(c.now)
+        .bind(&c.new_nonce)
+        .bind(&c.confirmed_nonce)
+        .bind(c.new_verification)
+        .bind(c.id.0)
+        .bind(c.from.as_str())
+        .bind(&c.expect_nonce)
+        .execute(&mut *tx)
+        .await?
+        .rows_affected();
+        if updated == 0 {
+            // Someone else got there first (or the caller's view was stale): change nothing.
+            tx.rollback().await?;
+            return Ok(false);
+        }
+        insert_audit(&mut tx, c.id, c.now, &c.audit, Some(c.from), c.to).await?;
+        if let Some(mail) = &c.mail {
+            insert_outbox(&mut tx, c.id, c.now, mail).await?;
+        }
+        tx.commit().await?;
+        Ok(true)
+    }
+
+    async fn record_link_opened(&self, id: MessageId, now: i64) -> Result<(), StoreError> {
+        // Writes nothing when it was recorded before (scanners fetch links repeatedly).
+        sqlx::query("UPDATE messages SET link_opened_at = $1 WHERE id = $2 AND link_opened_at IS NULL")
+            .bind(now)
+            .bind(id.0)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    async fn record_code_failure(&self, id: MessageId, nonce: &str) -> Result<i64, StoreError> {
+        let n: Option<i64> = sqlx::query_scalar(
+            "UPDATE messages SET code_failures = code_failures + 1 WHERE id = $1 AND nonce = $2 RETURNING code_failures",
+        )
+        .bind(id.0)
+        .bind(nonce)
+        .fetch_optional(&self.pool)
+        .await?;
+        Ok(n.unwrap_or(i64::MAX))
+    }
+
+    async fn audit_trail(&self, id: MessageId) -> Result<Vec<AuditRecord>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT at, actor, action, from_status, to_status, detail FROM audit WHERE message_id = $1 ORDER BY id",
+        )
+        .bind(id.0)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(rows::audit).collect()
+    }
+
+    async fn outbox_for_message(&self, id: MessageId) -> Result<Vec<OutboxRecord>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT id, kind, recipient, message_id_header, state, attempts, created_at, next_attempt_at, last_error, last_attempt_at, sent_at, lease_owner
+             FROM outbox WHERE message_id = $1 ORDER BY id",
+        )
+        .bind(id.0)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(rows::outbox_record).collect()
+    }
+
+    async fn claim_outbox(
+        &self,
+        owner: &str,
+        now: i64,
+        lease_until: i64,
+        limit: i64,
+    ) -> Result<Vec<OutboxItem>, StoreError> {
+        // One statement, so one short transaction. SKIP LOCKED passes over rows another worker is
+        // claiming this very moment; a row it has already claimed fails the lease test.
+        let rows = sqlx::query(
+            "UPDATE outbox SET lease_owner = $1, lease_until = $2
+             WHERE id IN (
+                SELECT id FROM outbox
+                WHERE state = 'queued' AND next_attempt_at <= $3 AND (lease_until IS NULL OR lease_until < $3)
+                ORDER BY next_attempt_at, id LIMIT $4
+                FOR UPDATE SKIP LOCKED)
+             RETURNING id, message_id, kind, recipient, sender, message_id_header, payload, attempts, give_up_at",
+        )
+        .bind(owner)
+        .bind(lease_until)
+        .bind(now)
+        .bind(limit)
+        .fetch_all(&self.pool)
+        .await?;
+        let mut items = rows
+            .iter()
+            .map(rows::outbox_item)
+            .collect::<Result<Vec<_>, StoreError>>()?;
+        // RETURNING order is unspecified; send oldest first.
+        items.sort_by_key(|i| i.id);
+        Ok(items)
+    }
+
+    async fn finish_outbox(&self, owner: &str, now: i64, results: &[(i64, SendOutcome)]) -> Result<(), StoreError> {
+        if results.is_empty() {
+            return Ok(());
+        }
+        // The whole batch in one statement: one round trip and one commit instead of one per mail.
+        let mut ids = Vec::with_capacity(results.len());
+        let mut states = Vec::with_capacity(results.len());
+        let mut nexts = Vec::with_capacity(results.len());
+        let mut errors = Vec::with_capacity(results.len());
+        let mut sent_ats = Vec::with_capacity(results.len());
+        for (id, outcome) in results {
+            let (state, next, error, sent_at): (&str, Option<i64>, Option<&str>, Option<i64>) = match outcome {
+                SendOutcome::Sent => ("sent", None, None, Some(now)),
+                SendOutcome::Retry { at, error } => ("queued", Some(*at), Some(error), None),
+                SendOutcome::Dead { error } => ("dead", None, Some(error), None),
+            };
+            ids.push(*id);
+            states.push(state);
+            nexts.push(next);
+            errors.push(error);
+            sent_ats.push(sent_at);
+        }
+        sqlx::query(
+            "UPDATE outbox AS o SET state = r.state, next_attempt_at = COALESCE(r.next_attempt_at, o.next_attempt_at),
+                last_error = COALESCE(r.error, o.last_error), sent_at = r.sent_at, attempts = o.attempts + 1,
+                last_attempt_at = $6, lease_owner = NULL, lease_until = NULL
+             FROM UNNEST($1::BIGINT[], $2::TEXT[], $3::BIGINT[], $4::TEXT[], $5::BIGINT[])
+                AS r (id, state, next_attempt_at, error, sent_at)
+             WHERE o.id = r.id AND o.lease_owner = $7",
+        )
+        .bind(&ids)
+        .bind(&states)
+        .bind(&nexts)
+        .bind(&errors)
+        .bind(&sent_ats)
+        .bind(now)
+        .bind(owner)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    async fn release_leases(&self, owner: &str) -> Result<u64, StoreError> {
+        let n = sqlx::query(
+            "UPDATE outbox SET lease_owner = NULL, lease_until = NULL WHERE lease_owner = $1 AND state = 'queued'",
+        )
+        .bind(owner)
+        .execute(&self.pool)
+        .await?
+        .rows_affected();
+        Ok(n)
+    }
+
+    async fn next_outbox_due(&self) -> Result<Option<i64>, StoreError> {
+        let due: Option<i64> = sqlx::query_scalar(
+            "SELECT MIN(GREATEST(next_attempt_at, COALESCE(lease_until + 1, 0))) FROM outbox WHERE state = 'queued'",
+        )
+        .fetch_one(&self.pool)
+        .await?;
+        Ok(due)
+    }
+
+    async fn list(&self, q: &ListQuery) -> Result<Vec<MessageSummary>, StoreError> {
+        let (after_at, after_id) = q.after.map(|(at, id)| (Some(at), Some(id.0))).unwrap_or((None, None));
+        // ILIKE's escape character is backslash by default, which is what `like_pattern` writes.
+        let rows = sqlx::query(
+            "SELECT m.id, m.status, m.name, m.email, m.subject, substr(m.body, 1, 200) AS preview, m.created_at,
+                    m.verified_at, m.released_at, m.deleted_at,
+                    o.kind AS mail_kind, o.state AS mail_state, o.attempts AS mail_attempts, o.last_error AS mail_error,
+                    o.next_attempt_at AS mail_next
+             FROM messages m
+             LEFT JOIN LATERAL (
+                SELECT kind, state, attempts, last_error, next_attempt_at FROM outbox
+                WHERE message_id = m.id ORDER BY id DESC LIMIT 1
+             ) o ON TRUE
+             WHERE ($1::TEXT IS NULL OR m.status = $1)
+               AND ($2::BIGINT IS NULL OR (m.created_at, m.id) < ($2, $3))
+               AND ($4::TEXT IS NULL OR m.name ILIKE $4 OR m.email ILIKE $4 OR m.subject ILIKE $4 OR m.body ILIKE $4)
+             ORDER BY m.created_at DESC, m.id DESC
+             LIMIT $5",
+        )
+        .bind(q.status.map(Status::as_str))
+        .bind(after_at)
+        .bind(after_id)
+        .bind(q.search.as_deref().filter(|s| !s.is_empty()).map(like_pattern))
+        .bind(q.limit.max(1))
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(rows::summary).collect()
+    }
+
+    async fn counts(&self) -> Result<Vec<(Status, i64)>, StoreError> {
+        let rows = sqlx::query("SELECT status, COUNT(*) AS n FROM messages GROUP BY status")
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter().map(rows::status_count).collect()
+    }
+
+    async fn purge(&self, trashed_before: i64, unverified_before: i64) -> Result<Purged, StoreError> {
+        let mut tx = self.pool.begin().await?;
+        let trashed = sqlx::query("DELETE FROM messages WHERE status = 'deleted' AND deleted_at < $1")
+            .bind(trashed_before)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
+        let unverified = sqlx::query("DELETE FROM messages WHERE status = 'pending' AND created_at < $1")
+            .bind(unverified_before)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
+        tx.commit().await?;
+        Ok(Purged { trashed, unverified })
+    }
+}

@@ -1,0 +1,155 @@
+//! Rows into store types, for both backends: their schemas name the columns alike and store them
+//! as text, 64-bit integers and bytes, so one mapping serves SQLite and PostgreSQL and a column
+//! cannot be read differently by one of them.
+
+use sqlx::{ColumnIndex, Decode, Row, Type};
+
+use super::{
+    AuditRecord, MailKind, MailSummary, MessageSummary, OutboxItem, OutboxRecord, OutboxState, StoreError, parse_status,
+};
+use crate::domain::{Message, MessageId, Status};
+
+fn opt_status(s: Option<String>) -> Result<Option<Status>, StoreError> {
+    s.as_deref().map(parse_status).transpose()
+}
+
+// Each function below needs the same few facts about a backend's row type: columns can be
+// looked up by name and decode as i64, String and (for the payload) bytes. `Option<_>` of
+// these comes with sqlx's blanket impls.
+
+pub(super) fn message<'r, R>(r: &'r R) -> Result<Message, StoreError>
+where
+    R: Row,
+    for<'c> &'c str: ColumnIndex<R>,
+    i64: Decode<'r, R::Database> + Type<R::Database>,
+    String: Decode<'r, R::Database> + Type<R::Database>,
+{
+    Ok(Message {
+        id: MessageId(r.try_get("id")?),
+        status: parse_status(&r.try_get::<String, _>("status")?)?,
+        name: r.try_get("name")?,
+        email: r.try_get("email")?,
+        subject: r.try_get("subject")?,
+        body: r.try_get("body")?,
+        ip: r.try_get("ip")?,
+        user_agent: r.try_get("user_agent")?,
+        created_at: r.try_get("created_at")?,
+        updated_at: r.try_get("updated_at")?,
+        nonce: r.try_get("nonce")?,
+        confirmed_nonce: r.try_get("confirmed_nonce")?,
+        verify_expires_at: r.try_get("verify_expires_at")?,
+        verify_mails: r.try_get("verify_mails")?,
+        code_failures: r.try_get("code_failures")?,
+        link_opened_at: r.try_get("link_opened_at")?,
+        verified_at: r.try_get("verified_at")?,
+        released_at: r.try_get("released_at")?,
+        deleted_at: r.try_get("deleted_at")?,
+        status_before_delete: opt_status(r.try_get("status_before_delete")?)?,
+    })
+}
+
+/// A `list` row: the message's columns plus its newest mail's, prefixed `mail_` (all NULL when
+/// the message has no mail).
+pub(super) fn summary<'r, R>(r: &'r R) -> Result<MessageSummary, StoreError>
+where
+    R: Row,
+    for<'c> &'c str: ColumnIndex<R>,
+    i64: Decode<'r, R::Database> + Type<R::Database>,
+    String: Decode<'r, R::Database> + Type<R::Database>,
+{
+    let mail = match r.try_get::<Option<String>, _>("mail_kind")? {
+        Some(kind) => Some(MailSummary {
+            kind: MailKind::parse(&kind)?,
+            state: OutboxState::parse(&r.try_get::<String, _>("mail_state")?)?,
+            attempts: r.try_get("mail_attempts")?,
+            last_error: r.try_get("mail_error")?,
+            next_attempt_at: r.try_get("mail_next")?,
+        }),
+        None => None,
+    };
+    Ok(MessageSummary {
+        id: MessageId(r.try_get("id")?),
+        status: parse_status(&r.try_get::<String, _>("status")?)?,
+        name: r.try_get("name")?,
+        email: r.try_get("email")?,
+        subject: r.try_get("subject")?,
+        preview: r.try_get("preview")?,
+        created_at: r.try_get("created_at")?,
+        verified_at: r.try_get("verified_at")?,
+        released_at: r.try_get("released_at")?,
+        deleted_at: r.try_get("deleted_at")?,
+        mail,
+    })
+}
+
+pub(super) fn audit<'r, R>(r: &'r R) -> Result<AuditRecord, StoreError>
+where
+    R: Row,
+    for<'c> &'c str: ColumnIndex<R>,
+    i64: Decode<'r, R::Database> + Type<R::Database>,
+    String: Decode<'r, R::Database> + Type<R::Database>,
+{
+    Ok(AuditRecord {
+        at: r.try_get("at")?,
+        actor: r.try_get("actor")?,
+        action: r.try_get("action")?,
+        from_status: opt_status(r.try_get("from_status")?)?,
+        to_status: opt_status(r.try_get("to_status")?)?,
+        detail: r.try_get("detail")?,
+    })
+}
+
+pub(super) fn outbox_record<'r, R>(r: &'r R) -> Result<OutboxRecord, StoreError>
+where
+    R: Row,
+    for<'c> &'c str: ColumnIndex<R>,
+    i64: Decode<'r, R::Database> + Type<R::Database>,
+    String: Decode<'r, R::Database> + Type<R::Database>,
+{
+    Ok(OutboxRecord {
+        id: r.try_get("id")?,
+        kind: MailKind::parse(&r.try_get::<String, _>("kind")?)?,
+        recipient: r.try_get("recipient")?,
+        message_id_header: r.try_get("message_id_header")?,
+        state: OutboxState::parse(&r.try_get::<String, _>("state")?)?,
+        attempts: r.try_get("attempts")?,
+        created_at: r.try_get("created_at")?,
+        next_attempt_at: r.try_get("next_attempt_at")?,
+        last_error: r.try_get("last_error")?,
+        last_attempt_at: r.try_get("last_attempt_at")?,
+        sent_at: r.try_get("sent_at")?,
+        lease_owner: r.try_get("lease_owner")?,
+    })
+}
+
+pub(super) fn outbox_item<'r, R>(r: &'r R) -> Result<OutboxItem, StoreError>
+where
+    R: Row,
+    for<'c> &'c str: ColumnIndex<R>,
+    i64: Decode<'r, R::Database> + Type<R::Database>,
+    String: Decode<'r, R::Database> + Type<R::Database>,
+    Vec<u8>: Decode<'r, R::Database> + Type<R::Database>,
+{
+    Ok(OutboxItem {
+        id: r.try_get("id")?,
+        message_id: r.try_get::<Option<i64>, _>("message_id")?.map(MessageId),
+        kind: MailKind::parse(&r.try_get::<String, _>("kind")?)?,
+        recipient: r.try_get("recipient")?,
+        sender: r.try_get("sender")?,
+        message_id_header: r.try_get("message_id_header")?,
+        payload: r.try_get("payload")?,
+        attempts: r.try_get("attempts")?,
+        give_up_at: r.try_get("give_up_at")?,
+    })
+}
+
+/// A `counts` row: `status` and its count `n`.
+pub(super) fn status_count<'r, R>(r: &'r R) -> Result<(Status, i64), StoreError>
+where
+    R: Row,
+    for<'c> &'c str: ColumnIndex<R>,
+    i64: Decode<'r, R::Database> + Type<R::Database>,
+    String: Decode<'r, R::Database> + Type<R::Database>,
+{
+    Ok((parse_status(&r.try_get::<String, _>("status")?)?, r.try_get("n")?))
+}
