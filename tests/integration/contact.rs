@@ -3,11 +3,12 @@
 use formgate::domain::{MessageId, Status};
 use formgate::store::MailKind;
 
-use crate::support::app::{TestApp, receipt_from_redirect};
+use crate::support::app::{Backend, TestApp, on_every_backend, receipt_from_redirect};
 
-#[tokio::test]
-async fn a_form_post_is_stored_pending_and_redirects_to_check_your_inbox() {
-    let app = TestApp::spawn().await;
+async fn a_form_post_is_stored_pending_and_redirects_to_check_your_inbox(backend: Backend) {
+    let Some(app) = TestApp::spawn_on(backend).await else {
+        return;
+    };
     let res = app.submit("ada@example.org").await;
     assert_eq!(res.status(), 303);
     let location = res.headers()["location"].to_str().unwrap().to_string();
@@ -32,9 +33,10 @@ async fn a_form_post_is_stored_pending_and_redirects_to_check_your_inbox() {
     assert!(html.contains("action=\"/contact/code\"") && html.contains("action=\"/contact/resend\""));
 }
 
-#[tokio::test]
-async fn the_verification_mail_arrives_over_smtp_and_never_echoes_the_message() {
-    let app = TestApp::spawn().await;
+async fn the_verification_mail_arrives_over_smtp_and_never_echoes_the_message(backend: Backend) {
+    let Some(app) = TestApp::spawn_on(backend).await else {
+        return;
+    };
     let body = "BUY CHEAP WATCHES at spam.example";
     app.post_form(
         "/contact",
@@ -78,9 +80,10 @@ async fn the_verification_mail_arrives_over_smtp_and_never_echoes_the_message() 
     assert_eq!(rows[0].message_id_header, message_id);
 }
 
-#[tokio::test]
-async fn a_json_post_gets_202_with_the_id() {
-    let app = TestApp::spawn().await;
+async fn a_json_post_gets_202_with_the_id(backend: Backend) {
+    let Some(app) = TestApp::spawn_on(backend).await else {
+        return;
+    };
     let res = app
         .post_json(
             "/contact",
@@ -104,9 +107,10 @@ async fn a_json_post_gets_202_with_the_id() {
     assert_eq!(res.status(), 202);
 }
 
-#[tokio::test]
-async fn invalid_json_input_gets_422_with_a_message_per_field() {
-    let app = TestApp::spawn().await;
+async fn invalid_json_input_gets_422_with_a_message_per_field(backend: Backend) {
+    let Some(app) = TestApp::spawn_on(backend).await else {
+        return;
+    };
     let res = app
         .post_json(
             "/contact",
@@ -124,9 +128,10 @@ async fn invalid_json_input_gets_422_with_a_message_per_field() {
     );
 }
 
-#[tokio::test]
-async fn invalid_form_input_rerenders_the_form_with_input_kept_and_escaped() {
-    let app = TestApp::spawn().await;
+async fn invalid_form_input_rerenders_the_form_with_input_kept_and_escaped(backend: Backend) {
+    let Some(app) = TestApp::spawn_on(backend).await else {
+        return;
+    };
     let res = app
         .post_form(
             "/contact",
@@ -154,9 +159,10 @@ async fn invalid_form_input_rerenders_the_form_with_input_kept_and_escaped() {
     );
 }
 
-#[tokio::test]
-async fn limits_are_enforced_with_clear_statuses() {
-    let app = TestApp::spawn().await;
+async fn limits_are_enforced_with_clear_statuses(backend: Backend) {
+    let Some(app) = TestApp::spawn_on(backend).await else {
+        return;
+    };
     let long = "x".repeat(10_001);
     let res = app
         .post_json(
@@ -223,9 +229,10 @@ async fn limits_are_enforced_with_clear_statuses() {
     assert!(app.store.message(MessageId(1)).await.unwrap().is_none());
 }
 
-#[tokio::test]
-async fn every_page_carries_the_security_headers() {
-    let app = TestApp::spawn().await;
+async fn every_page_carries_the_security_headers(backend: Backend) {
+    let Some(app) = TestApp::spawn_on(backend).await else {
+        return;
+    };
     for path in ["/", "/contact/sent", "/verify/garbage", "/healthz"] {
         let res = app.get(path).await;
         let h = res.headers();
@@ -244,9 +251,10 @@ async fn every_page_carries_the_security_headers() {
     assert_eq!(app.get("/assets/formgate.css").await.status(), 200);
 }
 
-#[tokio::test]
-async fn the_receipt_in_the_redirect_is_signed_and_opaque() {
-    let app = TestApp::spawn().await;
+async fn the_receipt_in_the_redirect_is_signed_and_opaque(backend: Backend) {
+    let Some(app) = TestApp::spawn_on(backend).await else {
+        return;
+    };
     let res = app.submit("ada@example.org").await;
     let receipt = receipt_from_redirect(&res);
     assert!(receipt.starts_with("v1.1."));
@@ -255,3 +263,14 @@ async fn the_receipt_in_the_redirect_is_signed_and_opaque() {
     let res = app.post_form("/contact/resend", &[("receipt", &forged)]).await;
     assert_eq!(res.status(), 400);
 }
+
+on_every_backend!(
+    a_form_post_is_stored_pending_and_redirects_to_check_your_inbox,
+    the_verification_mail_arrives_over_smtp_and_never_echoes_the_message,
+    a_json_post_gets_202_with_the_id,
+    invalid_json_input_gets_422_with_a_message_per_field,
+    invalid_form_input_rerenders_the_form_with_input_kept_and_escaped,
+    limits_are_enforced_with_clear_statuses,
+    every_page_carries_the_security_headers,
+    the_receipt_in_the_redirect_is_signed_and_opaque,
+);

@@ -1,4 +1,5 @@
-//! Integration tests: the real app over real HTTP, a real SQLite file, a real SMTP listener.
+//! Integration tests: the real app over real HTTP, a real SQLite file or PostgreSQL database, a real
+//! SMTP listener.
 //! One binary (faster to build on small machines), one module per concern.
 
 #[path = "../support/mod.rs"]
@@ -6,5 +7,6 @@ mod support;
 
 mod contact;
 mod outbox;
+mod scale;
 mod store;
 mod verify;

@@ -5,9 +5,10 @@ use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use formgate::domain::{ContactForm, MessageId, NewMessage};
-use formgate::store::{MailKind, OutboxState, OutgoingMail, SqliteStore, Store};
+use formgate::store::{self, MailKind, OutboxState, OutgoingMail};
 
-use crate::support::app::{Options, TestApp, verify_path};
+use crate::support::app::{Backend, Options, TestApp, on_every_backend, verify_path};
+use crate::support::pg::TestDatabase;
 use crate::support::smtp::{Behaviour, TestSmtp};
 
 async fn wait_until<F: AsyncFn() -> bool>(what: &str, f: F) {
@@ -20,9 +21,10 @@ async fn wait_until<F: AsyncFn() -> bool>(what: &str, f: F) {
     panic!("timed out waiting until {what}");
 }
 
-#[tokio::test]
-async fn smtp_down_at_submit_time_delays_the_mail_until_the_server_is_back() {
-    let mut app = TestApp::spawn().await;
+async fn smtp_down_at_submit_time_delays_the_mail_until_the_server_is_back(backend: Backend) {
+    let Some(mut app) = TestApp::spawn_on(backend).await else {
+        return;
+    };
     let smtp = app.smtp.take().unwrap();
     let addr = smtp.addr();
     smtp.stop().await;
@@ -62,9 +64,10 @@ async fn smtp_down_at_submit_time_delays_the_mail_until_the_server_is_back() {
     assert_eq!(app.client.post(app.url(&link)).send().await.unwrap().status(), 200);
 }
 
-#[tokio::test]
-async fn a_5xx_reply_dead_letters_the_mail_at_once() {
-    let app = TestApp::spawn().await;
+async fn a_5xx_reply_dead_letters_the_mail_at_once(backend: Backend) {
+    let Some(app) = TestApp::spawn_on(backend).await else {
+        return;
+    };
     app.smtp()
         .set_behaviour(Behaviour::RejectRcpt(550, "no such user here".into()));
     app.submit("nobody@example.org").await;
@@ -83,9 +86,10 @@ async fn a_5xx_reply_dead_letters_the_mail_at_once() {
     assert_eq!(app.smtp().count(), 0);
 }
 
-#[tokio::test]
-async fn a_4xx_reply_is_retried_with_backoff_and_the_same_bytes() {
-    let app = TestApp::spawn().await;
+async fn a_4xx_reply_is_retried_with_backoff_and_the_same_bytes(backend: Backend) {
+    let Some(app) = TestApp::spawn_on(backend).await else {
+        return;
+    };
     app.smtp()
         .set_behaviour(Behaviour::RejectData(451, "greylisted, try later".into()));
     app.submit("ada@example.org").await;
@@ -118,9 +122,10 @@ async fn a_4xx_reply_is_retried_with_backoff_and_the_same_bytes() {
     assert_eq!(app.store.outbox_for_message(MessageId(1)).await.unwrap()[0].attempts, 2);
 }
 
-#[tokio::test]
-async fn retrying_stops_after_the_mail_lifetime() {
-    let app = TestApp::spawn().await;
+async fn retrying_stops_after_the_mail_lifetime(backend: Backend) {
+    let Some(app) = TestApp::spawn_on(backend).await else {
+        return;
+    };
     app.smtp().set_behaviour(Behaviour::RejectData(451, "still not".into()));
     app.submit("ada@example.org").await;
     let store = app.store.clone();
@@ -138,13 +143,18 @@ async fn retrying_stops_after_the_mail_lifetime() {
     panic!("never dead-lettered");
 }
 
-#[tokio::test]
-async fn connections_are_reused_across_mails() {
-    let app = TestApp::spawn_with(Options {
-        lanes: 1,
-        ..Options::default()
-    })
-    .await;
+async fn connections_are_reused_across_mails(backend: Backend) {
+    let Some(app) = TestApp::spawn_on_with(
+        backend,
+        Options {
+            lanes: 1,
+            ..Options::default()
+        },
+    )
+    .await
+    else {
+        return;
+    };
     for i in 0..20 {
         app.submit(&format!("v{i}@example.org")).await;
     }
@@ -163,12 +173,19 @@ fn fake_verify_mail(to: &str) -> OutgoingMail {
     }
 }
 
-/// A database with `n` queued verification mails, made before any app runs on it.
-async fn seeded_database(n: usize) -> (tempfile::TempDir, String) {
+/// A database made before any app runs on it, and what keeps it alive.
+struct Seeded {
+    dir: tempfile::TempDir,
+    url: String,
+    database: Option<TestDatabase>,
+}
+
+/// A database with `n` queued verification mails (None: PostgreSQL unreachable, skip).
+async fn seeded_database(backend: Backend, n: usize) -> Option<Seeded> {
     let dir = tempfile::tempdir().unwrap();
-    let db = format!("sqlite://{}", dir.path().join("formgate.db").display());
+    let (url, database) = backend.fresh_database(dir.path()).await?;
     let now = formgate::clock::Clock::now(&formgate::clock::SystemClock);
-    let store = SqliteStore::open(&db).await.unwrap();
+    let store = store::connect(&url).await.unwrap();
     for i in 0..n {
         let email = format!("v{i}@example.org");
         let form = ContactForm {
@@ -183,22 +200,25 @@ async fn seeded_database(n: usize) -> (tempfile::TempDir, String) {
             .await
             .unwrap();
     }
-    (dir, db)
+    Some(Seeded { dir, url, database })
 }
 
-async fn spawn_on(dir: tempfile::TempDir, db: String, smtp: TestSmtp, opts: Options) -> TestApp {
+async fn spawn_on_seeded(seeded: Seeded, smtp: TestSmtp, opts: Options) -> TestApp {
     let target = formgate::config::MailTarget::Smtp(formgate::config::SmtpUrl::parse(&smtp.url()).unwrap());
-    let mut config = formgate::config::Config::for_tests(db, target);
+    let mut config = formgate::config::Config::for_tests(seeded.url, target);
     config.smtp_timeout = Duration::from_secs(2);
-    TestApp::spawn_config(config, dir, Some(smtp), &opts).await
+    let mut app = TestApp::spawn_config(config, seeded.dir, Some(smtp), &opts).await;
+    app.database = seeded.database;
+    app
 }
 
-#[tokio::test]
-async fn a_crashed_workers_lease_expires_and_the_mail_goes_out_again() {
-    let (dir, db) = seeded_database(1).await;
+async fn a_crashed_workers_lease_expires_and_the_mail_goes_out_again(backend: Backend) {
+    let Some(seeded) = seeded_database(backend, 1).await else {
+        return;
+    };
     {
         // A worker claimed the mail and died before recording anything.
-        let store = SqliteStore::open(&db).await.unwrap();
+        let store = store::connect(&seeded.url).await.unwrap();
         let now = formgate::clock::Clock::now(&formgate::clock::SystemClock);
         assert_eq!(
             store
@@ -217,7 +237,7 @@ async fn a_crashed_workers_lease_expires_and_the_mail_goes_out_again() {
             "a lease excludes others"
         );
     }
-    let app = spawn_on(dir, db, TestSmtp::start().await, Options::default()).await;
+    let app = spawn_on_seeded(seeded, TestSmtp::start().await, Options::default()).await;
     tokio::time::sleep(Duration::from_millis(400)).await;
     assert_eq!(app.smtp().count(), 0, "not while the lease holds");
     app.clock.advance(121);
@@ -229,15 +249,15 @@ async fn a_crashed_workers_lease_expires_and_the_mail_goes_out_again() {
     );
 }
 
-#[tokio::test]
-async fn shutdown_finishes_the_send_in_flight_and_hands_back_unstarted_leases() {
+async fn shutdown_finishes_the_send_in_flight_and_hands_back_unstarted_leases(backend: Backend) {
     // Two mails queued before start: one batch claims both; the single lane hangs on the first.
-    let (dir, db) = seeded_database(2).await;
+    let Some(seeded) = seeded_database(backend, 2).await else {
+        return;
+    };
     let smtp = TestSmtp::start().await;
     smtp.set_behaviour(Behaviour::Hang);
-    let app = spawn_on(
-        dir,
-        db,
+    let app = spawn_on_seeded(
+        seeded,
         smtp,
         Options {
             lanes: 1,
@@ -252,7 +272,7 @@ async fn shutdown_finishes_the_send_in_flight_and_hands_back_unstarted_leases() 
         a[0].lease_owner.is_some() && b[0].lease_owner.is_some()
     })
     .await;
-    app.stop().await; // returns Ok (asserted inside) once drained
+    let _database = app.stop().await; // returns once drained (a clean exit is asserted inside)
     let first = store.outbox_for_message(MessageId(1)).await.unwrap().remove(0);
     assert_eq!(
         (first.state, first.attempts),
@@ -270,6 +290,17 @@ async fn shutdown_finishes_the_send_in_flight_and_hands_back_unstarted_leases() 
     }
 }
 
+on_every_backend!(
+    smtp_down_at_submit_time_delays_the_mail_until_the_server_is_back,
+    a_5xx_reply_dead_letters_the_mail_at_once,
+    a_4xx_reply_is_retried_with_backoff_and_the_same_bytes,
+    retrying_stops_after_the_mail_lifetime,
+    connections_are_reused_across_mails,
+    a_crashed_workers_lease_expires_and_the_mail_goes_out_again,
+    shutdown_finishes_the_send_in_flight_and_hands_back_unstarted_leases,
+);
+
+/// The zero-configuration start is SQLite's: no database to set up.
 #[tokio::test]
 async fn serve_with_no_configuration_writes_eml_files_and_exits_0_on_sigterm() {
     let dir = tempfile::tempdir().unwrap();

@@ -3,11 +3,12 @@
 
 use formgate::domain::{MessageId, Status};
 
-use crate::support::app::{TestApp, code, receipt_from_redirect, verify_path};
+use crate::support::app::{Backend, TestApp, code, on_every_backend, receipt_from_redirect, verify_path};
 
-#[tokio::test]
-async fn get_shows_a_button_and_changes_nothing_post_confirms_and_again_is_the_same_success() {
-    let app = TestApp::spawn().await;
+async fn get_shows_a_button_and_changes_nothing_post_confirms_and_again_is_the_same_success(backend: Backend) {
+    let Some(app) = TestApp::spawn_on(backend).await else {
+        return;
+    };
     app.submit("ada@example.org").await;
     let link = verify_path(&app.mail(1).await);
 
@@ -47,9 +48,10 @@ async fn get_shows_a_button_and_changes_nothing_post_confirms_and_again_is_the_s
     assert_eq!(actions, ["submit", "verify"], "one verification recorded, not two");
 }
 
-#[tokio::test]
-async fn a_tampered_or_unknown_link_is_a_400_page() {
-    let app = TestApp::spawn().await;
+async fn a_tampered_or_unknown_link_is_a_400_page(backend: Backend) {
+    let Some(app) = TestApp::spawn_on(backend).await else {
+        return;
+    };
     app.submit("ada@example.org").await;
     let link = verify_path(&app.mail(1).await);
     let mut tampered = link.clone().into_bytes();
@@ -70,9 +72,10 @@ async fn a_tampered_or_unknown_link_is_a_400_page() {
     assert_eq!(app.message(MessageId(1)).await.status, Status::Pending);
 }
 
-#[tokio::test]
-async fn an_expired_link_is_a_410_page_that_offers_a_resend_which_works() {
-    let app = TestApp::spawn().await;
+async fn an_expired_link_is_a_410_page_that_offers_a_resend_which_works(backend: Backend) {
+    let Some(app) = TestApp::spawn_on(backend).await else {
+        return;
+    };
     app.submit("ada@example.org").await;
     let link = verify_path(&app.mail(1).await);
     app.clock.advance(72 * 3600 + 1);
@@ -103,9 +106,10 @@ async fn an_expired_link_is_a_410_page_that_offers_a_resend_which_works() {
     assert_eq!(app.message(MessageId(1)).await.status, Status::Verified);
 }
 
-#[tokio::test]
-async fn a_resend_revokes_older_links() {
-    let app = TestApp::spawn().await;
+async fn a_resend_revokes_older_links(backend: Backend) {
+    let Some(app) = TestApp::spawn_on(backend).await else {
+        return;
+    };
     let receipt = receipt_from_redirect(&app.submit("ada@example.org").await);
     let old = verify_path(&app.mail(1).await);
     let res = app.post_form("/contact/resend", &[("receipt", &receipt)]).await;
@@ -122,9 +126,10 @@ async fn a_resend_revokes_older_links() {
     assert_eq!((m.status, m.verify_mails), (Status::Verified, 2));
 }
 
-#[tokio::test]
-async fn the_code_from_the_mail_confirms_on_another_device() {
-    let app = TestApp::spawn().await;
+async fn the_code_from_the_mail_confirms_on_another_device(backend: Backend) {
+    let Some(app) = TestApp::spawn_on(backend).await else {
+        return;
+    };
     let receipt = receipt_from_redirect(&app.submit("ada@example.org").await);
     let code = code(&app.mail(1).await);
     let res = app
@@ -150,9 +155,10 @@ async fn the_code_from_the_mail_confirms_on_another_device() {
     );
 }
 
-#[tokio::test]
-async fn five_wrong_codes_lock_the_message_until_a_resend() {
-    let app = TestApp::spawn().await;
+async fn five_wrong_codes_lock_the_message_until_a_resend(backend: Backend) {
+    let Some(app) = TestApp::spawn_on(backend).await else {
+        return;
+    };
     let receipt = receipt_from_redirect(&app.submit("ada@example.org").await);
     let right = code(&app.mail(1).await);
     let wrong = if right == "000000" { "111111" } else { "000000" };
@@ -187,9 +193,10 @@ async fn five_wrong_codes_lock_the_message_until_a_resend() {
     assert_eq!(app.message(MessageId(1)).await.status, Status::Verified);
 }
 
-#[tokio::test]
-async fn codes_expire_with_the_link() {
-    let app = TestApp::spawn().await;
+async fn codes_expire_with_the_link(backend: Backend) {
+    let Some(app) = TestApp::spawn_on(backend).await else {
+        return;
+    };
     let (_, receipt) = app.submit_json("ada@example.org").await;
     let code = code(&app.mail(1).await);
     app.clock.advance(72 * 3600 + 1);
@@ -200,9 +207,10 @@ async fn codes_expire_with_the_link() {
     assert_eq!(app.message(MessageId(1)).await.status, Status::Pending);
 }
 
-#[tokio::test]
-async fn a_visitor_cannot_make_formgate_send_endless_mails() {
-    let app = TestApp::spawn().await;
+async fn a_visitor_cannot_make_formgate_send_endless_mails(backend: Backend) {
+    let Some(app) = TestApp::spawn_on(backend).await else {
+        return;
+    };
     let (_, mut receipt) = app.submit_json("ada@example.org").await;
     for _ in 0..4 {
         let res = app
@@ -223,3 +231,14 @@ async fn a_visitor_cannot_make_formgate_send_endless_mails() {
         5
     );
 }
+
+on_every_backend!(
+    get_shows_a_button_and_changes_nothing_post_confirms_and_again_is_the_same_success,
+    a_tampered_or_unknown_link_is_a_400_page,
+    an_expired_link_is_a_410_page_that_offers_a_resend_which_works,
+    a_resend_revokes_older_links,
+    the_code_from_the_mail_confirms_on_another_device,
+    five_wrong_codes_lock_the_message_until_a_resend,
+    codes_expire_with_the_link,
+    a_visitor_cannot_make_formgate_send_endless_mails,
+);

@@ -1,5 +1,6 @@
-//! `TestApp`: the real formgate on port 0 with a temporary SQLite file, a real SMTP listener over
-//! TCP, and a clock the test can move. One method per endpoint, so tests read as sentences.
+//! `TestApp`: the real formgate on port 0 with a temporary SQLite file (or a fresh PostgreSQL
+//! database), a real SMTP listener over TCP, and a clock the test can move. One method per
+//! endpoint, so tests read as sentences.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -15,7 +16,56 @@ use tempfile::TempDir;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
+use super::pg::TestDatabase;
 use super::smtp::{ReceivedMail, TestSmtp};
+
+/// Which store a `TestApp` runs on.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Backend {
+    /// A temporary file; always available.
+    Sqlite,
+    /// A fresh database on the test server (see `support::pg`); may be skipped.
+    Postgres,
+}
+
+impl Backend {
+    /// The URL of a new, empty database for one test (a file in `dir` for SQLite), and the guard
+    /// that drops it afterwards. None: PostgreSQL is unreachable and the test skips itself.
+    pub async fn fresh_database(self, dir: &std::path::Path) -> Option<(String, Option<TestDatabase>)> {
+        match self {
+            Backend::Sqlite => Some((format!("sqlite://{}", dir.join("formgate.db").display()), None)),
+            Backend::Postgres => {
+                let db = TestDatabase::fresh().await?;
+                Some((db.url().to_string(), Some(db)))
+            }
+        }
+    }
+}
+
+/// Runs each listed `async fn name(backend: Backend)` on every backend, as the tests
+/// `sqlite::name` and `postgres::name`: a test is written once and both stores must pass it.
+/// (A test function left out of the list is never called, and the compiler says so.)
+macro_rules! on_every_backend {
+    ($($test:ident),+ $(,)?) => {
+        mod sqlite {
+            $(
+                #[tokio::test]
+                async fn $test() {
+                    super::$test($crate::support::app::Backend::Sqlite).await;
+                }
+            )+
+        }
+        mod postgres {
+            $(
+                #[tokio::test]
+                async fn $test() {
+                    super::$test($crate::support::app::Backend::Postgres).await;
+                }
+            )+
+        }
+    };
+}
+pub(crate) use on_every_backend;
 
 #[allow(dead_code)] // each test binary uses a different subset
 pub struct TestApp {
@@ -29,6 +79,8 @@ pub struct TestApp {
     pub config: Config,
     stop: Option<oneshot::Sender<()>>,
     handle: Option<JoinHandle<anyhow::Result<()>>>,
+    /// A PostgreSQL test database, dropped with the app (declared last: dropped after the rest).
+    pub database: Option<TestDatabase>,
 }
 
 pub struct Options {
@@ -58,23 +110,40 @@ pub fn client() -> reqwest::Client {
 }
 
 impl TestApp {
+    /// On SQLite, with the default options: for tests with no reason to run on both backends.
+    #[allow(dead_code)] // each test binary uses a different subset
     pub async fn spawn() -> TestApp {
         Self::spawn_with(Options::default()).await
     }
 
+    /// On SQLite.
+    #[allow(dead_code)]
     pub async fn spawn_with(opts: Options) -> TestApp {
+        Self::spawn_on_with(Backend::Sqlite, opts)
+            .await
+            .expect("SQLite is always available")
+    }
+
+    /// None: the backend is unreachable (PostgreSQL, not required) and the test skips itself.
+    pub async fn spawn_on(backend: Backend) -> Option<TestApp> {
+        Self::spawn_on_with(backend, Options::default()).await
+    }
+
+    pub async fn spawn_on_with(backend: Backend, opts: Options) -> Option<TestApp> {
         let dir = tempfile::tempdir().expect("tempdir");
+        let (db, database) = backend.fresh_database(dir.path()).await?;
         let smtp = if opts.smtp { Some(TestSmtp::start().await) } else { None };
         let mail = match &smtp {
             Some(s) => MailTarget::Smtp(SmtpUrl::parse(&s.url()).expect("smtp url")),
             None => MailTarget::Dir(dir.path().join("mail-outbox")),
         };
-        let db = format!("sqlite://{}", dir.path().join("formgate.db").display());
         let mut config = Config::for_tests(db, mail);
         config.token_ttl = opts.token_ttl;
         config.smtp_timeout = Duration::from_secs(3);
         config.mail_from = "Example Forms <forms@example.org>".parse().expect("mailbox");
-        Self::spawn_config(config, dir, smtp, &opts).await
+        let mut app = Self::spawn_config(config, dir, smtp, &opts).await;
+        app.database = database;
+        Some(app)
     }
 
     pub async fn spawn_config(config: Config, dir: TempDir, smtp: Option<TestSmtp>, opts: &Options) -> TestApp {
@@ -105,6 +174,7 @@ impl TestApp {
             config,
             stop: Some(stop),
             handle: Some(handle),
+            database: None,
         }
     }
 
@@ -187,14 +257,16 @@ impl TestApp {
         all[n - 1].clone()
     }
 
-    /// Stops the app the way SIGTERM does and waits until it has drained.
-    pub async fn stop(mut self) {
+    /// Stops the app the way SIGTERM does and waits until it has drained. Returns its PostgreSQL
+    /// test database, if any, so the test can still look into it (it is dropped with the value).
+    pub async fn stop(mut self) -> Option<TestDatabase> {
         if let Some(stop) = self.stop.take() {
             let _ = stop.send(());
         }
         if let Some(h) = self.handle.take() {
             h.await.expect("app task").expect("app exits cleanly");
         }
+        self.database.take()
     }
 }
 
