@@ -451,8 +451,12 @@ impl Actions {
         let m = self.load(id).await?;
         let to = match m.status.apply(Transition::Release) {
             Ok(to) => to,
+            // Say who released it and when; fall back to the plain rule if the trail cannot tell.
             Err(e) if m.status == Status::Released => {
-                return Err(self.explain_conflict(id, Status::Released, "released").await).or(Err(e.into()));
+                return Err(match self.explain_conflict(id, Status::Released, "released").await {
+                    done @ ActionError::AlreadyDone { .. } => done,
+                    _ => e.into(),
+                });
             }
             Err(e) => return Err(e.into()),
         };

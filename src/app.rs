@@ -123,7 +123,7 @@ impl Core {
         let templates = Arc::new(Templates::load(config.ui_dir.as_deref())?);
         let store = store::connect(&config.database_url)
             .await
-            .with_context(|| format!("opening {}", config.database_url))?;
+            .with_context(|| format!("opening {}", crate::config::redact_url(&config.database_url)))?;
         let public_url = config
             .public_url
             .clone()

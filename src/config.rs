@@ -220,7 +220,7 @@ fn percent_decode(s: &str) -> String {
         .unwrap_or_default()
 }
 
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct Config {
     pub listen: SocketAddr,
     /// None: `http://<the address actually bound>`.
@@ -241,6 +241,28 @@ pub struct Config {
     pub purge_after: Option<Duration>,
 }
 
+impl fmt::Debug for Config {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Config")
+            .field("listen", &self.listen)
+            .field("public_url", &self.public_url)
+            .field("site_name", &self.site_name)
+            .field("database_url", &redact_url(&self.database_url))
+            .field("mail", &self.mail)
+            .field("smtp_timeout", &self.smtp_timeout)
+            .field("smtp_connections", &self.smtp_connections)
+            .field("mail_from", &self.mail_from.to_string())
+            .field("mail_lifetime", &self.mail_lifetime)
+            .field("staff_inbox", &self.staff_inbox.as_ref().map(ToString::to_string))
+            .field("keys", &self.keys)
+            .field("token_ttl", &self.token_ttl)
+            .field("ui_dir", &self.ui_dir)
+            .field("auto_release", &self.auto_release)
+            .field("purge_after", &self.purge_after)
+            .finish()
+    }
+}
+
 /// Where the signing keys come from; resolved by [`KeySource::load`] at start.
 #[derive(Clone, PartialEq, Eq)]
 pub enum KeySource {
@@ -254,6 +276,19 @@ impl fmt::Debug for KeySource {
             KeySource::Inline(k) => write!(f, "Inline([{} redacted])", k.len()),
             KeySource::File(p) => write!(f, "File({})", p.display()),
         }
+    }
+}
+
+/// A database URL fit to print: any password in it replaced by `***`.
+pub fn redact_url(raw: &str) -> String {
+    match url::Url::parse(raw) {
+        Ok(mut u) if u.password().is_some() => {
+            let _ = u.set_password(Some("***"));
+            u.to_string()
+        }
+        Ok(_) => raw.to_string(),
+        // Not parseable: print only what cannot hold a secret.
+        Err(_) => raw.split(':').next().map(|scheme| format!("{scheme}:…")).unwrap_or_default(),
     }
 }
 
@@ -642,6 +677,14 @@ mod tests {
         // Loading again reuses it.
         let (_, created) = KeySource::File(path).load().unwrap();
         assert!(created.is_none());
+    }
+
+    #[test]
+    fn database_passwords_never_print() {
+        assert_eq!(redact_url("postgres://fg:s3cret@db.example.org/formgate"), "postgres://fg:***@db.example.org/formgate");
+        assert_eq!(redact_url("sqlite://formgate.db"), "sqlite://formgate.db");
+        let c = Config::from_toml("database_url = \"postgres://fg:s3cret@db/x\"", &no_env).unwrap();
+        assert!(!format!("{c:?}").contains("s3cret"));
     }
 
     #[test]
