@@ -11,4 +11,5 @@ pub mod mail;
 pub mod store;
 pub mod templates;
 pub mod token;
+pub mod tui;
 pub mod web;
