@@ -1,0 +1,150 @@
+//! What can happen to the dashboard ([`Action`]: a key, a tick, a result coming back) and what it
+//! asks the outside world to do ([`Effect`]: read the database, run a use-case).
+
+use crate::actions::Details;
+use crate::domain::{MessageId, Status, Transition};
+use crate::store::MessageSummary;
+
+use super::state::Tab;
+
+/// The moderator's verbs, one per use-case in `actions.rs`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Verb {
+    Release,
+    Resend,
+    Delete,
+    Restore,
+}
+
+impl Verb {
+    /// Whether the state machine allows this verb on a message in `status` (the use-case checks
+    /// again: this only keeps the dashboard from offering what cannot work).
+    pub fn allowed_from(self, status: Status) -> bool {
+        let t = match self {
+            Verb::Release => Transition::Release,
+            Verb::Resend => Transition::Resend,
+            Verb::Delete => Transition::Delete,
+            // Where it goes back to does not matter for whether it can.
+            Verb::Restore => Transition::Restore {
+                before_delete: Status::Pending,
+            },
+        };
+        status.apply(t).is_ok()
+    }
+
+    /// Delete always asks first; the others ask only when they act on several messages.
+    pub fn always_confirm(self) -> bool {
+        matches!(self, Verb::Delete)
+    }
+}
+
+/// Sort key of a row (newest first): the keyset `ListQuery::after` takes.
+pub type Key = (i64, MessageId);
+
+pub fn key(row: &MessageSummary) -> Key {
+    (row.created_at, row.id)
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum LoadKind {
+    /// A new tab or filter: replace the rows.
+    Reset,
+    /// The next page below the loaded rows.
+    More,
+    /// The live refresh of the rows on screen (from the row above the first visible one).
+    Refresh,
+}
+
+/// One page of the current tab, with the counts (and the open message, when the pane is open).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct LoadRequest {
+    /// Answers to anything but the latest request are dropped.
+    pub req: u64,
+    pub kind: LoadKind,
+    pub tab: Tab,
+    pub filter: Option<String>,
+    pub after: Option<Key>,
+    pub limit: i64,
+    /// Reload this message's details too (the detail pane stays live).
+    pub detail: Option<MessageId>,
+}
+
+#[derive(Clone, Debug)]
+pub struct Loaded {
+    pub request: LoadRequest,
+    pub rows: Vec<MessageSummary>,
+    pub counts: Vec<(Status, i64)>,
+    pub details: Option<Result<Details, String>>,
+}
+
+/// How one verb on one message ended.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Outcome {
+    Released { mailed: bool },
+    Resent,
+    Deleted,
+    Restored(Status),
+}
+
+/// The results of one verb on one or more messages, in the order they were run.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Report {
+    pub verb: Verb,
+    pub results: Vec<(MessageId, Result<Outcome, String>)>,
+}
+
+#[derive(Clone, Debug)]
+pub enum Action {
+    // moving
+    Up,
+    Down,
+    Top,
+    Bottom,
+    PageUp,
+    PageDown,
+    NextTab,
+    PrevTab,
+    GoTab(Tab),
+    // choosing and acting
+    ToggleSelect,
+    SelectAll,
+    Open,
+    /// Esc: close the pane, else clear the selection, else clear the filter.
+    Back,
+    Verb(Verb),
+    StartFilter,
+    FilterInput(char),
+    /// Pasted text (bracketed paste): typed into the filter, ignored anywhere else, so a paste
+    /// can never press `d` then `y`.
+    Paste(String),
+    FilterBackspace,
+    FilterClear,
+    FilterApply,
+    FilterCancel,
+    Confirm,
+    Cancel,
+    ToggleHelp,
+    Quit,
+    // the world
+    Resize(u16, u16),
+    /// Once a second, with the current time: refresh.
+    Tick(i64),
+    Loaded(Box<Loaded>),
+    LoadFailed {
+        req: u64,
+        error: String,
+    },
+    DetailsLoaded {
+        id: MessageId,
+        result: Result<Box<Details>, String>,
+    },
+    Done(Report),
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Effect {
+    Load(LoadRequest),
+    Run { verb: Verb, ids: Vec<MessageId> },
+    Details(MessageId),
+    Quit,
+}

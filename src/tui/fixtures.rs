@@ -1,0 +1,339 @@
+//! Fixed data for the dashboard's tests: a clock that does not move and messages that do not change.
+
+use crate::actions::Details;
+use crate::domain::{Message, MessageId, Status};
+use crate::store::{AuditRecord, MailKind, MailSummary, MessageSummary, OutboxRecord, OutboxState};
+
+use super::state::{App, Tab};
+
+/// 2027-01-15 08:00:00 UTC.
+pub const NOW: i64 = 1_800_000_000;
+
+/// Creation time of the generic row `i`: one a minute, newest with the highest id.
+pub fn created(i: i64) -> i64 {
+    NOW - 60 * (10_000 - i)
+}
+
+pub fn row(i: i64, status: Status) -> MessageSummary {
+    MessageSummary {
+        id: MessageId(i),
+        status,
+        name: format!("Visitor {i}"),
+        email: format!("v{i}@example.org"),
+        subject: Some(format!("Subject {i}")),
+        preview: format!("Message {i}"),
+        created_at: created(i),
+        verified_at: None,
+        released_at: None,
+        deleted_at: None,
+        mail: None,
+    }
+}
+
+fn mail(kind: MailKind, state: OutboxState, attempts: i64, error: Option<&str>) -> Option<MailSummary> {
+    Some(MailSummary {
+        kind,
+        state,
+        attempts,
+        last_error: error.map(str::to_string),
+        next_attempt_at: NOW + 120,
+    })
+}
+
+#[allow(clippy::too_many_arguments)]
+fn summary(
+    id: i64,
+    status: Status,
+    name: &str,
+    email: &str,
+    subject: Option<&str>,
+    preview: &str,
+    age: i64,
+    mail: Option<MailSummary>,
+) -> MessageSummary {
+    MessageSummary {
+        id: MessageId(id),
+        status,
+        name: name.into(),
+        email: email.into(),
+        subject: subject.map(str::to_string),
+        preview: preview.into(),
+        created_at: NOW - age,
+        verified_at: (status != Status::Pending).then_some(NOW - age + 60),
+        released_at: (status == Status::Released).then_some(NOW - age + 600),
+        deleted_at: (status == Status::Deleted).then_some(NOW - 300),
+        mail,
+    }
+}
+
+/// What each tab shows in the snapshots: every mail state, ages from seconds to weeks, a
+/// subject-less message, long names and a hostile one.
+pub fn rows(tab: Tab) -> Vec<MessageSummary> {
+    use MailKind::{Release, Verify};
+    use OutboxState::{Dead, Queued, Sent};
+    let s = tab.status();
+    match tab {
+        Tab::Pending => vec![
+            summary(
+                112,
+                s,
+                "Lin Wei",
+                "lin.wei@example.cn",
+                Some("Quote for 40 units"),
+                "Hello, we would like a quote",
+                42,
+                mail(Verify, Queued, 0, None),
+            ),
+            summary(
+                111,
+                s,
+                "Jörg Müller",
+                "joerg@example.de",
+                None,
+                "Guten Tag,\nich habe eine Frage zu Ihrer Rechnung",
+                300,
+                mail(Verify, Sent, 1, None),
+            ),
+            summary(
+                109,
+                s,
+                "Pat",
+                "pat@mailhost.invalid-example.org",
+                Some("Partnership"),
+                "Hi there",
+                3 * 3600,
+                mail(Verify, Queued, 3, Some("connection refused (os error 111)")),
+            ),
+            summary(
+                104,
+                s,
+                "Sam Doe",
+                "nobody@example.net",
+                Some("Broken link on /pricing"),
+                "The pricing page 404s",
+                2 * 86_400,
+                mail(Verify, Dead, 1, Some("550 5.1.1 no such user")),
+            ),
+            summary(
+                97,
+                s,
+                "Evil \u{1b}]0;pwned\u{7}",
+                "x@example.com",
+                Some("\u{1b}[2Jcleared"),
+                "\u{9b}31mred",
+                16 * 86_400,
+                mail(Verify, Sent, 1, None),
+            ),
+        ],
+        Tab::Verified => vec![
+            summary(
+                110,
+                s,
+                "Ada Lovelace",
+                "ada@example.org",
+                Some("Analytical engine"),
+                "I have notes on the engine",
+                600,
+                mail(Verify, Sent, 1, None),
+            ),
+            summary(
+                108,
+                s,
+                "Grace Hopper",
+                "grace@navy.example.mil",
+                Some("Compilers"),
+                "A question about COBOL",
+                5 * 3600,
+                mail(Verify, Sent, 1, None),
+            ),
+            summary(
+                103,
+                s,
+                "Alan Turing",
+                "alan@example.ac.uk",
+                None,
+                "Could a machine think?\nI wonder.",
+                3 * 86_400,
+                mail(Verify, Sent, 2, None),
+            ),
+        ],
+        Tab::Released => vec![
+            summary(
+                107,
+                s,
+                "Katherine Johnson",
+                "kj@example.gov",
+                Some("Trajectories"),
+                "Numbers attached",
+                7200,
+                mail(Release, Sent, 1, None),
+            ),
+            summary(
+                105,
+                s,
+                "Edsger Dijkstra",
+                "ewd@example.nl",
+                Some("Goto considered"),
+                "Please read",
+                86_400,
+                mail(Release, Queued, 2, Some("421 4.7.0 try again later")),
+            ),
+            summary(
+                99,
+                s,
+                "Barbara Liskov",
+                "liskov@example.edu",
+                Some("Substitution"),
+                "Subtypes",
+                9 * 86_400,
+                mail(Release, Dead, 5, Some("554 5.7.1 relay denied")),
+            ),
+            summary(
+                98,
+                s,
+                "Donald Knuth",
+                "dek@example.edu",
+                Some("A cheque"),
+                "$2.56",
+                10 * 86_400,
+                None,
+            ),
+        ],
+        Tab::Trash => vec![summary(
+            106,
+            s,
+            "Spammy McSpam",
+            "win@prize.example",
+            Some("You won!!!"),
+            "Click here",
+            4 * 86_400,
+            mail(Verify, Sent, 1, None),
+        )],
+    }
+}
+
+pub fn counts() -> Vec<(Status, i64)> {
+    vec![
+        (Status::Pending, 12),
+        (Status::Verified, 3),
+        (Status::Released, 40),
+        (Status::Deleted, 2),
+    ]
+}
+
+/// An app on `tab` with its fixed rows and counts, as if just loaded.
+pub fn app(tab: Tab) -> App {
+    let mut app = App::new("alice", NOW, 80, 24);
+    app.tab = tab;
+    app.rows = rows(tab);
+    app.counts = counts();
+    app.loaded = true;
+    app
+}
+
+pub fn details(id: i64, status: Status) -> Details {
+    let created = NOW - 3 * 3600;
+    let body = "Dear team,\n\nI would like to ask about the analytical engine: could it compose elaborate \
+                and scientific pieces of music of any degree of complexity or extent?\n\nI have attached my \
+                notes (A to G) and would be glad of any corrections.\n\nKind regards,\nAda";
+    Details {
+        message: Message {
+            id: MessageId(id),
+            status,
+            name: "Ada Lovelace".into(),
+            email: "ada@example.org".into(),
+            subject: Some("Analytical engine".into()),
+            body: body.into(),
+            ip: Some("192.0.2.44".into()),
+            user_agent: Some("Mozilla/5.0 (X11; Linux x86_64; rv:128.0) Gecko/20100101 Firefox/128.0".into()),
+            created_at: created,
+            updated_at: created + 900,
+            nonce: "n".into(),
+            confirmed_nonce: Some("n0".into()),
+            verify_expires_at: created + 72 * 3600,
+            verify_mails: 1,
+            code_failures: 0,
+            link_opened_at: Some(created + 840),
+            verified_at: Some(created + 900),
+            released_at: None,
+            deleted_at: None,
+            status_before_delete: None,
+        },
+        audit: vec![
+            AuditRecord {
+                at: created,
+                actor: "visitor".into(),
+                action: "submit".into(),
+                from_status: None,
+                to_status: Some(Status::Pending),
+                detail: None,
+            },
+            AuditRecord {
+                at: created + 900,
+                actor: "visitor".into(),
+                action: "verify".into(),
+                from_status: Some(Status::Pending),
+                to_status: Some(Status::Verified),
+                detail: Some("confirmed by link".into()),
+            },
+        ],
+        outbox: vec![OutboxRecord {
+            id: 31,
+            kind: MailKind::Verify,
+            recipient: "ada@example.org".into(),
+            message_id_header: "<verify-110@example.org>".into(),
+            state: OutboxState::Sent,
+            attempts: 2,
+            created_at: created,
+            next_attempt_at: created + 30,
+            last_error: Some("421 4.3.2 service not available".into()),
+            last_attempt_at: Some(created + 35),
+            sent_at: Some(created + 35),
+            lease_owner: None,
+        }],
+    }
+}
+
+/// Everything a visitor (or anyone with write access to the database) could put in the way of a
+/// terminal, in every field the dashboard shows.
+pub const HOSTILE: &str = "clear\u{1b}[2J clip\u{1b}]52;c;cm0gLXJmIH4=\u{7} title\u{1b}]0;owned\u{7} csi\u{1b}[31m c1\u{9b}1;1H bidi\u{202e}txt.exe\u{202c} iso\u{2066}x\u{2069} del\u{7f} bell\u{7}";
+
+pub fn hostile_row(id: i64) -> MessageSummary {
+    MessageSummary {
+        id: MessageId(id),
+        status: Status::Pending,
+        name: HOSTILE.into(),
+        email: format!("{HOSTILE}@example.org"),
+        subject: Some(HOSTILE.into()),
+        preview: HOSTILE.into(),
+        created_at: NOW - 60,
+        verified_at: None,
+        released_at: None,
+        deleted_at: None,
+        mail: Some(MailSummary {
+            kind: MailKind::Verify,
+            state: OutboxState::Queued,
+            attempts: 2,
+            last_error: Some(HOSTILE.into()),
+            next_attempt_at: NOW,
+        }),
+    }
+}
+
+pub fn hostile_details(id: i64) -> Details {
+    let mut d = details(id, Status::Pending);
+    let m = &mut d.message;
+    m.name = HOSTILE.into();
+    m.email = HOSTILE.into();
+    m.subject = Some(HOSTILE.into());
+    m.body = format!("{HOSTILE}\n{HOSTILE}\r\n\u{1b}P+q\u{1b}\\ end");
+    m.ip = Some(HOSTILE.into());
+    m.user_agent = Some(HOSTILE.into());
+    for a in &mut d.audit {
+        a.actor = HOSTILE.into();
+        a.detail = Some(HOSTILE.into());
+    }
+    d.outbox[0].last_error = Some(HOSTILE.into());
+    d.outbox[0].recipient = HOSTILE.into();
+    d
+}

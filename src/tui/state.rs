@@ -1,0 +1,204 @@
+//! Everything the dashboard shows, as plain data. The view is a pure function of [`App`];
+//! `update` is the only thing that changes it.
+
+use std::collections::BTreeSet;
+
+use crate::actions::Details;
+use crate::domain::{MessageId, Status};
+use crate::store::MessageSummary;
+
+use super::action::Verb;
+
+/// The tabs, one per status a moderator works with. (Spam has a status but no tab until a bot
+/// filter puts messages there.)
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Tab {
+    Pending,
+    Verified,
+    Released,
+    Trash,
+}
+
+impl Tab {
+    pub const ALL: [Tab; 4] = [Tab::Pending, Tab::Verified, Tab::Released, Tab::Trash];
+
+    pub fn status(self) -> Status {
+        match self {
+            Tab::Pending => Status::Pending,
+            Tab::Verified => Status::Verified,
+            Tab::Released => Status::Released,
+            Tab::Trash => Status::Deleted,
+        }
+    }
+
+    pub fn index(self) -> usize {
+        self as usize
+    }
+
+    pub fn next(self) -> Tab {
+        Tab::ALL[(self.index() + 1) % Tab::ALL.len()]
+    }
+
+    pub fn prev(self) -> Tab {
+        Tab::ALL[(self.index() + Tab::ALL.len() - 1) % Tab::ALL.len()]
+    }
+}
+
+/// What keys mean right now (the keymap's input).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Mode {
+    Normal,
+    Filter,
+    Detail,
+    Confirm,
+    Help,
+}
+
+/// The one confirm dialog: destructive verbs and verbs on several messages wait here.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Confirm {
+    pub verb: Verb,
+    pub ids: Vec<MessageId>,
+    /// Chosen messages the verb cannot apply to (left alone).
+    pub skipped: usize,
+}
+
+#[derive(Clone, Debug)]
+pub struct DetailPane {
+    pub id: MessageId,
+    /// None until loaded.
+    pub details: Option<Details>,
+    pub error: Option<String>,
+    /// First line of the scrolled content shown.
+    pub scroll: usize,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Tone {
+    Info,
+    Success,
+    Error,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct StatusLine {
+    pub text: String,
+    pub tone: Tone,
+}
+
+/// Rows above and below the table: tab bar, column titles, status line, key hints.
+const CHROME_ROWS: u16 = 4;
+
+pub struct App {
+    /// Who the audit trail records for this session's actions.
+    pub actor: String,
+    /// The time ages are computed from; set by ticks, fixed in tests.
+    pub now: i64,
+    pub width: u16,
+    pub height: u16,
+    pub tab: Tab,
+    /// Messages per status, from the last successful read.
+    pub counts: Vec<(Status, i64)>,
+    /// The loaded rows of the current tab and filter, newest first, from the top of the list.
+    pub rows: Vec<MessageSummary>,
+    /// The last page read was full: there may be more rows below.
+    pub more: bool,
+    /// Rows for this tab and filter have arrived at least once.
+    pub loaded: bool,
+    pub cursor: usize,
+    /// First row shown.
+    pub offset: usize,
+    pub selected: BTreeSet<MessageId>,
+    /// The applied filter.
+    pub filter: Option<String>,
+    /// The filter being typed (filter-input mode when Some).
+    pub filter_input: Option<String>,
+    pub detail: Option<DetailPane>,
+    pub confirm: Option<Confirm>,
+    pub help: bool,
+    pub status: Option<StatusLine>,
+    /// The last read failed: show the banner until one succeeds.
+    pub db_down: bool,
+    pub(super) next_req: u64,
+    /// The load whose answer is awaited; answers to older ones are dropped.
+    pub(super) in_flight: Option<u64>,
+}
+
+impl App {
+    pub fn new(actor: impl Into<String>, now: i64, width: u16, height: u16) -> App {
+        App {
+            actor: actor.into(),
+            now,
+            width,
+            height,
+            tab: Tab::Pending,
+            counts: Vec::new(),
+            rows: Vec::new(),
+            more: false,
+            loaded: false,
+            cursor: 0,
+            offset: 0,
+            selected: BTreeSet::new(),
+            filter: None,
+            filter_input: None,
+            detail: None,
+            confirm: None,
+            help: false,
+            status: None,
+            db_down: false,
+            next_req: 0,
+            in_flight: None,
+        }
+    }
+
+    pub fn mode(&self) -> Mode {
+        if self.confirm.is_some() {
+            Mode::Confirm
+        } else if self.help {
+            Mode::Help
+        } else if self.filter_input.is_some() {
+            Mode::Filter
+        } else if self.detail.is_some() {
+            Mode::Detail
+        } else {
+            Mode::Normal
+        }
+    }
+
+    pub fn count(&self, status: Status) -> i64 {
+        self.counts
+            .iter()
+            .find(|(s, _)| *s == status)
+            .map(|(_, n)| *n)
+            .unwrap_or(0)
+    }
+
+    /// Rows of the screen the table (or the detail pane) gets.
+    pub fn body_height(&self) -> usize {
+        let banner = u16::from(self.db_down);
+        self.height.saturating_sub(CHROME_ROWS + banner) as usize
+    }
+
+    /// Table rows visible under the column titles.
+    pub fn visible_rows(&self) -> usize {
+        self.body_height().saturating_sub(1).max(1)
+    }
+
+    pub fn current(&self) -> Option<&MessageSummary> {
+        self.rows.get(self.cursor)
+    }
+
+    /// The first row shown so that the cursor is visible, keeping `offset` where it can: the
+    /// view uses this too, so it never depends on `update` having run after a resize.
+    pub fn clamped_offset(&self) -> usize {
+        let visible = self.visible_rows();
+        let max_offset = self.rows.len().saturating_sub(visible);
+        let mut offset = self.offset.min(max_offset);
+        if self.cursor < offset {
+            offset = self.cursor;
+        } else if self.cursor >= offset + visible {
+            offset = self.cursor + 1 - visible;
+        }
+        offset
+    }
+}

@@ -1,0 +1,238 @@
+//! The screen as a moderator sees it: 80×24 snapshots with a fixed clock and fixed data, and the
+//! promise that nothing from the database reaches the terminal as a control sequence.
+
+use ratatui::Terminal;
+use ratatui::backend::TestBackend;
+use ratatui::buffer::Buffer;
+
+use super::action::{Action, Verb};
+use super::fixtures;
+use super::state::{App, Confirm, DetailPane, StatusLine, Tab, Tone};
+use super::update::update;
+use super::{safe, view};
+use crate::domain::{MessageId, Status};
+
+fn screen(app: &App) -> Terminal<TestBackend> {
+    let mut terminal = Terminal::new(TestBackend::new(app.width, app.height)).unwrap();
+    terminal.draw(|frame| view::draw(frame, app)).unwrap();
+    terminal
+}
+
+fn text_of(buffer: &Buffer) -> String {
+    let w = buffer.area.width as usize;
+    let symbols: Vec<&str> = buffer.content().iter().map(|c| c.symbol()).collect();
+    symbols.chunks(w).map(|row| row.concat()).collect::<Vec<_>>().join("\n")
+}
+
+#[test]
+fn pending_tab() {
+    insta::assert_snapshot!(screen(&fixtures::app(Tab::Pending)).backend());
+}
+
+#[test]
+fn verified_tab_with_a_selection_and_a_result() {
+    let mut app = fixtures::app(Tab::Verified);
+    app.selected.insert(MessageId(110));
+    app.selected.insert(MessageId(103));
+    app.cursor = 1;
+    app.status = Some(StatusLine {
+        text: "released #104 (mailed to staff)".into(),
+        tone: Tone::Success,
+    });
+    insta::assert_snapshot!(screen(&app).backend());
+}
+
+#[test]
+fn released_tab() {
+    let mut app = fixtures::app(Tab::Released);
+    app.cursor = 2;
+    insta::assert_snapshot!(screen(&app).backend());
+}
+
+#[test]
+fn trash_tab() {
+    insta::assert_snapshot!(screen(&fixtures::app(Tab::Trash)).backend());
+}
+
+#[test]
+fn an_empty_filtered_tab() {
+    let mut app = fixtures::app(Tab::Verified);
+    app.rows.clear();
+    app.filter = Some("invoice".into());
+    insta::assert_snapshot!(screen(&app).backend());
+}
+
+#[test]
+fn typing_a_filter() {
+    let mut app = fixtures::app(Tab::Pending);
+    app.filter_input = Some("quote".into());
+    insta::assert_snapshot!(screen(&app).backend());
+}
+
+#[test]
+fn detail_pane() {
+    let mut app = fixtures::app(Tab::Verified);
+    app.detail = Some(DetailPane {
+        id: MessageId(110),
+        details: Some(fixtures::details(110, Status::Verified)),
+        error: None,
+        scroll: 0,
+    });
+    insta::assert_snapshot!(screen(&app).backend());
+}
+
+#[test]
+fn detail_pane_scrolled_to_the_end() {
+    let mut app = fixtures::app(Tab::Verified);
+    app.detail = Some(DetailPane {
+        id: MessageId(110),
+        details: Some(fixtures::details(110, Status::Verified)),
+        error: None,
+        scroll: 0,
+    });
+    update(&mut app, Action::Bottom);
+    assert!(app.detail.as_ref().unwrap().scroll > 0);
+    insta::assert_snapshot!(screen(&app).backend());
+}
+
+#[test]
+fn confirm_dialog_for_several_messages() {
+    let mut app = fixtures::app(Tab::Verified);
+    app.selected.extend([MessageId(110), MessageId(108), MessageId(103)]);
+    app.confirm = Some(Confirm {
+        verb: Verb::Release,
+        ids: vec![MessageId(110), MessageId(108), MessageId(103)],
+        skipped: 0,
+    });
+    insta::assert_snapshot!(screen(&app).backend());
+}
+
+#[test]
+fn confirm_dialog_for_a_delete() {
+    let mut app = fixtures::app(Tab::Pending);
+    app.confirm = Some(Confirm {
+        verb: Verb::Delete,
+        ids: vec![MessageId(112)],
+        skipped: 0,
+    });
+    insta::assert_snapshot!(screen(&app).backend());
+}
+
+#[test]
+fn help_overlay() {
+    let mut app = fixtures::app(Tab::Pending);
+    app.help = true;
+    insta::assert_snapshot!(screen(&app).backend());
+}
+
+#[test]
+fn database_unavailable() {
+    let mut app = fixtures::app(Tab::Released);
+    app.db_down = true;
+    app.status = Some(StatusLine {
+        text: "database error: error returned from database: (code: 14) unable to open database file".into(),
+        tone: Tone::Error,
+    });
+    insta::assert_snapshot!(screen(&app).backend());
+}
+
+#[test]
+fn a_hostile_message_in_the_pane() {
+    let mut app = fixtures::app(Tab::Pending);
+    app.rows.insert(0, fixtures::hostile_row(113));
+    app.detail = Some(DetailPane {
+        id: MessageId(113),
+        details: Some(fixtures::hostile_details(113)),
+        error: None,
+        scroll: 0,
+    });
+    insta::assert_snapshot!(screen(&app).backend());
+}
+
+/// No cell may hold a character the terminal would act on.
+fn assert_clean(buffer: &Buffer) {
+    for (i, cell) in buffer.content().iter().enumerate() {
+        let sym = cell.symbol();
+        assert!(
+            !sym.chars().any(|c| c.is_control() || safe::is_unsafe(c)),
+            "cell {i} ({}, {}) holds {sym:?}",
+            i % buffer.area.width as usize,
+            i / buffer.area.width as usize,
+        );
+    }
+}
+
+#[test]
+fn escape_sequences_from_the_database_never_reach_the_terminal() {
+    let mut app = fixtures::app(Tab::Pending);
+    app.rows.insert(0, fixtures::hostile_row(113));
+    app.width = 200;
+    app.height = 40;
+    app.selected.insert(MessageId(113));
+    let table = screen(&app);
+    assert_clean(table.backend().buffer());
+    let shown = text_of(table.backend().buffer());
+    // Spelled out, not obeyed, and marked.
+    assert!(shown.contains("clear\\u{1b}[2J"), "{shown}");
+    assert!(shown.contains("Evil \\u{1b}]0;pwned\\u{7}"), "{shown}");
+    let hostile_line = shown.lines().find(|l| l.contains("113")).unwrap();
+    assert!(hostile_line.contains(super::text::MARK_FLAGGED), "{hostile_line}");
+    let plain_line = shown.lines().find(|l| l.contains("112")).unwrap();
+    assert!(!plain_line.contains(super::text::MARK_FLAGGED), "{plain_line}");
+
+    // The pane shows every field, the body line by line; the status line repeats an error
+    // that quotes visitor text.
+    app.detail = Some(DetailPane {
+        id: MessageId(113),
+        details: Some(fixtures::hostile_details(113)),
+        error: None,
+        scroll: 0,
+    });
+    app.status = Some(StatusLine {
+        text: fixtures::HOSTILE.into(),
+        tone: Tone::Error,
+    });
+    for scroll in 0..=view::detail::max_scroll(&app) {
+        if let Some(pane) = app.detail.as_mut() {
+            pane.scroll = scroll;
+        }
+        let pane = screen(&app);
+        assert_clean(pane.backend().buffer());
+        if scroll == 0 {
+            let shown = text_of(pane.backend().buffer());
+            assert!(shown.contains(super::text::FLAGGED_NOTE), "{shown}");
+            assert!(shown.contains("clip\\u{1b}]52;c;cm0gLXJmIH4=\\u{7}"), "{shown}");
+            assert!(shown.contains("c1\\u{9b}1;1H bidi\\u{202e}txt.exe"), "{shown}");
+        }
+    }
+
+    // The filter being typed and the actor's name are shown too.
+    app.detail = None;
+    app.filter_input = Some("\u{1b}[2J".into());
+    app.actor = "mallory\u{1b}]0;x\u{7}".into();
+    assert_clean(screen(&app).backend().buffer());
+}
+
+#[test]
+fn rendering_at_tiny_sizes_does_not_panic() {
+    for (w, h) in [(0, 0), (1, 1), (10, 3), (20, 5), (40, 8)] {
+        let mut app = fixtures::app(Tab::Pending);
+        app.width = w;
+        app.height = h;
+        app.help = true;
+        app.confirm = Some(Confirm {
+            verb: Verb::Delete,
+            ids: vec![MessageId(112)],
+            skipped: 0,
+        });
+        screen(&app);
+        app.detail = Some(DetailPane {
+            id: MessageId(112),
+            details: Some(fixtures::details(112, Status::Pending)),
+            error: None,
+            scroll: 3,
+        });
+        app.db_down = true;
+        screen(&app);
+    }
+}

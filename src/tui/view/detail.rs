@@ -1,0 +1,212 @@
+//! The detail pane (Enter): a fixed header line, then the message wrapped, its consent record,
+//! its audit trail and its mail history, scrolled as one.
+
+use ratatui::buffer::Buffer;
+use ratatui::layout::Rect;
+use ratatui::style::{Modifier, Style};
+use ratatui::text::{Line, Span};
+
+use super::{age, bold, datetime, dim, error, heading, warn, width, wrap};
+use crate::actions::Details;
+use crate::domain::{MessageId, Status};
+use crate::store::OutboxState;
+use crate::tui::safe::{display_safe, safe, safe_lines};
+use crate::tui::state::App;
+use crate::tui::text;
+
+/// Indent of values under a label ("  User agent    …").
+const LABEL: usize = 14;
+
+pub fn render(app: &App, area: Rect, buf: &mut Buffer) {
+    let Some(pane) = &app.detail else { return };
+    if area.is_empty() {
+        return;
+    }
+    let header = header(app, pane.id, pane.details.as_ref());
+    buf.set_style(
+        Rect { height: 1, ..area },
+        Style::new().add_modifier(Modifier::REVERSED),
+    );
+    buf.set_line(area.x, area.y, &header, area.width);
+    let content = Rect {
+        y: area.y + 1,
+        height: area.height - 1,
+        ..area
+    };
+    let lines = match (&pane.details, &pane.error) {
+        (Some(d), Some(e)) => {
+            // Shown above what was read last (the message may have been purged meanwhile).
+            let mut all = vec![Line::styled(
+                safe(&text::detail_failed(pane.id, e)).into_owned(),
+                error(),
+            )];
+            all.extend(lines(d, content.width as usize, app.now));
+            all
+        }
+        (Some(d), None) => lines(d, content.width as usize, app.now),
+        (None, Some(e)) => vec![Line::styled(
+            safe(&text::detail_failed(pane.id, e)).into_owned(),
+            error(),
+        )],
+        (None, None) => vec![Line::styled(text::detail_loading(pane.id), dim())],
+    };
+    let scroll = pane.scroll.min(lines.len().saturating_sub(content.height as usize));
+    for (i, line) in lines.iter().skip(scroll).take(content.height as usize).enumerate() {
+        buf.set_line(content.x, content.y + i as u16, line, content.width);
+    }
+}
+
+/// How far the pane can scroll (`update` clamps with it).
+pub fn max_scroll(app: &App) -> usize {
+    let Some(details) = app.detail.as_ref().and_then(|p| p.details.as_ref()) else {
+        return 0;
+    };
+    let rows = app.body_height().saturating_sub(1);
+    let error_line = usize::from(app.detail.as_ref().is_some_and(|p| p.error.is_some()));
+    (lines(details, app.width as usize, app.now).len() + error_line).saturating_sub(rows)
+}
+
+fn header(app: &App, id: MessageId, details: Option<&Details>) -> Line<'static> {
+    let (status, name, email) = match details {
+        Some(d) => (
+            Some(d.message.status),
+            d.message.name.as_str(),
+            d.message.email.as_str(),
+        ),
+        None => match app.rows.iter().find(|r| r.id == id) {
+            Some(r) => (Some(r.status), r.name.as_str(), r.email.as_str()),
+            None => (None, "", ""),
+        },
+    };
+    let mut spans = vec![Span::styled(format!(" #{id} "), bold())];
+    if let Some(s) = status {
+        spans.push(Span::styled(format!("{s} "), bold()));
+    }
+    if !name.is_empty() {
+        spans.push(Span::raw(format!("· {} <{}>", safe(name), safe(email))));
+    }
+    Line::from(spans)
+}
+
+/// Everything below the header, wrapped to `cols`.
+pub fn lines(d: &Details, cols: usize, now: i64) -> Vec<Line<'static>> {
+    let m = &d.message;
+    let mut out: Vec<Line<'static>> = Vec::new();
+    let (body, body_flagged) = safe_lines(&m.body);
+    let fields = [
+        Some(&m.name),
+        Some(&m.email),
+        m.subject.as_ref(),
+        m.ip.as_ref(),
+        m.user_agent.as_ref(),
+    ];
+    let flagged = body_flagged || fields.into_iter().flatten().any(|s| display_safe(s).1);
+    if flagged {
+        for l in wrap(text::FLAGGED_NOTE, cols) {
+            out.push(Line::styled(l, warn().add_modifier(Modifier::BOLD)));
+        }
+    }
+    let subject = match m.subject.as_deref() {
+        Some(s) if !s.trim().is_empty() => safe(s).into_owned(),
+        _ => text::NO_SUBJECT.to_string(),
+    };
+    labelled(&mut out, text::SUBJECT, &subject, cols, bold());
+    out.push(Line::styled("─".repeat(cols), dim()));
+    for line in &body {
+        for l in wrap(line, cols) {
+            out.push(Line::raw(l));
+        }
+    }
+    out.push(Line::raw(""));
+
+    section(&mut out, text::CONSENT);
+    let when = |t: Option<i64>| match t {
+        Some(t) => format!("{} ({})", datetime(t), text::ago(&age(now, t))),
+        None => text::NOT_YET.to_string(),
+    };
+    let or_unknown = |s: Option<&String>| s.map(|s| safe(s).into_owned()).unwrap_or_else(|| text::UNKNOWN.into());
+    labelled(&mut out, text::IP, &or_unknown(m.ip.as_ref()), cols, Style::new());
+    labelled(
+        &mut out,
+        text::USER_AGENT,
+        &or_unknown(m.user_agent.as_ref()),
+        cols,
+        Style::new(),
+    );
+    labelled(&mut out, text::SUBMITTED, &when(Some(m.created_at)), cols, Style::new());
+    labelled(&mut out, text::LINK_OPENED, &when(m.link_opened_at), cols, Style::new());
+    labelled(&mut out, text::VERIFIED, &when(m.verified_at), cols, Style::new());
+    if m.released_at.is_some() || m.status == Status::Released {
+        labelled(&mut out, text::RELEASED, &when(m.released_at), cols, Style::new());
+    }
+    if m.deleted_at.is_some() || m.status == Status::Deleted {
+        labelled(&mut out, text::DELETED, &when(m.deleted_at), cols, Style::new());
+    }
+    out.push(Line::raw(""));
+
+    section(&mut out, text::AUDIT);
+    for a in &d.audit {
+        let mut what = format!(
+            "{}  {}  {}",
+            safe(&a.actor),
+            safe(&a.action),
+            text::status_change(a.from_status, a.to_status)
+        );
+        if let Some(detail) = &a.detail {
+            what.push_str(&format!("  ({})", safe(detail)));
+        }
+        hanging(&mut out, &datetime(a.at), 22, &what, cols, Style::new());
+    }
+    out.push(Line::raw(""));
+
+    section(&mut out, text::OUTBOX);
+    if d.outbox.is_empty() {
+        out.push(Line::styled(format!("  {}", text::NO_MAIL), dim()));
+    }
+    for o in &d.outbox {
+        let state = match o.state {
+            OutboxState::Queued if o.attempts == 0 => text::MAIL_QUEUED.to_string(),
+            OutboxState::Queued => format!(
+                "{}, {}",
+                text::mail_retrying(o.attempts, None),
+                text::next_attempt(&datetime(o.next_attempt_at))
+            ),
+            OutboxState::Sent => format!("{}, {}", text::MAIL_SENT, text::attempts(o.attempts)),
+            OutboxState::Dead => format!("{}, {}", text::MAIL_DEAD, text::attempts(o.attempts)),
+        };
+        let mut what = format!("{state} · {} · {}", safe(&o.recipient), datetime(o.created_at));
+        if let Some(e) = &o.last_error {
+            what.push_str(&format!(" · {} {}", text::LAST_ERROR, safe(e)));
+        }
+        let style = match o.state {
+            OutboxState::Dead => error(),
+            OutboxState::Queued if o.attempts > 0 => warn(),
+            _ => Style::new(),
+        };
+        hanging(&mut out, text::mail_kind(o.kind), LABEL, &what, cols, style);
+    }
+    out
+}
+
+fn section(out: &mut Vec<Line<'static>>, title: &str) {
+    out.push(Line::styled(title.to_string(), heading()));
+}
+
+/// `  Label         value`, the value wrapped under itself.
+fn labelled(out: &mut Vec<Line<'static>>, label: &str, value: &str, cols: usize, style: Style) {
+    hanging(out, label, LABEL, value, cols, style);
+}
+
+fn hanging(out: &mut Vec<Line<'static>>, label: &str, label_cols: usize, value: &str, cols: usize, style: Style) {
+    let indent = 2 + label_cols;
+    let room = cols.saturating_sub(indent).max(10);
+    for (i, part) in wrap(value, room).into_iter().enumerate() {
+        let lead = if i == 0 {
+            let pad = label_cols.saturating_sub(width(label));
+            format!("  {label}{}", " ".repeat(pad))
+        } else {
+            " ".repeat(indent)
+        };
+        out.push(Line::from(vec![Span::styled(lead, dim()), Span::styled(part, style)]));
+    }
+}
