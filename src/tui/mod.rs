@@ -5,11 +5,12 @@
 //!                                     └──view (pure) ──▶ terminal
 //! ```
 //!
-//! `state` is plain data, `keymap` and `update` are pure and synchronous, `view/` draws (one file
-//! per panel), `safe` keeps visitor text from talking to the terminal, `text` holds every string a
-//! moderator reads.
+//! `state` is plain data, `keymap` and `update` are pure and synchronous, `effects` does the I/O
+//! on tokio tasks, `view/` draws (one file per panel), `safe` keeps visitor text from talking to
+//! the terminal, `text` holds every string a moderator reads.
 
 pub mod action;
+pub mod effects;
 pub mod keymap;
 pub mod safe;
 pub mod state;
@@ -21,3 +22,214 @@ pub mod view;
 mod fixtures;
 #[cfg(test)]
 mod tests;
+
+use std::io::{IsTerminal, Stdout};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Once};
+use std::time::Duration;
+
+use anyhow::Context;
+use ratatui::Terminal;
+use ratatui::backend::CrosstermBackend;
+use ratatui::crossterm::event::{self, Event, KeyEventKind};
+use ratatui::crossterm::{cursor, execute, terminal};
+use tokio::sync::mpsc;
+use tracing::instrument::WithSubscriber;
+
+use crate::app::Core;
+use action::{Action, Effect};
+use state::App;
+
+/// How often counts and the rows on screen are read again.
+const TICK: Duration = Duration::from_secs(1);
+/// How long quitting waits for verbs still running (each is one transaction).
+const DRAIN: Duration = Duration::from_secs(10);
+
+/// Runs the dashboard until the moderator quits, the terminal goes away, or SIGTERM/SIGHUP.
+/// `actor` is the name the audit trail records.
+pub async fn run(core: Core, actor: String) -> anyhow::Result<()> {
+    if !std::io::stdout().is_terminal() {
+        anyhow::bail!("formgate tui needs a terminal (stdout is not one)");
+    }
+    let actions = core.actions.clone();
+    let mut screen = Screen::enter().context("setting up the terminal")?;
+    // Everything the dashboard does logs nowhere while it owns the terminal: a log line on
+    // stderr would be drawn over the screen. Outcomes and errors go to the status line.
+    let result = event_loop(&mut screen.terminal, actions, actor)
+        .with_subscriber(tracing::subscriber::NoSubscriber::default())
+        .await;
+    drop(screen);
+    result
+}
+
+async fn event_loop(
+    terminal: &mut Terminal<CrosstermBackend<Stdout>>,
+    actions: Arc<crate::actions::Actions>,
+    actor: String,
+) -> anyhow::Result<()> {
+    let size = terminal.size().context("reading the terminal size")?;
+    let mut app = App::new(actor.clone(), actions.now(), size.width, size.height);
+    let actor: Arc<str> = actor.into();
+    let (effect_tx, mut effect_rx) = mpsc::unbounded_channel::<Action>();
+    let mut input_rx = spawn_input_thread()?;
+    let mut tick = tokio::time::interval(TICK);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut stop = std::pin::pin!(stop_signal());
+    let mut running: Vec<tokio::task::JoinHandle<()>> = Vec::new();
+
+    loop {
+        if PANICKED.load(Ordering::SeqCst) {
+            anyhow::bail!("the dashboard stopped after an internal error (reported above)");
+        }
+        terminal.draw(|frame| view::draw(frame, &app)).context("drawing")?;
+        let action = tokio::select! {
+            event = input_rx.recv() => match event {
+                Some(Event::Key(key)) if key.kind != KeyEventKind::Release => keymap::action_for(key, app.mode()),
+                Some(Event::Resize(w, h)) => Some(Action::Resize(w, h)),
+                Some(Event::Paste(text)) => Some(Action::Paste(text)),
+                Some(_) => None,
+                // The terminal is gone (the input thread ended).
+                None => Some(Action::Quit),
+            },
+            Some(action) = effect_rx.recv() => Some(action),
+            _ = tick.tick() => Some(Action::Tick(actions.now())),
+            _ = &mut stop => Some(Action::Quit),
+        };
+        let Some(action) = action else { continue };
+        match update::update(&mut app, action) {
+            Some(Effect::Quit) => break,
+            Some(effect) => {
+                let is_verb = matches!(effect, Effect::Run { .. });
+                let handle = effects::spawn(actions.clone(), actor.clone(), effect, effect_tx.clone());
+                if is_verb {
+                    running.retain(|h| !h.is_finished());
+                    running.push(handle);
+                }
+            }
+            None => {}
+        }
+    }
+    // A verb already started finishes (or not) as one transaction either way; waiting a little
+    // means quitting right after pressing `r` does not leave the moderator guessing.
+    running.retain(|h| !h.is_finished());
+    if running.is_empty() {
+        return Ok(());
+    }
+    app.status = Some(state::StatusLine {
+        text: text::FINISHING.into(),
+        tone: state::Tone::Info,
+    });
+    let _ = terminal.draw(|frame| view::draw(frame, &app));
+    let _ = tokio::time::timeout(DRAIN, async {
+        for h in running {
+            let _ = h.await;
+        }
+    })
+    .await;
+    Ok(())
+}
+
+/// Terminal events from a plain thread (crossterm's reader blocks), until the receiver is gone.
+fn spawn_input_thread() -> anyhow::Result<mpsc::UnboundedReceiver<Event>> {
+    let (tx, rx) = mpsc::unbounded_channel();
+    std::thread::Builder::new()
+        .name("tui-input".into())
+        .spawn(move || {
+            while !tx.is_closed() {
+                match event::poll(Duration::from_millis(200)) {
+                    Ok(true) => match event::read() {
+                        Ok(ev) => {
+                            if tx.send(ev).is_err() {
+                                break;
+                            }
+                        }
+                        Err(_) => break,
+                    },
+                    Ok(false) => {}
+                    Err(_) => break,
+                }
+            }
+        })
+        .context("starting the input thread")?;
+    Ok(rx)
+}
+
+/// SIGTERM (a service manager) or SIGHUP (the SSH connection dropped).
+async fn stop_signal() {
+    use tokio::signal::unix::{SignalKind, signal};
+    let wait = |kind| async move {
+        match signal(kind) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    tokio::select! {
+        _ = wait(SignalKind::terminate()) => {}
+        _ = wait(SignalKind::hangup()) => {}
+    }
+}
+
+/// The terminal in raw mode on the alternate screen; dropping it (or a panic) puts it back.
+struct Screen {
+    terminal: Terminal<CrosstermBackend<Stdout>>,
+}
+
+/// The terminal is ours: restoring it is due (once).
+static ACTIVE: AtomicBool = AtomicBool::new(false);
+/// A thread panicked: the loop stops at its next turn (the hook already restored the terminal).
+static PANICKED: AtomicBool = AtomicBool::new(false);
+static HOOK: Once = Once::new();
+
+impl Screen {
+    fn enter() -> anyhow::Result<Screen> {
+        HOOK.call_once(|| {
+            let previous = std::panic::take_hook();
+            std::panic::set_hook(Box::new(move |info| {
+                restore();
+                PANICKED.store(true, Ordering::SeqCst);
+                previous(info);
+            }));
+        });
+        ACTIVE.store(true, Ordering::SeqCst);
+        let setup = (|| -> std::io::Result<Terminal<CrosstermBackend<Stdout>>> {
+            terminal::enable_raw_mode()?;
+            execute!(
+                std::io::stdout(),
+                terminal::EnterAlternateScreen,
+                event::EnableBracketedPaste,
+                cursor::Hide
+            )?;
+            let mut t = Terminal::new(CrosstermBackend::new(std::io::stdout()))?;
+            t.clear()?;
+            Ok(t)
+        })();
+        match setup {
+            Ok(terminal) => Ok(Screen { terminal }),
+            Err(e) => {
+                restore();
+                Err(e.into())
+            }
+        }
+    }
+}
+
+impl Drop for Screen {
+    fn drop(&mut self) {
+        restore();
+    }
+}
+
+/// Leaves raw mode and the alternate screen, shows the cursor. Safe to call twice.
+fn restore() {
+    if ACTIVE.swap(false, Ordering::SeqCst) {
+        let _ = terminal::disable_raw_mode();
+        let _ = execute!(
+            std::io::stdout(),
+            event::DisableBracketedPaste,
+            terminal::LeaveAlternateScreen,
+            cursor::Show
+        );
+    }
+}

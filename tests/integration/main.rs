@@ -9,4 +9,5 @@ mod contact;
 mod outbox;
 mod scale;
 mod store;
+mod tui;
 mod verify;
