@@ -34,7 +34,7 @@ struct FileConfig {
     purge_after_days: Option<u32>,
 }
 
-/// Every key, its default, and what it does; the README's table is generated from the same words.
+/// Every key, its default, and what it does. A test checks that README.md documents each one.
 pub const KEYS: &[(&str, &str, &str)] = &[
     ("listen", "127.0.0.1:8080", "address and port the web listener binds"),
     (
@@ -288,7 +288,11 @@ pub fn redact_url(raw: &str) -> String {
         }
         Ok(_) => raw.to_string(),
         // Not parseable: print only what cannot hold a secret.
-        Err(_) => raw.split(':').next().map(|scheme| format!("{scheme}:…")).unwrap_or_default(),
+        Err(_) => raw
+            .split(':')
+            .next()
+            .map(|scheme| format!("{scheme}:…"))
+            .unwrap_or_default(),
     }
 }
 
@@ -681,10 +685,24 @@ mod tests {
 
     #[test]
     fn database_passwords_never_print() {
-        assert_eq!(redact_url("postgres://fg:s3cret@db.example.org/formgate"), "postgres://fg:***@db.example.org/formgate");
+        assert_eq!(
+            redact_url("postgres://fg:s3cret@db.example.org/formgate"),
+            "postgres://fg:***@db.example.org/formgate"
+        );
         assert_eq!(redact_url("sqlite://formgate.db"), "sqlite://formgate.db");
         let c = Config::from_toml("database_url = \"postgres://fg:s3cret@db/x\"", &no_env).unwrap();
         assert!(!format!("{c:?}").contains("s3cret"));
+    }
+
+    #[test]
+    fn the_readme_documents_every_key() {
+        let readme = include_str!("../README.md");
+        for (key, _, _) in KEYS {
+            assert!(
+                readme.contains(&format!("| `{key}` |")),
+                "README's configuration table lacks `{key}`"
+            );
+        }
     }
 
     #[test]

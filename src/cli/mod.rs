@@ -1,12 +1,18 @@
-//! The command line: `formgate serve`, `formgate migrate`, `formgate check-config`.
+//! The command line: `serve`, `tui`, the scriptable verbs (`list`, `show`, `release`, …),
+//! `migrate` and `check-config`. Exit codes: 0 success; 1 an action failed (one line on stderr
+//! per failure); 2 bad usage or configuration.
+
+mod output;
+mod verbs;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
-use crate::app::{Application, shutdown_signal};
+use crate::app::{Application, Core, shutdown_signal};
 use crate::config::{Config, MailTarget};
+use crate::domain::{MessageId, Status};
 
 #[derive(Debug, Parser)]
 #[command(
@@ -30,6 +36,73 @@ pub enum Command {
     Migrate,
     /// Check the configuration and print it (secrets redacted).
     CheckConfig,
+    /// The moderators' dashboard.
+    Tui {
+        /// Name recorded in the audit trail (default: your OS user name).
+        #[arg(long = "as", value_name = "NAME")]
+        actor: Option<String>,
+    },
+    /// List messages, newest first.
+    List {
+        /// Only messages in this status: pending, verified, released, deleted or spam.
+        #[arg(long)]
+        status: Option<Status>,
+        /// Only messages whose name, email, subject or body contains this text.
+        #[arg(long)]
+        search: Option<String>,
+        /// At most this many.
+        #[arg(long, default_value_t = 50)]
+        limit: i64,
+        /// Machine-readable output (see the README for the fields).
+        #[arg(long)]
+        json: bool,
+    },
+    /// Show one message: the text, the consent record, the audit trail and the mail history.
+    Show {
+        id: MessageId,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Deliver verified messages to the staff inbox.
+    Release(Targets),
+    /// Send pending messages' visitors a new verification mail (older links stop working).
+    Resend(Targets),
+    /// Move messages to the trash.
+    Delete(Targets),
+    /// Take messages out of the trash, back to where they were.
+    Restore(Targets),
+    /// Empty the trash for good.
+    Purge {
+        #[arg(long = "as", value_name = "NAME")]
+        actor: Option<String>,
+    },
+    /// Write messages (with their full text) as CSV or JSON to standard output.
+    Export {
+        #[arg(long, value_enum, default_value_t = verbs::ExportFormat::Csv)]
+        format: verbs::ExportFormat,
+        #[arg(long)]
+        status: Option<Status>,
+    },
+}
+
+#[derive(Debug, clap::Args)]
+pub struct Targets {
+    /// Message ids.
+    #[arg(required = true, value_name = "ID")]
+    pub ids: Vec<MessageId>,
+    /// Name recorded in the audit trail (default: your OS user name).
+    #[arg(long = "as", value_name = "NAME")]
+    pub actor: Option<String>,
+}
+
+/// Who is acting: `--as NAME`, else the OS user.
+fn actor(given: Option<String>) -> String {
+    given
+        .filter(|a| !a.trim().is_empty())
+        .or_else(|| std::env::var("USER").ok())
+        .or_else(|| std::env::var("LOGNAME").ok())
+        .filter(|a| !a.trim().is_empty())
+        .unwrap_or_else(|| "unknown".into())
 }
 
 fn load_config(cli: &Cli) -> Result<Config, String> {
@@ -66,22 +139,74 @@ pub fn run() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    let result = runtime.block_on(async {
+    let result: anyhow::Result<ExitCode> = runtime.block_on(async {
+        let ok = |r: anyhow::Result<()>| r.map(|()| ExitCode::SUCCESS);
         match cli.command {
-            Command::Serve => serve(&config).await,
+            Command::Serve => ok(serve(&config).await),
             Command::Migrate => {
                 crate::store::connect(&config.database_url).await?;
-                println!("database {} is up to date", config.database_url);
-                Ok(())
+                println!(
+                    "database {} is up to date",
+                    crate::config::redact_url(&config.database_url)
+                );
+                Ok(ExitCode::SUCCESS)
             }
             Command::CheckConfig => {
                 println!("{config:#?}");
-                Ok(())
+                Ok(ExitCode::SUCCESS)
+            }
+            Command::Tui { actor: a } => ok(crate::tui::run(Core::for_moderator(&config).await?, actor(a)).await),
+            Command::List {
+                status,
+                search,
+                limit,
+                json,
+            } => ok(verbs::list(&Core::for_moderator(&config).await?, status, search, limit, json).await),
+            Command::Show { id, json } => ok(verbs::show(&Core::for_moderator(&config).await?, id, json).await),
+            Command::Release(t) => {
+                verbs::each(
+                    &Core::for_moderator(&config).await?,
+                    verbs::Verb::Release,
+                    &t.ids,
+                    &actor(t.actor),
+                )
+                .await
+            }
+            Command::Resend(t) => {
+                verbs::each(
+                    &Core::for_moderator(&config).await?,
+                    verbs::Verb::Resend,
+                    &t.ids,
+                    &actor(t.actor),
+                )
+                .await
+            }
+            Command::Delete(t) => {
+                verbs::each(
+                    &Core::for_moderator(&config).await?,
+                    verbs::Verb::Delete,
+                    &t.ids,
+                    &actor(t.actor),
+                )
+                .await
+            }
+            Command::Restore(t) => {
+                verbs::each(
+                    &Core::for_moderator(&config).await?,
+                    verbs::Verb::Restore,
+                    &t.ids,
+                    &actor(t.actor),
+                )
+                .await
+            }
+            Command::Purge { actor: a } => ok(verbs::purge(&Core::for_moderator(&config).await?, &actor(a)).await),
+            Command::Export { format, status } => {
+                ok(verbs::export(&Core::for_moderator(&config).await?, format, status).await)
             }
         }
     });
     match result {
-        Ok(()) => ExitCode::SUCCESS,
+        Ok(code) => code,
         Err(e) => {
             eprintln!("formgate: {e:#}");
             ExitCode::FAILURE
@@ -95,7 +220,10 @@ async fn serve(config: &Config) -> anyhow::Result<()> {
     // Say where everything is: a first run should need no guessing.
     println!("formgate is listening on http://{addr}  (contact form at http://{addr}/)");
     println!("  links in mails point to  {}", app.public_url);
-    println!("  database                 {}", config.database_url);
+    println!(
+        "  database                 {}",
+        crate::config::redact_url(&config.database_url)
+    );
     match &config.mail {
         MailTarget::Dir(dir) => println!(
             "  mail                     no smtp_url set: written as .eml files to {} (links are logged too)",

@@ -1,0 +1,158 @@
+//! The non-interactive verbs: the same `actions` the dashboard calls, for scripts and cron jobs.
+
+use std::io::Write;
+use std::process::ExitCode;
+
+use crate::actions::ActionError;
+use crate::app::Core;
+use crate::domain::{MessageId, Status};
+use crate::store::ListQuery;
+
+use super::output;
+
+#[derive(Clone, Copy, Debug)]
+pub enum Verb {
+    Release,
+    Resend,
+    Delete,
+    Restore,
+}
+
+#[derive(Clone, Copy, Debug, clap::ValueEnum)]
+pub enum ExportFormat {
+    Csv,
+    Json,
+}
+
+/// Runs a verb on every id (each independently: one failure does not stop the others), prints
+/// one line per success on stdout and one per failure on stderr. Exit code 1 if any failed.
+pub async fn each(core: &Core, verb: Verb, ids: &[MessageId], actor: &str) -> anyhow::Result<ExitCode> {
+    let mut failed = false;
+    for &id in ids {
+        let outcome: Result<String, ActionError> =
+            match verb {
+                Verb::Release => core.actions.release(id, actor).await.map(|r| {
+                    match (&core.actions.settings().staff_inbox, r.mailed) {
+                        (Some(inbox), true) => format!("released #{id}: queued for {inbox}"),
+                        _ => format!("released #{id} (no staff_inbox configured: marked released, not mailed)"),
+                    }
+                }),
+                Verb::Resend => core
+                    .actions
+                    .resend(id, actor)
+                    .await
+                    .map(|()| format!("resent the verification of #{id}")),
+                Verb::Delete => core
+                    .actions
+                    .delete(id, actor)
+                    .await
+                    .map(|()| format!("moved #{id} to the trash")),
+                Verb::Restore => core
+                    .actions
+                    .restore(id, actor)
+                    .await
+                    .map(|s| format!("restored #{id} to {s}")),
+            };
+        match outcome {
+            Ok(line) => println!("{line}"),
+            Err(e) => {
+                failed = true;
+                eprintln!("formgate: #{id}: {}", output::safe(&e.to_string()));
+            }
+        }
+    }
+    Ok(if failed { ExitCode::FAILURE } else { ExitCode::SUCCESS })
+}
+
+pub async fn list(
+    core: &Core,
+    status: Option<Status>,
+    search: Option<String>,
+    limit: i64,
+    json: bool,
+) -> anyhow::Result<()> {
+    let rows = core
+        .store
+        .list(&ListQuery {
+            status,
+            search,
+            after: None,
+            limit: limit.clamp(1, 10_000),
+        })
+        .await?;
+    let mut out = std::io::stdout().lock();
+    if json {
+        writeln!(out, "{}", output::json(&rows)?)?;
+    } else {
+        output::table(&mut out, &rows, core.actions.now())?;
+    }
+    Ok(())
+}
+
+pub async fn show(core: &Core, id: MessageId, json: bool) -> anyhow::Result<()> {
+    let details = core.actions.details(id).await?;
+    let mut out = std::io::stdout().lock();
+    if json {
+        writeln!(out, "{}", output::json(&details)?)?;
+    } else {
+        output::details(&mut out, &details)?;
+    }
+    Ok(())
+}
+
+pub async fn purge(core: &Core, actor: &str) -> anyhow::Result<()> {
+    let purged = core.actions.purge_trash(actor).await?;
+    println!("purged {} message(s) from the trash", purged.trashed);
+    Ok(())
+}
+
+/// Pages through every message (keyset pagination, so memory stays flat) with its full text.
+/// JSON escapes terminal controls losslessly; CSV cannot, so CSV written to a terminal (rather
+/// than a file or pipe) shows them escaped.
+pub async fn export(core: &Core, format: ExportFormat, status: Option<Status>) -> anyhow::Result<()> {
+    use std::io::IsTerminal;
+    let to_terminal = std::io::stdout().is_terminal();
+    if to_terminal && matches!(format, ExportFormat::Csv) {
+        eprintln!(
+            "formgate: standard output is a terminal: control characters are shown escaped; redirect to a file for the raw data"
+        );
+    }
+    let mut out = std::io::BufWriter::new(std::io::stdout().lock());
+    let mut after = None;
+    let mut first = true;
+    match format {
+        ExportFormat::Csv => output::csv_header(&mut out)?,
+        ExportFormat::Json => write!(out, "[")?,
+    }
+    loop {
+        let page = core
+            .store
+            .list(&ListQuery {
+                status,
+                search: None,
+                after,
+                limit: 500,
+            })
+            .await?;
+        let Some(last) = page.last() else { break };
+        after = Some((last.created_at, last.id));
+        for row in &page {
+            // The listing carries a preview; the export wants the whole message.
+            let Some(m) = core.store.message(row.id).await? else {
+                continue;
+            };
+            match format {
+                ExportFormat::Csv => output::csv_row(&mut out, &m, to_terminal)?,
+                ExportFormat::Json => {
+                    write!(out, "{}{}", if first { "\n" } else { ",\n" }, output::json(&m)?)?;
+                }
+            }
+            first = false;
+        }
+    }
+    if let ExportFormat::Json = format {
+        writeln!(out, "{}]", if first { "" } else { "\n" })?;
+    }
+    out.flush()?;
+    Ok(())
+}
