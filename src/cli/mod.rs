@@ -124,7 +124,10 @@ pub fn init_tracing() {
 
 pub fn run() -> ExitCode {
     let cli = Cli::parse();
-    init_tracing();
+    // The dashboard owns the screen: a log line written to stderr would be drawn over it.
+    if !matches!(cli.command, Command::Tui { .. }) {
+        init_tracing();
+    }
     let config = match load_config(&cli) {
         Ok(c) => c,
         Err(e) => {
