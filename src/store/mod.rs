@@ -114,6 +114,65 @@ fn like_pattern(needle: &str) -> String {
     format!("%{escaped}%")
 }
 
+/// Builds the `list` query for either backend. The page is cut from `messages` alone first, with
+/// only the conditions this query needs (so `messages_by_status` / `messages_by_time` serve the
+/// ORDER BY and LIMIT without sorting the table), and the newest mail is joined for that page
+/// only. One SQL text per shape: a generic `(? IS NULL OR …)` form keeps the planner off the
+/// index, which at 100 000 messages cost ~200 ms a page instead of under a millisecond.
+/// `like` is the case-insensitive match (`LIKE … ESCAPE '\'` or `ILIKE`); `newest_mail` joins
+/// alias `o` to the message `m`.
+fn list_query<'a, DB>(q: &'a ListQuery, like: &str, newest_mail: &str) -> sqlx::QueryBuilder<'a, DB>
+where
+    DB: sqlx::Database,
+    i64: sqlx::Encode<'a, DB> + sqlx::Type<DB>,
+    String: sqlx::Encode<'a, DB> + sqlx::Type<DB>,
+    &'a str: sqlx::Encode<'a, DB> + sqlx::Type<DB>,
+{
+    let mut qb = sqlx::QueryBuilder::new(
+        "SELECT m.id, m.status, m.name, m.email, m.subject, substr(m.body, 1, 200) AS preview, m.created_at,
+                m.verified_at, m.released_at, m.deleted_at,
+                o.kind AS mail_kind, o.state AS mail_state, o.attempts AS mail_attempts, o.last_error AS mail_error,
+                o.next_attempt_at AS mail_next
+         FROM (SELECT * FROM messages WHERE TRUE",
+    );
+    if let Some(status) = q.status {
+        qb.push(" AND status = ").push_bind(status.as_str());
+    }
+    if let Some((at, id)) = q.after {
+        // Spelled out rather than a row value: both planners turn this into an index range.
+        qb.push(" AND (created_at < ").push_bind(at);
+        qb.push(" OR (created_at = ")
+            .push_bind(at)
+            .push(" AND id < ")
+            .push_bind(id.0)
+            .push("))");
+    }
+    if let Some(needle) = q.search.as_deref().filter(|s| !s.is_empty()) {
+        let pattern = like_pattern(needle);
+        qb.push(" AND (");
+        for (i, column) in ["name", "email", "subject", "body"].iter().enumerate() {
+            if i > 0 {
+                qb.push(" OR ");
+            }
+            qb.push(*column)
+                .push(" ")
+                .push(like)
+                .push(" ")
+                .push_bind(pattern.clone());
+            if like == "LIKE" {
+                qb.push(" ESCAPE '\\'");
+            }
+        }
+        qb.push(")");
+    }
+    qb.push(" ORDER BY created_at DESC, id DESC LIMIT ")
+        .push_bind(q.limit.max(1));
+    qb.push(") m ")
+        .push(newest_mail)
+        .push(" ORDER BY m.created_at DESC, m.id DESC");
+    qb
+}
+
 /// One outbox row as the dashboard and tests see it.
 #[derive(Clone, Debug, Serialize)]
 pub struct OutboxRecord {

@@ -14,7 +14,7 @@ use sqlx::{Postgres, Transaction};
 
 use super::{
     Audit, AuditRecord, Change, ListQuery, MailForId, MessageSummary, OutboxItem, OutboxRecord, OutgoingMail, Purged,
-    SendOutcome, Store, StoreError, like_pattern, rows,
+    SendOutcome, Store, StoreError, rows,
 };
 use crate::domain::{Message, MessageId, NewMessage, Status};
 
@@ -322,31 +322,13 @@ impl Store for PgStore {
     }
 
     async fn list(&self, q: &ListQuery) -> Result<Vec<MessageSummary>, StoreError> {
-        let (after_at, after_id) = q.after.map(|(at, id)| (Some(at), Some(id.0))).unwrap_or((None, None));
-        // ILIKE's escape character is backslash by default, which is what `like_pattern` writes.
-        let rows = sqlx::query(
-            "SELECT m.id, m.status, m.name, m.email, m.subject, substr(m.body, 1, 200) AS preview, m.created_at,
-                    m.verified_at, m.released_at, m.deleted_at,
-                    o.kind AS mail_kind, o.state AS mail_state, o.attempts AS mail_attempts, o.last_error AS mail_error,
-                    o.next_attempt_at AS mail_next
-             FROM messages m
-             LEFT JOIN LATERAL (
-                SELECT kind, state, attempts, last_error, next_attempt_at FROM outbox
-                WHERE message_id = m.id ORDER BY id DESC LIMIT 1
-             ) o ON TRUE
-             WHERE ($1::TEXT IS NULL OR m.status = $1)
-               AND ($2::BIGINT IS NULL OR (m.created_at, m.id) < ($2, $3))
-               AND ($4::TEXT IS NULL OR m.name ILIKE $4 OR m.email ILIKE $4 OR m.subject ILIKE $4 OR m.body ILIKE $4)
-             ORDER BY m.created_at DESC, m.id DESC
-             LIMIT $5",
-        )
-        .bind(q.status.map(Status::as_str))
-        .bind(after_at)
-        .bind(after_id)
-        .bind(q.search.as_deref().filter(|s| !s.is_empty()).map(like_pattern))
-        .bind(q.limit.max(1))
-        .fetch_all(&self.pool)
-        .await?;
+        let mut qb = super::list_query::<Postgres>(
+            q,
+            "ILIKE",
+            "LEFT JOIN LATERAL (SELECT kind, state, attempts, last_error, next_attempt_at FROM outbox
+                                WHERE message_id = m.id ORDER BY id DESC LIMIT 1) o ON TRUE",
+        );
+        let rows = qb.build().fetch_all(&self.pool).await?;
         rows.iter().map(rows::summary).collect()
     }
 

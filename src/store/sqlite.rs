@@ -14,7 +14,7 @@ use sqlx::{Sqlite, Transaction};
 
 use super::{
     AuditRecord, Change, ListQuery, MailForId, MessageSummary, OutboxItem, OutboxRecord, Purged, SendOutcome, Store,
-    StoreError, like_pattern, rows,
+    StoreError, rows,
 };
 use crate::domain::{Message, MessageId, NewMessage, Status};
 
@@ -322,28 +322,12 @@ impl Store for SqliteStore {
     }
 
     async fn list(&self, q: &ListQuery) -> Result<Vec<MessageSummary>, StoreError> {
-        let (after_at, after_id) = q.after.map(|(at, id)| (Some(at), Some(id.0))).unwrap_or((None, None));
-        let rows = sqlx::query(
-            "SELECT m.id, m.status, m.name, m.email, m.subject, substr(m.body, 1, 200) AS preview, m.created_at,
-                    m.verified_at, m.released_at, m.deleted_at,
-                    o.kind AS mail_kind, o.state AS mail_state, o.attempts AS mail_attempts, o.last_error AS mail_error,
-                    o.next_attempt_at AS mail_next
-             FROM messages m
-             LEFT JOIN outbox o ON o.id = (SELECT MAX(id) FROM outbox WHERE message_id = m.id)
-             WHERE (?1 IS NULL OR m.status = ?1)
-               AND (?2 IS NULL OR (m.created_at, m.id) < (?2, ?3))
-               AND (?4 IS NULL OR m.name LIKE ?4 ESCAPE '\\' OR m.email LIKE ?4 ESCAPE '\\'
-                    OR m.subject LIKE ?4 ESCAPE '\\' OR m.body LIKE ?4 ESCAPE '\\')
-             ORDER BY m.created_at DESC, m.id DESC
-             LIMIT ?5",
-        )
-        .bind(q.status.map(Status::as_str))
-        .bind(after_at)
-        .bind(after_id)
-        .bind(q.search.as_deref().filter(|s| !s.is_empty()).map(like_pattern))
-        .bind(q.limit.max(1))
-        .fetch_all(&self.reader)
-        .await?;
+        let mut qb = super::list_query::<Sqlite>(
+            q,
+            "LIKE",
+            "LEFT JOIN outbox o ON o.id = (SELECT MAX(id) FROM outbox WHERE message_id = m.id)",
+        );
+        let rows = qb.build().fetch_all(&self.reader).await?;
         rows.iter().map(rows::summary).collect()
     }
 
