@@ -340,6 +340,13 @@ pub trait Store: Send + Sync + 'static {
     /// How many messages are in each status (statuses with none are absent).
     async fn counts(&self) -> Result<Vec<(Status, i64)>, StoreError>;
 
+    /// A signal that fires soon after anyone (any instance, any moderator) changes messages or
+    /// their mail, where the backend can push changes (PostgreSQL: LISTEN/NOTIFY). None means
+    /// watchers must poll. Signals can coalesce or drop (a reconnect), so watchers poll too.
+    async fn changes(&self) -> Option<Arc<tokio::sync::Notify>> {
+        None
+    }
+
     /// Deletes for good: trashed messages deleted before `trashed_before`, and pending (never
     /// verified) messages created before `unverified_before`. Their outbox rows and audit go too.
     async fn purge(&self, trashed_before: i64, unverified_before: i64) -> Result<Purged, StoreError>;

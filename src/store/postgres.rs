@@ -9,8 +9,10 @@ use std::str::FromStr;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
+use sqlx::postgres::{PgConnectOptions, PgListener, PgPool, PgPoolOptions};
 use sqlx::{Postgres, Transaction};
+use std::sync::{Arc, Weak};
+use tokio::sync::Notify;
 
 use super::{
     Audit, AuditRecord, Change, ListQuery, MailForId, MessageSummary, OutboxItem, OutboxRecord, OutgoingMail, Purged,
@@ -20,6 +22,44 @@ use crate::domain::{Message, MessageId, NewMessage, Status};
 
 pub struct PgStore {
     pool: PgPool,
+    /// Started on the first `changes()` call: one LISTEN connection per process.
+    changes: tokio::sync::OnceCell<Arc<Notify>>,
+}
+
+/// The channel every write notifies (inside its transaction, so it is delivered on commit only).
+const CHANGES_CHANNEL: &str = "formgate_changes";
+
+async fn notify_change(tx: &mut Transaction<'_, Postgres>) -> Result<(), StoreError> {
+    sqlx::query("SELECT pg_notify('formgate_changes', '')")
+        .execute(&mut **tx)
+        .await?;
+    Ok(())
+}
+
+/// Forwards notifications to `notify` until the store is dropped; reconnects after a lost
+/// connection (and wakes the watcher then, since changes may have been missed meanwhile).
+async fn listen_for_changes(pool: PgPool, notify: Weak<Notify>) {
+    loop {
+        match PgListener::connect_with(&pool).await {
+            Ok(mut listener) => match listener.listen(CHANGES_CHANNEL).await {
+                Ok(()) => loop {
+                    let Some(n) = notify.upgrade() else { return };
+                    n.notify_one();
+                    drop(n);
+                    if let Err(e) = listener.recv().await {
+                        tracing::debug!(error = %e, "change feed: connection lost; reconnecting");
+                        break;
+                    }
+                },
+                Err(e) => tracing::debug!(error = %e, "change feed: LISTEN failed"),
+            },
+            Err(e) => tracing::debug!(error = %e, "change feed: cannot connect"),
+        }
+        if notify.strong_count() == 0 {
+            return;
+        }
+        tokio::time::sleep(Duration::from_secs(1)).await;
+    }
 }
 
 const MAX_CONNECTIONS: u32 = 10;
@@ -40,7 +80,10 @@ impl PgStore {
             .await?;
         // sqlx holds an advisory lock while it migrates, so instances starting together take turns.
         sqlx::migrate!("./migrations/postgres").run(&pool).await?;
-        Ok(Self { pool })
+        Ok(Self {
+            pool,
+            changes: tokio::sync::OnceCell::new(),
+        })
     }
 }
 
@@ -129,6 +172,7 @@ impl Store for PgStore {
         };
         insert_audit(&mut tx, id, now, &audit, None, Status::Pending).await?;
         insert_outbox(&mut tx, id, now, &mail(id).map_err(StoreError::Mail)?).await?;
+        notify_change(&mut tx).await?;
         tx.commit().await?;
         Ok(id)
     }
@@ -180,6 +224,7 @@ impl Store for PgStore {
         if let Some(mail) = &c.mail {
             insert_outbox(&mut tx, c.id, c.now, mail).await?;
         }
+        notify_change(&mut tx).await?;
         tx.commit().await?;
         Ok(true)
     }
@@ -298,6 +343,10 @@ impl Store for PgStore {
         .bind(owner)
         .execute(&self.pool)
         .await?;
+        // Mail states show on the dashboard; one signal per batch, not per mail.
+        sqlx::query("SELECT pg_notify('formgate_changes', '')")
+            .execute(&self.pool)
+            .await?;
         Ok(())
     }
 
@@ -339,6 +388,18 @@ impl Store for PgStore {
         rows.iter().map(rows::status_count).collect()
     }
 
+    async fn changes(&self) -> Option<Arc<Notify>> {
+        let notify = self
+            .changes
+            .get_or_init(|| async {
+                let notify = Arc::new(Notify::new());
+                tokio::spawn(listen_for_changes(self.pool.clone(), Arc::downgrade(&notify)));
+                notify
+            })
+            .await;
+        Some(notify.clone())
+    }
+
     async fn purge(&self, trashed_before: i64, unverified_before: i64) -> Result<Purged, StoreError> {
         let mut tx = self.pool.begin().await?;
         let trashed = sqlx::query("DELETE FROM messages WHERE status = 'deleted' AND deleted_at < $1")
@@ -351,6 +412,7 @@ impl Store for PgStore {
             .execute(&mut *tx)
             .await?
             .rows_affected();
+        notify_change(&mut tx).await?;
         tx.commit().await?;
         Ok(Purged { trashed, unverified })
     }

@@ -41,6 +41,8 @@ use action::{Action, Effect};
 use state::App;
 
 /// How often counts and the rows on screen are read again.
+/// The least time between two refreshes caused by pushed changes.
+const PUSHED_REFRESH_GAP: Duration = Duration::from_millis(250);
 const TICK: Duration = Duration::from_secs(1);
 /// How long quitting waits for verbs still running (each is one transaction).
 const DRAIN: Duration = Duration::from_secs(10);
@@ -76,6 +78,11 @@ async fn event_loop(
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut stop = std::pin::pin!(stop_signal());
     let mut running: Vec<tokio::task::JoinHandle<()>> = Vec::new();
+    // PostgreSQL pushes changes (LISTEN/NOTIFY): refresh at once instead of at the next tick,
+    // at most every PUSHED_REFRESH_GAP so a burst of writes costs one reload. The tick stays as
+    // the fallback for SQLite and for notifications lost in a reconnect.
+    let changes = actions.store().changes().await;
+    let mut last_refresh = tokio::time::Instant::now();
 
     loop {
         if PANICKED.load(Ordering::SeqCst) {
@@ -92,7 +99,23 @@ async fn event_loop(
                 None => Some(Action::Quit),
             },
             Some(action) = effect_rx.recv() => Some(action),
-            _ = tick.tick() => Some(Action::Tick(actions.now())),
+            _ = tick.tick() => {
+                last_refresh = tokio::time::Instant::now();
+                Some(Action::Tick(actions.now()))
+            }
+            _ = async {
+                match &changes {
+                    Some(n) => n.notified().await,
+                    None => std::future::pending().await,
+                }
+            } => {
+                if last_refresh.elapsed() >= PUSHED_REFRESH_GAP {
+                    last_refresh = tokio::time::Instant::now();
+                    Some(Action::Tick(actions.now()))
+                } else {
+                    None
+                }
+            }
             _ = &mut stop => Some(Action::Quit),
         };
         let Some(action) = action else { continue };

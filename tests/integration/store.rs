@@ -434,3 +434,57 @@ async fn two_stores_race_on_one_postgres_database() {
     let b = PgStore::open(db.url()).await.unwrap();
     race(Arc::new(a), Arc::new(b)).await;
 }
+
+#[tokio::test]
+async fn postgres_pushes_changes_to_other_instances() {
+    let Some(db) = TestDatabase::fresh().await else {
+        return;
+    };
+    let watcher: SharedStore = Arc::new(PgStore::open(db.url()).await.unwrap());
+    let writer: SharedStore = Arc::new(PgStore::open(db.url()).await.unwrap());
+    let changes = watcher.changes().await.expect("PostgreSQL pushes changes");
+    // The first signal says "subscribed; you may have missed something": take it.
+    tokio::time::timeout(std::time::Duration::from_secs(5), changes.notified())
+        .await
+        .expect("subscribed");
+
+    let id = insert(&writer, 1, T0, "hello").await;
+    tokio::time::timeout(std::time::Duration::from_secs(1), changes.notified())
+        .await
+        .expect("an insert by another instance is pushed within a second");
+
+    assert!(
+        writer
+            .apply(&change(id, Status::Pending, Status::Deleted, T0 + 1, None))
+            .await
+            .unwrap()
+    );
+    tokio::time::timeout(std::time::Duration::from_secs(1), changes.notified())
+        .await
+        .expect("a moderator's change is pushed within a second");
+
+    // A change that did not apply (lost compare-and-swap) notifies nobody.
+    assert!(
+        !writer
+            .apply(&change(id, Status::Pending, Status::Deleted, T0 + 2, None))
+            .await
+            .unwrap()
+    );
+    assert!(
+        tokio::time::timeout(std::time::Duration::from_millis(300), changes.notified())
+            .await
+            .is_err(),
+        "no signal for a change that did not happen"
+    );
+}
+
+#[tokio::test]
+async fn sqlite_has_no_push_and_watchers_poll() {
+    let dir = tempfile::tempdir().unwrap();
+    let store: SharedStore = Arc::new(
+        SqliteStore::open(&format!("sqlite://{}", dir.path().join("x.db").display()))
+            .await
+            .unwrap(),
+    );
+    assert!(store.changes().await.is_none());
+}
