@@ -12,6 +12,7 @@ use crate::mail::human_time;
 use crate::store::{MessageSummary, OutboxState};
 use crate::tui::safe::is_unsafe;
 pub use crate::tui::safe::safe;
+pub use crate::tui::view::age;
 
 /// Serialises, then writes control, C1 and bidi characters as `\uXXXX` escapes: still the same
 /// JSON to a parser, but inert when printed on a terminal.
@@ -28,16 +29,6 @@ pub fn json<T: Serialize>(value: &T) -> serde_json::Result<String> {
         }
     }
     Ok(out)
-}
-
-pub fn age(now: i64, then: i64) -> String {
-    let s = (now - then).max(0);
-    match s {
-        0..60 => format!("{s}s"),
-        60..3600 => format!("{}m", s / 60),
-        3600..86_400 => format!("{}h", s / 3600),
-        _ => format!("{}d", s / 86_400),
-    }
 }
 
 fn clip(s: &str, width: usize) -> String {
@@ -250,12 +241,5 @@ mod tests {
         assert!(!s.chars().any(|c| c.is_control() && c != '\n'), "{s:?}");
         let back: serde_json::Value = serde_json::from_str(&s).unwrap();
         assert_eq!(back["name"], "a\u{1b}[2Jb\u{9b}c\u{202e}d", "same data for a parser");
-    }
-
-    #[test]
-    fn ages() {
-        assert_eq!(age(100, 100), "0s");
-        assert_eq!(age(4000, 100), "1h");
-        assert_eq!(age(100 + 3 * 86_400, 100), "3d");
     }
 }

@@ -133,30 +133,16 @@ impl Composer {
             .parse()
             .map_err(|e| ComposeError::Build(format!("visitor address: {e}")))?;
         let reply_to = Mailbox::new(Some(m.name.clone()), visitor_address);
-        let message_id = self.message_id(MailKind::Release, m.id);
-        let email = Email::builder()
-            .from(self.from.clone())
-            .reply_to(reply_to)
-            .to(to.clone())
-            // Subject lines fold; a newline can never come from the parsed visitor fields anyway.
-            .subject(subject.replace(['\r', '\n'], " ").trim())
-            .message_id(Some(message_id.clone()))
-            .date(UNIX_EPOCH + Duration::from_secs(now.max(0) as u64))
-            .header(AutoSubmitted)
-            .multipart(
-                MultiPart::alternative()
-                    .singlepart(SinglePart::builder().header(ContentType::TEXT_PLAIN).body(text))
-                    .singlepart(SinglePart::builder().header(ContentType::TEXT_HTML).body(html)),
-            )
-            .map_err(|e| ComposeError::Build(e.to_string()))?;
-        Ok(OutgoingMail {
-            kind: MailKind::Release,
-            recipient: to.email.to_string(),
-            sender: self.from.email.to_string(),
-            message_id_header: message_id,
-            payload: email.formatted(),
-            give_up_at: now + self.mail_lifetime,
-        })
+        self.build(
+            MailKind::Release,
+            m.id,
+            to.clone(),
+            Some(reply_to),
+            &subject,
+            text,
+            html,
+            now,
+        )
     }
 
     pub fn verify(&self, m: &VerifyMail<'_>) -> Result<OutgoingMail, ComposeError> {
@@ -173,13 +159,32 @@ impl Composer {
             None,
             m.to.as_str().parse().map_err(|e| ComposeError::Build(format!("{e}")))?,
         );
-        let message_id = self.message_id(MailKind::Verify, m.id);
-        let email = Email::builder()
-            .from(self.from.clone())
-            .to(to.clone())
-            .subject(subject.trim())
+        self.build(MailKind::Verify, m.id, to, None, &subject, text, html, m.now)
+    }
+
+    /// One multipart/alternative mail from formgate's sender, with its own Message-ID.
+    #[allow(clippy::too_many_arguments)]
+    fn build(
+        &self,
+        kind: MailKind,
+        id: MessageId,
+        to: Mailbox,
+        reply_to: Option<Mailbox>,
+        subject: &str,
+        text: String,
+        html: String,
+        now: i64,
+    ) -> Result<OutgoingMail, ComposeError> {
+        let message_id = self.message_id(kind, id);
+        let mut builder = Email::builder().from(self.from.clone()).to(to.clone());
+        if let Some(reply_to) = reply_to {
+            builder = builder.reply_to(reply_to);
+        }
+        let email = builder
+            // Subject lines fold; a newline can never come from the parsed visitor fields anyway.
+            .subject(subject.replace(['\r', '\n'], " ").trim())
             .message_id(Some(message_id.clone()))
-            .date(UNIX_EPOCH + Duration::from_secs(m.now.max(0) as u64))
+            .date(UNIX_EPOCH + Duration::from_secs(now.max(0) as u64))
             .header(AutoSubmitted)
             .multipart(
                 MultiPart::alternative()
@@ -188,12 +193,12 @@ impl Composer {
             )
             .map_err(|e| ComposeError::Build(e.to_string()))?;
         Ok(OutgoingMail {
-            kind: MailKind::Verify,
+            kind,
             recipient: to.email.to_string(),
             sender: self.from.email.to_string(),
             message_id_header: message_id,
             payload: email.formatted(),
-            give_up_at: m.now + self.mail_lifetime,
+            give_up_at: now + self.mail_lifetime,
         })
     }
 }
