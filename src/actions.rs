@@ -16,7 +16,9 @@ use lettre::message::Mailbox;
 use serde::Serialize;
 
 use crate::mail::human_time;
-use crate::store::{Audit, AuditRecord, Change, OutboxRecord, OutgoingMail, Purged, SharedStore, StoreError};
+use crate::store::{
+    Audit, AuditRecord, Change, MailGuard, OutboxRecord, OutgoingMail, Purged, SharedStore, StoreError, SuppressedAddress,
+};
 use crate::token::{self, Keys, Purpose, TokenError};
 
 /// Wrong codes allowed before the message needs a new verification mail.
@@ -82,8 +84,12 @@ pub struct Settings {
     pub staff_inbox: Option<Mailbox>,
     /// Release every message the moment its sender confirms it (the plain contact-form flow).
     pub auto_release: bool,
-    /// Trash and never-verified messages older than this are purged by `serve`; None: never.
+    /// Trash, spam and never-verified messages older than this are purged by `serve`; None: never.
     pub purge_after: Option<std::time::Duration>,
+    /// Caps on automatic verification mail (a moderator's resend is exempt; suppression is not).
+    pub mail_guard: MailGuard,
+    /// A post without the form page's signed time field is spam.
+    pub require_form_token: bool,
 }
 
 /// What a release did.
@@ -183,16 +189,30 @@ impl Actions {
     /// A visitor posted a valid form: store it as pending with its verification mail queued, in one
     /// transaction. Returns only after the commit, so success means durable.
     pub async fn submit(&self, msg: NewMessage) -> Result<Submitted, ActionError> {
+        self.submit_as(msg, None).await
+    }
+
+    /// Like [`Actions::submit`]; `spam` says why a bot filter caught the post: it is stored as spam
+    /// and never mailed. A post over a mail cap, or naming a suppressed address, is stored pending
+    /// with no mail (the audit line says why). The visitor's answer is the same in every case.
+    pub async fn submit_as(&self, msg: NewMessage, spam: Option<&str>) -> Result<Submitted, ActionError> {
         let now = self.clock.now();
         let nonce = new_nonce();
         let expires_at = now + self.token_ttl;
         let render = |id: MessageId| self.verify_mail(id, &msg.email, &nonce, expires_at, now);
-        let id = self
+        let inserted = self
             .store
-            .insert_message(&msg, now, &nonce, expires_at, &render)
+            .insert_guarded(&msg, now, &nonce, expires_at, &render, &self.settings.mail_guard, spam)
             .await?;
-        self.outbox_wake.notify_one();
-        tracing::info!(message_id = id.0, "message received; verification queued");
+        let id = inserted.id;
+        match (spam, &inserted.withheld) {
+            (Some(why), _) => tracing::info!(message_id = id.0, why, "message caught as spam; not mailed"),
+            (None, Some(why)) => tracing::info!(message_id = id.0, why = %why, "message received; verification withheld"),
+            (None, None) => {
+                self.outbox_wake.notify_one();
+                tracing::info!(message_id = id.0, "message received; verification queued");
+            }
+        }
         Ok(Submitted {
             id,
             receipt: self.receipt(id, now),
@@ -370,19 +390,41 @@ impl Actions {
         if m.verify_mails >= MAX_VISITOR_MAILS {
             return Err(ActionError::TooManyMails(m.verify_mails));
         }
-        self.new_verification(&m, "visitor").await?;
+        let guard = self.settings.mail_guard;
+        self.new_verification(&m, "visitor", Transition::Resend, Some(&guard), None)
+            .await?;
         Ok(self.receipt(m.id, self.clock.now()))
     }
 
     /// A moderator resends the verification of a pending message.
+    /// Exempt from the per-address and hourly caps (a person decided), never from suppression.
     pub async fn resend(&self, id: MessageId, actor: &str) -> Result<(), ActionError> {
         let m = self.load(id).await?;
-        self.new_verification(&m, actor).await
+        let detail = Some("by a moderator: exempt from the mail caps".to_string());
+        self.new_verification(&m, actor, Transition::Resend, Some(&MailGuard::default()), detail)
+            .await
+    }
+
+    /// "Not spam": a moderator moves a message a bot filter caught back to pending, and its
+    /// verification mail goes out (within the caps, and never to a suppressed address).
+    pub async fn not_spam(&self, id: MessageId, actor: &str) -> Result<(), ActionError> {
+        let m = self.load(id).await?;
+        let guard = self.settings.mail_guard;
+        self.new_verification(&m, actor, Transition::NotSpam, Some(&guard), None)
+            .await
     }
 
     /// New nonce (older links and codes stop working), new expiry, new mail, one transaction.
-    async fn new_verification(&self, m: &Message, actor: &str) -> Result<(), ActionError> {
-        let to = m.status.apply(Transition::Resend)?;
+    /// If `guard` withholds the mail, only the audit line is written (older links keep working).
+    async fn new_verification(
+        &self,
+        m: &Message,
+        actor: &str,
+        transition: Transition,
+        guard: Option<&MailGuard>,
+        detail: Option<String>,
+    ) -> Result<(), ActionError> {
+        let to = m.status.apply(transition)?;
         let now = self.clock.now();
         let nonce = new_nonce();
         let expires_at = now + self.token_ttl;
@@ -401,16 +443,22 @@ impl Actions {
             new_verification: Some(expires_at),
             audit: Audit {
                 actor: actor.to_string(),
-                action: "resend",
-                detail: None,
+                action: if transition == Transition::NotSpam { "not-spam" } else { "resend" },
+                detail,
             },
             mail: Some(mail),
         };
-        if !self.store.apply(&change).await? {
+        let applied = self.store.apply_guarded(&change, guard).await?;
+        if !applied.done {
             return Err(ActionError::Conflict(m.id));
         }
-        self.outbox_wake.notify_one();
-        tracing::info!(message_id = m.id.0, actor, "verification resent");
+        match applied.withheld {
+            Some(why) => tracing::info!(message_id = m.id.0, actor, why = %why, "verification withheld"),
+            None => {
+                self.outbox_wake.notify_one();
+                tracing::info!(message_id = m.id.0, actor, "verification sent again");
+            }
+        }
         Ok(())
     }
 

@@ -142,6 +142,13 @@ impl Core {
             staff_inbox: config.staff_inbox.clone(),
             auto_release: config.auto_release,
             purge_after: config.purge_after,
+            mail_guard: crate::store::MailGuard {
+                per_address: config
+                    .verify_mails_per_address
+                    .map(|(n, window)| (i64::from(n), window.as_secs() as i64)),
+                per_hour: config.max_mails_per_hour.map(i64::from),
+            },
+            require_form_token: config.require_form_token,
         };
         let actions = Arc::new(Actions::new(
             store.clone(),

@@ -32,6 +32,9 @@ struct FileConfig {
     ui_dir: Option<String>,
     auto_release: Option<bool>,
     purge_after_days: Option<u32>,
+    verify_mails_per_address: Option<String>,
+    max_mails_per_hour: Option<u32>,
+    require_form_token: Option<bool>,
 }
 
 /// Every key, its default, and what it does. A test checks that README.md documents each one.
@@ -94,6 +97,21 @@ pub const KEYS: &[(&str, &str, &str)] = &[
         "ui_dir",
         "(unset: built-in)",
         "folder whose pages/ and email/ templates override the built-in ones",
+    ),
+    (
+        "verify_mails_per_address",
+        "1/24h",
+        "automatic verification mails one address may get per window (`N/window`; `0`: no cap)",
+    ),
+    (
+        "max_mails_per_hour",
+        "500",
+        "verification mails queued per hour, all addresses together (0: no cap)",
+    ),
+    (
+        "require_form_token",
+        "false",
+        "treat posts without the form page's signed time field as spam",
     ),
 ];
 
@@ -239,6 +257,11 @@ pub struct Config {
     pub auto_release: bool,
     /// None: keep everything.
     pub purge_after: Option<Duration>,
+    /// At most N automatic verification mails per address per window; None: no cap.
+    pub verify_mails_per_address: Option<(u32, Duration)>,
+    /// None: no hourly cap.
+    pub max_mails_per_hour: Option<u32>,
+    pub require_form_token: bool,
 }
 
 impl fmt::Debug for Config {
@@ -259,6 +282,9 @@ impl fmt::Debug for Config {
             .field("ui_dir", &self.ui_dir)
             .field("auto_release", &self.auto_release)
             .field("purge_after", &self.purge_after)
+            .field("verify_mails_per_address", &self.verify_mails_per_address)
+            .field("max_mails_per_hour", &self.max_mails_per_hour)
+            .field("require_form_token", &self.require_form_token)
             .finish()
     }
 }
@@ -311,6 +337,26 @@ pub fn parse_duration(s: &str) -> Result<Duration, String> {
         _ => return Err(format!("`{s}` has an unknown unit; use s, m, h or d")),
     };
     Ok(Duration::from_secs(n.saturating_mul(mult)))
+}
+
+/// `1/24h` → (1, 24 h); `0` or `off` → None (no cap).
+pub fn parse_per_window(s: &str) -> Result<Option<(u32, Duration)>, String> {
+    let s = s.trim();
+    if s == "0" || s.eq_ignore_ascii_case("off") {
+        return Ok(None);
+    }
+    let (n, window) = s
+        .split_once('/')
+        .ok_or_else(|| format!("`{s}` is not a rate; write e.g. 1/24h (or 0 for no cap)"))?;
+    let n: u32 = n
+        .trim()
+        .parse()
+        .map_err(|_| format!("`{s}` is not a rate; write e.g. 1/24h (or 0 for no cap)"))?;
+    let window = parse_duration(window)?;
+    if n == 0 || window.is_zero() {
+        return Ok(None);
+    }
+    Ok(Some((n, window)))
 }
 
 impl Config {
@@ -493,7 +539,35 @@ impl Config {
         };
         let purge_after = (purge_days > 0).then(|| Duration::from_secs(u64::from(purge_days) * 86_400));
 
+        let per_address_raw = pick("verify_mails_per_address", file.verify_mails_per_address)
+            .unwrap_or_else(|| "1/24h".into());
+        let verify_mails_per_address = parse_per_window(&per_address_raw).map_err(|m| err("verify_mails_per_address", m))?;
+        let max_mails_per_hour = match env("FORMGATE_MAX_MAILS_PER_HOUR") {
+            Some(v) => v
+                .trim()
+                .parse::<u32>()
+                .map_err(|_| err("max_mails_per_hour", format!("`{v}` is not a whole number")))?,
+            None => file.max_mails_per_hour.unwrap_or(500),
+        };
+        let max_mails_per_hour = (max_mails_per_hour > 0).then_some(max_mails_per_hour);
+        let require_form_token = match env("FORMGATE_REQUIRE_FORM_TOKEN") {
+            Some(v) => match v.trim().to_ascii_lowercase().as_str() {
+                "1" | "true" | "yes" | "on" => true,
+                "0" | "false" | "no" | "off" | "" => false,
+                _ => {
+                    return Err(err(
+                        "require_form_token",
+                        format!("`{v}` is not a boolean; write true or false"),
+                    ));
+                }
+            },
+            None => file.require_form_token.unwrap_or(false),
+        };
+
         Ok(Config {
+            verify_mails_per_address,
+            max_mails_per_hour,
+            require_form_token,
             auto_release,
             purge_after,
             listen,
@@ -519,6 +593,9 @@ impl Config {
         c.database_url = database_url;
         c.mail = mail;
         c.keys = KeySource::Inline(vec![Secret("test-key-0123456789-0123456789-0123456789".into())]);
+        // Tests mail one address many times; the abuse tests turn the caps on themselves.
+        c.verify_mails_per_address = None;
+        c.max_mails_per_hour = None;
         c
     }
 }

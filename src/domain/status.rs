@@ -31,6 +31,8 @@ pub enum Transition {
     Restore {
         before_delete: Status,
     },
+    /// A moderator says a message a bot filter caught is not spam: back to pending.
+    NotSpam,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
@@ -48,6 +50,7 @@ impl Transition {
             Transition::Resend => "resend the verification of",
             Transition::Delete => "delete",
             Transition::Restore { .. } => "restore",
+            Transition::NotSpam => "mark as not spam",
         }
     }
 }
@@ -78,6 +81,7 @@ impl Status {
             (Pending, Transition::Verify) => Some(Verified),
             (Verified, Transition::Release) => Some(Released),
             (Pending, Transition::Resend) => Some(Pending),
+            (Spam, Transition::NotSpam) => Some(Pending),
             (Pending | Verified | Released | Spam, Transition::Delete) => Some(Deleted),
             (Deleted, Transition::Restore { before_delete }) if before_delete != Deleted => Some(before_delete),
             _ => None,
@@ -133,6 +137,14 @@ mod tests {
             let d = s.apply(Transition::Delete).unwrap();
             assert_eq!(d, Deleted);
             assert_eq!(d.apply(Transition::Restore { before_delete: s }), Ok(s));
+        }
+    }
+
+    #[test]
+    fn only_spam_can_be_marked_not_spam() {
+        assert_eq!(Spam.apply(Transition::NotSpam), Ok(Pending));
+        for s in [Pending, Verified, Released, Deleted] {
+            assert!(s.apply(Transition::NotSpam).is_err());
         }
     }
 

@@ -350,6 +350,97 @@ pub trait Store: Send + Sync + 'static {
     /// Deletes for good: trashed messages deleted before `trashed_before`, and pending (never
     /// verified) messages created before `unverified_before`. Their outbox rows and audit go too.
     async fn purge(&self, trashed_before: i64, unverified_before: i64) -> Result<Purged, StoreError>;
+
+    /// Stores a new message like [`Store::insert_message`], but queues its verification mail only
+    /// if `guard` allows (checked inside the same write transaction, so concurrent posts naming one
+    /// address cannot both pass a cap of one). `spam`: caught by a bot filter; stored as spam,
+    /// never mailed. A withheld mail is recorded on the message's audit line.
+    #[allow(clippy::too_many_arguments)]
+    async fn insert_guarded(
+        &self,
+        msg: &NewMessage,
+        now: i64,
+        nonce: &str,
+        verify_expires_at: i64,
+        mail: MailForId<'_>,
+        guard: &MailGuard,
+        spam: Option<&str>,
+    ) -> Result<Inserted, StoreError>;
+
+    /// [`Store::apply`], with the change's mail checked against `guard` (None: always queued).
+    /// A withheld mail leaves the nonce and expiry as they were (older links keep working).
+    async fn apply_guarded(&self, change: &Change, guard: Option<&MailGuard>) -> Result<Applied, StoreError>;
+
+    /// "I didn't send this": no more mail to `address` (compared lower-cased). False if it was
+    /// suppressed already.
+    async fn suppress(&self, address: &str, now: i64, reason: &str) -> Result<bool, StoreError>;
+
+    /// A moderator lifts a suppression. False if the address was not suppressed.
+    async fn unsuppress(&self, address: &str) -> Result<bool, StoreError>;
+
+    /// Every suppressed address, newest first.
+    async fn suppressed(&self) -> Result<Vec<SuppressedAddress>, StoreError>;
+}
+
+/// Limits on verification mail, checked in the transaction that would queue one. Suppressed
+/// addresses are never mailed, whatever the guard says.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct MailGuard {
+    /// At most `.0` verification mails to one address within `.1` seconds.
+    pub per_address: Option<(i64, i64)>,
+    /// At most this many mails of any kind queued within the last hour.
+    pub per_hour: Option<i64>,
+}
+
+/// What [`Store::insert_guarded`] did.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Inserted {
+    pub id: MessageId,
+    /// Why no verification mail was queued, if none was.
+    pub withheld: Option<String>,
+}
+
+/// What [`Store::apply_guarded`] did.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Applied {
+    /// False: the message had moved on; nothing changed.
+    pub done: bool,
+    pub withheld: Option<String>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct SuppressedAddress {
+    pub address: String,
+    pub created_at: i64,
+    pub reason: String,
+}
+
+/// Counts the backends looked up for a guard; None where the guard did not need it.
+struct GuardCounts {
+    suppressed: bool,
+    to_address: Option<i64>,
+    last_hour: Option<i64>,
+}
+
+/// The one rule: why a verification mail must not go out, if it must not.
+fn withhold_reason(guard: &MailGuard, c: &GuardCounts) -> Option<String> {
+    if c.suppressed {
+        return Some("verification withheld: the address asked for no more mail (suppressed)".into());
+    }
+    if let (Some((max, window)), Some(n)) = (guard.per_address, c.to_address)
+        && n >= max
+    {
+        return Some(format!(
+            "verification withheld: address already mailed within {}",
+            format_window(window)
+        ));
+    }
+    if let (Some(max), Some(n)) = (guard.per_hour, c.last_hour)
+        && n >= max
+    {
+        return Some(format!("verification withheld: hourly mail limit ({max}) reached"));
+    }
+    None
 }
 
 pub type SharedStore = Arc<dyn Store>;
@@ -367,5 +458,16 @@ pub async fn connect(database_url: &str) -> Result<SharedStore, StoreError> {
             None => database_url.to_string(),
         };
         Err(StoreError::Unsupported(shown))
+    }
+}
+
+/// 86400 → "24 h", 1800 → "30 min".
+fn format_window(secs: i64) -> String {
+    if secs % 3600 == 0 {
+        format!("{} h", secs / 3600)
+    } else if secs % 60 == 0 {
+        format!("{} min", secs / 60)
+    } else {
+        format!("{secs} s")
     }
 }

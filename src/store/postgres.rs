@@ -15,7 +15,7 @@ use std::sync::{Arc, Weak};
 use tokio::sync::Notify;
 
 use super::{
-    Audit, AuditRecord, Change, ListQuery, MailForId, MessageSummary, OutboxItem, OutboxRecord, OutgoingMail, Purged,
+    Applied, Inserted, MailGuard, SuppressedAddress, Audit, AuditRecord, Change, ListQuery, MailForId, MessageSummary, OutboxItem, OutboxRecord, OutgoingMail, Purged,
     SendOutcome, Store, StoreError, rows,
 };
 use crate::domain::{Message, MessageId, NewMessage, Status};
@@ -148,33 +148,11 @@ impl Store for PgStore {
         verify_expires_at: i64,
         mail: MailForId<'_>,
     ) -> Result<MessageId, StoreError> {
-        let mut tx = self.pool.begin().await?;
-        let id: i64 = sqlx::query_scalar(
-            "INSERT INTO messages (status, name, email, subject, body, ip, user_agent, created_at, updated_at, nonce, verify_expires_at)
-             VALUES ('pending', $1, $2, $3, $4, $5, $6, $7, $7, $8, $9) RETURNING id",
-        )
-        .bind(msg.name.as_str())
-        .bind(msg.email.as_str())
-        .bind(msg.subject.as_ref().map(|s| s.as_str()))
-        .bind(msg.body.as_str())
-        .bind(&msg.ip)
-        .bind(&msg.user_agent)
-        .bind(now)
-        .bind(nonce)
-        .bind(verify_expires_at)
-        .fetch_one(&mut *tx)
-        .await?;
-        let id = MessageId(id);
-        let audit = Audit {
-            actor: "visitor".into(),
-            action: "submit",
-            detail: None,
-        };
-        insert_audit(&mut tx, id, now, &audit, None, Status::Pending).await?;
-        insert_outbox(&mut tx, id, now, &mail(id).map_err(StoreError::Mail)?).await?;
-        notify_change(&mut tx).await?;
-        tx.commit().await?;
-        Ok(id)
+        let guard = MailGuard::default();
+        let inserted = self
+            .insert_guarded(msg, now, nonce, verify_expires_at, mail, &guard, None)
+            .await?;
+        Ok(inserted.id)
     }
 
     async fn message(&self, id: MessageId) -> Result<Option<Message>, StoreError> {
@@ -186,47 +164,7 @@ impl Store for PgStore {
     }
 
     async fn apply(&self, c: &Change) -> Result<bool, StoreError> {
-        let mut tx = self.pool.begin().await?;
-        // A concurrent apply on the same row waits here for our commit, then re-evaluates the WHERE
-        // against the row we wrote: its `status = $7` (or nonce) no longer holds and it changes nothing.
-        let updated = sqlx::query(
-            "UPDATE messages SET
-                status = $1,
-                updated_at = $2,
-                nonce = COALESCE($3, nonce),
-                confirmed_nonce = COALESCE($4, confirmed_nonce),
-                verify_expires_at = COALESCE($5, verify_expires_at),
-                verify_mails = verify_mails + CASE WHEN $5 IS NULL THEN 0 ELSE 1 END,
-                code_failures = CASE WHEN $5 IS NULL THEN code_failures ELSE 0 END,
-                verified_at = CASE WHEN $1 = 'verified' THEN $2 ELSE verified_at END,
-                released_at = CASE WHEN $1 = 'released' THEN $2 ELSE released_at END,
-                deleted_at = CASE WHEN $1 = 'deleted' THEN $2 ELSE NULL END,
-                status_before_delete = CASE WHEN $1 = 'deleted' THEN status ELSE NULL END
-             WHERE id = $6 AND status = $7 AND ($8::TEXT IS NULL OR nonce = $8)",
-        )
-        .bind(c.to.as_str())
-        .bind(c.now)
-        .bind(&c.new_nonce)
-        .bind(&c.confirmed_nonce)
-        .bind(c.new_verification)
-        .bind(c.id.0)
-        .bind(c.from.as_str())
-        .bind(&c.expect_nonce)
-        .execute(&mut *tx)
-        .await?
-        .rows_affected();
-        if updated == 0 {
-            // Someone else got there first (or the caller's view was stale): change nothing.
-            tx.rollback().await?;
-            return Ok(false);
-        }
-        insert_audit(&mut tx, c.id, c.now, &c.audit, Some(c.from), c.to).await?;
-        if let Some(mail) = &c.mail {
-            insert_outbox(&mut tx, c.id, c.now, mail).await?;
-        }
-        notify_change(&mut tx).await?;
-        tx.commit().await?;
-        Ok(true)
+        Ok(self.apply_guarded(c, None).await?.done)
     }
 
     async fn record_link_opened(&self, id: MessageId, now: i64) -> Result<(), StoreError> {
@@ -407,7 +345,7 @@ impl Store for PgStore {
             .execute(&mut *tx)
             .await?
             .rows_affected();
-        let unverified = sqlx::query("DELETE FROM messages WHERE status = 'pending' AND created_at < $1")
+        let unverified = sqlx::query("DELETE FROM messages WHERE status IN ('pending', 'spam') AND created_at < $1")
             .bind(unverified_before)
             .execute(&mut *tx)
             .await?
@@ -416,4 +354,198 @@ impl Store for PgStore {
         tx.commit().await?;
         Ok(Purged { trashed, unverified })
     }
+
+    async fn insert_guarded(
+        &self,
+        msg: &NewMessage,
+        now: i64,
+        nonce: &str,
+        verify_expires_at: i64,
+        mail: MailForId<'_>,
+        guard: &MailGuard,
+        spam: Option<&str>,
+    ) -> Result<Inserted, StoreError> {
+        let mut tx = self.pool.begin().await?;
+        let withheld = match spam {
+            Some(_) => None,
+            None => guard_verdict(&mut tx, msg.email.as_str(), now, guard).await?,
+        };
+        let status = if spam.is_some() { Status::Spam } else { Status::Pending };
+        let id: i64 = sqlx::query_scalar(
+            "INSERT INTO messages (status, name, email, subject, body, ip, user_agent, created_at, updated_at, nonce, verify_expires_at)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $8, $9, $10) RETURNING id",
+        )
+        .bind(status.as_str())
+        .bind(msg.name.as_str())
+        .bind(msg.email.as_str())
+        .bind(msg.subject.as_ref().map(|s| s.as_str()))
+        .bind(msg.body.as_str())
+        .bind(&msg.ip)
+        .bind(&msg.user_agent)
+        .bind(now)
+        .bind(nonce)
+        .bind(verify_expires_at)
+        .fetch_one(&mut *tx)
+        .await?;
+        let id = MessageId(id);
+        let detail = match spam {
+            Some(why) => Some(format!("caught by a bot filter: {why}; not mailed")),
+            None => withheld.clone(),
+        };
+        let audit = Audit {
+            actor: "visitor".into(),
+            action: "submit",
+            detail,
+        };
+        insert_audit(&mut tx, id, now, &audit, None, status).await?;
+        if spam.is_none() && withheld.is_none() {
+            insert_outbox(&mut tx, id, now, &mail(id).map_err(StoreError::Mail)?).await?;
+        }
+        notify_change(&mut tx).await?;
+        tx.commit().await?;
+        Ok(Inserted { id, withheld })
+    }
+
+    async fn apply_guarded(&self, change: &Change, guard: Option<&MailGuard>) -> Result<Applied, StoreError> {
+        let mut tx = self.pool.begin().await?;
+        let mut withheld = None;
+        let mut held;
+        let mut c = change;
+        if let (Some(guard), Some(mail)) = (guard, &change.mail) {
+            withheld = guard_verdict(&mut tx, &mail.recipient, change.now, guard).await?;
+            if let Some(reason) = &withheld {
+                held = change.clone();
+                held.mail = None;
+                held.new_nonce = None;
+                held.new_verification = None;
+                held.audit.detail = Some(reason.clone());
+                c = &held;
+            }
+        }
+        // A concurrent apply on the same row waits here for our commit, then re-evaluates the WHERE
+        // against the row we wrote: its `status = $7` (or nonce) no longer holds and it changes nothing.
+        let updated = sqlx::query(
+            "UPDATE messages SET
+                status = $1,
+                updated_at = $2,
+                nonce = COALESCE($3, nonce),
+                confirmed_nonce = COALESCE($4, confirmed_nonce),
+                verify_expires_at = COALESCE($5, verify_expires_at),
+                verify_mails = verify_mails + CASE WHEN $5 IS NULL THEN 0 ELSE 1 END,
+                code_failures = CASE WHEN $5 IS NULL THEN code_failures ELSE 0 END,
+                verified_at = CASE WHEN $1 = 'verified' THEN $2 ELSE verified_at END,
+                released_at = CASE WHEN $1 = 'released' THEN $2 ELSE released_at END,
+                deleted_at = CASE WHEN $1 = 'deleted' THEN $2 ELSE NULL END,
+                status_before_delete = CASE WHEN $1 = 'deleted' THEN status ELSE NULL END
+             WHERE id = $6 AND status = $7 AND ($8::TEXT IS NULL OR nonce = $8)",
+        )
+        .bind(c.to.as_str())
+        .bind(c.now)
+        .bind(&c.new_nonce)
+        .bind(&c.confirmed_nonce)
+        .bind(c.new_verification)
+        .bind(c.id.0)
+        .bind(c.from.as_str())
+        .bind(&c.expect_nonce)
+        .execute(&mut *tx)
+        .await?
+        .rows_affected();
+        if updated == 0 {
+            // Someone else got there first (or the caller's view was stale): change nothing.
+            tx.rollback().await?;
+            return Ok(Applied { done: false, withheld: None });
+        }
+        insert_audit(&mut tx, c.id, c.now, &c.audit, Some(c.from), c.to).await?;
+        if let Some(mail) = &c.mail {
+            insert_outbox(&mut tx, c.id, c.now, mail).await?;
+        }
+        notify_change(&mut tx).await?;
+        tx.commit().await?;
+        Ok(Applied { done: true, withheld })
+    }
+
+
+    async fn suppress(&self, address: &str, now: i64, reason: &str) -> Result<bool, StoreError> {
+        let n = sqlx::query(
+            "INSERT INTO suppressed_addresses (address, created_at, reason) VALUES (lower($1), $2, $3) ON CONFLICT (address) DO NOTHING",
+        )
+        .bind(address)
+        .bind(now)
+        .bind(reason)
+        .execute(&self.pool)
+        .await?
+        .rows_affected();
+        Ok(n > 0)
+    }
+
+    async fn unsuppress(&self, address: &str) -> Result<bool, StoreError> {
+        let n = sqlx::query("DELETE FROM suppressed_addresses WHERE address = lower($1)")
+            .bind(address)
+            .execute(&self.pool)
+            .await?
+            .rows_affected();
+        Ok(n > 0)
+    }
+
+    async fn suppressed(&self) -> Result<Vec<SuppressedAddress>, StoreError> {
+        let rows: Vec<(String, i64, String)> = sqlx::query_as(
+            "SELECT address, created_at, reason FROM suppressed_addresses ORDER BY created_at DESC, address",
+        )
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows
+            .into_iter()
+            .map(|(address, created_at, reason)| SuppressedAddress {
+                address,
+                created_at,
+                reason,
+            })
+            .collect())
+    }
+}
+
+/// Looks up what `guard` needs, inside the write transaction. The advisory lock (released at
+/// commit) serialises transactions that would mail the same address, so two concurrent posts
+/// cannot both count zero.
+async fn guard_verdict(
+    tx: &mut Transaction<'_, Postgres>,
+    recipient: &str,
+    now: i64,
+    guard: &MailGuard,
+) -> Result<Option<String>, StoreError> {
+    sqlx::query("SELECT pg_advisory_xact_lock(hashtext(lower($1)))")
+        .bind(recipient)
+        .execute(&mut **tx)
+        .await?;
+    let suppressed: Option<i32> = sqlx::query_scalar("SELECT 1 FROM suppressed_addresses WHERE address = lower($1)")
+        .bind(recipient)
+        .fetch_optional(&mut **tx)
+        .await?;
+    let to_address = match guard.per_address {
+        Some((_, window)) => Some(
+            sqlx::query_scalar(
+                "SELECT COUNT(*) FROM outbox WHERE lower(recipient) = lower($1) AND created_at > $2 AND kind = 'verify'",
+            )
+            .bind(recipient)
+            .bind(now - window)
+            .fetch_one(&mut **tx)
+            .await?,
+        ),
+        None => None,
+    };
+    let last_hour = match guard.per_hour {
+        Some(_) => Some(
+            sqlx::query_scalar("SELECT COUNT(*) FROM outbox WHERE created_at > $1")
+                .bind(now - 3600)
+                .fetch_one(&mut **tx)
+                .await?,
+        ),
+        None => None,
+    };
+    let counts = super::GuardCounts {
+        suppressed: suppressed.is_some(),
+        to_address,
+        last_hour,
+    };
+    Ok(super::withhold_reason(guard, &counts))
 }

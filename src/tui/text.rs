@@ -66,6 +66,8 @@ pub const FILTER_HINT: &str = "type to filter name, email, subject and message Â
 pub const MAIL_QUEUED: &str = "queued";
 pub const MAIL_SENT: &str = "sent";
 pub const MAIL_DEAD: &str = "dead-lettered";
+/// A pending message whose verification was withheld (mail cap or suppressed address).
+pub const MAIL_HELD: &str = "held";
 
 pub fn mail_retrying(attempts: i64, error: Option<&str>) -> String {
     match error {

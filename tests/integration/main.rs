@@ -5,6 +5,7 @@
 #[path = "../support/mod.rs"]
 mod support;
 
+mod abuse;
 mod cli;
 mod contact;
 mod outbox;

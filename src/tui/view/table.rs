@@ -120,7 +120,12 @@ fn cells(app: &App, row: &MessageSummary, cursor: bool, selected: bool, w: &[usi
             (first.unwrap_or_default(), base.patch(dim()))
         }
     };
-    let (mail, mail_style) = mail_state(row.mail.as_ref());
+    // Pending with no mail at all: a cap or a suppression withheld its verification (see audit).
+    let (mail, mail_style) = if row.mail.is_none() && row.status == crate::domain::Status::Pending {
+        (std::borrow::Cow::Borrowed(text::MAIL_HELD), warn())
+    } else {
+        mail_state(row.mail.as_ref())
+    };
     vec![
         Span::styled(
             cell(&marks, w[0]),

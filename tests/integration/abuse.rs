@@ -1,0 +1,120 @@
+//! Abuse: the verification mail as a weapon (per-address and hourly caps, "I didn't send this"),
+//! bot filters (honeypot, signed time trap) and hostile header input. Over real HTTP against the
+//! real app, with a real SMTP listener.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use formgate::app::Core;
+use formgate::config::{MailTarget, SmtpUrl};
+use formgate::domain::{MessageId, Status};
+
+use crate::support::app::{Backend, Options, TestApp, on_every_backend};
+use crate::support::smtp::TestSmtp;
+
+/// The app with the shipped defaults for the mail caps (tests otherwise run without them).
+async fn spawn_guarded(backend: Backend) -> Option<TestApp> {
+    spawn_with_caps(backend, Some((1, Duration::from_secs(24 * 3600))), Some(500)).await
+}
+
+async fn spawn_with_caps(
+    backend: Backend,
+    per_address: Option<(u32, Duration)>,
+    per_hour: Option<u32>,
+) -> Option<TestApp> {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (db, database) = backend.fresh_database(dir.path()).await?;
+    let smtp = TestSmtp::start().await;
+    let mail = MailTarget::Smtp(SmtpUrl::parse(&smtp.url()).expect("smtp url"));
+    let mut config = formgate::config::Config::for_tests(db, mail);
+    config.smtp_timeout = Duration::from_secs(3);
+    config.mail_from = "Example Forms <forms@example.org>".parse().expect("mailbox");
+    config.verify_mails_per_address = per_address;
+    config.max_mails_per_hour = per_hour;
+    let mut app = TestApp::spawn_config(config, dir, Some(smtp), &Options::default()).await;
+    app.database = database;
+    Some(app)
+}
+
+/// The "check your inbox" page a browser lands on, with the receipt taken out.
+async fn landing_page(app: &TestApp, res: reqwest::Response) -> (u16, String) {
+    let status = res.status().as_u16();
+    let location = res.headers()["location"].to_str().unwrap().to_string();
+    let receipt = location.strip_prefix("/contact/sent?r=").expect("redirect to the sent page");
+    let page = app.get(&location).await.text().await.unwrap();
+    (status, page.replace(receipt, "RECEIPT"))
+}
+
+async fn moderator(app: &TestApp) -> Core {
+    Core::open(&app.config, Arc::new(app.clock.clone()), "http://127.0.0.1:8080")
+        .await
+        .expect("moderator core")
+}
+
+/// Lets the outbox worker send whatever it would, then counts what arrived.
+async fn settled_mail_count(app: &TestApp) -> usize {
+    tokio::time::sleep(Duration::from_millis(600)).await;
+    app.smtp().count()
+}
+
+async fn fifty_posts_naming_one_address_send_exactly_one_mail(backend: Backend) {
+    let Some(app) = spawn_guarded(backend).await else {
+        return;
+    };
+    let first = landing_page(&app, app.submit("victim@example.org").await).await;
+    app.mail(1).await;
+    for i in 0..49 {
+        // Case does not make a new address.
+        let email = if i % 2 == 0 { "victim@example.org" } else { "Victim@Example.ORG" };
+        let again = landing_page(&app, app.submit(email).await).await;
+        assert_eq!(again, first, "the visitor sees exactly the same page, mailed or not");
+    }
+    assert_eq!(settled_mail_count(&app).await, 1, "one mail per address per 24 h");
+    for id in 1..=50 {
+        let m = app.message(MessageId(id)).await;
+        assert_eq!(m.status, Status::Pending, "every post is stored");
+    }
+    let trail = app.store.audit_trail(MessageId(2)).await.unwrap();
+    assert!(
+        trail[0]
+            .detail
+            .as_deref()
+            .is_some_and(|d| d.contains("verification withheld: address already mailed within 24 h")),
+        "{trail:?}"
+    );
+    assert!(app.store.outbox_for_message(MessageId(2)).await.unwrap().is_empty());
+
+    // The visitor's own resend button counts as automatic: still held.
+    let receipt = crate::support::app::receipt_from_redirect(&app.submit("victim@example.org").await);
+    let res = app.post_form("/contact/resend", &[("receipt", &receipt)]).await;
+    assert_eq!(res.status(), 303);
+    assert_eq!(settled_mail_count(&app).await, 1);
+
+    // A moderator's explicit resend goes out, and is audited.
+    let core = moderator(&app).await;
+    core.actions.resend(MessageId(2), "moderator:ann").await.unwrap();
+    let mail = app.mail(2).await;
+    assert_eq!(mail.header("To").as_deref(), Some("victim@example.org"));
+    let trail = app.store.audit_trail(MessageId(2)).await.unwrap();
+    let last = trail.last().unwrap();
+    assert_eq!((last.actor.as_str(), last.action.as_str()), ("moderator:ann", "resend"));
+    app.stop().await;
+}
+
+async fn the_hourly_cap_holds_mail_for_every_address(backend: Backend) {
+    let Some(app) = spawn_with_caps(backend, None, Some(3)).await else {
+        return;
+    };
+    for i in 0..5 {
+        app.submit(&format!("visitor{i}@example.org")).await;
+    }
+    assert_eq!(settled_mail_count(&app).await, 3);
+    let trail = app.store.audit_trail(MessageId(5)).await.unwrap();
+    assert!(trail[0].detail.as_deref().unwrap_or("").contains("hourly mail limit (3)"), "{trail:?}");
+    app.stop().await;
+}
+
+on_every_backend!(
+    fifty_posts_naming_one_address_send_exactly_one_mail,
+    the_hourly_cap_holds_mail_for_every_address,
+);
