@@ -1,0 +1,87 @@
+#!/usr/bin/env python3
+"""Small helpers for benches/run.sh, one per subcommand.
+
+    util.py free-port
+    util.py wait-count DB SQL N TIMEOUT_S      poll a SQLite count until it reaches N (exit 1 on timeout)
+    util.py latency SENT_DIR ARRIVALS TARGET_RATE WRK_JSON OUT
+"""
+
+import glob
+import json
+import socket
+import sqlite3
+import sys
+import time
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        print(s.getsockname()[1])
+
+
+def wait_count(db, sql, n, timeout):
+    deadline = time.monotonic() + float(timeout)
+    conn = sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=5)
+    last = -1
+    while time.monotonic() < deadline:
+        try:
+            last = conn.execute(sql).fetchone()[0]
+        except sqlite3.OperationalError:
+            pass  # the schema may not exist yet, or the file is busy: try again
+        if last >= int(n):
+            return 0
+        time.sleep(0.01)
+    print(f"timed out: {last} of {n}", file=sys.stderr)
+    return 1
+
+
+def percentile(sorted_values, p):
+    if not sorted_values:
+        return float("nan")
+    k = min(len(sorted_values) - 1, max(0, round(p / 100 * len(sorted_values)) - 1))
+    return sorted_values[k]
+
+
+def latency(sent_dir, arrivals_file, target_rate, wrk_json, out):
+    sent = {}
+    for path in glob.glob(f"{sent_dir}/sent-*.txt"):
+        with open(path) as f:
+            for line in f:
+                mid, ns = line.split()
+                sent[mid] = int(ns)
+    arrived = {}
+    with open(arrivals_file) as f:
+        for line in f:
+            ns, mid, _rcpt = line.split(" ", 2)
+            arrived.setdefault(mid, int(ns))
+    lat = sorted((arrived[m] - t) / 1e6 for m, t in sent.items() if m in arrived)
+    with open(wrk_json) as f:
+        w = json.load(f)
+    result = {
+        "rate": w["rps"],
+        "target_rate": float(target_rate),
+        "sent": len(sent),
+        "matched": len(lat),
+        "missing": len(sent) - len(lat),
+        "p50_ms": percentile(lat, 50),
+        "p99_ms": percentile(lat, 99),
+        "max_ms": lat[-1] if lat else float("nan"),
+        "http_p99_ms": w["p99_us"] / 1000,
+    }
+    with open(out, "w") as f:
+        json.dump(result, f)
+    print(json.dumps(result))
+    return 0 if lat else 1
+
+
+if __name__ == "__main__":
+    cmd, args = sys.argv[1], sys.argv[2:]
+    if cmd == "free-port":
+        free_port()
+    elif cmd == "wait-count":
+        sys.exit(wait_count(*args))
+    elif cmd == "latency":
+        sys.exit(latency(*args))
+    else:
+        sys.exit(f"unknown command {cmd}")
