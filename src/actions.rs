@@ -25,6 +25,9 @@ use crate::token::{self, Keys, Purpose, TokenError};
 pub const MAX_CODE_FAILURES: i64 = 5;
 /// Verification mails a visitor can have sent for one message (the first one included).
 pub const MAX_VISITOR_MAILS: i64 = 5;
+/// How long the "I didn't send this" link in a verification mail works (a year: long after the
+/// verification link, and as long as the message is kept; `purge_after_days` removes it sooner).
+pub const SUPPRESS_LINK_TTL: i64 = 365 * 86_400;
 /// How long a receipt (the "check your inbox" page's handle) can still ask for a new mail.
 const RECEIPT_RESEND_WINDOW: i64 = 30 * 86_400;
 
@@ -167,6 +170,12 @@ impl Actions {
     ) -> Result<OutgoingMail, String> {
         let token = self.keys.sign(Purpose::Verify, id, expires_at, nonce);
         let code = self.keys.code(id, nonce);
+        let suppress_token = self.keys.sign(
+            Purpose::Suppress,
+            id,
+            now + SUPPRESS_LINK_TTL,
+            &to.as_str().to_lowercase(),
+        );
         if self.settings.log_links {
             tracing::info!(message_id = id.0, link = %self.composer.verify_link(&token), code = %code, "no SMTP configured: the verification mail goes to the mail folder");
         }
@@ -176,6 +185,7 @@ impl Actions {
                 to,
                 token: &token,
                 code: &code,
+                suppress_token: &suppress_token,
                 expires_at,
                 now,
             })
@@ -460,6 +470,41 @@ impl Actions {
             }
         }
         Ok(())
+    }
+
+    /// GET of an "I didn't send this" link: checks it and changes nothing (mail scanners fetch
+    /// links). Any failure, expiry included, is an invalid link.
+    pub async fn open_suppress_link(&self, token: &str) -> Result<String, ActionError> {
+        let t = token::parse(token).map_err(|_| ActionError::InvalidLink)?;
+        let m = self.store.message(t.id).await?.ok_or(ActionError::InvalidLink)?;
+        let address = m.email.to_lowercase();
+        t.verify(&self.keys, Purpose::Suppress, &address, self.clock.now(), SUPPRESS_LINK_TTL)
+            .map_err(|_| ActionError::InvalidLink)?;
+        Ok(address)
+    }
+
+    /// POST of an "I didn't send this" link: no mail to the address, ever, until a moderator
+    /// lifts it. Pressing it twice is fine.
+    pub async fn suppress_by_link(&self, token: &str) -> Result<(), ActionError> {
+        let address = self.open_suppress_link(token).await?;
+        let new = self
+            .store
+            .suppress(&address, self.clock.now(), "the recipient said \"I didn't send this\"")
+            .await?;
+        tracing::info!(new, "an address asked for no more mail");
+        Ok(())
+    }
+
+    /// Every suppressed address (`formgate suppressed`).
+    pub async fn suppressed(&self) -> Result<Vec<SuppressedAddress>, ActionError> {
+        Ok(self.store.suppressed().await?)
+    }
+
+    /// A moderator lifts a suppression. False if the address was not suppressed.
+    pub async fn unsuppress(&self, address: &str, actor: &str) -> Result<bool, ActionError> {
+        let lifted = self.store.unsuppress(address.trim()).await?;
+        tracing::info!(actor, lifted, "suppression lifted");
+        Ok(lifted)
     }
 
     /// Everything about one message: the message, its audit trail and its mail history.

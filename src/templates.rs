@@ -17,6 +17,8 @@ const BUILTIN: &[(&str, &str)] = &[
     ("pages/sent.html", include_str!("../ui/pages/sent.html")),
     ("pages/confirm.html", include_str!("../ui/pages/confirm.html")),
     ("pages/confirmed.html", include_str!("../ui/pages/confirmed.html")),
+    ("pages/suppress.html", include_str!("../ui/pages/suppress.html")),
+    ("pages/suppressed.html", include_str!("../ui/pages/suppressed.html")),
     ("pages/invalid.html", include_str!("../ui/pages/invalid.html")),
     ("pages/expired.html", include_str!("../ui/pages/expired.html")),
     ("pages/error.html", include_str!("../ui/pages/error.html")),

@@ -31,6 +31,12 @@ pub enum Purpose {
     /// Handed to the visitor's browser after posting: lets the "check your inbox" page take the
     /// code or ask for a resend for this one message, without exposing guessable ids.
     Receipt,
+    /// The "I didn't send this" link in the verification mail, signed over the (lower-cased)
+    /// address: following it suppresses the address, not just one message.
+    Suppress,
+    /// The contact form page's time field: signed over when the page was served (the bot filter's
+    /// time trap).
+    Form,
 }
 
 impl Purpose {
@@ -38,6 +44,8 @@ impl Purpose {
         match self {
             Purpose::Verify => "verify",
             Purpose::Receipt => "receipt",
+            Purpose::Suppress => "suppress",
+            Purpose::Form => "form",
         }
     }
 }

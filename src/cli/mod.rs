@@ -71,6 +71,20 @@ pub enum Command {
     Delete(Targets),
     /// Take messages out of the trash, back to where they were.
     Restore(Targets),
+    /// Move messages a bot filter caught back to pending; their verification mail goes out
+    /// (within the mail caps, never to a suppressed address).
+    NotSpam(Targets),
+    /// List the addresses that asked for no more mail ("I didn't send this").
+    Suppressed {
+        #[arg(long)]
+        json: bool,
+    },
+    /// Mail an address that asked for no more mail again (lift its suppression).
+    Unsuppress {
+        email: String,
+        #[arg(long = "as", value_name = "NAME")]
+        actor: Option<String>,
+    },
     /// Empty the trash for good.
     Purge {
         #[arg(long = "as", value_name = "NAME")]
@@ -201,6 +215,19 @@ pub fn run() -> ExitCode {
                     &actor(t.actor),
                 )
                 .await
+            }
+            Command::NotSpam(t) => {
+                verbs::each(
+                    &Core::for_moderator(&config).await?,
+                    verbs::Verb::NotSpam,
+                    &t.ids,
+                    &actor(t.actor),
+                )
+                .await
+            }
+            Command::Suppressed { json } => ok(verbs::suppressed(&Core::for_moderator(&config).await?, json).await),
+            Command::Unsuppress { email, actor: a } => {
+                verbs::unsuppress(&Core::for_moderator(&config).await?, &email, &actor(a)).await
             }
             Command::Purge { actor: a } => ok(verbs::purge(&Core::for_moderator(&config).await?, &actor(a)).await),
             Command::Export { format, status } => {

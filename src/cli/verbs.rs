@@ -16,6 +16,7 @@ pub enum Verb {
     Resend,
     Delete,
     Restore,
+    NotSpam,
 }
 
 #[derive(Clone, Copy, Debug, clap::ValueEnum)]
@@ -52,6 +53,11 @@ pub async fn each(core: &Core, verb: Verb, ids: &[MessageId], actor: &str) -> an
                     .restore(id, actor)
                     .await
                     .map(|s| format!("restored #{id} to {s}")),
+                Verb::NotSpam => core
+                    .actions
+                    .not_spam(id, actor)
+                    .await
+                    .map(|()| format!("#{id} is not spam: pending, verification mail queued unless held")),
             };
         match outcome {
             Ok(line) => println!("{line}"),
@@ -98,6 +104,40 @@ pub async fn show(core: &Core, id: MessageId, json: bool) -> anyhow::Result<()> 
         output::details(&mut out, &details)?;
     }
     Ok(())
+}
+
+/// `formgate suppressed [--json]`.
+pub async fn suppressed(core: &Core, json: bool) -> anyhow::Result<()> {
+    let rows = core.actions.suppressed().await?;
+    let mut out = std::io::stdout().lock();
+    if json {
+        writeln!(out, "{}", output::json(&rows)?)?;
+        return Ok(());
+    }
+    if rows.is_empty() {
+        writeln!(out, "no suppressed addresses")?;
+    }
+    for r in rows {
+        writeln!(
+            out,
+            "{}  since {}  {}",
+            output::safe(&r.address),
+            crate::mail::human_time(r.created_at),
+            output::safe(&r.reason)
+        )?;
+    }
+    Ok(())
+}
+
+/// `formgate unsuppress EMAIL`: exit 1 if the address was not suppressed.
+pub async fn unsuppress(core: &Core, email: &str, actor: &str) -> anyhow::Result<ExitCode> {
+    if core.actions.unsuppress(email, actor).await? {
+        println!("{}: will be mailed again", output::safe(email));
+        Ok(ExitCode::SUCCESS)
+    } else {
+        eprintln!("formgate: {} was not suppressed", output::safe(email));
+        Ok(ExitCode::FAILURE)
+    }
 }
 
 pub async fn purge(core: &Core, actor: &str) -> anyhow::Result<()> {

@@ -48,6 +48,8 @@ pub struct VerifyMail<'a> {
     pub to: &'a VisitorEmail,
     pub token: &'a str,
     pub code: &'a str,
+    /// For the "I didn't send this" link.
+    pub suppress_token: &'a str,
     pub expires_at: i64,
     pub now: i64,
 }
@@ -149,6 +151,7 @@ impl Composer {
         let ctx = context! {
             site_name => &self.site_name,
             link => self.verify_link(m.token),
+            suppress_link => self.link(&format!("/suppress/{}", m.suppress_token)),
             code => m.code,
             expires => human_time(m.expires_at),
         };

@@ -11,7 +11,26 @@ use super::{AppState, wants_json};
 use crate::actions::LinkView;
 
 pub fn router() -> Router<AppState> {
-    Router::new().route("/verify/{token}", get(show).post(confirm))
+    Router::new()
+        .route("/verify/{token}", get(show).post(confirm))
+        .route("/suppress/{token}", get(show_suppress).post(suppress))
+}
+
+/// "I didn't send this": GET shows one button and changes nothing; POST suppresses the address.
+async fn show_suppress(State(state): State<AppState>, Path(token): Path<String>, headers: HeaderMap) -> Response {
+    match state.actions.open_suppress_link(&token).await {
+        Ok(_) => state.page(StatusCode::OK, "suppress", minijinja::context! { token }),
+        Err(e) => state.action_error(e, wants_json(&headers)),
+    }
+}
+
+async fn suppress(State(state): State<AppState>, Path(token): Path<String>, headers: HeaderMap) -> Response {
+    let json = wants_json(&headers);
+    match state.actions.suppress_by_link(&token).await {
+        Ok(()) if json => axum::Json(serde_json::json!({ "status": "suppressed" })).into_response(),
+        Ok(()) => state.page(StatusCode::OK, "suppressed", ()),
+        Err(e) => state.action_error(e, json),
+    }
 }
 
 async fn show(State(state): State<AppState>, Path(token): Path<String>, headers: HeaderMap) -> Response {

@@ -114,7 +114,58 @@ async fn the_hourly_cap_holds_mail_for_every_address(backend: Backend) {
     app.stop().await;
 }
 
+/// The "I didn't send this" link in a verification mail.
+fn suppress_path(mail: &crate::support::smtp::ReceivedMail) -> String {
+    let text = mail.text_body();
+    let start = text.find("/suppress/").expect("a suppress link in the mail");
+    text[start..].split_whitespace().next().unwrap().to_string()
+}
+
+async fn i_didnt_send_this_suppresses_the_address_until_a_moderator_lifts_it(backend: Backend) {
+    let Some(app) = spawn_with_caps(backend, None, None).await else {
+        return;
+    };
+    app.submit("stranger@example.org").await;
+    let link = suppress_path(&app.mail(1).await);
+
+    let res = app.get(&link).await;
+    assert_eq!(res.status(), 200);
+    let page = res.text().await.unwrap();
+    assert!(page.contains("Never email me again") && page.contains(&format!("action=\"{link}\"")), "{page}");
+    assert!(app.store.suppressed().await.unwrap().is_empty(), "GET changes nothing");
+
+    let res = app.client.post(app.url(&link)).send().await.unwrap();
+    assert_eq!(res.status(), 200);
+    assert!(res.text().await.unwrap().contains("will not email this address again"));
+    let again = app.client.post(app.url(&link)).send().await.unwrap();
+    assert_eq!(again.status(), 200, "pressing twice is fine");
+    let listed = app.store.suppressed().await.unwrap();
+    assert_eq!(listed.len(), 1);
+    assert_eq!(listed[0].address, "stranger@example.org");
+
+    // A tampered link suppresses nothing.
+    let bad = format!("{}x", link);
+    assert_eq!(app.client.post(app.url(&bad)).send().await.unwrap().status(), 400);
+
+    // Later posts naming the address (in any case) are stored but never mailed; same page.
+    let res = app.submit("Stranger@Example.org").await;
+    assert_eq!(res.status(), 303);
+    let core = moderator(&app).await;
+    core.actions.resend(MessageId(2), "moderator:ann").await.unwrap();
+    assert_eq!(settled_mail_count(&app).await, 1, "not even a moderator's resend goes out");
+    let trail = app.store.audit_trail(MessageId(2)).await.unwrap();
+    assert!(trail.iter().all(|a| a.detail.as_deref().unwrap_or("").contains("suppressed")), "{trail:?}");
+
+    // The moderator lifts it: mail flows again.
+    assert!(core.actions.unsuppress("STRANGER@example.org", "moderator:ann").await.unwrap());
+    assert!(!core.actions.unsuppress("stranger@example.org", "moderator:ann").await.unwrap());
+    app.submit("stranger@example.org").await;
+    app.mail(2).await;
+    app.stop().await;
+}
+
 on_every_backend!(
     fifty_posts_naming_one_address_send_exactly_one_mail,
     the_hourly_cap_holds_mail_for_every_address,
+    i_didnt_send_this_suppresses_the_address_until_a_moderator_lifts_it,
 );
