@@ -10,7 +10,9 @@ use base64::Engine;
 use tokio::sync::Notify;
 
 use crate::clock::SharedClock;
-use crate::domain::{IllegalTransition, Message, MessageId, NewMessage, Status, Transition, VisitorEmail};
+use crate::domain::{
+    ContactForm, IllegalTransition, Message, MessageId, NewMessage, Status, Transition, VisitorEmail,
+};
 use crate::mail::{Composer, VerifyMail};
 use lettre::message::Mailbox;
 use serde::Serialize;
@@ -28,6 +30,10 @@ pub const MAX_VISITOR_MAILS: i64 = 5;
 /// How long the "I didn't send this" link in a verification mail works (a year: long after the
 /// verification link, and as long as the message is kept; `purge_after_days` removes it sooner).
 pub const SUPPRESS_LINK_TTL: i64 = 365 * 86_400;
+/// A form posted sooner than this after its page was served was not filled in by a person.
+pub const FORM_MIN_SECS: i64 = 3;
+/// A form page older than this is stale: its post is suspect.
+pub const FORM_MAX_AGE: i64 = 12 * 3600;
 /// How long a receipt (the "check your inbox" page's handle) can still ask for a new mail.
 const RECEIPT_RESEND_WINDOW: i64 = 30 * 86_400;
 
@@ -505,6 +511,41 @@ impl Actions {
         let lifted = self.store.unsuppress(address.trim()).await?;
         tracing::info!(actor, lifted, "suppression lifted");
         Ok(lifted)
+    }
+
+    /// The contact form page's time field: an HMAC over the time the page was served.
+    pub fn form_token(&self) -> String {
+        let now = self.clock.now();
+        // The id is not a message: the form token names no message, only a time.
+        self.keys.sign(Purpose::Form, MessageId(1), now + FORM_MAX_AGE, "")
+    }
+
+    /// The bot filters: why this post looks automated, if it does. A filled honeypot, or a time
+    /// field that is forged, older than [`FORM_MAX_AGE`] or younger than [`FORM_MIN_SECS`], is
+    /// always suspect; a missing time field only with `require_form_token` (the JSON API and
+    /// sites' own forms do not have one).
+    pub fn bot_verdict(&self, form: &ContactForm) -> Option<&'static str> {
+        if form.website.as_deref().is_some_and(|w| !w.trim().is_empty()) {
+            return Some("honeypot field filled");
+        }
+        let token = match form.form_token.as_deref().map(str::trim) {
+            Some(t) if !t.is_empty() => t,
+            _ if self.settings.require_form_token => return Some("no form token"),
+            _ => return None,
+        };
+        let now = self.clock.now();
+        let checked = token::parse(token).and_then(|t| {
+            if t.id != MessageId(1) {
+                return Err(TokenError::BadSignature);
+            }
+            t.verify(&self.keys, Purpose::Form, "", now, FORM_MAX_AGE)
+        });
+        match checked {
+            Ok(expires_at) if now - (expires_at - FORM_MAX_AGE) < FORM_MIN_SECS => Some("form posted too fast"),
+            Ok(_) => None,
+            Err(TokenError::Expired { .. }) => Some("form page too old"),
+            Err(_) => Some("bad form token"),
+        }
     }
 
     /// Everything about one message: the message, its audit trail and its mail history.

@@ -42,6 +42,12 @@ pub struct ContactForm {
     pub subject: Option<String>,
     #[serde(default)]
     pub message: String,
+    /// The honeypot: hidden from people, filled in by bots. Never stored.
+    #[serde(default)]
+    pub website: Option<String>,
+    /// The form page's signed issue time (the time trap). Never stored.
+    #[serde(default)]
+    pub form_token: Option<String>,
 }
 
 /// Per-field error messages, keyed by the form's field names; serialised as `{"email": "…"}`.
@@ -204,6 +210,7 @@ mod tests {
             email: email.into(),
             subject: subject.map(Into::into),
             message: message.into(),
+            ..Default::default()
         }
     }
 

@@ -14,6 +14,8 @@ pub enum Verb {
     Resend,
     Delete,
     Restore,
+    /// A message a bot filter caught is not spam: back to pending, verification mailed.
+    NotSpam,
 }
 
 impl Verb {
@@ -28,13 +30,14 @@ impl Verb {
             Verb::Restore => Transition::Restore {
                 before_delete: Status::Pending,
             },
+            Verb::NotSpam => Transition::NotSpam,
         };
         status.apply(t).is_ok()
     }
 
     /// Delete always asks first; the others ask only when they act on several messages.
     pub fn always_confirm(self) -> bool {
-        matches!(self, Verb::Delete)
+        matches!(self, Verb::Delete | Verb::NotSpam)
     }
 }
 
@@ -84,6 +87,7 @@ pub enum Outcome {
     Resent,
     Deleted,
     Restored(Status),
+    NotSpam,
 }
 
 /// The results of one verb on one or more messages, in the order they were run.

@@ -106,6 +106,7 @@ async fn run(actions: &Actions, actor: &str, verb: Verb, ids: Vec<MessageId>) ->
             Verb::Resend => actions.resend(id, actor).await.map(|()| Outcome::Resent),
             Verb::Delete => actions.delete(id, actor).await.map(|()| Outcome::Deleted),
             Verb::Restore => actions.restore(id, actor).await.map(Outcome::Restored),
+            Verb::NotSpam => actions.not_spam(id, actor).await.map(|()| Outcome::NotSpam),
         };
         results.push((id, result.map_err(|e| one_line(&e.to_string()))));
     }

@@ -209,6 +209,16 @@ pub fn rows(tab: Tab) -> Vec<MessageSummary> {
             4 * 86_400,
             mail(Verify, Sent, 1, None),
         )],
+        Tab::Spam => vec![summary(
+            105,
+            s,
+            "Best Prices",
+            "seo@bots.example",
+            Some("Rank #1 on Google"),
+            "Cheap backlinks",
+            3600,
+            None,
+        )],
     }
 }
 
@@ -218,6 +228,7 @@ pub fn counts() -> Vec<(Status, i64)> {
         (Status::Verified, 3),
         (Status::Released, 40),
         (Status::Deleted, 2),
+        (Status::Spam, 1),
     ]
 }
 

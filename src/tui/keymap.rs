@@ -45,6 +45,7 @@ pub fn action_for(key: KeyEvent, mode: Mode) -> Option<Action> {
                 KeyCode::Char('s') => Some(Action::Verb(Verb::Resend)),
                 KeyCode::Char('d') => Some(Action::Verb(Verb::Delete)),
                 KeyCode::Char('u') => Some(Action::Verb(Verb::Restore)),
+                KeyCode::Char('n') => Some(Action::Verb(Verb::NotSpam)),
                 KeyCode::Char('?') => Some(Action::ToggleHelp),
                 KeyCode::Esc => Some(Action::Back),
                 KeyCode::Char('q') if detail => Some(Action::Back),
@@ -56,7 +57,7 @@ pub fn action_for(key: KeyEvent, mode: Mode) -> Option<Action> {
                 KeyCode::Char('/') => Some(Action::StartFilter),
                 KeyCode::Tab => Some(Action::NextTab),
                 KeyCode::BackTab => Some(Action::PrevTab),
-                KeyCode::Char(c @ '1'..='4') => Tab::ALL.get(c as usize - '1' as usize).map(|&t| Action::GoTab(t)),
+                KeyCode::Char(c @ '1'..='5') => Tab::ALL.get(c as usize - '1' as usize).map(|&t| Action::GoTab(t)),
                 _ => None,
             }
         }
@@ -104,7 +105,9 @@ mod tests {
         assert_eq!(name(action_for(ch('G'), m)), "Some(Bottom)");
         assert_eq!(name(action_for(key(KeyCode::PageDown), m)), "Some(PageDown)");
         assert_eq!(name(action_for(ch('3'), m)), "Some(GoTab(Released))");
-        assert_eq!(name(action_for(ch('5'), m)), "None");
+        assert_eq!(name(action_for(ch('5'), m)), "Some(GoTab(Spam))");
+        assert_eq!(name(action_for(ch('6'), m)), "None");
+        assert_eq!(name(action_for(ch('n'), m)), "Some(Verb(NotSpam))");
         assert_eq!(name(action_for(key(KeyCode::BackTab), m)), "Some(PrevTab)");
         assert_eq!(name(action_for(ch('r'), m)), "Some(Verb(Release))");
         assert_eq!(name(action_for(ch('u'), m)), "Some(Verb(Restore))");

@@ -17,10 +17,12 @@ pub enum Tab {
     Verified,
     Released,
     Trash,
+    /// Caught by a bot filter.
+    Spam,
 }
 
 impl Tab {
-    pub const ALL: [Tab; 4] = [Tab::Pending, Tab::Verified, Tab::Released, Tab::Trash];
+    pub const ALL: [Tab; 5] = [Tab::Pending, Tab::Verified, Tab::Released, Tab::Trash, Tab::Spam];
 
     pub fn status(self) -> Status {
         match self {
@@ -28,6 +30,7 @@ impl Tab {
             Tab::Verified => Status::Verified,
             Tab::Released => Status::Released,
             Tab::Trash => Status::Deleted,
+            Tab::Spam => Status::Spam,
         }
     }
 

@@ -55,6 +55,11 @@ fn trash_tab() {
 }
 
 #[test]
+fn spam_tab() {
+    insta::assert_snapshot!(screen(&fixtures::app(Tab::Spam)).backend());
+}
+
+#[test]
 fn an_empty_filtered_tab() {
     let mut app = fixtures::app(Tab::Verified);
     app.rows.clear();

@@ -15,6 +15,7 @@ pub fn tab_title(tab: Tab) -> &'static str {
         Tab::Verified => "Verified",
         Tab::Released => "Released",
         Tab::Trash => "Trash",
+        Tab::Spam => "Spam",
     }
 }
 
@@ -47,6 +48,7 @@ fn status_word(tab: Tab) -> &'static str {
         Tab::Verified => "verified",
         Tab::Released => "released",
         Tab::Trash => "trashed",
+        Tab::Spam => "spam",
     }
 }
 
@@ -84,6 +86,7 @@ fn past(verb: Verb) -> &'static str {
         Verb::Resend => "resent",
         Verb::Delete => "deleted",
         Verb::Restore => "restored",
+        Verb::NotSpam => "marked not spam",
     }
 }
 
@@ -93,6 +96,7 @@ pub fn running(verb: Verb, n: usize) -> String {
         Verb::Resend => "resending the verification of",
         Verb::Delete => "deleting",
         Verb::Restore => "restoring",
+        Verb::NotSpam => "marking as not spam",
     };
     format!("{doing} {}…", messages(n))
 }
@@ -118,6 +122,7 @@ fn outcome(id: MessageId, outcome: &Outcome) -> String {
         Outcome::Resent => format!("resent the verification mail of #{id}"),
         Outcome::Deleted => format!("moved #{id} to the trash (u restores it)"),
         Outcome::Restored(to) => format!("restored #{id} to {to}"),
+        Outcome::NotSpam => format!("#{id} is not spam: pending, verification mailed unless held"),
     }
 }
 
@@ -156,6 +161,7 @@ pub fn not_allowed(verb: Verb) -> &'static str {
         Verb::Resend => "only pending messages can have their verification resent (tab 1)",
         Verb::Delete => "these messages are already in the trash",
         Verb::Restore => "only messages in the trash can be restored (tab 4)",
+        Verb::NotSpam => "only messages a bot filter caught can be marked not spam (tab 5)",
     }
 }
 
@@ -182,6 +188,7 @@ pub fn confirm_question(verb: Verb, n: usize) -> String {
         Verb::Resend => format!("Resend the verification mail for {what}?"),
         Verb::Delete => format!("Move {what} to the trash?"),
         Verb::Restore => format!("Restore {what}?"),
+        Verb::NotSpam => format!("Mark {what} as not spam?"),
     }
 }
 
@@ -191,6 +198,7 @@ pub fn confirm_note(verb: Verb) -> &'static str {
         Verb::Resend => "Each visitor gets a new link; older links stop working.",
         Verb::Delete => "The trash (tab 4) keeps them; u restores.",
         Verb::Restore => "Each goes back to where it was before it was deleted.",
+        Verb::NotSpam => "Each goes back to pending and its sender gets the verification mail.",
     }
 }
 
@@ -267,8 +275,8 @@ pub fn status_change(from: Option<Status>, to: Option<Status>) -> String {
 pub const HELP_TITLE: &str = " Keys ";
 /// Below the keys: how verbs pick their messages, and how to leave.
 pub const HELP_FOOTER: [&str; 3] = [
-    "r s d u act on the selected messages, else on the cursor's; on more",
-    "than one message (and for d, always) a dialog asks first.",
+    "r s d u n act on the selected messages, else on the cursor's; on more",
+    "than one message (and for d and n, always) a dialog asks first.",
     "? / Esc / q closes this help",
 ];
 
@@ -278,8 +286,8 @@ pub const KEYS: &[(&str, &str)] = &[
     ("g / Home  G / End", "first / last loaded message"),
     ("PgDn PgUp C-f C-b", "a page down / up (more rows load as you go)"),
     (
-        "Tab  S-Tab  1-4",
-        "next / previous tab; Pending Verified Released Trash",
+        "Tab  S-Tab  1-5",
+        "prev/next tab: Pending Verified Released Trash Spam",
     ),
     ("Enter", "open the message: text, consent, audit trail, mail"),
     ("space", "select / unselect, then move down"),
@@ -287,7 +295,7 @@ pub const KEYS: &[(&str, &str)] = &[
     ("r", "release: mail it to the staff inbox (Verified)"),
     ("s", "resend the verification mail (Pending)"),
     ("d", "delete: move to the trash"),
-    ("u", "restore from the trash"),
+    ("u / n", "restore from the trash / not spam: back to pending"),
     ("y / Enter  n / Esc", "in the confirm dialog: yes / no"),
     ("/", "filter: type, Enter applies, Esc cancels"),
     ("Esc", "close the message; else clear selection, then filter"),
@@ -300,8 +308,9 @@ pub fn hint_table(tab: Tab) -> &'static str {
     match tab {
         Tab::Pending => "s resend · d delete · space select · enter open · / filter · ? help · q quit",
         Tab::Verified => "r release · d delete · space select · enter open · / filter · ? help · q quit",
-        Tab::Released => "d delete · space select · enter open · / filter · 1-4 tabs · ? help · q quit",
-        Tab::Trash => "u restore · space select · enter open · / filter · 1-4 tabs · ? help · q quit",
+        Tab::Released => "d delete · space select · enter open · / filter · 1-5 tabs · ? help · q quit",
+        Tab::Trash => "u restore · space select · enter open · / filter · 1-5 tabs · ? help · q quit",
+        Tab::Spam => "n not spam · d delete · space select · enter open · / filter · ? help · q quit",
     }
 }
 

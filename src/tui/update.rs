@@ -527,6 +527,8 @@ mod tests {
         assert_eq!(app.tab, Tab::Released);
         press(&mut app, "\t");
         press(&mut app, "\t");
+        assert_eq!(app.tab, Tab::Spam);
+        press(&mut app, "\t");
         assert_eq!(app.tab, Tab::Pending, "wraps around");
     }
 

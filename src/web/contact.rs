@@ -32,7 +32,9 @@ async fn form_page(State(state): State<AppState>) -> Response {
 }
 
 fn render_form(state: &AppState, status: StatusCode, form: &ContactForm, errors: &FieldErrors) -> Response {
-    state.page(status, "form", minijinja::context! { form, errors })
+    // The time trap: a re-shown form keeps the token it was first served with.
+    let form_token = form.form_token.clone().unwrap_or_else(|| state.actions.form_token());
+    state.page(status, "form", minijinja::context! { form, errors, form_token })
 }
 
 async fn stylesheet() -> Response {
@@ -147,7 +149,9 @@ async fn submit(State(state): State<AppState>, req: Request) -> Response {
             return render_form(&state, StatusCode::UNPROCESSABLE_ENTITY, &form, &errors);
         }
     };
-    match state.actions.submit(new).await {
+    // A bot filter's catch is stored as spam and answered exactly like any other post.
+    let spam = state.actions.bot_verdict(&form);
+    match state.actions.submit_as(new, spam).await {
         // Only now, after the commit, does the visitor hear "success".
         Ok(s) if json => (
             StatusCode::ACCEPTED,

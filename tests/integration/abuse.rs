@@ -164,7 +164,71 @@ async fn i_didnt_send_this_suppresses_the_address_until_a_moderator_lifts_it(bac
     app.stop().await;
 }
 
+/// The signed time field of the form page.
+async fn form_token(app: &TestApp) -> String {
+    let html = app.get("/").await.text().await.unwrap();
+    let at = html.find("name=\"form_token\" value=\"").expect("a form token on the form page");
+    let rest = &html[at + "name=\"form_token\" value=\"".len()..];
+    rest[..rest.find('"').unwrap()].to_string()
+}
+
+async fn post_with(app: &TestApp, email: &str, extra: &[(&str, &str)]) -> reqwest::Response {
+    let mut fields = vec![("name", "Ada Lovelace"), ("email", email), ("message", "Hello, a quote please.")];
+    fields.extend_from_slice(extra);
+    app.post_form("/contact", &fields).await
+}
+
+async fn bots_are_stored_as_spam_unmailed_and_told_nothing_and_not_spam_mails_them(backend: Backend) {
+    let Some(app) = spawn_guarded(backend).await else {
+        return;
+    };
+    let person = landing_page(&app, app.submit("person@example.org").await).await;
+    app.mail(1).await;
+
+    // The honeypot: same 303 and page as a person gets, stored as spam, no mail.
+    let honeypot = post_with(&app, "bot1@example.org", &[("website", "http://spam.example")]).await;
+    assert_eq!(landing_page(&app, honeypot).await, person);
+    assert_eq!(app.message(MessageId(2)).await.status, Status::Spam);
+
+    // The time trap: posted within 3 s of the page being served.
+    let token = form_token(&app).await;
+    let fast = post_with(&app, "bot2@example.org", &[("form_token", &token), ("website", "")]).await;
+    assert_eq!(landing_page(&app, fast).await, person);
+    assert_eq!(app.message(MessageId(3)).await.status, Status::Spam);
+    let trail = app.store.audit_trail(MessageId(3)).await.unwrap();
+    assert!(trail[0].detail.as_deref().unwrap().contains("too fast"), "{trail:?}");
+
+    // A forged token, and a page older than 12 h.
+    let forged = format!("{}A", &token[..token.len() - 1]);
+    post_with(&app, "bot3@example.org", &[("form_token", &forged)]).await;
+    assert_eq!(app.message(MessageId(4)).await.status, Status::Spam);
+    app.clock.advance(13 * 3600);
+    post_with(&app, "bot4@example.org", &[("form_token", &token)]).await;
+    assert_eq!(app.message(MessageId(5)).await.status, Status::Spam);
+
+    // A person who takes their time passes; so does the JSON API without a token.
+    let token = form_token(&app).await;
+    app.clock.advance(20);
+    let res = post_with(&app, "slow@example.org", &[("form_token", &token), ("website", "")]).await;
+    assert_eq!(res.status(), 303);
+    assert_eq!(app.message(MessageId(6)).await.status, Status::Pending);
+    app.submit_json("script@example.org").await;
+    assert_eq!(app.message(MessageId(7)).await.status, Status::Pending);
+    app.mail(3).await;
+    assert_eq!(settled_mail_count(&app).await, 3, "no bot got a mail");
+
+    // "Not spam": back to pending, and its verification mail goes out.
+    let core = moderator(&app).await;
+    core.actions.not_spam(MessageId(2), "moderator:ann").await.unwrap();
+    assert_eq!(app.message(MessageId(2)).await.status, Status::Pending);
+    let mail = app.mail(4).await;
+    assert_eq!(mail.header("To").as_deref(), Some("bot1@example.org"));
+    assert!(core.actions.not_spam(MessageId(6), "moderator:ann").await.is_err(), "only spam");
+    app.stop().await;
+}
+
 on_every_backend!(
+    bots_are_stored_as_spam_unmailed_and_told_nothing_and_not_spam_mails_them,
     fifty_posts_naming_one_address_send_exactly_one_mail,
     the_hourly_cap_holds_mail_for_every_address,
     i_didnt_send_this_suppresses_the_address_until_a_moderator_lifts_it,

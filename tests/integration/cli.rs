@@ -49,6 +49,7 @@ impl Fixture {
             email: email.into(),
             subject: None,
             message: body.into(),
+            ..Default::default()
         };
         let new = NewMessage::parse(&form, Some("198.51.100.7".into()), Some("Mozilla/5.0".into())).unwrap();
         let id = self.core.actions.submit(new).await.unwrap().id;

@@ -193,6 +193,7 @@ async fn seeded_database(backend: Backend, n: usize) -> Option<Seeded> {
             email: email.clone(),
             subject: None,
             message: "m".into(),
+            ..Default::default()
         };
         let msg = NewMessage::parse(&form, None, None).unwrap();
         store

@@ -20,6 +20,7 @@ fn new_message(i: usize, body: &str) -> NewMessage {
         email: format!("v{i}@example.org"),
         subject: Some(format!("Subject {i}")),
         message: body.to_string(),
+        ..Default::default()
     };
     NewMessage::parse(&form, Some("192.0.2.1".into()), Some("test-agent".into())).unwrap()
 }

@@ -53,6 +53,7 @@ impl Dashboard {
             email: format!("v{n}@example.org"),
             subject: Some(format!("Question {n}")),
             message: format!("Hello number {n}"),
+            ..Default::default()
         };
         let msg = NewMessage::parse(&form, Some("192.0.2.7".into()), Some("test".into())).unwrap();
         let id = self.actions.submit(msg).await.unwrap().id;
