@@ -55,6 +55,7 @@ impl Application {
             actions: core.actions.clone(),
             templates: core.templates,
             site_name: config.site_name.as_str().into(),
+            edge: Arc::new(web::edge::Edge::new(config, &core.public_url)),
         };
         let transport = Transport::new(&config.mail, config.smtp_timeout);
         let worker = OutboxWorker::new(core.store.clone(), transport, clock, outbox, core.outbox_wake);

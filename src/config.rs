@@ -10,6 +10,7 @@ use std::time::Duration;
 use serde::Deserialize;
 
 use crate::token::Keys;
+use crate::web::edge::{IpNet, RateLimit};
 
 /// The file's shape: every key optional, unknown keys refused (a typo should not pass silently).
 #[derive(Debug, Default, Deserialize)]
@@ -32,6 +33,11 @@ struct FileConfig {
     ui_dir: Option<String>,
     auto_release: Option<bool>,
     purge_after_days: Option<u32>,
+    trusted_proxies: Option<Vec<String>>,
+    allowed_origins: Option<Vec<String>>,
+    rate_limit_contact: Option<String>,
+    rate_limit_verify: Option<String>,
+    body_timeout: Option<String>,
     verify_mails_per_address: Option<String>,
     max_mails_per_hour: Option<u32>,
     require_form_token: Option<bool>,
@@ -98,6 +104,27 @@ pub const KEYS: &[(&str, &str, &str)] = &[
         "(unset: built-in)",
         "folder whose pages/ and email/ templates override the built-in ones",
     ),
+    (
+        "trusted_proxies",
+        "(none)",
+        "proxies (IPs or CIDR blocks) whose X-Forwarded-For / Forwarded headers are believed; env: comma-separated",
+    ),
+    (
+        "allowed_origins",
+        "(none: own pages only)",
+        "other sites whose pages may post the form (CORS); env: comma-separated",
+    ),
+    (
+        "rate_limit_contact",
+        "5/10m",
+        "form posts and resends per client address (IPv6: per /64) and window; 0 turns it off",
+    ),
+    (
+        "rate_limit_verify",
+        "30/10m",
+        "code and link confirmations per client address and window; 0 turns it off",
+    ),
+    ("body_timeout", "10s", "how long a client may take to send a request body (then 408)"),
     (
         "verify_mails_per_address",
         "1/24h",
@@ -257,6 +284,13 @@ pub struct Config {
     pub auto_release: bool,
     /// None: keep everything.
     pub purge_after: Option<Duration>,
+    pub trusted_proxies: Vec<IpNet>,
+    /// ASCII origins (`https://www.example.org`), normalised.
+    pub allowed_origins: Vec<String>,
+    /// None: no limit.
+    pub rate_limit_contact: Option<RateLimit>,
+    pub rate_limit_verify: Option<RateLimit>,
+    pub body_timeout: Duration,
     /// At most N automatic verification mails per address per window; None: no cap.
     pub verify_mails_per_address: Option<(u32, Duration)>,
     /// None: no hourly cap.
@@ -282,6 +316,11 @@ impl fmt::Debug for Config {
             .field("ui_dir", &self.ui_dir)
             .field("auto_release", &self.auto_release)
             .field("purge_after", &self.purge_after)
+            .field("trusted_proxies", &self.trusted_proxies)
+            .field("allowed_origins", &self.allowed_origins)
+            .field("rate_limit_contact", &self.rate_limit_contact)
+            .field("rate_limit_verify", &self.rate_limit_verify)
+            .field("body_timeout", &self.body_timeout)
             .field("verify_mails_per_address", &self.verify_mails_per_address)
             .field("max_mails_per_hour", &self.max_mails_per_hour)
             .field("require_form_token", &self.require_form_token)
@@ -539,6 +578,50 @@ impl Config {
         };
         let purge_after = (purge_days > 0).then(|| Duration::from_secs(u64::from(purge_days) * 86_400));
 
+        // Lists: a TOML array in the file, comma-separated in the environment.
+        let list = |key: &str, from_file: Option<Vec<String>>| -> Vec<String> {
+            match env(&format!("FORMGATE_{}", key.to_ascii_uppercase())) {
+                Some(v) => v.split(',').map(|s| s.trim().to_string()).filter(|s| !s.is_empty()).collect(),
+                None => from_file.unwrap_or_default(),
+            }
+        };
+        let trusted_proxies = list("trusted_proxies", file.trusted_proxies)
+            .iter()
+            .map(|p| IpNet::parse(p).map_err(|m| err("trusted_proxies", m)))
+            .collect::<Result<Vec<_>, _>>()?;
+        let allowed_origins = list("allowed_origins", file.allowed_origins)
+            .iter()
+            .map(|o| {
+                let origin = crate::web::edge::origin_of(o).ok_or_else(|| {
+                    err(
+                        "allowed_origins",
+                        format!("`{o}` is not an origin; write e.g. https://www.example.org"),
+                    )
+                })?;
+                if origin != o.trim_end_matches('/') {
+                    return Err(err(
+                        "allowed_origins",
+                        format!("`{o}` has a path; an origin is only scheme://host[:port], e.g. {origin}"),
+                    ));
+                }
+                Ok(origin)
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        let rate_limit = |key: &str, v: Option<String>, default: &str| {
+            RateLimit::parse(&v.unwrap_or_else(|| default.into())).map_err(|m| err(key, m))
+        };
+        let rate_limit_contact = rate_limit(
+            "rate_limit_contact",
+            pick("rate_limit_contact", file.rate_limit_contact),
+            "5/10m",
+        )?;
+        let rate_limit_verify = rate_limit(
+            "rate_limit_verify",
+            pick("rate_limit_verify", file.rate_limit_verify),
+            "30/10m",
+        )?;
+        let body_timeout = duration("body_timeout", pick("body_timeout", file.body_timeout), "10s")?;
+
         let per_address_raw = pick("verify_mails_per_address", file.verify_mails_per_address)
             .unwrap_or_else(|| "1/24h".into());
         let verify_mails_per_address = parse_per_window(&per_address_raw).map_err(|m| err("verify_mails_per_address", m))?;
@@ -565,6 +648,11 @@ impl Config {
         };
 
         Ok(Config {
+            trusted_proxies,
+            allowed_origins,
+            rate_limit_contact,
+            rate_limit_verify,
+            body_timeout,
             verify_mails_per_address,
             max_mails_per_hour,
             require_form_token,
@@ -593,6 +681,9 @@ impl Config {
         c.database_url = database_url;
         c.mail = mail;
         c.keys = KeySource::Inline(vec![Secret("test-key-0123456789-0123456789-0123456789".into())]);
+        // Every test client is 127.0.0.1: tests that are about rate limits turn them back on.
+        c.rate_limit_contact = None;
+        c.rate_limit_verify = None;
         // Tests mail one address many times; the abuse tests turn the caps on themselves.
         c.verify_mails_per_address = None;
         c.max_mails_per_hour = None;
@@ -779,6 +870,36 @@ mod tests {
                 readme.contains(&format!("| `{key}` |")),
                 "README's configuration table lacks `{key}`"
             );
+        }
+    }
+
+    #[test]
+    fn edge_keys_have_safe_defaults_and_bad_values_name_the_key() {
+        let c = Config::from_toml("", &no_env).unwrap();
+        assert!(c.trusted_proxies.is_empty() && c.allowed_origins.is_empty());
+        assert_eq!(c.rate_limit_contact.map(|l| (l.max, l.window_secs)), Some((5, 600)));
+        assert_eq!(c.rate_limit_verify.map(|l| (l.max, l.window_secs)), Some((30, 600)));
+        assert_eq!(c.body_timeout, Duration::from_secs(10));
+        let c = Config::from_toml(
+            "trusted_proxies = [\"10.0.0.0/8\", \"::1\"]\nallowed_origins = [\"https://www.example.org/\"]\nrate_limit_contact = \"0\"",
+            &no_env,
+        )
+        .unwrap();
+        assert_eq!(c.trusted_proxies.len(), 2);
+        assert_eq!(c.allowed_origins, vec!["https://www.example.org".to_string()]);
+        assert_eq!(c.rate_limit_contact, None);
+        let env = |k: &str| (k == "FORMGATE_TRUSTED_PROXIES").then(|| "127.0.0.1, 10.0.0.0/8".to_string());
+        assert_eq!(Config::from_toml("", &env).unwrap().trusted_proxies.len(), 2);
+        for (toml, key) in [
+            ("trusted_proxies = [\"10.0.0.0/40\"]", "trusted_proxies"),
+            ("allowed_origins = [\"www.example.org\"]", "allowed_origins"),
+            ("allowed_origins = [\"https://x.org/form\"]", "allowed_origins"),
+            ("rate_limit_contact = \"lots\"", "rate_limit_contact"),
+            ("rate_limit_verify = \"5/10w\"", "rate_limit_verify"),
+            ("body_timeout = \"0s\"", "body_timeout"),
+        ] {
+            let e = Config::from_toml(toml, &no_env).unwrap_err();
+            assert_eq!(e.key, key, "{toml}: {e}");
         }
     }
 

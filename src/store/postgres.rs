@@ -502,6 +502,34 @@ impl Store for PgStore {
             })
             .collect())
     }
+
+    async fn count_request(
+        &self,
+        bucket: &str,
+        key: &str,
+        window_start: i64,
+        expires_at: i64,
+    ) -> Result<i64, StoreError> {
+        let count = sqlx::query_scalar(
+            "INSERT INTO rate_limits (bucket, key, window_start, count, expires_at) VALUES ($1, $2, $3, 1, $4)
+             ON CONFLICT (bucket, key, window_start) DO UPDATE SET count = rate_limits.count + 1 RETURNING count",
+        )
+        .bind(bucket)
+        .bind(key)
+        .bind(window_start)
+        .bind(expires_at)
+        .fetch_one(&self.pool)
+        .await?;
+        Ok(count)
+    }
+
+    async fn prune_rate_limits(&self, now: i64) -> Result<u64, StoreError> {
+        let done = sqlx::query("DELETE FROM rate_limits WHERE expires_at < $1")
+            .bind(now)
+            .execute(&self.pool)
+            .await?;
+        Ok(done.rows_affected())
+    }
 }
 
 /// Looks up what `guard` needs, inside the write transaction. The advisory lock (released at

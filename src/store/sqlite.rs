@@ -439,6 +439,35 @@ impl Store for SqliteStore {
             })
             .collect())
     }
+
+    async fn count_request(
+        &self,
+        bucket: &str,
+        key: &str,
+        window_start: i64,
+        expires_at: i64,
+    ) -> Result<i64, StoreError> {
+        // A single statement commits on its own; no BEGIN IMMEDIATE needed for one upsert.
+        let count = sqlx::query_scalar(
+            "INSERT INTO rate_limits (bucket, key, window_start, count, expires_at) VALUES (?, ?, ?, 1, ?)
+             ON CONFLICT (bucket, key, window_start) DO UPDATE SET count = count + 1 RETURNING count",
+        )
+        .bind(bucket)
+        .bind(key)
+        .bind(window_start)
+        .bind(expires_at)
+        .fetch_one(&self.writer)
+        .await?;
+        Ok(count)
+    }
+
+    async fn prune_rate_limits(&self, now: i64) -> Result<u64, StoreError> {
+        let done = sqlx::query("DELETE FROM rate_limits WHERE expires_at < ?")
+            .bind(now)
+            .execute(&self.writer)
+            .await?;
+        Ok(done.rows_affected())
+    }
 }
 
 /// Looks up what `guard` needs, inside the write transaction (BEGIN IMMEDIATE: no other writer

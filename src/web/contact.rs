@@ -1,16 +1,15 @@
 //! The contact form: show it, take posts (form-encoded or JSON), and the "check your inbox" page
 //! with its code field and resend button.
 
-use std::net::SocketAddr;
-
 use axum::Router;
 use axum::body::Body;
-use axum::extract::{ConnectInfo, Query, Request, State};
+use axum::extract::{Query, Request, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
 use serde::Deserialize;
 
+use super::edge::ClientIp;
 use super::{AppState, MAX_BODY, wants_json};
 use crate::actions::ActionError;
 use crate::domain::{ContactForm, FieldErrors, NewMessage};
@@ -51,12 +50,18 @@ async fn stylesheet() -> Response {
 /// Why a body could not be read, before any field is looked at.
 enum BodyError {
     TooLarge,
+    /// The client stopped sending before the body was complete (`body_timeout`).
+    TimedOut,
     UnsupportedType,
     Unreadable(String),
 }
 
 /// Reads at most [`MAX_BODY`] bytes and decodes them by content type.
-async fn read_body<T: serde::de::DeserializeOwned>(headers: &HeaderMap, body: Body) -> Result<T, BodyError> {
+async fn read_body<T: serde::de::DeserializeOwned>(
+    state: &AppState,
+    headers: &HeaderMap,
+    body: Body,
+) -> Result<T, BodyError> {
     // Refuse a declared oversize body before reading a byte of it.
     let declared = headers
         .get(header::CONTENT_LENGTH)
@@ -74,8 +79,11 @@ async fn read_body<T: serde::de::DeserializeOwned>(headers: &HeaderMap, body: Bo
     if mime != "application/x-www-form-urlencoded" && mime != "application/json" {
         return Err(BodyError::UnsupportedType);
     }
-    let bytes = axum::body::to_bytes(body, MAX_BODY)
+    // A chunked body has no declared length: the limit cuts it off at MAX_BODY bytes, and the
+    // timeout cuts off a client that trickles bytes to hold a connection open.
+    let bytes = tokio::time::timeout(state.edge.body_timeout, axum::body::to_bytes(body, MAX_BODY))
         .await
+        .map_err(|_| BodyError::TimedOut)?
         .map_err(|_| BodyError::TooLarge)?;
     if mime == "application/json" {
         serde_json::from_slice(&bytes)
@@ -107,6 +115,10 @@ fn body_error(state: &AppState, e: BodyError, json: bool) -> Response {
             StatusCode::PAYLOAD_TOO_LARGE,
             format!("The submission is too large (at most {} KiB).", MAX_BODY / 1024),
         ),
+        BodyError::TimedOut => (
+            StatusCode::REQUEST_TIMEOUT,
+            "The submission took too long to arrive; please send it again.".to_string(),
+        ),
         BodyError::UnsupportedType => (
             StatusCode::UNSUPPORTED_MEDIA_TYPE,
             "Send the form as application/x-www-form-urlencoded or application/json.".to_string(),
@@ -123,14 +135,12 @@ fn body_error(state: &AppState, e: BodyError, json: bool) -> Response {
 async fn submit(State(state): State<AppState>, req: Request) -> Response {
     let (parts, body) = req.into_parts();
     let json = wants_json(&parts.headers);
-    let form: ContactForm = match read_body(&parts.headers, body).await {
+    let form: ContactForm = match read_body(&state, &parts.headers, body).await {
         Ok(f) => f,
         Err(e) => return body_error(&state, e, json),
     };
-    let ip = parts
-        .extensions
-        .get::<ConnectInfo<SocketAddr>>()
-        .map(|c| c.0.ip().to_string());
+    // The client as the edge resolved it (behind `trusted_proxies`), for the consent record.
+    let ip = parts.extensions.get::<ClientIp>().map(|c| c.0.to_string());
     let user_agent = parts
         .headers
         .get(header::USER_AGENT)
@@ -196,7 +206,7 @@ struct CodeForm {
 async fn code(State(state): State<AppState>, req: Request) -> Response {
     let (parts, body) = req.into_parts();
     let json = wants_json(&parts.headers);
-    let f: CodeForm = match read_body(&parts.headers, body).await {
+    let f: CodeForm = match read_body(&state, &parts.headers, body).await {
         Ok(f) => f,
         Err(e) => return body_error(&state, e, json),
     };
@@ -222,7 +232,7 @@ struct ResendForm {
 async fn resend(State(state): State<AppState>, req: Request) -> Response {
     let (parts, body) = req.into_parts();
     let json = wants_json(&parts.headers);
-    let f: ResendForm = match read_body(&parts.headers, body).await {
+    let f: ResendForm = match read_body(&state, &parts.headers, body).await {
         Ok(f) => f,
         Err(e) => return body_error(&state, e, json),
     };

@@ -2,6 +2,7 @@
 //! One router per concern, merged here with the headers every response carries.
 
 mod contact;
+pub mod edge;
 mod health;
 mod respond;
 mod verify;
@@ -28,6 +29,8 @@ pub struct AppState {
     pub actions: Arc<Actions>,
     pub templates: Arc<Templates>,
     pub site_name: Arc<str>,
+    /// Client address, origin checks and rate limits (see `edge`).
+    pub edge: Arc<edge::Edge>,
 }
 
 pub fn router(state: AppState) -> Router {
@@ -35,6 +38,7 @@ pub fn router(state: AppState) -> Router {
         .merge(contact::router())
         .merge(verify::router())
         .merge(health::router())
+        .layer(middleware::from_fn_with_state(state.clone(), edge::guard))
         .layer(middleware::from_fn(security_headers))
         .layer(middleware::from_fn(log_request))
         .with_state(state)

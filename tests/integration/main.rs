@@ -8,6 +8,7 @@ mod support;
 mod abuse;
 mod cli;
 mod contact;
+mod edge;
 mod outbox;
 mod scale;
 mod store;
