@@ -124,7 +124,11 @@ pub const KEYS: &[(&str, &str, &str)] = &[
         "30/10m",
         "code and link confirmations per client address and window; 0 turns it off",
     ),
-    ("body_timeout", "10s", "how long a client may take to send a request body (then 408)"),
+    (
+        "body_timeout",
+        "10s",
+        "how long a client may take to send a request body (then 408)",
+    ),
     (
         "verify_mails_per_address",
         "1/24h",
@@ -581,7 +585,11 @@ impl Config {
         // Lists: a TOML array in the file, comma-separated in the environment.
         let list = |key: &str, from_file: Option<Vec<String>>| -> Vec<String> {
             match env(&format!("FORMGATE_{}", key.to_ascii_uppercase())) {
-                Some(v) => v.split(',').map(|s| s.trim().to_string()).filter(|s| !s.is_empty()).collect(),
+                Some(v) => v
+                    .split(',')
+                    .map(|s| s.trim().to_string())
+                    .filter(|s| !s.is_empty())
+                    .collect(),
                 None => from_file.unwrap_or_default(),
             }
         };

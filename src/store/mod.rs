@@ -384,8 +384,13 @@ pub trait Store: Send + Sync + 'static {
     /// Counts one request by `key` in the fixed window `(bucket, key, window_start)` and returns
     /// the window's count so far, this request included. One atomic upsert, so instances sharing
     /// the database share the count. The row may be pruned after `expires_at`.
-    async fn count_request(&self, bucket: &str, key: &str, window_start: i64, expires_at: i64)
-    -> Result<i64, StoreError>;
+    async fn count_request(
+        &self,
+        bucket: &str,
+        key: &str,
+        window_start: i64,
+        expires_at: i64,
+    ) -> Result<i64, StoreError>;
 
     /// Deletes rate-limit windows that ended before `now`; returns how many.
     async fn prune_rate_limits(&self, now: i64) -> Result<u64, StoreError>;
