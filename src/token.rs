@@ -365,5 +365,38 @@ mod tests {
         fn arbitrary_strings_never_verify_or_panic(s in ".{0,120}") {
             prop_assert!(check(&keys(), &s, "nonce", NOW).is_err());
         }
+
+        /// A token made for one purpose never passes for another: a suppress link is not a
+        /// verification link, a form token is not a receipt, and so on.
+        #[test]
+        fn no_purpose_passes_for_another(id in 1i64..1_000_000, a in 0usize..4, b in 0usize..4, nonce in "[a-z@.]{0,30}") {
+            let all = [Purpose::Verify, Purpose::Receipt, Purpose::Suppress, Purpose::Form];
+            let k = keys();
+            let t = k.sign(all[a], MessageId(id), NOW + 100, &nonce);
+            let got = parse(&t).unwrap().verify(&k, all[b], &nonce, NOW, TTL);
+            prop_assert_eq!(got.is_ok(), a == b);
+        }
+
+        /// A suppress link is signed over the address: it does not work for another one.
+        #[test]
+        fn a_suppress_token_is_bound_to_its_address(local in "[a-z]{1,20}", other in "[a-z]{1,20}") {
+            prop_assume!(local != other);
+            let k = keys();
+            let addr = format!("{local}@example.org");
+            let t = k.sign(Purpose::Suppress, MessageId(9), NOW + 100, &addr);
+            let p = parse(&t).unwrap();
+            prop_assert!(p.verify(&k, Purpose::Suppress, &addr, NOW, TTL).is_ok());
+            let other = format!("{}@example.org", other);
+            prop_assert!(p.verify(&k, Purpose::Suppress, &other, NOW, TTL).is_err());
+        }
+
+        #[test]
+        fn arbitrary_strings_never_pass_as_form_or_suppress_tokens(s in ".{0,120}") {
+            let p = parse(&s);
+            if let Ok(p) = p {
+                prop_assert!(p.verify(&keys(), Purpose::Form, "", NOW, TTL).is_err());
+                prop_assert!(p.verify(&keys(), Purpose::Suppress, "a@example.org", NOW, TTL).is_err());
+            }
+        }
     }
 }

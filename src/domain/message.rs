@@ -261,4 +261,50 @@ mod tests {
         assert!("0".parse::<MessageId>().is_err());
         assert!("x".parse::<MessageId>().is_err());
     }
+
+    mod properties {
+        use super::*;
+        use proptest::prelude::*;
+
+        /// Text with the characters that matter most often: line breaks, NUL, separators.
+        fn hostile() -> impl Strategy<Value = String> {
+            prop::collection::vec(
+                prop_oneof![
+                    Just('\r'),
+                    Just('\n'),
+                    Just('\0'),
+                    Just('\u{2028}'),
+                    Just('\u{85}'),
+                    Just('@'),
+                    Just(' '),
+                    any::<char>(),
+                    prop::char::range('a', 'z'),
+                ],
+                0..260,
+            )
+            .prop_map(|v| v.into_iter().collect())
+        }
+
+        proptest! {
+            #[test]
+            fn parse_never_panics_and_accepted_values_are_safe(
+                name in hostile(),
+                email in prop_oneof![hostile(), "[a-z]{1,10}@[a-z]{1,10}\\.org"],
+                subject in prop::option::of(hostile()),
+                message in hostile(),
+            ) {
+                let form = ContactForm { name, email, subject, message, ..Default::default() };
+                if let Ok(m) = NewMessage::parse(&form, None, None) {
+                    let one_line = [Some(m.name.as_str()), Some(m.email.as_str()), m.subject.as_ref().map(|s| s.as_str())];
+                    for field in one_line.into_iter().flatten() {
+                        prop_assert!(!field.contains(['\r', '\n', '\0']), "{:?}", field);
+                    }
+                    prop_assert!(m.name.as_str().chars().count() <= MAX_NAME);
+                    prop_assert!(m.subject.as_ref().is_none_or(|s| s.as_str().chars().count() <= MAX_SUBJECT));
+                    prop_assert!(m.body.as_str().chars().count() <= MAX_BODY);
+                    prop_assert!(m.email.as_str().len() <= 254);
+                }
+            }
+        }
+    }
 }

@@ -227,6 +227,96 @@ async fn bots_are_stored_as_spam_unmailed_and_told_nothing_and_not_spam_mails_th
     app.stop().await;
 }
 
+/// Hostile header material: CR/LF/NUL in every spelling, encoded words that decode to a line
+/// break, long lines and Unicode line separators. `{i}` makes each one distinct.
+const PAYLOADS: &[&str] = &[
+    "x{i}\r\nBcc: victim{i}@evil.example",
+    "x{i}\nBcc: victim{i}@evil.example",
+    "x{i}\rBcc: victim{i}@evil.example",
+    "x{i}\0Bcc: victim{i}@evil.example",
+    "x{i}\r\n\r\nInjected body {i}",
+    "x{i}\r\n X-Injected: folded",
+    "x{i}\n\tX-Injected: tab-folded",
+    "=?utf-8?q?x{i}=0D=0ABcc:_victim@evil.example?=",
+    "=?utf-8?b?eA0KQmNjOiB2aWN0aW1AZXZpbC5leGFtcGxl?= {i}",
+    "=?iso-8859-1?q?x{i}=0AX-Injected:_1?=",
+    "x{i}\u{2028}Bcc: victim@evil.example",
+    "x{i}\u{2029}X-Injected: yes",
+    "x{i}\u{85}X-Injected: nel",
+    "x{i}\u{b}X-Injected: vt",
+    "x{i}\u{c}X-Injected: ff",
+    "%0d%0aBcc: victim{i}@evil.example",
+    "\\r\\nX-Injected: {i}",
+    "x{i} Bcc: victim@evil.example",
+    "X-Injected: {i}",
+    "{long}{i}",
+];
+
+fn payload(i: usize) -> String {
+    PAYLOADS[i % PAYLOADS.len()]
+        .replace("{i}", &i.to_string())
+        .replace("{long}", &"A".repeat(180))
+}
+
+/// The one header set a verification mail has, whatever the visitor typed.
+const EXPECTED_HEADERS: [&str; 8] = [
+    "auto-submitted",
+    "content-type",
+    "date",
+    "from",
+    "message-id",
+    "mime-version",
+    "subject",
+    "to",
+];
+
+async fn a_thousand_header_injection_payloads_never_add_a_header(backend: Backend) {
+    let Some(app) = spawn_with_caps(backend, None, None).await else {
+        return;
+    };
+    let mut accepted = Vec::new();
+    for i in 0..1000 {
+        let hostile = payload(i);
+        let email = format!("v{i}@example.org");
+        let (name, subject, email) = match i % 3 {
+            0 => (hostile.as_str(), "Hello", email.clone()),
+            1 => ("Ada", hostile.as_str(), email.clone()),
+            // In the address itself: either rejected, or a syntactically valid address.
+            _ => ("Ada", "Hello", format!("{hostile}@example.org")),
+        };
+        let res = app
+            .post_form("/contact", &[("name", name), ("email", &email), ("subject", subject), ("message", "hi")])
+            .await;
+        match res.status().as_u16() {
+            303 => accepted.push(email),
+            422 => {}
+            other => panic!("payload {i} {hostile:?}: unexpected status {other}"),
+        }
+    }
+    assert!(accepted.len() > 300, "most payloads in name/subject are accepted: {}", accepted.len());
+    let mails = app.smtp().wait_for(accepted.len(), Duration::from_secs(120)).await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(app.smtp().count(), accepted.len(), "one mail per accepted post, no more");
+    for mail in &mails {
+        let mut names: Vec<String> = mail.headers_all().into_iter().map(|(k, _)| k.to_ascii_lowercase()).collect();
+        names.sort();
+        assert_eq!(names, EXPECTED_HEADERS, "{}", String::from_utf8_lossy(&mail.data));
+        assert_eq!(mail.rcpt_to.len(), 1, "one envelope recipient");
+        for (k, v) in mail.headers_all() {
+            assert!(!v.contains(['\r', '\n', '\0']), "{k}: {v:?}");
+        }
+        let to = mail.header("To").unwrap();
+        assert!(accepted.contains(&to), "To is an address that was posted: {to:?}");
+    }
+    app.stop().await;
+}
+
+/// The corpus test is slow-ish (1 000 posts, hundreds of mails): SQLite only.
+#[tokio::test]
+async fn header_injection_corpus_on_sqlite() {
+    a_thousand_header_injection_payloads_never_add_a_header(Backend::Sqlite).await;
+}
+
 on_every_backend!(
     bots_are_stored_as_spam_unmailed_and_told_nothing_and_not_spam_mails_them,
     fifty_posts_naming_one_address_send_exactly_one_mail,
