@@ -10,16 +10,15 @@ use base64::Engine;
 use tokio::sync::Notify;
 
 use crate::clock::SharedClock;
-use crate::domain::{
-    ContactForm, IllegalTransition, Message, MessageId, NewMessage, Status, Transition, VisitorEmail,
-};
+use crate::domain::{ContactForm, IllegalTransition, Message, MessageId, NewMessage, Status, Transition, VisitorEmail};
 use crate::mail::{Composer, VerifyMail};
 use lettre::message::Mailbox;
 use serde::Serialize;
 
 use crate::mail::human_time;
 use crate::store::{
-    Audit, AuditRecord, Change, MailGuard, OutboxRecord, OutgoingMail, Purged, SharedStore, StoreError, SuppressedAddress,
+    Audit, AuditRecord, Change, MailGuard, OutboxRecord, OutgoingMail, Purged, SharedStore, StoreError,
+    SuppressedAddress,
 };
 use crate::token::{self, Keys, Purpose, TokenError};
 
@@ -223,7 +222,9 @@ impl Actions {
         let id = inserted.id;
         match (spam, &inserted.withheld) {
             (Some(why), _) => tracing::info!(message_id = id.0, why, "message caught as spam; not mailed"),
-            (None, Some(why)) => tracing::info!(message_id = id.0, why = %why, "message received; verification withheld"),
+            (None, Some(why)) => {
+                tracing::info!(message_id = id.0, why = %why, "message received; verification withheld")
+            }
             (None, None) => {
                 self.outbox_wake.notify_one();
                 tracing::info!(message_id = id.0, "message received; verification queued");
@@ -459,7 +460,11 @@ impl Actions {
             new_verification: Some(expires_at),
             audit: Audit {
                 actor: actor.to_string(),
-                action: if transition == Transition::NotSpam { "not-spam" } else { "resend" },
+                action: if transition == Transition::NotSpam {
+                    "not-spam"
+                } else {
+                    "resend"
+                },
                 detail,
             },
             mail: Some(mail),
@@ -484,8 +489,14 @@ impl Actions {
         let t = token::parse(token).map_err(|_| ActionError::InvalidLink)?;
         let m = self.store.message(t.id).await?.ok_or(ActionError::InvalidLink)?;
         let address = m.email.to_lowercase();
-        t.verify(&self.keys, Purpose::Suppress, &address, self.clock.now(), SUPPRESS_LINK_TTL)
-            .map_err(|_| ActionError::InvalidLink)?;
+        t.verify(
+            &self.keys,
+            Purpose::Suppress,
+            &address,
+            self.clock.now(),
+            SUPPRESS_LINK_TTL,
+        )
+        .map_err(|_| ActionError::InvalidLink)?;
         Ok(address)
     }
 

@@ -285,10 +285,7 @@ pub const KEYS: &[(&str, &str)] = &[
     ("j / ↓   k / ↑", "next / previous message (in a message: scroll)"),
     ("g / Home  G / End", "first / last loaded message"),
     ("PgDn PgUp C-f C-b", "a page down / up (more rows load as you go)"),
-    (
-        "Tab  S-Tab  1-5",
-        "prev/next tab: Pending Verified Released Trash Spam",
-    ),
+    ("Tab  S-Tab  1-5", "prev/next tab: Pending Verified Released Trash Spam"),
     ("Enter", "open the message: text, consent, audit trail, mail"),
     ("space", "select / unselect, then move down"),
     ("a", "select every loaded row / none"),

@@ -40,7 +40,9 @@ async fn spawn_with_caps(
 async fn landing_page(app: &TestApp, res: reqwest::Response) -> (u16, String) {
     let status = res.status().as_u16();
     let location = res.headers()["location"].to_str().unwrap().to_string();
-    let receipt = location.strip_prefix("/contact/sent?r=").expect("redirect to the sent page");
+    let receipt = location
+        .strip_prefix("/contact/sent?r=")
+        .expect("redirect to the sent page");
     let page = app.get(&location).await.text().await.unwrap();
     (status, page.replace(receipt, "RECEIPT"))
 }
@@ -65,7 +67,11 @@ async fn fifty_posts_naming_one_address_send_exactly_one_mail(backend: Backend) 
     app.mail(1).await;
     for i in 0..49 {
         // Case does not make a new address.
-        let email = if i % 2 == 0 { "victim@example.org" } else { "Victim@Example.ORG" };
+        let email = if i % 2 == 0 {
+            "victim@example.org"
+        } else {
+            "Victim@Example.ORG"
+        };
         let again = landing_page(&app, app.submit(email).await).await;
         assert_eq!(again, first, "the visitor sees exactly the same page, mailed or not");
     }
@@ -110,7 +116,14 @@ async fn the_hourly_cap_holds_mail_for_every_address(backend: Backend) {
     }
     assert_eq!(settled_mail_count(&app).await, 3);
     let trail = app.store.audit_trail(MessageId(5)).await.unwrap();
-    assert!(trail[0].detail.as_deref().unwrap_or("").contains("hourly mail limit (3)"), "{trail:?}");
+    assert!(
+        trail[0]
+            .detail
+            .as_deref()
+            .unwrap_or("")
+            .contains("hourly mail limit (3)"),
+        "{trail:?}"
+    );
     app.stop().await;
 }
 
@@ -131,7 +144,10 @@ async fn i_didnt_send_this_suppresses_the_address_until_a_moderator_lifts_it(bac
     let res = app.get(&link).await;
     assert_eq!(res.status(), 200);
     let page = res.text().await.unwrap();
-    assert!(page.contains("Never email me again") && page.contains(&format!("action=\"{link}\"")), "{page}");
+    assert!(
+        page.contains("Never email me again") && page.contains(&format!("action=\"{link}\"")),
+        "{page}"
+    );
     assert!(app.store.suppressed().await.unwrap().is_empty(), "GET changes nothing");
 
     let res = app.client.post(app.url(&link)).send().await.unwrap();
@@ -152,13 +168,33 @@ async fn i_didnt_send_this_suppresses_the_address_until_a_moderator_lifts_it(bac
     assert_eq!(res.status(), 303);
     let core = moderator(&app).await;
     core.actions.resend(MessageId(2), "moderator:ann").await.unwrap();
-    assert_eq!(settled_mail_count(&app).await, 1, "not even a moderator's resend goes out");
+    assert_eq!(
+        settled_mail_count(&app).await,
+        1,
+        "not even a moderator's resend goes out"
+    );
     let trail = app.store.audit_trail(MessageId(2)).await.unwrap();
-    assert!(trail.iter().all(|a| a.detail.as_deref().unwrap_or("").contains("suppressed")), "{trail:?}");
+    assert!(
+        trail
+            .iter()
+            .all(|a| a.detail.as_deref().unwrap_or("").contains("suppressed")),
+        "{trail:?}"
+    );
 
     // The moderator lifts it: mail flows again.
-    assert!(core.actions.unsuppress("STRANGER@example.org", "moderator:ann").await.unwrap());
-    assert!(!core.actions.unsuppress("stranger@example.org", "moderator:ann").await.unwrap());
+    assert!(
+        core.actions
+            .unsuppress("STRANGER@example.org", "moderator:ann")
+            .await
+            .unwrap()
+    );
+    assert!(
+        !core
+            .actions
+            .unsuppress("stranger@example.org", "moderator:ann")
+            .await
+            .unwrap()
+    );
     app.submit("stranger@example.org").await;
     app.mail(2).await;
     app.stop().await;
@@ -167,13 +203,19 @@ async fn i_didnt_send_this_suppresses_the_address_until_a_moderator_lifts_it(bac
 /// The signed time field of the form page.
 async fn form_token(app: &TestApp) -> String {
     let html = app.get("/").await.text().await.unwrap();
-    let at = html.find("name=\"form_token\" value=\"").expect("a form token on the form page");
+    let at = html
+        .find("name=\"form_token\" value=\"")
+        .expect("a form token on the form page");
     let rest = &html[at + "name=\"form_token\" value=\"".len()..];
     rest[..rest.find('"').unwrap()].to_string()
 }
 
 async fn post_with(app: &TestApp, email: &str, extra: &[(&str, &str)]) -> reqwest::Response {
-    let mut fields = vec![("name", "Ada Lovelace"), ("email", email), ("message", "Hello, a quote please.")];
+    let mut fields = vec![
+        ("name", "Ada Lovelace"),
+        ("email", email),
+        ("message", "Hello, a quote please."),
+    ];
     fields.extend_from_slice(extra);
     app.post_form("/contact", &fields).await
 }
@@ -223,7 +265,10 @@ async fn bots_are_stored_as_spam_unmailed_and_told_nothing_and_not_spam_mails_th
     assert_eq!(app.message(MessageId(2)).await.status, Status::Pending);
     let mail = app.mail(4).await;
     assert_eq!(mail.header("To").as_deref(), Some("bot1@example.org"));
-    assert!(core.actions.not_spam(MessageId(6), "moderator:ann").await.is_err(), "only spam");
+    assert!(
+        core.actions.not_spam(MessageId(6), "moderator:ann").await.is_err(),
+        "only spam"
+    );
     app.stop().await;
 }
 
@@ -285,7 +330,15 @@ async fn a_thousand_header_injection_payloads_never_add_a_header(backend: Backen
             _ => ("Ada", "Hello", format!("{hostile}@example.org")),
         };
         let res = app
-            .post_form("/contact", &[("name", name), ("email", &email), ("subject", subject), ("message", "hi")])
+            .post_form(
+                "/contact",
+                &[
+                    ("name", name),
+                    ("email", &email),
+                    ("subject", subject),
+                    ("message", "hi"),
+                ],
+            )
             .await;
         match res.status().as_u16() {
             303 => accepted.push(email),
@@ -293,12 +346,24 @@ async fn a_thousand_header_injection_payloads_never_add_a_header(backend: Backen
             other => panic!("payload {i} {hostile:?}: unexpected status {other}"),
         }
     }
-    assert!(accepted.len() > 300, "most payloads in name/subject are accepted: {}", accepted.len());
+    assert!(
+        accepted.len() > 300,
+        "most payloads in name/subject are accepted: {}",
+        accepted.len()
+    );
     let mails = app.smtp().wait_for(accepted.len(), Duration::from_secs(120)).await;
     tokio::time::sleep(Duration::from_millis(300)).await;
-    assert_eq!(app.smtp().count(), accepted.len(), "one mail per accepted post, no more");
+    assert_eq!(
+        app.smtp().count(),
+        accepted.len(),
+        "one mail per accepted post, no more"
+    );
     for mail in &mails {
-        let mut names: Vec<String> = mail.headers_all().into_iter().map(|(k, _)| k.to_ascii_lowercase()).collect();
+        let mut names: Vec<String> = mail
+            .headers_all()
+            .into_iter()
+            .map(|(k, _)| k.to_ascii_lowercase())
+            .collect();
         names.sort();
         assert_eq!(names, EXPECTED_HEADERS, "{}", String::from_utf8_lossy(&mail.data));
         assert_eq!(mail.rcpt_to.len(), 1, "one envelope recipient");
