@@ -630,9 +630,10 @@ impl Config {
         )?;
         let body_timeout = duration("body_timeout", pick("body_timeout", file.body_timeout), "10s")?;
 
-        let per_address_raw = pick("verify_mails_per_address", file.verify_mails_per_address)
-            .unwrap_or_else(|| "1/24h".into());
-        let verify_mails_per_address = parse_per_window(&per_address_raw).map_err(|m| err("verify_mails_per_address", m))?;
+        let per_address_raw =
+            pick("verify_mails_per_address", file.verify_mails_per_address).unwrap_or_else(|| "1/24h".into());
+        let verify_mails_per_address =
+            parse_per_window(&per_address_raw).map_err(|m| err("verify_mails_per_address", m))?;
         let max_mails_per_hour = match env("FORMGATE_MAX_MAILS_PER_HOUR") {
             Some(v) => v
                 .trim()

@@ -15,8 +15,8 @@ use std::sync::{Arc, Weak};
 use tokio::sync::Notify;
 
 use super::{
-    Applied, Inserted, MailGuard, SuppressedAddress, Audit, AuditRecord, Change, ListQuery, MailForId, MessageSummary, OutboxItem, OutboxRecord, OutgoingMail, Purged,
-    SendOutcome, Store, StoreError, rows,
+    Applied, Audit, AuditRecord, Change, Inserted, ListQuery, MailForId, MailGuard, MessageSummary, OutboxItem,
+    OutboxRecord, OutgoingMail, Purged, SendOutcome, Store, StoreError, SuppressedAddress, rows,
 };
 use crate::domain::{Message, MessageId, NewMessage, Status};
 
@@ -453,7 +453,10 @@ impl Store for PgStore {
         if updated == 0 {
             // Someone else got there first (or the caller's view was stale): change nothing.
             tx.rollback().await?;
-            return Ok(Applied { done: false, withheld: None });
+            return Ok(Applied {
+                done: false,
+                withheld: None,
+            });
         }
         insert_audit(&mut tx, c.id, c.now, &c.audit, Some(c.from), c.to).await?;
         if let Some(mail) = &c.mail {
@@ -463,7 +466,6 @@ impl Store for PgStore {
         tx.commit().await?;
         Ok(Applied { done: true, withheld })
     }
-
 
     async fn suppress(&self, address: &str, now: i64, reason: &str) -> Result<bool, StoreError> {
         let n = sqlx::query(

@@ -13,8 +13,8 @@ use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePo
 use sqlx::{Sqlite, Transaction};
 
 use super::{
-    Applied, AuditRecord, Change, Inserted, ListQuery, MailGuard, SuppressedAddress, MailForId, MessageSummary, OutboxItem, OutboxRecord, Purged, SendOutcome, Store,
-    StoreError, rows,
+    Applied, AuditRecord, Change, Inserted, ListQuery, MailForId, MailGuard, MessageSummary, OutboxItem, OutboxRecord,
+    Purged, SendOutcome, Store, StoreError, SuppressedAddress, rows,
 };
 use crate::domain::{Message, MessageId, NewMessage, Status};
 
@@ -391,7 +391,10 @@ impl Store for SqliteStore {
         if updated == 0 {
             // Someone else got there first (or the caller's view was stale): change nothing.
             tx.rollback().await?;
-            return Ok(Applied { done: false, withheld: None });
+            return Ok(Applied {
+                done: false,
+                withheld: None,
+            });
         }
         insert_audit(&mut tx, c.id, c.now, &c.audit, Some(c.from), c.to).await?;
         if let Some(mail) = &c.mail {
@@ -400,7 +403,6 @@ impl Store for SqliteStore {
         tx.commit().await?;
         Ok(Applied { done: true, withheld })
     }
-
 
     async fn suppress(&self, address: &str, now: i64, reason: &str) -> Result<bool, StoreError> {
         let n = sqlx::query(
