@@ -108,6 +108,29 @@ pub struct Released {
     pub mailed: bool,
 }
 
+/// What a moderator's resend or "not spam" did: the change is recorded either way, but the
+/// verification mail may have been withheld (suppressed address, a mail cap).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Reverified {
+    /// Why no mail was queued, if none was (the store's reason, as on the audit line).
+    pub withheld: Option<String>,
+}
+
+impl Reverified {
+    pub fn queued(&self) -> bool {
+        self.withheld.is_none()
+    }
+
+    /// Why no mail went out, in a few words for "…, but no mail: {why}"; None when one was queued.
+    pub fn why_no_mail(&self) -> Option<String> {
+        let why = self.withheld.as_deref()?;
+        if why.contains("(suppressed)") {
+            return Some("the address is suppressed".into());
+        }
+        Some(why.strip_prefix("verification withheld: ").unwrap_or(why).to_string())
+    }
+}
+
 /// A message with everything a moderator may want to see about it.
 #[derive(Clone, Debug, Serialize)]
 pub struct Details {
@@ -414,8 +437,9 @@ impl Actions {
     }
 
     /// A moderator resends the verification of a pending message.
-    /// Exempt from the per-address and hourly caps (a person decided), never from suppression.
-    pub async fn resend(&self, id: MessageId, actor: &str) -> Result<(), ActionError> {
+    /// Exempt from the per-address and hourly caps (a person decided), never from suppression:
+    /// the result says whether a mail was queued.
+    pub async fn resend(&self, id: MessageId, actor: &str) -> Result<Reverified, ActionError> {
         let m = self.load(id).await?;
         let detail = Some("by a moderator: exempt from the mail caps".to_string());
         self.new_verification(&m, actor, Transition::Resend, Some(&MailGuard::default()), detail)
@@ -424,7 +448,7 @@ impl Actions {
 
     /// "Not spam": a moderator moves a message a bot filter caught back to pending, and its
     /// verification mail goes out (within the caps, and never to a suppressed address).
-    pub async fn not_spam(&self, id: MessageId, actor: &str) -> Result<(), ActionError> {
+    pub async fn not_spam(&self, id: MessageId, actor: &str) -> Result<Reverified, ActionError> {
         let m = self.load(id).await?;
         let guard = self.settings.mail_guard;
         self.new_verification(&m, actor, Transition::NotSpam, Some(&guard), None)
@@ -440,7 +464,7 @@ impl Actions {
         transition: Transition,
         guard: Option<&MailGuard>,
         detail: Option<String>,
-    ) -> Result<(), ActionError> {
+    ) -> Result<Reverified, ActionError> {
         let to = m.status.apply(transition)?;
         let now = self.clock.now();
         let nonce = new_nonce();
@@ -473,14 +497,16 @@ impl Actions {
         if !applied.done {
             return Err(ActionError::Conflict(m.id));
         }
-        match applied.withheld {
+        match &applied.withheld {
             Some(why) => tracing::info!(message_id = m.id.0, actor, why = %why, "verification withheld"),
             None => {
                 self.outbox_wake.notify_one();
                 tracing::info!(message_id = m.id.0, actor, "verification sent again");
             }
         }
-        Ok(())
+        Ok(Reverified {
+            withheld: applied.withheld,
+        })
     }
 
     /// GET of an "I didn't send this" link: checks it and changes nothing (mail scanners fetch

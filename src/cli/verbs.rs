@@ -27,6 +27,8 @@ pub enum ExportFormat {
 
 /// Runs a verb on every id (each independently: one failure does not stop the others), prints
 /// one line per success on stdout and one per failure on stderr. Exit code 1 if any failed.
+/// A resend or "not spam" whose mail was withheld (suppressed address, a cap) still succeeded:
+/// the line says "…, but no mail: why" and the exit code stays 0.
 pub async fn each(core: &Core, verb: Verb, ids: &[MessageId], actor: &str) -> anyhow::Result<ExitCode> {
     let mut failed = false;
     for &id in ids {
@@ -38,11 +40,10 @@ pub async fn each(core: &Core, verb: Verb, ids: &[MessageId], actor: &str) -> an
                         _ => format!("released #{id} (no staff_inbox configured: marked released, not mailed)"),
                     }
                 }),
-                Verb::Resend => core
-                    .actions
-                    .resend(id, actor)
-                    .await
-                    .map(|()| format!("resent the verification of #{id}")),
+                Verb::Resend => core.actions.resend(id, actor).await.map(|r| match r.why_no_mail() {
+                    None => format!("resent the verification of #{id}"),
+                    Some(why) => format!("resend of #{id} recorded, but no mail: {why}"),
+                }),
                 Verb::Delete => core
                     .actions
                     .delete(id, actor)
@@ -53,11 +54,10 @@ pub async fn each(core: &Core, verb: Verb, ids: &[MessageId], actor: &str) -> an
                     .restore(id, actor)
                     .await
                     .map(|s| format!("restored #{id} to {s}")),
-                Verb::NotSpam => core
-                    .actions
-                    .not_spam(id, actor)
-                    .await
-                    .map(|()| format!("#{id} is not spam: pending, verification mail queued unless held")),
+                Verb::NotSpam => core.actions.not_spam(id, actor).await.map(|r| match r.why_no_mail() {
+                    None => format!("#{id} is not spam: pending, verification mail queued"),
+                    Some(why) => format!("#{id} is not spam: pending, but no mail: {why}"),
+                }),
             };
         match outcome {
             Ok(line) => println!("{line}"),

@@ -83,11 +83,18 @@ pub struct Loaded {
 /// How one verb on one message ended.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Outcome {
-    Released { mailed: bool },
-    Resent,
+    Released {
+        mailed: bool,
+    },
+    /// `no_mail`: why the mail was withheld (suppressed address, a cap), if it was.
+    Resent {
+        no_mail: Option<String>,
+    },
     Deleted,
     Restored(Status),
-    NotSpam,
+    NotSpam {
+        no_mail: Option<String>,
+    },
 }
 
 /// The results of one verb on one or more messages, in the order they were run.
@@ -128,6 +135,10 @@ pub enum Action {
     Confirm,
     Cancel,
     ToggleHelp,
+    /// `S`: open or close the suppressed-addresses overlay.
+    ToggleSuppressed,
+    /// `x` in the overlay: lift the highlighted address's suppression (asks first).
+    Unsuppress,
     Quit,
     // the world
     Resize(u16, u16),
@@ -143,12 +154,25 @@ pub enum Action {
         result: Result<Box<Details>, String>,
     },
     Done(Report),
+    SuppressedLoaded(Result<Vec<crate::store::SuppressedAddress>, String>),
+    /// `lifted`: false if the address was no longer suppressed.
+    Unsuppressed {
+        address: String,
+        result: Result<bool, String>,
+    },
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Effect {
     Load(LoadRequest),
-    Run { verb: Verb, ids: Vec<MessageId> },
+    Run {
+        verb: Verb,
+        ids: Vec<MessageId>,
+    },
     Details(MessageId),
+    /// Read every suppressed address (`Actions::suppressed`).
+    LoadSuppressed,
+    /// Lift one address's suppression (`Actions::unsuppress`).
+    Unsuppress(String),
     Quit,
 }

@@ -30,6 +30,22 @@ pub async fn execute(actions: &Actions, actor: &str, effect: Effect) -> Option<A
             Some(Action::DetailsLoaded { id, result })
         }
         Effect::Run { verb, ids } => Some(Action::Done(run(actions, actor, verb, ids).await)),
+        Effect::LoadSuppressed => {
+            let result = match tokio::time::timeout(READ_TIMEOUT, actions.suppressed()).await {
+                Ok(Ok(rows)) => Ok(rows),
+                Ok(Err(e)) => Err(one_line(&e.to_string())),
+                Err(_) => Err(timed_out()),
+            };
+            Some(Action::SuppressedLoaded(result))
+        }
+        // Like a verb: not cut short, the moderator learns whether it happened.
+        Effect::Unsuppress(address) => {
+            let result = actions
+                .unsuppress(&address, actor)
+                .await
+                .map_err(|e| one_line(&e.to_string()));
+            Some(Action::Unsuppressed { address, result })
+        }
         Effect::Quit => None,
     }
 }
@@ -103,10 +119,14 @@ async fn run(actions: &Actions, actor: &str, verb: Verb, ids: Vec<MessageId>) ->
                 .release(id, actor)
                 .await
                 .map(|r| Outcome::Released { mailed: r.mailed }),
-            Verb::Resend => actions.resend(id, actor).await.map(|()| Outcome::Resent),
+            Verb::Resend => actions.resend(id, actor).await.map(|r| Outcome::Resent {
+                no_mail: r.why_no_mail(),
+            }),
             Verb::Delete => actions.delete(id, actor).await.map(|()| Outcome::Deleted),
             Verb::Restore => actions.restore(id, actor).await.map(Outcome::Restored),
-            Verb::NotSpam => actions.not_spam(id, actor).await.map(|()| Outcome::NotSpam),
+            Verb::NotSpam => actions.not_spam(id, actor).await.map(|r| Outcome::NotSpam {
+                no_mail: r.why_no_mail(),
+            }),
         };
         results.push((id, result.map_err(|e| one_line(&e.to_string()))));
     }

@@ -24,6 +24,11 @@ pub fn action_for(key: KeyEvent, mode: Mode) -> Option<Action> {
             KeyCode::Char('?' | 'q') | KeyCode::Esc => Some(Action::ToggleHelp),
             _ => None,
         },
+        Mode::Suppressed => match key.code {
+            KeyCode::Char('S' | 'q') | KeyCode::Esc => Some(Action::ToggleSuppressed),
+            KeyCode::Char('x') if !ctrl && !alt => Some(Action::Unsuppress),
+            _ => moving(key, ctrl),
+        },
         Mode::Filter => match key.code {
             KeyCode::Enter => Some(Action::FilterApply),
             KeyCode::Esc => Some(Action::FilterCancel),
@@ -47,6 +52,7 @@ pub fn action_for(key: KeyEvent, mode: Mode) -> Option<Action> {
                 KeyCode::Char('u') => Some(Action::Verb(Verb::Restore)),
                 KeyCode::Char('n') => Some(Action::Verb(Verb::NotSpam)),
                 KeyCode::Char('?') => Some(Action::ToggleHelp),
+                KeyCode::Char('S') => Some(Action::ToggleSuppressed),
                 KeyCode::Esc => Some(Action::Back),
                 KeyCode::Char('q') if detail => Some(Action::Back),
                 KeyCode::Char('q') => Some(Action::Quit),
@@ -120,7 +126,14 @@ mod tests {
     #[test]
     fn ctrl_c_quits_in_every_mode_and_ctrl_letters_are_not_verbs() {
         let ctrl_c = KeyEvent::new(KeyCode::Char('c'), KeyModifiers::CONTROL);
-        for m in [Mode::Normal, Mode::Filter, Mode::Detail, Mode::Confirm, Mode::Help] {
+        for m in [
+            Mode::Normal,
+            Mode::Filter,
+            Mode::Detail,
+            Mode::Confirm,
+            Mode::Help,
+            Mode::Suppressed,
+        ] {
             assert_eq!(name(action_for(ctrl_c, m)), "Some(Quit)", "{m:?}");
         }
         let ctrl_d = KeyEvent::new(KeyCode::Char('d'), KeyModifiers::CONTROL);
@@ -161,5 +174,21 @@ mod tests {
         assert_eq!(name(action_for(key(KeyCode::Tab), m)), "None");
         assert_eq!(name(action_for(ch('?'), Mode::Help)), "Some(ToggleHelp)");
         assert_eq!(name(action_for(ch('j'), Mode::Help)), "None");
+    }
+
+    #[test]
+    fn shift_s_opens_the_suppressed_addresses_and_x_lifts_one() {
+        assert_eq!(name(action_for(ch('S'), Mode::Normal)), "Some(ToggleSuppressed)");
+        assert_eq!(name(action_for(ch('S'), Mode::Detail)), "Some(ToggleSuppressed)");
+        assert_eq!(name(action_for(ch('s'), Mode::Normal)), "Some(Verb(Resend))");
+        let m = Mode::Suppressed;
+        for k in [ch('S'), ch('q'), key(KeyCode::Esc)] {
+            assert_eq!(name(action_for(k, m)), "Some(ToggleSuppressed)");
+        }
+        assert_eq!(name(action_for(ch('x'), m)), "Some(Unsuppress)");
+        assert_eq!(name(action_for(ch('j'), m)), "Some(Down)");
+        assert_eq!(name(action_for(ch('k'), m)), "Some(Up)");
+        assert_eq!(name(action_for(ch('r'), m)), "None");
+        assert_eq!(name(action_for(ch('d'), m)), "None");
     }
 }

@@ -122,7 +122,7 @@ async fn event_loop(
         match update::update(&mut app, action) {
             Some(Effect::Quit) => break,
             Some(effect) => {
-                let is_verb = matches!(effect, Effect::Run { .. });
+                let is_verb = matches!(effect, Effect::Run { .. } | Effect::Unsuppress(_));
                 let handle = effects::spawn(actions.clone(), actor.clone(), effect, effect_tx.clone());
                 if is_verb {
                     running.retain(|h| !h.is_finished());

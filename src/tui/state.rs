@@ -5,7 +5,7 @@ use std::collections::BTreeSet;
 
 use crate::actions::Details;
 use crate::domain::{MessageId, Status};
-use crate::store::MessageSummary;
+use crate::store::{MessageSummary, SuppressedAddress};
 
 use super::action::Verb;
 
@@ -55,6 +55,8 @@ pub enum Mode {
     Detail,
     Confirm,
     Help,
+    /// The suppressed-addresses overlay (`S`).
+    Suppressed,
 }
 
 /// The one confirm dialog: destructive verbs and verbs on several messages wait here.
@@ -64,6 +66,25 @@ pub struct Confirm {
     pub ids: Vec<MessageId>,
     /// Chosen messages the verb cannot apply to (left alone).
     pub skipped: usize,
+    /// Set from the suppressed-addresses overlay: the question is "lift the suppression of this
+    /// address?" instead (`verb`, `ids` and `skipped` are unused).
+    pub unsuppress: Option<String>,
+}
+
+/// The suppressed-addresses overlay (`S`).
+#[derive(Clone, Debug, Default)]
+pub struct SuppressedList {
+    /// None until loaded.
+    pub rows: Option<Vec<SuppressedAddress>>,
+    pub error: Option<String>,
+    /// The highlighted address (`x` lifts its suppression).
+    pub cursor: usize,
+}
+
+impl SuppressedList {
+    pub fn current(&self) -> Option<&SuppressedAddress> {
+        self.rows.as_ref()?.get(self.cursor)
+    }
 }
 
 #[derive(Clone, Debug)]
@@ -119,6 +140,7 @@ pub struct App {
     pub detail: Option<DetailPane>,
     pub confirm: Option<Confirm>,
     pub help: bool,
+    pub suppressed: Option<SuppressedList>,
     pub status: Option<StatusLine>,
     /// The last read failed: show the banner until one succeeds.
     pub db_down: bool,
@@ -147,6 +169,7 @@ impl App {
             detail: None,
             confirm: None,
             help: false,
+            suppressed: None,
             status: None,
             db_down: false,
             next_req: 0,
@@ -159,6 +182,8 @@ impl App {
             Mode::Confirm
         } else if self.help {
             Mode::Help
+        } else if self.suppressed.is_some() {
+            Mode::Suppressed
         } else if self.filter_input.is_some() {
             Mode::Filter
         } else if self.detail.is_some() {

@@ -7,10 +7,11 @@ use ratatui::buffer::Buffer;
 
 use super::action::{Action, Verb};
 use super::fixtures;
-use super::state::{App, Confirm, DetailPane, StatusLine, Tab, Tone};
+use super::state::{App, Confirm, DetailPane, StatusLine, SuppressedList, Tab, Tone};
 use super::update::update;
 use super::{safe, view};
 use crate::domain::{MessageId, Status};
+use crate::store::SuppressedAddress;
 
 fn screen(app: &App) -> Terminal<TestBackend> {
     let mut terminal = Terminal::new(TestBackend::new(app.width, app.height)).unwrap();
@@ -108,6 +109,7 @@ fn confirm_dialog_for_several_messages() {
         verb: Verb::Release,
         ids: vec![MessageId(110), MessageId(108), MessageId(103)],
         skipped: 0,
+        unsuppress: None,
     });
     insta::assert_snapshot!(screen(&app).backend());
 }
@@ -119,6 +121,7 @@ fn confirm_dialog_for_a_delete() {
         verb: Verb::Delete,
         ids: vec![MessageId(112)],
         skipped: 0,
+        unsuppress: None,
     });
     insta::assert_snapshot!(screen(&app).backend());
 }
@@ -128,6 +131,75 @@ fn help_overlay() {
     let mut app = fixtures::app(Tab::Pending);
     app.help = true;
     insta::assert_snapshot!(screen(&app).backend());
+}
+
+fn suppressed_list() -> SuppressedList {
+    let row = |address: &str, ago: i64, reason: &str| SuppressedAddress {
+        address: address.into(),
+        created_at: fixtures::NOW - ago,
+        reason: reason.into(),
+    };
+    let link = "the recipient said \"I didn't send this\"";
+    SuppressedList {
+        rows: Some(vec![
+            row("stranger@example.org", 3 * 86_400, link),
+            row("victim@example.net", 3600, link),
+            row(
+                "a.very.long.address.that.does.not.fit@subdomain.example.com",
+                60,
+                "moderator",
+            ),
+        ]),
+        error: None,
+        cursor: 1,
+    }
+}
+
+#[test]
+fn suppressed_addresses_overlay() {
+    let mut app = fixtures::app(Tab::Pending);
+    app.suppressed = Some(suppressed_list());
+    insta::assert_snapshot!(screen(&app).backend());
+}
+
+#[test]
+fn suppressed_addresses_are_shown_safely_and_scroll_with_the_cursor() {
+    let mut app = fixtures::app(Tab::Pending);
+    let mut list = suppressed_list();
+    let rows = list.rows.as_mut().unwrap();
+    rows.insert(
+        0,
+        SuppressedAddress {
+            address: format!("x{}@example.org", fixtures::HOSTILE),
+            created_at: fixtures::NOW,
+            reason: fixtures::HOSTILE.into(),
+        },
+    );
+    for i in 0..40 {
+        rows.push(SuppressedAddress {
+            address: format!("n{i}@example.org"),
+            created_at: fixtures::NOW,
+            reason: "test".into(),
+        });
+    }
+    list.cursor = 0;
+    app.suppressed = Some(list);
+    let top = text_of(screen(&app).backend().buffer());
+    assert_clean(screen(&app).backend().buffer());
+    assert!(top.contains("xclear\\u{1b}[2J"), "{top}");
+    assert!(!top.contains("n39@"), "{top}");
+    app.suppressed.as_mut().unwrap().cursor = 43;
+    let bottom = text_of(screen(&app).backend().buffer());
+    assert!(bottom.contains("n39@"), "{bottom}");
+    assert!(!bottom.contains("xclear"), "{bottom}");
+    // The dialog names the address safely too.
+    app.confirm = Some(Confirm {
+        verb: Verb::Resend,
+        ids: Vec::new(),
+        skipped: 0,
+        unsuppress: Some(format!("x{}@example.org", fixtures::HOSTILE)),
+    });
+    assert_clean(screen(&app).backend().buffer());
 }
 
 #[test]
@@ -225,10 +297,12 @@ fn rendering_at_tiny_sizes_does_not_panic() {
         app.width = w;
         app.height = h;
         app.help = true;
+        app.suppressed = Some(suppressed_list());
         app.confirm = Some(Confirm {
             verb: Verb::Delete,
             ids: vec![MessageId(112)],
             skipped: 0,
+            unsuppress: None,
         });
         screen(&app);
         app.detail = Some(DetailPane {

@@ -119,10 +119,12 @@ fn outcome(id: MessageId, outcome: &Outcome) -> String {
         Outcome::Released { mailed: false } => {
             format!("released #{id} — no staff_inbox configured, not mailed")
         }
-        Outcome::Resent => format!("resent the verification mail of #{id}"),
+        Outcome::Resent { no_mail: None } => format!("resent the verification mail of #{id}"),
+        Outcome::Resent { no_mail: Some(why) } => format!("resend of #{id} recorded, but no mail: {why}"),
         Outcome::Deleted => format!("moved #{id} to the trash (u restores it)"),
         Outcome::Restored(to) => format!("restored #{id} to {to}"),
-        Outcome::NotSpam => format!("#{id} is not spam: pending, verification mailed unless held"),
+        Outcome::NotSpam { no_mail: None } => format!("#{id} is not spam: pending, verification mail queued"),
+        Outcome::NotSpam { no_mail: Some(why) } => format!("#{id} is not spam: pending, but no mail: {why}"),
     }
 }
 
@@ -145,6 +147,21 @@ pub fn report(report: &Report) -> String {
         .count();
     if unmailed > 0 {
         s.push_str(&format!(" ({unmailed} not mailed: no staff_inbox configured)"));
+    }
+    let withheld = report
+        .results
+        .iter()
+        .filter(|(_, r)| {
+            matches!(
+                r,
+                Ok(Outcome::Resent { no_mail: Some(_) } | Outcome::NotSpam { no_mail: Some(_) })
+            )
+        })
+        .count();
+    if withheld > 0 {
+        s.push_str(&format!(
+            " ({withheld} recorded, but no mail: suppressed or held by a cap)"
+        ));
     }
     if let Some(first) = errors.first() {
         s.push_str(&format!(", {} failed: {first}", errors.len()));
@@ -296,6 +313,7 @@ pub const KEYS: &[(&str, &str)] = &[
     ("y / Enter  n / Esc", "in the confirm dialog: yes / no"),
     ("/", "filter: type, Enter applies, Esc cancels"),
     ("Esc", "close the message; else clear selection, then filter"),
+    ("S", "suppressed addresses (x lifts one, after asking)"),
     ("?", "this help"),
     ("q / Ctrl-C", "quit (q in a message closes it)"),
 ];
@@ -314,3 +332,29 @@ pub fn hint_table(tab: Tab) -> &'static str {
 pub const HINT_DETAIL: &str = "j/k scroll · r release · s resend · d delete · u restore · Esc back · ? help";
 pub const HINT_CONFIRM: &str = "y / Enter confirm · n / Esc cancel";
 pub const HINT_HELP: &str = "? / Esc close help";
+pub const HINT_SUPPRESSED: &str = "j/k move · x lift the suppression · S / Esc / q close";
+
+// --- the suppressed addresses (`S`) -------------------------------------------------------------
+
+pub const SUPPRESSED_TITLE: &str = " Suppressed addresses: never mailed until lifted ";
+pub const SUPPRESSED_COLUMNS: [&str; 3] = ["address", "since", "reason"];
+pub const NO_SUPPRESSED: &str = "no suppressed addresses";
+pub const UNSUPPRESSING: &str = "lifting the suppression…";
+
+pub fn suppressed_failed(error: &str) -> String {
+    format!("could not read the suppressed addresses: {error}")
+}
+
+pub fn unsuppressed(address: &str) -> String {
+    format!("{address}: suppression lifted, it will be mailed again")
+}
+
+pub fn not_suppressed(address: &str) -> String {
+    format!("{address} was not suppressed (any more)")
+}
+
+pub fn unsuppress_question() -> &'static str {
+    "Lift the suppression of this address?"
+}
+
+pub const UNSUPPRESS_NOTE: &str = "Verification mail to it goes out again (within the caps).";

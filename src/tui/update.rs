@@ -7,8 +7,8 @@
 //! the first one shown (so the cost does not grow with how far down the moderator is), spliced
 //! in, and the cursor kept on the message it was on.
 
-use super::action::{Action, Effect, Key, LoadKind, LoadRequest, Loaded, Report, Verb, key};
-use super::state::{App, Confirm, DetailPane, Mode, StatusLine, Tab, Tone};
+use super::action::{Action, Effect, Key, LoadKind, LoadRequest, Loaded, Outcome, Report, Verb, key};
+use super::state::{App, Confirm, DetailPane, Mode, StatusLine, SuppressedList, Tab, Tone};
 use super::text;
 use crate::domain::{MessageId, Status};
 
@@ -58,6 +58,28 @@ pub fn update(app: &mut App, action: Action) -> Option<Effect> {
             return None;
         }
         Action::Done(report) => return done(app, report),
+        Action::SuppressedLoaded(result) => {
+            if let Some(list) = app.suppressed.as_mut() {
+                match result {
+                    Ok(rows) => {
+                        list.cursor = list.cursor.min(rows.len().saturating_sub(1));
+                        list.rows = Some(rows);
+                        list.error = None;
+                    }
+                    Err(e) => list.error = Some(e),
+                }
+            }
+            return None;
+        }
+        Action::Unsuppressed { address, result } => {
+            match result {
+                Ok(true) => say(app, Tone::Success, text::unsuppressed(&address)),
+                Ok(false) => say(app, Tone::Info, text::not_suppressed(&address)),
+                Err(e) => say(app, Tone::Error, e),
+            }
+            // The list as it is now (the overlay may have been closed meanwhile).
+            return app.suppressed.is_some().then_some(Effect::LoadSuppressed);
+        }
         _ => {}
     }
     match app.mode() {
@@ -68,6 +90,7 @@ pub fn update(app: &mut App, action: Action) -> Option<Effect> {
             }
             None
         }
+        Mode::Suppressed => suppressed_mode(app, action),
         Mode::Filter => filter_mode(app, action),
         Mode::Detail => detail_mode(app, action),
         Mode::Normal => normal_mode(app, action),
@@ -159,8 +182,43 @@ fn normal_mode(app: &mut App, action: Action) -> Option<Effect> {
             app.help = true;
             None
         }
+        Action::ToggleSuppressed => open_suppressed(app),
         _ => None,
     }
+}
+
+fn open_suppressed(app: &mut App) -> Option<Effect> {
+    app.suppressed = Some(SuppressedList::default());
+    Some(Effect::LoadSuppressed)
+}
+
+/// The suppressed-addresses overlay: move, lift one (through the dialog), close.
+fn suppressed_mode(app: &mut App, action: Action) -> Option<Effect> {
+    let page = app.body_height().saturating_sub(4).max(1);
+    let list = app.suppressed.as_mut()?;
+    let last = list.rows.as_ref().map_or(0, |r| r.len().saturating_sub(1));
+    match action {
+        Action::ToggleSuppressed => app.suppressed = None,
+        Action::Down => list.cursor = (list.cursor + 1).min(last),
+        Action::Up => list.cursor = list.cursor.saturating_sub(1),
+        Action::PageDown => list.cursor = list.cursor.saturating_add(page).min(last),
+        Action::PageUp => list.cursor = list.cursor.saturating_sub(page),
+        Action::Top => list.cursor = 0,
+        Action::Bottom => list.cursor = last,
+        Action::Unsuppress => match list.current() {
+            Some(row) => {
+                app.confirm = Some(Confirm {
+                    verb: Verb::Resend,
+                    ids: Vec::new(),
+                    skipped: 0,
+                    unsuppress: Some(row.address.clone()),
+                });
+            }
+            None => say(app, Tone::Info, text::NO_SUPPRESSED),
+        },
+        _ => {}
+    }
+    None
 }
 
 fn detail_mode(app: &mut App, action: Action) -> Option<Effect> {
@@ -178,6 +236,7 @@ fn detail_mode(app: &mut App, action: Action) -> Option<Effect> {
             return None;
         }
         Action::ToggleHelp => app.help = true,
+        Action::ToggleSuppressed => return open_suppressed(app),
         Action::Verb(verb) => {
             let id = pane.id;
             // The status as last read; the use-case checks again either way.
@@ -224,6 +283,10 @@ fn confirm_mode(app: &mut App, action: Action) -> Option<Effect> {
     match action {
         Action::Confirm => {
             let c = app.confirm.take()?;
+            if let Some(address) = c.unsuppress {
+                say(app, Tone::Info, text::UNSUPPRESSING);
+                return Some(Effect::Unsuppress(address));
+            }
             run(app, c.verb, c.ids)
         }
         Action::Cancel => {
@@ -254,7 +317,12 @@ fn act(app: &mut App, verb: Verb, targets: Vec<(MessageId, Option<Status>)>) -> 
     }
     let skipped = total - ids.len();
     if verb.always_confirm() || ids.len() > 1 || skipped > 0 {
-        app.confirm = Some(Confirm { verb, ids, skipped });
+        app.confirm = Some(Confirm {
+            verb,
+            ids,
+            skipped,
+            unsuppress: None,
+        });
         return None;
     }
     run(app, verb, ids)
@@ -267,7 +335,20 @@ fn run(app: &mut App, verb: Verb, ids: Vec<MessageId>) -> Option<Effect> {
 
 fn done(app: &mut App, report: Report) -> Option<Effect> {
     let failed = report.results.iter().any(|(_, r)| r.is_err());
-    let tone = if failed { Tone::Error } else { Tone::Success };
+    let withheld = report.results.iter().any(|(_, r)| {
+        matches!(
+            r,
+            Ok(Outcome::Resent { no_mail: Some(_) } | Outcome::NotSpam { no_mail: Some(_) })
+        )
+    });
+    let tone = if failed {
+        Tone::Error
+    } else if withheld {
+        // Recorded, but the visitor gets nothing: not a plain success.
+        Tone::Info
+    } else {
+        Tone::Success
+    };
     say(app, tone, text::report(&report));
     for (id, result) in &report.results {
         if result.is_ok() {
@@ -425,7 +506,6 @@ fn clamp_scroll(app: &mut App) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::tui::action::Outcome;
     use crate::tui::fixtures::{self, NOW};
     use ratatui::crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
 
@@ -659,6 +739,25 @@ mod tests {
             "released #4 — no staff_inbox configured, not mailed"
         );
         assert_eq!(app.status.clone().unwrap().tone, Tone::Success);
+
+        let resend = Report {
+            verb: Verb::Resend,
+            results: vec![(
+                MessageId(4),
+                Ok(Outcome::Resent {
+                    no_mail: Some("the address is suppressed".into()),
+                }),
+            )],
+        };
+        update(&mut app, Action::Done(resend));
+        let status = app.status.clone().unwrap();
+        assert_eq!(
+            (status.tone, status.text.as_str()),
+            (
+                Tone::Info,
+                "resend of #4 recorded, but no mail: the address is suppressed"
+            )
+        );
     }
 
     #[test]
@@ -723,6 +822,78 @@ mod tests {
         press(&mut app, "?q");
         assert!(!app.help, "q closes the help, it does not quit");
         assert_eq!(press(&mut app, "q"), [Effect::Quit]);
+    }
+
+    fn suppressed(address: &str) -> crate::store::SuppressedAddress {
+        crate::store::SuppressedAddress {
+            address: address.into(),
+            created_at: NOW - 3600,
+            reason: "the recipient said \"I didn't send this\"".into(),
+        }
+    }
+
+    #[test]
+    fn the_suppressed_addresses_open_with_shift_s_and_x_lifts_one_through_the_dialog() {
+        let mut app = app_with(Tab::Pending, 3);
+        assert_eq!(press(&mut app, "S"), [Effect::LoadSuppressed]);
+        assert_eq!(app.mode(), Mode::Suppressed);
+        assert!(press(&mut app, "x").is_empty(), "nothing loaded yet: nothing to lift");
+        assert!(app.confirm.is_none());
+        let rows = vec![suppressed("a@example.org"), suppressed("b@example.org")];
+        assert!(update(&mut app, Action::SuppressedLoaded(Ok(rows))).is_none());
+        assert_eq!(app.suppressed.as_ref().unwrap().rows.as_ref().unwrap().len(), 2);
+        assert!(press(&mut app, "jjrd").is_empty(), "verbs do nothing in the overlay");
+        assert_eq!(
+            app.suppressed.as_ref().unwrap().cursor,
+            1,
+            "clamped to the last address"
+        );
+        assert_eq!((app.cursor, app.confirm.is_none()), (0, true));
+        assert!(press(&mut app, "x").is_empty(), "x asks first");
+        assert_eq!(app.mode(), Mode::Confirm);
+        assert_eq!(
+            app.confirm.as_ref().unwrap().unsuppress.as_deref(),
+            Some("b@example.org")
+        );
+        press(&mut app, "n");
+        assert_eq!(app.mode(), Mode::Suppressed, "no: back to the list");
+        press(&mut app, "x");
+        assert_eq!(press(&mut app, "y"), [Effect::Unsuppress("b@example.org".into())]);
+        let reload = update(
+            &mut app,
+            Action::Unsuppressed {
+                address: "b@example.org".into(),
+                result: Ok(true),
+            },
+        );
+        assert_eq!(reload, Some(Effect::LoadSuppressed));
+        let status = app.status.clone().unwrap();
+        assert_eq!(
+            (status.tone, status.text.as_str()),
+            (
+                Tone::Success,
+                "b@example.org: suppression lifted, it will be mailed again"
+            )
+        );
+        update(
+            &mut app,
+            Action::SuppressedLoaded(Ok(vec![suppressed("a@example.org")])),
+        );
+        assert_eq!(app.suppressed.as_ref().unwrap().cursor, 0);
+        press(&mut app, "\x1b");
+        assert_eq!(app.mode(), Mode::Normal, "Esc closes");
+        press(&mut app, "S");
+        press(&mut app, "q");
+        assert_eq!(app.mode(), Mode::Normal, "q closes it, it does not quit");
+        press(&mut app, "S");
+        press(&mut app, "S");
+        assert_eq!(app.mode(), Mode::Normal, "S closes it too");
+        press(&mut app, "S");
+        update(&mut app, Action::SuppressedLoaded(Err("database error".into())));
+        assert_eq!(
+            app.suppressed.as_ref().unwrap().error.as_deref(),
+            Some("database error")
+        );
     }
 
     #[test]

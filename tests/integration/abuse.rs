@@ -98,7 +98,8 @@ async fn fifty_posts_naming_one_address_send_exactly_one_mail(backend: Backend) 
 
     // A moderator's explicit resend goes out, and is audited.
     let core = moderator(&app).await;
-    core.actions.resend(MessageId(2), "moderator:ann").await.unwrap();
+    let resent = core.actions.resend(MessageId(2), "moderator:ann").await.unwrap();
+    assert!(resent.queued(), "{resent:?}");
     let mail = app.mail(2).await;
     assert_eq!(mail.header("To").as_deref(), Some("victim@example.org"));
     let trail = app.store.audit_trail(MessageId(2)).await.unwrap();
@@ -167,7 +168,12 @@ async fn i_didnt_send_this_suppresses_the_address_until_a_moderator_lifts_it(bac
     let res = app.submit("Stranger@Example.org").await;
     assert_eq!(res.status(), 303);
     let core = moderator(&app).await;
-    core.actions.resend(MessageId(2), "moderator:ann").await.unwrap();
+    let resent = core.actions.resend(MessageId(2), "moderator:ann").await.unwrap();
+    assert_eq!(
+        resent.why_no_mail().as_deref(),
+        Some("the address is suppressed"),
+        "the moderator learns no mail went out"
+    );
     assert_eq!(
         settled_mail_count(&app).await,
         1,

@@ -148,6 +148,17 @@ async fn the_verbs_move_messages_through_their_life_and_say_so() {
 
     let out = f.run(&["resend", &cy.to_string()]);
     assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(stdout(&out).trim(), format!("resent the verification of #{cy}"));
+    assert_eq!(f.core.store.message(cy).await.unwrap().unwrap().verify_mails, 2);
+
+    // A suppressed address: the resend is recorded (exit 0) but says no mail went out.
+    f.core.store.suppress("cy@example.org", 0, "test").await.unwrap();
+    let out = f.run(&["resend", &cy.to_string()]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert_eq!(
+        stdout(&out).trim(),
+        format!("resend of #{cy} recorded, but no mail: the address is suppressed")
+    );
     assert_eq!(f.core.store.message(cy).await.unwrap().unwrap().verify_mails, 2);
 
     let out = f.run(&["show", &ada.to_string()]);

@@ -8,18 +8,28 @@ use ratatui::widgets::{Block, Clear, Widget};
 
 use super::{bold, centered, dim, fit, wrap};
 use crate::tui::action::Verb;
+use crate::tui::safe::safe;
 use crate::tui::state::Confirm;
 use crate::tui::text;
 
 pub fn render(c: &Confirm, area: Rect, buf: &mut Buffer) {
     let w = area.width.saturating_sub(4).clamp(20, 64);
     let inner = (w as usize).saturating_sub(4);
-    let mut lines = vec![Line::styled(text::confirm_question(c.verb, c.ids.len()), bold())];
-    for l in wrap(&text::ids(&c.ids), inner).into_iter().take(3) {
-        lines.push(Line::raw(fit(&l, inner).into_owned()));
-    }
-    for l in wrap(text::confirm_note(c.verb), inner) {
-        lines.push(Line::styled(l, dim()));
+    let mut lines = Vec::new();
+    if let Some(address) = &c.unsuppress {
+        lines.push(Line::styled(text::unsuppress_question(), bold()));
+        lines.push(Line::raw(fit(&safe(address), inner).into_owned()));
+        for l in wrap(text::UNSUPPRESS_NOTE, inner) {
+            lines.push(Line::styled(l, dim()));
+        }
+    } else {
+        lines.push(Line::styled(text::confirm_question(c.verb, c.ids.len()), bold()));
+        for l in wrap(&text::ids(&c.ids), inner).into_iter().take(3) {
+            lines.push(Line::raw(fit(&l, inner).into_owned()));
+        }
+        for l in wrap(text::confirm_note(c.verb), inner) {
+            lines.push(Line::styled(l, dim()));
+        }
     }
     if c.skipped > 0 {
         for l in wrap(&text::skipped(c.skipped), inner) {

@@ -6,6 +6,7 @@ pub mod detail;
 pub mod dialog;
 pub mod help;
 pub mod status;
+pub mod suppressed;
 pub mod table;
 pub mod tabs;
 
@@ -47,6 +48,9 @@ impl Widget for &App {
             table::render(self, body, buf);
         }
         status::render(self, status_area, hint_area, buf);
+        if let Some(list) = &self.suppressed {
+            suppressed::render(list, area, buf);
+        }
         if let Some(confirm) = &self.confirm {
             dialog::render(confirm, area, buf);
         }

@@ -52,6 +52,7 @@ pub fn render(app: &App, status: Rect, hint: Rect, buf: &mut Buffer) {
         Mode::Detail => text::HINT_DETAIL,
         Mode::Confirm => text::HINT_CONFIRM,
         Mode::Help => text::HINT_HELP,
+        Mode::Suppressed => text::HINT_SUPPRESSED,
     };
     hint_line(hint_text, hint, buf);
 }
