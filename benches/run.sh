@@ -27,12 +27,10 @@ THREADS=2
 PG=${BENCH_PG:-postgres://postgres@127.0.0.1:5432}
 VERIFY_LINKS=${BENCH_VERIFY_LINKS:-30000}
 DRAIN=20000
-STAMP=$(date -u +%Y-%m-%dT%H%M%SZ)
-OUT=${BENCH_OUT:-$B/results/$STAMP.json}
 KEY=benchmark-signing-key-0123456789abcdefghijklmnop
 WORK=$(mktemp -d "${TMPDIR:-/tmp}/formgate-bench.XXXXXX")
 RAW=$WORK/raw
-mkdir -p "$RAW" "$(dirname "$OUT")"
+mkdir -p "$RAW"
 export BENCH_LUA=$B/lua BENCH_THREADS=$THREADS
 # Only what this script sets configures formgate.
 while read -r v; do unset "$v"; done < <(compgen -e | grep '^FORMGATE_' || true)
@@ -216,6 +214,9 @@ while awk '{ exit !($1 >= 1.0) }' /proc/loadavg && ((waited < ${BENCH_WAIT_LOAD:
   waited=$((waited + 5))
 done
 LOAD_BEFORE=$(cut -d' ' -f1-3 /proc/loadavg)
+STAMP=$(date -u +%Y-%m-%dT%H%M%SZ)
+OUT=${BENCH_OUT:-$B/results/$STAMP.json}
+mkdir -p "$(dirname "$OUT")"
 if awk '{ exit !($1 >= 1.0) }' /proc/loadavg; then
   echo "   warning: load average $LOAD_BEFORE; other work on this machine makes the figures noisy" >&2
   NOTES+=("the machine was busy when measuring started (load $LOAD_BEFORE): absolute figures are noisy")
@@ -364,9 +365,9 @@ wait_port "$LSINK_PORT" 10 "$LSINK_PID" || die "benches/sink.py did not start: $
 start_fg latency "sqlite://$WORK/latency.db" "smtp://127.0.0.1:$LSINK_PORT" ||
   die "formgate did not start: $(tail -5 "$WORK/latency.err")"
 mkdir -p "$WORK/lat-warm" "$WORK/lat"
-BENCH_OUT=$WORK/lat-warm BENCH_DELAY_MS=$DELAY_MS wrk -t"$THREADS" -c"$CONNS" -d"${WARM}s" -s "$B/lua/latency.lua" \
+BENCH_SENT_DIR=$WORK/lat-warm BENCH_DELAY_MS=$DELAY_MS wrk -t"$THREADS" -c"$CONNS" -d"${WARM}s" -s "$B/lua/latency.lua" \
   "http://127.0.0.1:$FG_PORT/contact" >/dev/null || die "wrk warm-up for latency failed"
-BENCH_OUT=$WORK/lat BENCH_DELAY_MS=$DELAY_MS WARM=0 run_wrk latency_wrk "$B/lua/latency.lua" "http://127.0.0.1:$FG_PORT/contact"
+BENCH_SENT_DIR=$WORK/lat BENCH_DELAY_MS=$DELAY_MS WARM=0 run_wrk latency_wrk "$B/lua/latency.lua" "http://127.0.0.1:$FG_PORT/contact"
 python3 "$B/util.py" wait-count "$WORK/latency.db" "SELECT (SELECT count(*) FROM outbox WHERE state <> 'sent') = 0" 1 60 ||
   die "not every latency mail was sent"
 stop "$LSINK_PID"

@@ -1,6 +1,6 @@
 -- Paced POST /contact with a unique visitor address per request. Every 303 is recorded with the
 -- message id from its Location (`/contact/sent?r=v1.<id>.…`) and the CLOCK_MONOTONIC time it
--- arrived, into BENCH_OUT/sent-<thread>.txt; benches/sink.py records each mail's arrival on the
+-- arrived, into BENCH_SENT_DIR/sent-<thread>.txt; benches/sink.py records each mail's arrival on the
 -- same clock. BENCH_DELAY_MS: pause per connection between an answer and the next request.
 package.path = os.getenv("BENCH_LUA") .. "/?.lua;" .. package.path
 local common = require("common")
@@ -10,7 +10,7 @@ setup = common.setup
 local out, pause, n = nil, 0, 0
 
 function init(args)
-  out = io.open(os.getenv("BENCH_OUT") .. "/sent-" .. id .. ".txt", "w")
+  out = io.open(os.getenv("BENCH_SENT_DIR") .. "/sent-" .. id .. ".txt", "w")
   out:setvbuf("line")
   pause = tonumber(os.getenv("BENCH_DELAY_MS"))
 end
