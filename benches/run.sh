@@ -172,8 +172,8 @@ start_fg() { # name database_url smtp_url|dir:PATH → FG_PID FG_PORT
   local name=$1 db=$2 mail=$3 i
   FG_PORT=$(free_port)
   local env=(FORMGATE_LISTEN="127.0.0.1:$FG_PORT" FORMGATE_DATABASE_URL="$db" FORMGATE_SECRET_KEYS="$KEY")
-  # All load comes from one address and one visitor: abuse limits off (0), or the benchmark would
-  # measure 429s. A build without these settings ignores the variables.
+  # All load comes from one client address: abuse limits off (0), or the benchmark would measure
+  # 429s and held mails. A build without these settings ignores the variables.
   env+=(FORMGATE_RATE_LIMIT_CONTACT=0 FORMGATE_RATE_LIMIT_VERIFY=0 FORMGATE_VERIFY_MAILS_PER_ADDRESS=0
     FORMGATE_MAX_MAILS_PER_HOUR=0)
   if [[ $mail == dir:* ]]; then env+=(FORMGATE_MAIL_DIR="${mail#dir:}"); else env+=(FORMGATE_SMTP_URL="$mail"); fi
