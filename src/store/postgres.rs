@@ -73,6 +73,9 @@ impl PgStore {
             // Who is connected, in pg_stat_activity.
             options = options.application_name("formgate");
         }
+        // Backstop: a session left idle inside a transaction (a cancelled request, a crashed
+        // client) is closed by the server instead of holding its locks for ever.
+        options = options.options([("idle_in_transaction_session_timeout", "60s")]);
         let pool = PgPoolOptions::new()
             .max_connections(MAX_CONNECTIONS)
             .acquire_timeout(ACQUIRE_TIMEOUT)

@@ -161,7 +161,10 @@ async fn submit(State(state): State<AppState>, req: Request) -> Response {
     };
     // A bot filter's catch is stored as spam and answered exactly like any other post.
     let spam = state.actions.bot_verdict(&form);
-    match state.actions.submit_as(new, spam).await {
+    match state
+        .run_to_completion(move |a| async move { a.submit_as(new, spam).await })
+        .await
+    {
         // Only now, after the commit, does the visitor hear "success".
         Ok(s) if json => (
             StatusCode::ACCEPTED,
@@ -210,7 +213,11 @@ async fn code(State(state): State<AppState>, req: Request) -> Response {
         Ok(f) => f,
         Err(e) => return body_error(&state, e, json),
     };
-    match state.actions.confirm_code(&f.receipt, &f.code).await {
+    let (receipt, typed) = (f.receipt.clone(), f.code.clone());
+    match state
+        .run_to_completion(move |a| async move { a.confirm_code(&receipt, &typed).await })
+        .await
+    {
         Ok(id) if json => axum::Json(serde_json::json!({ "status": "verified", "id": id })).into_response(),
         Ok(_) => Redirect::to("/contact/confirmed").into_response(),
         // A wrong code is answered on the same page, with the field marked.
@@ -236,7 +243,11 @@ async fn resend(State(state): State<AppState>, req: Request) -> Response {
         Ok(f) => f,
         Err(e) => return body_error(&state, e, json),
     };
-    match state.actions.resend_for_visitor(&f.receipt).await {
+    let receipt = f.receipt.clone();
+    match state
+        .run_to_completion(move |a| async move { a.resend_for_visitor(&receipt).await })
+        .await
+    {
         Ok(receipt) if json => (
             StatusCode::ACCEPTED,
             axum::Json(serde_json::json!({ "status": "pending", "receipt": receipt })),

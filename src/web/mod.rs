@@ -33,6 +33,26 @@ pub struct AppState {
     pub edge: Arc<edge::Edge>,
 }
 
+impl AppState {
+    /// Runs a use-case to its end even if the visitor disconnects. axum drops a handler's future
+    /// when its connection closes; a write cancelled half-way (sqlx 0.8's `begin` on PostgreSQL is
+    /// not cancel-safe) can strand a pooled connection inside an open transaction, whose locks
+    /// then block the outbox and a clean shutdown. A spawned task is not cancelled with the
+    /// request, and the visitor's write completes (or fails) as a whole.
+    pub async fn run_to_completion<T, Fut>(&self, work: impl FnOnce(Arc<Actions>) -> Fut) -> T
+    where
+        Fut: std::future::Future<Output = T> + Send + 'static,
+        T: Send + 'static,
+    {
+        match tokio::spawn(work(self.actions.clone())).await {
+            Ok(out) => out,
+            // Nothing aborts these tasks, so the only failure is a panic: let it propagate as if
+            // it had happened in the handler.
+            Err(e) => std::panic::resume_unwind(e.into_panic()),
+        }
+    }
+}
+
 pub fn router(state: AppState) -> Router {
     Router::new()
         .merge(contact::router())

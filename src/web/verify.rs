@@ -26,7 +26,11 @@ async fn show_suppress(State(state): State<AppState>, Path(token): Path<String>,
 
 async fn suppress(State(state): State<AppState>, Path(token): Path<String>, headers: HeaderMap) -> Response {
     let json = wants_json(&headers);
-    match state.actions.suppress_by_link(&token).await {
+    let t = token.clone();
+    match state
+        .run_to_completion(move |a| async move { a.suppress_by_link(&t).await })
+        .await
+    {
         Ok(()) if json => axum::Json(serde_json::json!({ "status": "suppressed" })).into_response(),
         Ok(()) => state.page(StatusCode::OK, "suppressed", ()),
         Err(e) => state.action_error(e, json),
@@ -34,7 +38,11 @@ async fn suppress(State(state): State<AppState>, Path(token): Path<String>, head
 }
 
 async fn show(State(state): State<AppState>, Path(token): Path<String>, headers: HeaderMap) -> Response {
-    match state.actions.open_link(&token).await {
+    let t = token.clone();
+    match state
+        .run_to_completion(move |a| async move { a.open_link(&t).await })
+        .await
+    {
         Ok(LinkView::Confirm) => state.page(StatusCode::OK, "confirm", minijinja::context! { token }),
         Ok(LinkView::AlreadyConfirmed) => state.page(StatusCode::OK, "confirmed", ()),
         Err(e) => state.action_error(e, wants_json(&headers)),
@@ -43,7 +51,11 @@ async fn show(State(state): State<AppState>, Path(token): Path<String>, headers:
 
 async fn confirm(State(state): State<AppState>, Path(token): Path<String>, headers: HeaderMap) -> Response {
     let json = wants_json(&headers);
-    match state.actions.confirm(&token).await {
+    let t = token.clone();
+    match state
+        .run_to_completion(move |a| async move { a.confirm(&t).await })
+        .await
+    {
         Ok(id) if json => axum::Json(serde_json::json!({ "status": "verified", "id": id })).into_response(),
         Ok(_) => state.page(StatusCode::OK, "confirmed", ()),
         Err(e) => state.action_error(e, json),
