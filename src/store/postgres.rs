@@ -143,21 +143,6 @@ impl Store for PgStore {
         Ok(())
     }
 
-    async fn insert_message(
-        &self,
-        msg: &NewMessage,
-        now: i64,
-        nonce: &str,
-        verify_expires_at: i64,
-        mail: MailForId<'_>,
-    ) -> Result<MessageId, StoreError> {
-        let guard = MailGuard::default();
-        let inserted = self
-            .insert_guarded(msg, now, nonce, verify_expires_at, mail, &guard, None)
-            .await?;
-        Ok(inserted.id)
-    }
-
     async fn message(&self, id: MessageId) -> Result<Option<Message>, StoreError> {
         let row = sqlx::query("SELECT * FROM messages WHERE id = $1")
             .bind(id.0)
