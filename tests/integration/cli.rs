@@ -76,6 +76,12 @@ impl Fixture {
         id
     }
 
+    /// How many staff mails were queued for the message.
+    async fn release_mails(&self, id: MessageId) -> usize {
+        let outbox = self.core.store.outbox_for_message(id).await.unwrap();
+        outbox.into_iter().filter(|o| o.kind == MailKind::Release).count()
+    }
+
     fn command(&self, args: &[&str]) -> Command {
         let mut c = Command::new(env!("CARGO_BIN_EXE_formgate"));
         c.args(args)
@@ -207,16 +213,7 @@ async fn two_moderators_releasing_at_once_queue_exactly_one_mail() {
     );
     let loser = a.err().or(b.err()).unwrap().to_string();
     assert!(loser.contains("already released by"), "{loser}");
-    let releases = f
-        .core
-        .store
-        .outbox_for_message(id)
-        .await
-        .unwrap()
-        .into_iter()
-        .filter(|o| o.kind == MailKind::Release)
-        .count();
-    assert_eq!(releases, 1);
+    assert_eq!(f.release_mails(id).await, 1);
 
     // Two processes, as two moderators over SSH would.
     let id = f.message("Bob", "bob@example.org", "Hello", true).await;
@@ -243,16 +240,7 @@ async fn two_moderators_releasing_at_once_queue_exactly_one_mail() {
     let loser = if sa.success() { &mut bob } else { &mut alice };
     loser.stderr.take().unwrap().read_to_string(&mut loser_err).unwrap();
     assert!(loser_err.contains("already released by"), "{loser_err}");
-    let releases = f
-        .core
-        .store
-        .outbox_for_message(id)
-        .await
-        .unwrap()
-        .into_iter()
-        .filter(|o| o.kind == MailKind::Release)
-        .count();
-    assert_eq!(releases, 1);
+    assert_eq!(f.release_mails(id).await, 1);
 }
 
 #[tokio::test]
