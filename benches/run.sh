@@ -321,10 +321,11 @@ PAYLOAD_BYTES=$(stat -c %s "$PAYLOAD")
 NOW=$(date +%s)
 sqlite3 "$WORK/drain.db" <<SQL || die "seeding the outbox failed"
 WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < $DRAIN)
-INSERT INTO outbox (message_id, kind, recipient, sender, message_id_header, payload, created_at, next_attempt_at, give_up_at)
+INSERT INTO outbox (message_id, kind, recipient, sender, message_id_header, created_at, next_attempt_at, give_up_at)
 SELECT NULL, 'verify', 'drain-' || i || '@example.org', 'formgate@localhost', '<drain.' || i || '@localhost>',
-       readfile('$PAYLOAD'), $NOW, $NOW, $NOW + 259200
+       $NOW, $NOW, $NOW + 259200
 FROM n;
+INSERT INTO outbox_payloads (outbox_id, payload) SELECT id, readfile('$PAYLOAD') FROM outbox;
 SQL
 lanes=4 # formgate's default smtp_connections
 t0=$(date +%s%N)

@@ -17,8 +17,8 @@ use serde::Serialize;
 
 use crate::mail::human_time;
 use crate::store::{
-    Audit, AuditRecord, Change, MailGuard, OutboxRecord, OutgoingMail, Purged, SharedStore, StoreError,
-    SuppressedAddress,
+    Audit, AuditRecord, Change, IntakeQueue, MailGuard, NewSubmission, OutboxRecord, OutgoingMail, Purged, RenderMail,
+    SharedStore, StoreError, SuppressedAddress,
 };
 use crate::token::{self, Keys, Purpose, TokenError};
 
@@ -142,11 +142,57 @@ pub struct Details {
 pub struct Actions {
     store: SharedStore,
     keys: Keys,
-    composer: Composer,
+    composer: Arc<Composer>,
+    verify_mails: Arc<VerifyMailer>,
     clock: SharedClock,
     token_ttl: i64,
     outbox_wake: Arc<Notify>,
     settings: Settings,
+    /// Started on the first submission (it needs the runtime the web server runs on).
+    intake: std::sync::OnceLock<IntakeQueue>,
+}
+
+/// Renders verification mails. Shared with the intake queue, which renders a new message's mail
+/// inside the transaction that gives it its id.
+struct VerifyMailer {
+    keys: Keys,
+    composer: Arc<Composer>,
+    /// With no SMTP configured, log verification links so a site owner can try formgate at once.
+    log_links: bool,
+}
+
+impl VerifyMailer {
+    fn render(
+        &self,
+        id: MessageId,
+        to: &VisitorEmail,
+        nonce: &str,
+        expires_at: i64,
+        now: i64,
+    ) -> Result<OutgoingMail, String> {
+        let token = self.keys.sign(Purpose::Verify, id, expires_at, nonce);
+        let code = self.keys.code(id, nonce);
+        let suppress_token = self.keys.sign(
+            Purpose::Suppress,
+            id,
+            now + SUPPRESS_LINK_TTL,
+            &to.as_str().to_lowercase(),
+        );
+        if self.log_links {
+            tracing::info!(message_id = id.0, link = %self.composer.verify_link(&token), code = %code, "no SMTP configured: the verification mail goes to the mail folder");
+        }
+        self.composer
+            .verify(&VerifyMail {
+                id,
+                to,
+                token: &token,
+                code: &code,
+                suppress_token: &suppress_token,
+                expires_at,
+                now,
+            })
+            .map_err(|e| e.to_string())
+    }
 }
 
 fn new_nonce() -> String {
@@ -165,14 +211,22 @@ impl Actions {
         settings: Settings,
     ) -> Self {
         let token_ttl = settings.token_ttl.as_secs() as i64;
+        let composer = Arc::new(composer);
+        let verify_mails = Arc::new(VerifyMailer {
+            keys: keys.clone(),
+            composer: composer.clone(),
+            log_links: settings.log_links,
+        });
         Self {
             store,
             keys,
             composer,
+            verify_mails,
             clock,
             token_ttl,
             outbox_wake,
             settings,
+            intake: std::sync::OnceLock::new(),
         }
     }
 
@@ -186,38 +240,6 @@ impl Actions {
 
     pub fn now(&self) -> i64 {
         self.clock.now()
-    }
-
-    fn verify_mail(
-        &self,
-        id: MessageId,
-        to: &VisitorEmail,
-        nonce: &str,
-        expires_at: i64,
-        now: i64,
-    ) -> Result<OutgoingMail, String> {
-        let token = self.keys.sign(Purpose::Verify, id, expires_at, nonce);
-        let code = self.keys.code(id, nonce);
-        let suppress_token = self.keys.sign(
-            Purpose::Suppress,
-            id,
-            now + SUPPRESS_LINK_TTL,
-            &to.as_str().to_lowercase(),
-        );
-        if self.settings.log_links {
-            tracing::info!(message_id = id.0, link = %self.composer.verify_link(&token), code = %code, "no SMTP configured: the verification mail goes to the mail folder");
-        }
-        self.composer
-            .verify(&VerifyMail {
-                id,
-                to,
-                token: &token,
-                code: &code,
-                suppress_token: &suppress_token,
-                expires_at,
-                now,
-            })
-            .map_err(|e| e.to_string())
     }
 
     fn receipt(&self, id: MessageId, now: i64) -> String {
@@ -237,10 +259,22 @@ impl Actions {
         let now = self.clock.now();
         let nonce = new_nonce();
         let expires_at = now + self.token_ttl;
-        let render = |id: MessageId| self.verify_mail(id, &msg.email, &nonce, expires_at, now);
-        let inserted = self
-            .store
-            .insert_guarded(&msg, now, &nonce, expires_at, &render, &self.settings.mail_guard, spam)
+        let render: RenderMail = {
+            let (mailer, to, nonce) = (self.verify_mails.clone(), msg.email.clone(), nonce.clone());
+            Box::new(move |id| mailer.render(id, &to, &nonce, expires_at, now))
+        };
+        let intake = self
+            .intake
+            .get_or_init(|| IntakeQueue::start(self.store.clone(), self.settings.mail_guard));
+        let inserted = intake
+            .store(NewSubmission {
+                msg,
+                now,
+                nonce,
+                verify_expires_at: expires_at,
+                spam: spam.map(str::to_owned),
+                mail: render,
+            })
             .await?;
         let id = inserted.id;
         match (spam, &inserted.withheld) {
@@ -471,7 +505,8 @@ impl Actions {
         let expires_at = now + self.token_ttl;
         let email = VisitorEmail::from_trusted(m.email.clone());
         let mail = self
-            .verify_mail(m.id, &email, &nonce, expires_at, now)
+            .verify_mails
+            .render(m.id, &email, &nonce, expires_at, now)
             .map_err(StoreError::Mail)?;
         let change = Change {
             id: m.id,

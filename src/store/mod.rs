@@ -3,6 +3,7 @@
 //! `actions`; the store applies them atomically as compare-and-swap [`Change`]s, so two moderators
 //! (or two processes) acting on one message cannot both succeed.
 
+mod intake;
 mod postgres;
 mod rows;
 mod sqlite;
@@ -14,6 +15,7 @@ use serde::Serialize;
 
 use crate::domain::{Message, MessageId, NewMessage, Status};
 
+pub use intake::{IntakeQueue, NewSubmission, RenderMail};
 pub use postgres::PgStore;
 pub use sqlite::SqliteStore;
 
@@ -29,6 +31,29 @@ pub enum StoreError {
     Unsupported(String),
     #[error("could not render the mail to queue: {0}")]
     Mail(String),
+    /// One failure answered to every submission of a group-committed batch.
+    #[error(transparent)]
+    Batch(Arc<StoreError>),
+    #[error("the intake queue has stopped")]
+    IntakeStopped,
+}
+
+impl StoreError {
+    /// True when the failure is about one submission's data (a render error, a constraint, a value
+    /// the database refuses) rather than the database as a whole: the rest of its batch can still
+    /// be stored without it.
+    pub fn concerns_one_submission(&self) -> bool {
+        match self {
+            StoreError::Mail(_) => true,
+            StoreError::Database(sqlx::Error::Encode(_)) => true,
+            StoreError::Database(sqlx::Error::Database(db)) => {
+                // A constraint, or PostgreSQL's class 22 (data exception: a NUL byte in text, …).
+                !matches!(db.kind(), sqlx::error::ErrorKind::Other)
+                    || db.code().is_some_and(|c| c.starts_with("22") && c.len() == 5)
+            }
+            _ => false,
+        }
+    }
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
@@ -285,6 +310,36 @@ pub struct Purged {
 /// Renders the verification mail once the new message's id is known (inside the transaction).
 pub type MailForId<'a> = &'a (dyn Fn(MessageId) -> Result<OutgoingMail, String> + Send + Sync);
 
+/// One new message to store, with everything its transaction needs.
+pub struct Submission<'a> {
+    pub msg: &'a NewMessage,
+    pub now: i64,
+    /// Random per message: signs its links, and tells the rows of one batch apart.
+    pub nonce: &'a str,
+    pub verify_expires_at: i64,
+    /// Why a bot filter caught it, if one did: stored as spam, never mailed.
+    pub spam: Option<&'a str>,
+    pub mail: MailForId<'a>,
+}
+
+impl Submission<'_> {
+    fn status(&self) -> Status {
+        if self.spam.is_some() {
+            Status::Spam
+        } else {
+            Status::Pending
+        }
+    }
+
+    /// The audit line's detail: why it was not mailed, if it was not.
+    fn audit_detail(&self, withheld: Option<&str>) -> Option<String> {
+        match self.spam {
+            Some(why) => Some(format!("caught by a bot filter: {why}; not mailed")),
+            None => withheld.map(str::to_owned),
+        }
+    }
+}
+
 #[async_trait]
 pub trait Store: Send + Sync + 'static {
     /// Checks the database answers.
@@ -304,6 +359,51 @@ pub trait Store: Send + Sync + 'static {
             .insert_guarded(msg, now, nonce, verify_expires_at, mail, &MailGuard::default(), None)
             .await?
             .id)
+    }
+
+    /// Stores a new message like [`Store::insert_message`], but queues its verification mail only
+    /// if `guard` allows (checked inside the same write transaction, so concurrent posts naming one
+    /// address cannot both pass a cap of one). `spam`: caught by a bot filter; stored as spam,
+    /// never mailed. A withheld mail is recorded on the message's audit line.
+    #[allow(clippy::too_many_arguments)]
+    async fn insert_guarded(
+        &self,
+        msg: &NewMessage,
+        now: i64,
+        nonce: &str,
+        verify_expires_at: i64,
+        mail: MailForId<'_>,
+        guard: &MailGuard,
+        spam: Option<&str>,
+    ) -> Result<Inserted, StoreError> {
+        let one = Submission {
+            msg,
+            now,
+            nonce,
+            verify_expires_at,
+            spam,
+            mail,
+        };
+        self.insert_one(&one, guard).await
+    }
+
+    /// [`Store::insert_batch`] for a batch of one.
+    async fn insert_one(&self, submission: &Submission<'_>, guard: &MailGuard) -> Result<Inserted, StoreError> {
+        let mut inserted = self.insert_batch(std::slice::from_ref(submission), guard).await?;
+        inserted
+            .pop()
+            .ok_or_else(|| StoreError::Corrupt("a batch of one stored nothing".into()))
+    }
+
+    /// Stores several submissions (each as [`Store::insert_guarded`] would) in ONE transaction:
+    /// group commit. The guard is applied in order, so two posts to one address in one batch
+    /// count against its cap like two separate ones. All or nothing; the answer is in order.
+    async fn insert_batch(&self, batch: &[Submission<'_>], guard: &MailGuard) -> Result<Vec<Inserted>, StoreError>;
+
+    /// How many write transactions for new submissions may usefully run at once (SQLite: one
+    /// writer; PostgreSQL: several, so one batch forms while another commits).
+    fn intake_writers(&self) -> usize {
+        1
     }
 
     async fn message(&self, id: MessageId) -> Result<Option<Message>, StoreError>;
@@ -356,22 +456,6 @@ pub trait Store: Send + Sync + 'static {
     /// Deletes for good: trashed messages deleted before `trashed_before`, and pending (never
     /// verified) messages created before `unverified_before`. Their outbox rows and audit go too.
     async fn purge(&self, trashed_before: i64, unverified_before: i64) -> Result<Purged, StoreError>;
-
-    /// Stores a new message like [`Store::insert_message`], but queues its verification mail only
-    /// if `guard` allows (checked inside the same write transaction, so concurrent posts naming one
-    /// address cannot both pass a cap of one). `spam`: caught by a bot filter; stored as spam,
-    /// never mailed. A withheld mail is recorded on the message's audit line.
-    #[allow(clippy::too_many_arguments)]
-    async fn insert_guarded(
-        &self,
-        msg: &NewMessage,
-        now: i64,
-        nonce: &str,
-        verify_expires_at: i64,
-        mail: MailForId<'_>,
-        guard: &MailGuard,
-        spam: Option<&str>,
-    ) -> Result<Inserted, StoreError>;
 
     /// [`Store::apply`], with the change's mail checked against `guard` (None: always queued).
     /// A withheld mail leaves the nonce and expiry as they were (older links keep working).
@@ -461,6 +545,69 @@ fn withhold_reason(guard: &MailGuard, c: &GuardCounts) -> Option<String> {
         return Some(format!("verification withheld: hourly mail limit ({max}) reached"));
     }
     None
+}
+
+/// What a backend looked up about one address posted in a batch.
+struct AddressLookup {
+    /// As posted.
+    address: String,
+    /// As the database lower-cases it (the form suppression and the caps compare).
+    key: String,
+    suppressed: bool,
+    /// Verification mails to it within the per-address window (0 when that cap is off).
+    recent: i64,
+}
+
+/// The guard's verdict on each submission of a batch, in order. Mails queued earlier in the batch
+/// count, so a batch decides exactly as the same posts one transaction each would.
+fn batch_verdicts(
+    guard: &MailGuard,
+    batch: &[Submission<'_>],
+    lookups: Vec<AddressLookup>,
+    mut last_hour: Option<i64>,
+) -> Vec<Option<String>> {
+    let by_address: std::collections::HashMap<String, AddressLookup> =
+        lookups.into_iter().map(|l| (l.address.clone(), l)).collect();
+    // Per key, not per spelling: Ada@x and ada@x share one cap.
+    let mut queued_to: std::collections::HashMap<String, i64> = std::collections::HashMap::new();
+    batch
+        .iter()
+        .map(|s| {
+            if s.spam.is_some() {
+                return None;
+            }
+            let Some(l) = by_address.get(s.msg.email.as_str()) else {
+                // Every posted address is looked up; a missing one is a backend bug: mail nothing.
+                return Some("verification withheld: the address could not be checked".into());
+            };
+            let earlier = queued_to.get(&l.key).copied().unwrap_or(0);
+            let counts = GuardCounts {
+                suppressed: l.suppressed,
+                to_address: guard.per_address.map(|_| l.recent + earlier),
+                last_hour,
+            };
+            let reason = withhold_reason(guard, &counts);
+            if reason.is_none() {
+                *queued_to.entry(l.key.clone()).or_default() += 1;
+                if let Some(n) = last_hour.as_mut() {
+                    *n += 1;
+                }
+            }
+            reason
+        })
+        .collect()
+}
+
+/// The distinct addresses of a batch's posts that may be mailed (spam never is).
+fn mailable_addresses(batch: &[Submission<'_>]) -> Vec<String> {
+    let mut seen = std::collections::HashSet::new();
+    batch
+        .iter()
+        .filter(|s| s.spam.is_none())
+        .map(|s| s.msg.email.as_str())
+        .filter(|a| seen.insert(*a))
+        .map(str::to_owned)
+        .collect()
 }
 
 pub type SharedStore = Arc<dyn Store>;

@@ -15,10 +15,10 @@ use std::sync::{Arc, Weak};
 use tokio::sync::Notify;
 
 use super::{
-    Applied, Audit, AuditRecord, Change, Inserted, ListQuery, MailForId, MailGuard, MessageSummary, OutboxItem,
-    OutboxRecord, OutgoingMail, Purged, SendOutcome, Store, StoreError, SuppressedAddress, rows,
+    Applied, Audit, AuditRecord, Change, Inserted, ListQuery, MailGuard, MessageSummary, OutboxItem, OutboxRecord,
+    OutgoingMail, Purged, SendOutcome, Store, StoreError, Submission, SuppressedAddress, rows,
 };
-use crate::domain::{Message, MessageId, NewMessage, Status};
+use crate::domain::{Message, MessageId, Status};
 
 pub struct PgStore {
     pool: PgPool,
@@ -63,6 +63,8 @@ async fn listen_for_changes(pool: PgPool, notify: Weak<Notify>) {
 }
 
 const MAX_CONNECTIONS: u32 = 10;
+/// Concurrent intake transactions (group commit batches) per instance.
+const INTAKE_WRITERS: usize = 4;
 /// A database outage surfaces as an error (a 503 for a visitor) within seconds, not as a hang.
 const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(5);
 
@@ -343,55 +345,75 @@ impl Store for PgStore {
         Ok(Purged { trashed, unverified })
     }
 
-    async fn insert_guarded(
-        &self,
-        msg: &NewMessage,
-        now: i64,
-        nonce: &str,
-        verify_expires_at: i64,
-        mail: MailForId<'_>,
-        guard: &MailGuard,
-        spam: Option<&str>,
-    ) -> Result<Inserted, StoreError> {
+    async fn insert_batch(&self, batch: &[Submission<'_>], guard: &MailGuard) -> Result<Vec<Inserted>, StoreError> {
+        let Some(first) = batch.first() else {
+            return Ok(Vec::new());
+        };
         let mut tx = self.pool.begin().await?;
-        let withheld = match spam {
-            Some(_) => None,
-            None => guard_verdict(&mut tx, msg.email.as_str(), now, guard).await?,
+        let addresses = super::mailable_addresses(batch);
+        let withheld = if addresses.is_empty() {
+            vec![None; batch.len()]
+        } else {
+            if guard.per_address.is_some() {
+                // The cap per address holds across instances: posts naming one address queue one
+                // at a time. Taken in one order (sorted), so two batches cannot deadlock.
+                sqlx::query(
+                    "SELECT pg_advisory_xact_lock(h)
+                     FROM (SELECT DISTINCT hashtext(lower(a)) AS h FROM unnest($1::text[]) AS a ORDER BY h) AS x",
+                )
+                .bind(&addresses)
+                .execute(&mut *tx)
+                .await?;
+            }
+            let lookups = address_lookups(&mut tx, &addresses, first.now, guard).await?;
+            let last_hour = match guard.per_hour {
+                Some(_) => Some(
+                    sqlx::query_scalar("SELECT COUNT(*) FROM outbox WHERE created_at > $1")
+                        .bind(first.now - 3600)
+                        .fetch_one(&mut *tx)
+                        .await?,
+                ),
+                None => None,
+            };
+            super::batch_verdicts(guard, batch, lookups, last_hour)
         };
-        let status = if spam.is_some() { Status::Spam } else { Status::Pending };
-        let id: i64 = sqlx::query_scalar(
-            "INSERT INTO messages (status, name, email, subject, body, ip, user_agent, created_at, updated_at, nonce, verify_expires_at)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $8, $9, $10) RETURNING id",
-        )
-        .bind(status.as_str())
-        .bind(msg.name.as_str())
-        .bind(msg.email.as_str())
-        .bind(msg.subject.as_ref().map(|s| s.as_str()))
-        .bind(msg.body.as_str())
-        .bind(&msg.ip)
-        .bind(&msg.user_agent)
-        .bind(now)
-        .bind(nonce)
-        .bind(verify_expires_at)
-        .fetch_one(&mut *tx)
-        .await?;
-        let id = MessageId(id);
-        let detail = match spam {
-            Some(why) => Some(format!("caught by a bot filter: {why}; not mailed")),
-            None => withheld.clone(),
-        };
-        let audit = Audit {
-            actor: "visitor".into(),
-            action: "submit",
-            detail,
-        };
-        insert_audit(&mut tx, id, now, &audit, None, status).await?;
-        if spam.is_none() && withheld.is_none() {
-            insert_outbox(&mut tx, id, now, &mail(id).map_err(StoreError::Mail)?).await?;
+        let ids = insert_messages(&mut tx, batch, &withheld).await?;
+        let mut mails = Vec::new();
+        for ((s, id), w) in batch.iter().zip(&ids).zip(&withheld) {
+            if s.spam.is_none() && w.is_none() {
+                mails.push((*id, s.now, (s.mail)(*id).map_err(StoreError::Mail)?));
+            }
         }
-        notify_change(&mut tx).await?;
+        if !mails.is_empty() {
+            sqlx::query(
+                "INSERT INTO outbox (message_id, kind, recipient, sender, message_id_header, payload, created_at, next_attempt_at, give_up_at)
+                 SELECT message_id, kind, recipient, sender, header, payload, created_at, created_at, give_up_at
+                 FROM unnest($1::int8[], $2::text[], $3::text[], $4::text[], $5::text[], $6::bytea[], $7::int8[], $8::int8[])
+                      AS o (message_id, kind, recipient, sender, header, payload, created_at, give_up_at)",
+            )
+            .bind(mails.iter().map(|(id, _, _)| id.0).collect::<Vec<_>>())
+            .bind(mails.iter().map(|(_, _, m)| m.kind.as_str()).collect::<Vec<_>>())
+            .bind(mails.iter().map(|(_, _, m)| m.recipient.as_str()).collect::<Vec<_>>())
+            .bind(mails.iter().map(|(_, _, m)| m.sender.as_str()).collect::<Vec<_>>())
+            .bind(mails.iter().map(|(_, _, m)| m.message_id_header.as_str()).collect::<Vec<_>>())
+            .bind(mails.iter().map(|(_, _, m)| m.payload.as_slice()).collect::<Vec<_>>())
+            .bind(mails.iter().map(|(_, now, _)| *now).collect::<Vec<_>>())
+            .bind(mails.iter().map(|(_, _, m)| m.give_up_at).collect::<Vec<_>>())
+            .execute(&mut *tx)
+            .await?;
+        }
         tx.commit().await?;
-        Ok(Inserted { id, withheld })
+        Ok(ids
+            .into_iter()
+            .zip(withheld)
+            .map(|(id, withheld)| Inserted { id, withheld })
+            .collect())
+    }
+
+    fn intake_writers(&self) -> usize {
+        // One batch fills while others commit; the rest of the pool stays free for the outbox,
+        // verification and moderators.
+        INTAKE_WRITERS
     }
 
     async fn apply_guarded(&self, change: &Change, guard: Option<&MailGuard>) -> Result<Applied, StoreError> {
@@ -566,4 +588,93 @@ async fn guard_verdict(
         last_hour,
     };
     Ok(super::withhold_reason(guard, &counts))
+}
+
+/// Inserts the batch's messages and their audit lines in one statement (and notifies watchers);
+/// returns the ids in batch order, matched by nonce.
+async fn insert_messages(
+    tx: &mut Transaction<'_, Postgres>,
+    batch: &[Submission<'_>],
+    withheld: &[Option<String>],
+) -> Result<Vec<MessageId>, StoreError> {
+    let details: Vec<Option<String>> = batch
+        .iter()
+        .zip(withheld)
+        .map(|(s, w)| s.audit_detail(w.as_deref()))
+        .collect();
+    // The CROSS JOIN makes the notification part of the statement (an unreferenced CTE would not
+    // run); it is delivered on commit only.
+    let rows: Vec<(i64, String)> = sqlx::query_as(
+        "WITH m AS (
+            INSERT INTO messages (status, name, email, subject, body, ip, user_agent, created_at, updated_at, nonce, verify_expires_at)
+            SELECT status, name, email, subject, body, ip, user_agent, created_at, created_at, nonce, verify_expires_at
+            FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[], $8::int8[], $9::text[], $10::int8[])
+                 AS i (status, name, email, subject, body, ip, user_agent, created_at, nonce, verify_expires_at)
+            RETURNING id, nonce, status, created_at
+         ), a AS (
+            INSERT INTO audit (message_id, at, actor, action, from_status, to_status, detail)
+            SELECT m.id, m.created_at, 'visitor', 'submit', NULL, m.status, d.detail
+            FROM m JOIN unnest($9::text[], $11::text[]) AS d (nonce, detail) ON d.nonce = m.nonce
+         )
+         SELECT m.id, m.nonce FROM m CROSS JOIN (SELECT pg_notify('formgate_changes', '')) AS n",
+    )
+    .bind(batch.iter().map(|s| s.status().as_str()).collect::<Vec<_>>())
+    .bind(batch.iter().map(|s| s.msg.name.as_str()).collect::<Vec<_>>())
+    .bind(batch.iter().map(|s| s.msg.email.as_str()).collect::<Vec<_>>())
+    .bind(batch.iter().map(|s| s.msg.subject.as_ref().map(|x| x.as_str())).collect::<Vec<_>>())
+    .bind(batch.iter().map(|s| s.msg.body.as_str()).collect::<Vec<_>>())
+    .bind(batch.iter().map(|s| s.msg.ip.as_deref()).collect::<Vec<_>>())
+    .bind(batch.iter().map(|s| s.msg.user_agent.as_deref()).collect::<Vec<_>>())
+    .bind(batch.iter().map(|s| s.now).collect::<Vec<_>>())
+    .bind(batch.iter().map(|s| s.nonce).collect::<Vec<_>>())
+    .bind(batch.iter().map(|s| s.verify_expires_at).collect::<Vec<_>>())
+    .bind(&details)
+    .fetch_all(&mut **tx)
+    .await?;
+    let by_nonce: std::collections::HashMap<String, i64> = rows.into_iter().map(|(id, nonce)| (nonce, id)).collect();
+    batch
+        .iter()
+        .map(|s| {
+            by_nonce
+                .get(s.nonce)
+                .map(|id| MessageId(*id))
+                .ok_or_else(|| StoreError::Corrupt("an inserted message's id did not come back".into()))
+        })
+        .collect()
+}
+
+/// Every address of a batch at once: suppressed or not, and (with a per-address cap) how many
+/// verification mails it had within the window.
+async fn address_lookups(
+    tx: &mut Transaction<'_, Postgres>,
+    addresses: &[String],
+    now: i64,
+    guard: &MailGuard,
+) -> Result<Vec<super::AddressLookup>, StoreError> {
+    let (cap_on, since) = match guard.per_address {
+        Some((_, window)) => (true, now - window),
+        None => (false, now),
+    };
+    let rows: Vec<(String, String, bool, i64)> = sqlx::query_as(
+        "SELECT a, lower(a),
+                EXISTS (SELECT 1 FROM suppressed_addresses s WHERE s.address = lower(a)),
+                CASE WHEN $2 THEN (SELECT COUNT(*) FROM outbox o
+                                   WHERE lower(o.recipient) = lower(a) AND o.created_at > $3 AND o.kind = 'verify')
+                     ELSE 0 END
+         FROM unnest($1::text[]) AS a",
+    )
+    .bind(addresses)
+    .bind(cap_on)
+    .bind(since)
+    .fetch_all(&mut **tx)
+    .await?;
+    Ok(rows
+        .into_iter()
+        .map(|(address, key, suppressed, recent)| super::AddressLookup {
+            address,
+            key,
+            suppressed,
+            recent,
+        })
+        .collect())
 }

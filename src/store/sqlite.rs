@@ -13,10 +13,10 @@ use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePo
 use sqlx::{Sqlite, Transaction};
 
 use super::{
-    Applied, AuditRecord, Change, Inserted, ListQuery, MailForId, MailGuard, MessageSummary, OutboxItem, OutboxRecord,
-    Purged, SendOutcome, Store, StoreError, SuppressedAddress, rows,
+    Applied, AuditRecord, Change, Inserted, ListQuery, MailGuard, MessageSummary, OutboxItem, OutboxRecord, Purged,
+    SendOutcome, Store, StoreError, Submission, SuppressedAddress, rows,
 };
-use crate::domain::{Message, MessageId, NewMessage, Status};
+use crate::domain::{Message, MessageId, Status};
 
 pub struct SqliteStore {
     writer: SqlitePool,
@@ -57,21 +57,25 @@ async fn insert_outbox(
     now: i64,
     mail: &super::OutgoingMail,
 ) -> Result<(), StoreError> {
-    sqlx::query(
-        "INSERT INTO outbox (message_id, kind, recipient, sender, message_id_header, payload, created_at, next_attempt_at, give_up_at)
-         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+    let id: i64 = sqlx::query_scalar(
+        "INSERT INTO outbox (message_id, kind, recipient, sender, message_id_header, created_at, next_attempt_at, give_up_at)
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?) RETURNING id",
     )
     .bind(message_id.0)
     .bind(mail.kind.as_str())
     .bind(&mail.recipient)
     .bind(&mail.sender)
     .bind(&mail.message_id_header)
-    .bind(&mail.payload)
     .bind(now)
     .bind(now)
     .bind(mail.give_up_at)
-    .execute(&mut **tx)
+    .fetch_one(&mut **tx)
     .await?;
+    sqlx::query("INSERT INTO outbox_payloads (outbox_id, payload) VALUES (?, ?)")
+        .bind(id)
+        .bind(&mail.payload)
+        .execute(&mut **tx)
+        .await?;
     Ok(())
 }
 
@@ -177,7 +181,7 @@ impl Store for SqliteStore {
                 SELECT id FROM outbox
                 WHERE state = 'queued' AND next_attempt_at <= ?3 AND (lease_until IS NULL OR lease_until < ?3)
                 ORDER BY next_attempt_at, id LIMIT ?4)
-             RETURNING id, message_id, kind, recipient, sender, message_id_header, payload, attempts, give_up_at",
+             RETURNING id, message_id, kind, recipient, sender, message_id_header, X'' AS payload, attempts, give_up_at",
         )
         .bind(owner)
         .bind(lease_until)
@@ -192,6 +196,24 @@ impl Store for SqliteStore {
             .collect::<Result<Vec<_>, StoreError>>()?;
         // RETURNING order is unspecified; send oldest first.
         items.sort_by_key(|i| i.id);
+        // The messages themselves never change: read them after the claim, off the writer.
+        if !items.is_empty() {
+            let ids = serde_json::to_string(&items.iter().map(|i| i.id).collect::<Vec<_>>())
+                .map_err(|e| StoreError::Corrupt(e.to_string()))?;
+            let mut payloads: std::collections::HashMap<i64, Vec<u8>> = sqlx::query_as(
+                "SELECT outbox_id, payload FROM outbox_payloads WHERE outbox_id IN (SELECT value FROM json_each(?))",
+            )
+            .bind(ids)
+            .fetch_all(&self.reader)
+            .await?
+            .into_iter()
+            .collect();
+            for item in &mut items {
+                item.payload = payloads
+                    .remove(&item.id)
+                    .ok_or_else(|| StoreError::Corrupt(format!("outbox row {} has no message", item.id)))?;
+            }
+        }
         Ok(items)
     }
 
@@ -199,30 +221,31 @@ impl Store for SqliteStore {
         if results.is_empty() {
             return Ok(());
         }
-        // One transaction for the whole batch: one fsync-equivalent instead of one per mail.
-        let mut tx = self.write_tx().await?;
-        for (id, outcome) in results {
-            let (state, next, error, sent_at): (&str, Option<i64>, Option<&str>, Option<i64>) = match outcome {
-                SendOutcome::Sent => ("sent", None, None, Some(now)),
-                SendOutcome::Retry { at, error } => ("queued", Some(*at), Some(error), None),
-                SendOutcome::Dead { error } => ("dead", None, Some(error), None),
-            };
-            sqlx::query(
-                "UPDATE outbox SET state = ?, next_attempt_at = COALESCE(?, next_attempt_at), last_error = COALESCE(?, last_error),
-                    sent_at = ?, attempts = attempts + 1, last_attempt_at = ?, lease_owner = NULL, lease_until = NULL
-                 WHERE id = ? AND lease_owner = ?",
-            )
-            .bind(state)
-            .bind(next)
-            .bind(error)
-            .bind(sent_at)
-            .bind(now)
-            .bind(id)
-            .bind(owner)
-            .execute(&mut *tx)
-            .await?;
-        }
-        tx.commit().await?;
+        // The whole batch in one statement: the writer is held for one round trip, not one per
+        // mail (new submissions wait for it meanwhile).
+        let rows: Vec<serde_json::Value> = results
+            .iter()
+            .map(|(id, outcome)| match outcome {
+                SendOutcome::Sent => serde_json::json!([id, "sent", null, null, now]),
+                SendOutcome::Retry { at, error } => serde_json::json!([id, "queued", at, error, null]),
+                SendOutcome::Dead { error } => serde_json::json!([id, "dead", null, error, null]),
+            })
+            .collect();
+        let rows = serde_json::Value::Array(rows).to_string();
+        sqlx::query(
+            "UPDATE outbox SET state = r.state, next_attempt_at = COALESCE(r.next_attempt_at, outbox.next_attempt_at),
+                last_error = COALESCE(r.error, outbox.last_error), sent_at = r.sent_at, attempts = outbox.attempts + 1,
+                last_attempt_at = ?2, lease_owner = NULL, lease_until = NULL
+             FROM (SELECT value ->> 0 AS id, value ->> 1 AS state, value ->> 2 AS next_attempt_at, value ->> 3 AS error,
+                          value ->> 4 AS sent_at
+                   FROM json_each(?1)) AS r
+             WHERE outbox.id = r.id AND outbox.lease_owner = ?3",
+        )
+        .bind(rows)
+        .bind(now)
+        .bind(owner)
+        .execute(&self.writer)
+        .await?;
         Ok(())
     }
 
@@ -279,55 +302,91 @@ impl Store for SqliteStore {
         Ok(Purged { trashed, unverified })
     }
 
-    async fn insert_guarded(
-        &self,
-        msg: &NewMessage,
-        now: i64,
-        nonce: &str,
-        verify_expires_at: i64,
-        mail: MailForId<'_>,
-        guard: &MailGuard,
-        spam: Option<&str>,
-    ) -> Result<Inserted, StoreError> {
+    async fn insert_batch(&self, batch: &[Submission<'_>], guard: &MailGuard) -> Result<Vec<Inserted>, StoreError> {
+        let Some(first) = batch.first() else {
+            return Ok(Vec::new());
+        };
         let mut tx = self.write_tx().await?;
-        let withheld = match spam {
-            Some(_) => None,
-            None => guard_verdict(&mut tx, msg.email.as_str(), now, guard).await?,
+        let addresses = super::mailable_addresses(batch);
+        let withheld = if addresses.is_empty() {
+            vec![None; batch.len()]
+        } else {
+            let lookups = address_lookups(&mut tx, &addresses, first.now, guard).await?;
+            let last_hour = match guard.per_hour {
+                Some(_) => Some(
+                    sqlx::query_scalar("SELECT COUNT(*) FROM outbox WHERE created_at > ?")
+                        .bind(first.now - 3600)
+                        .fetch_one(&mut *tx)
+                        .await?,
+                ),
+                None => None,
+            };
+            super::batch_verdicts(guard, batch, lookups, last_hour)
         };
-        let status = if spam.is_some() { Status::Spam } else { Status::Pending };
-        let id: i64 = sqlx::query_scalar(
-            "INSERT INTO messages (status, name, email, subject, body, ip, user_agent, created_at, updated_at, nonce, verify_expires_at)
-             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id",
-        )
-        .bind(status.as_str())
-        .bind(msg.name.as_str())
-        .bind(msg.email.as_str())
-        .bind(msg.subject.as_ref().map(|s| s.as_str()))
-        .bind(msg.body.as_str())
-        .bind(&msg.ip)
-        .bind(&msg.user_agent)
-        .bind(now)
-        .bind(now)
-        .bind(nonce)
-        .bind(verify_expires_at)
-        .fetch_one(&mut *tx)
-        .await?;
-        let id = MessageId(id);
-        let detail = match spam {
-            Some(why) => Some(format!("caught by a bot filter: {why}; not mailed")),
-            None => withheld.clone(),
-        };
-        let audit = super::Audit {
-            actor: "visitor".into(),
-            action: "submit",
-            detail,
-        };
-        insert_audit(&mut tx, id, now, &audit, None, status).await?;
-        if spam.is_none() && withheld.is_none() {
-            insert_outbox(&mut tx, id, now, &mail(id).map_err(StoreError::Mail)?).await?;
+        let ids = insert_messages(&mut tx, batch).await?;
+        let details: Vec<Option<String>> = batch
+            .iter()
+            .zip(&withheld)
+            .map(|(s, w)| s.audit_detail(w.as_deref()))
+            .collect();
+        let mut mails = Vec::new();
+        for ((s, id), w) in batch.iter().zip(&ids).zip(&withheld) {
+            if s.spam.is_none() && w.is_none() {
+                mails.push((*id, s.now, (s.mail)(*id).map_err(StoreError::Mail)?));
+            }
+        }
+        for range in pow2_chunks(batch.len()) {
+            let mut qb = sqlx::QueryBuilder::<Sqlite>::new(
+                "INSERT INTO audit (message_id, at, actor, action, from_status, to_status, detail) ",
+            );
+            qb.push_values(range, |mut row, i| {
+                row.push_bind(ids[i].0)
+                    .push_bind(batch[i].now)
+                    .push_bind("visitor")
+                    .push_bind("submit")
+                    .push_bind(None::<&str>)
+                    .push_bind(batch[i].status().as_str())
+                    .push_bind(details[i].as_deref());
+            });
+            qb.build().execute(&mut *tx).await?;
+        }
+        for range in pow2_chunks(mails.len()) {
+            let chunk = &mails[range];
+            let mut qb = sqlx::QueryBuilder::<Sqlite>::new(
+                "INSERT INTO outbox (message_id, kind, recipient, sender, message_id_header, created_at, next_attempt_at, give_up_at) ",
+            );
+            qb.push_values(chunk, |mut row, (id, now, mail)| {
+                row.push_bind(id.0)
+                    .push_bind(mail.kind.as_str())
+                    .push_bind(&mail.recipient)
+                    .push_bind(&mail.sender)
+                    .push_bind(&mail.message_id_header)
+                    .push_bind(*now)
+                    .push_bind(*now)
+                    .push_bind(mail.give_up_at);
+            });
+            qb.push(" RETURNING id, message_id");
+            // One mail per message in a batch: the message id finds each row's payload.
+            let rows: Vec<(i64, i64)> = qb.build_query_as().fetch_all(&mut *tx).await?;
+            let outbox_ids: std::collections::HashMap<i64, i64> = rows.into_iter().map(|(o, m)| (m, o)).collect();
+            let mut qb = sqlx::QueryBuilder::<Sqlite>::new("INSERT INTO outbox_payloads (outbox_id, payload) ");
+            let mut missing = false;
+            qb.push_values(chunk, |mut row, (id, _, mail)| {
+                let outbox_id = outbox_ids.get(&id.0).copied();
+                missing |= outbox_id.is_none();
+                row.push_bind(outbox_id.unwrap_or(0)).push_bind(&mail.payload);
+            });
+            if missing {
+                return Err(StoreError::Corrupt("a queued mail's id did not come back".into()));
+            }
+            qb.build().execute(&mut *tx).await?;
         }
         tx.commit().await?;
-        Ok(Inserted { id, withheld })
+        Ok(ids
+            .into_iter()
+            .zip(withheld)
+            .map(|(id, withheld)| Inserted { id, withheld })
+            .collect())
     }
 
     async fn apply_guarded(&self, change: &Change, guard: Option<&MailGuard>) -> Result<Applied, StoreError> {
@@ -496,4 +555,102 @@ async fn guard_verdict(
         last_hour,
     };
     Ok(super::withhold_reason(guard, &counts))
+}
+
+/// Rows per multi-row INSERT: few round trips to the database thread, few variables per statement
+/// (SQLite allows 32 766), and few distinct statement texts for the prepared-statement cache.
+const MAX_ROWS_PER_INSERT: usize = 64;
+
+/// Splits `0..n` into runs of 64, 32, …, 1 rows: a batch of 13 is three statements (8 + 4 + 1),
+/// and only seven INSERT shapes per table are ever prepared.
+fn pow2_chunks(n: usize) -> Vec<std::ops::Range<usize>> {
+    let mut out = Vec::new();
+    let mut start = 0;
+    while start < n {
+        let left = n - start;
+        let size = if left >= MAX_ROWS_PER_INSERT {
+            MAX_ROWS_PER_INSERT
+        } else {
+            1 << (usize::BITS - 1 - left.leading_zeros())
+        };
+        out.push(start..start + size);
+        start += size;
+    }
+    out
+}
+
+/// Inserts the batch's messages; their ids in batch order (matched by nonce, since the order of
+/// RETURNING rows is not specified).
+async fn insert_messages(
+    tx: &mut Transaction<'_, Sqlite>,
+    batch: &[Submission<'_>],
+) -> Result<Vec<MessageId>, StoreError> {
+    let mut by_nonce = std::collections::HashMap::with_capacity(batch.len());
+    for range in pow2_chunks(batch.len()) {
+        let mut qb = sqlx::QueryBuilder::<Sqlite>::new(
+            "INSERT INTO messages (status, name, email, subject, body, ip, user_agent, created_at, updated_at, nonce, verify_expires_at) ",
+        );
+        qb.push_values(&batch[range], |mut row, s| {
+            row.push_bind(s.status().as_str())
+                .push_bind(s.msg.name.as_str())
+                .push_bind(s.msg.email.as_str())
+                .push_bind(s.msg.subject.as_ref().map(|x| x.as_str()))
+                .push_bind(s.msg.body.as_str())
+                .push_bind(s.msg.ip.as_deref())
+                .push_bind(s.msg.user_agent.as_deref())
+                .push_bind(s.now)
+                .push_bind(s.now)
+                .push_bind(s.nonce)
+                .push_bind(s.verify_expires_at);
+        });
+        qb.push(" RETURNING id, nonce");
+        let rows: Vec<(i64, String)> = qb.build_query_as().fetch_all(&mut **tx).await?;
+        by_nonce.extend(rows.into_iter().map(|(id, nonce)| (nonce, MessageId(id))));
+    }
+    batch
+        .iter()
+        .map(|s| {
+            by_nonce
+                .get(s.nonce)
+                .copied()
+                .ok_or_else(|| StoreError::Corrupt("an inserted message's id did not come back".into()))
+        })
+        .collect()
+}
+
+/// Looks up every address of a batch at once: suppressed or not, and (with a per-address cap) how
+/// many verification mails it had within the window. One statement whatever the batch size.
+async fn address_lookups(
+    tx: &mut Transaction<'_, Sqlite>,
+    addresses: &[String],
+    now: i64,
+    guard: &MailGuard,
+) -> Result<Vec<super::AddressLookup>, StoreError> {
+    let list = serde_json::to_string(addresses).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+    let (cap_on, since) = match guard.per_address {
+        Some((_, window)) => (true, now - window),
+        None => (false, now),
+    };
+    let rows: Vec<(String, String, bool, i64)> = sqlx::query_as(
+        "SELECT a.value, lower(a.value),
+                EXISTS (SELECT 1 FROM suppressed_addresses s WHERE s.address = lower(a.value)),
+                CASE WHEN ?2 THEN (SELECT COUNT(*) FROM outbox o
+                                   WHERE lower(o.recipient) = lower(a.value) AND o.created_at > ?3 AND o.kind = 'verify')
+                     ELSE 0 END
+         FROM json_each(?1) a",
+    )
+    .bind(list)
+    .bind(cap_on)
+    .bind(since)
+    .fetch_all(&mut **tx)
+    .await?;
+    Ok(rows
+        .into_iter()
+        .map(|(address, key, suppressed, recent)| super::AddressLookup {
+            address,
+            key,
+            suppressed,
+            recent,
+        })
+        .collect())
 }

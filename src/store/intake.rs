@@ -1,0 +1,150 @@
+//! Group commit for new submissions. A contact form gets bursts; storing each post in its own
+//! transaction makes the database's per-transaction cost (SQLite's single writer, PostgreSQL's
+//! commit and round trips) the ceiling. Posts that arrive while a transaction is running wait in
+//! a queue and are stored together by the next one, each still durable before its visitor hears
+//! "success". Under light load a batch is one post and nothing waits: there is no timer.
+
+use std::sync::Arc;
+
+use tokio::sync::{Semaphore, mpsc, oneshot};
+
+use super::{Inserted, MailGuard, OutgoingMail, SharedStore, StoreError, Submission};
+use crate::domain::{MessageId, NewMessage};
+
+/// Posts stored by one transaction at most (a transaction stays short; SQLite's other writers,
+/// the outbox worker and moderators, wait at most that long).
+const MAX_BATCH: usize = 128;
+/// Posts waiting beyond this make their senders wait (backpressure, not unbounded memory).
+const QUEUE_DEPTH: usize = 4096;
+
+/// Renders a submission's verification mail once its id is known.
+pub type RenderMail = Box<dyn Fn(MessageId) -> Result<OutgoingMail, String> + Send + Sync>;
+
+/// A new message as the queue holds it until its batch commits.
+pub struct NewSubmission {
+    pub msg: NewMessage,
+    pub now: i64,
+    pub nonce: String,
+    pub verify_expires_at: i64,
+    /// Why a bot filter caught it, if one did.
+    pub spam: Option<String>,
+    pub mail: RenderMail,
+}
+
+impl NewSubmission {
+    fn view(&self) -> Submission<'_> {
+        Submission {
+            msg: &self.msg,
+            now: self.now,
+            nonce: &self.nonce,
+            verify_expires_at: self.verify_expires_at,
+            spam: self.spam.as_deref(),
+            mail: &*self.mail,
+        }
+    }
+}
+
+struct Job {
+    submission: NewSubmission,
+    answer: oneshot::Sender<Result<Inserted, StoreError>>,
+}
+
+/// The way in for new messages: [`IntakeQueue::store`] returns once the message is committed.
+pub struct IntakeQueue {
+    jobs: mpsc::Sender<Job>,
+}
+
+impl IntakeQueue {
+    /// Starts the queue's task (on the current tokio runtime). It ends when the queue is dropped
+    /// and every waiting post is stored.
+    pub fn start(store: SharedStore, guard: MailGuard) -> Self {
+        let (jobs, queue) = mpsc::channel(QUEUE_DEPTH);
+        tokio::spawn(collect(store, guard, queue));
+        Self { jobs }
+    }
+
+    /// Stores one submission (with the others waiting now, in one transaction); returns after the
+    /// commit. Dropping the future does not take the submission back: once queued, it is stored.
+    pub async fn store(&self, submission: NewSubmission) -> Result<Inserted, StoreError> {
+        let (answer, answered) = oneshot::channel();
+        self.jobs
+            .send(Job { submission, answer })
+            .await
+            .map_err(|_| StoreError::IntakeStopped)?;
+        // No answer at all: the batch's task panicked, and nothing was committed for it.
+        answered.await.map_err(|_| StoreError::IntakeStopped)?
+    }
+}
+
+/// Takes what is waiting as one batch whenever a writer is free.
+async fn collect(store: SharedStore, guard: MailGuard, mut queue: mpsc::Receiver<Job>) {
+    let writers = Arc::new(Semaphore::new(store.intake_writers().max(1)));
+    while let Some(first) = queue.recv().await {
+        // Waiting for a writer BEFORE gathering is what makes batches: posts pile up meanwhile.
+        let Ok(writer) = writers.clone().acquire_owned().await else {
+            return;
+        };
+        let mut batch = vec![first];
+        while batch.len() < MAX_BATCH {
+            match queue.try_recv() {
+                Ok(job) => batch.push(job),
+                Err(_) => break,
+            }
+        }
+        let store = store.clone();
+        tokio::spawn(async move {
+            commit(&store, &guard, batch).await;
+            drop(writer);
+        });
+    }
+}
+
+async fn commit(store: &SharedStore, guard: &MailGuard, batch: Vec<Job>) {
+    let started = std::time::Instant::now();
+    let result = {
+        let views: Vec<Submission<'_>> = batch.iter().map(|j| j.submission.view()).collect();
+        store.insert_batch(&views, guard).await
+    };
+    tracing::debug!(
+        posts = batch.len(),
+        took_us = started.elapsed().as_micros() as u64,
+        "intake batch"
+    );
+    match result {
+        Ok(inserted) if inserted.len() == batch.len() => {
+            for (job, inserted) in batch.into_iter().zip(inserted) {
+                let _ = job.answer.send(Ok(inserted));
+            }
+        }
+        Ok(inserted) => {
+            let e = Arc::new(StoreError::Corrupt(format!(
+                "a batch of {} stored {} messages",
+                batch.len(),
+                inserted.len()
+            )));
+            answer_all(batch, e);
+        }
+        Err(e) if batch.len() == 1 => {
+            if let Some(job) = batch.into_iter().next() {
+                let _ = job.answer.send(Err(e));
+            }
+        }
+        Err(e) if e.concerns_one_submission() => {
+            // One post's data spoiled the transaction for all: store each alone, so only that one
+            // fails.
+            tracing::warn!(error = %e, posts = batch.len(), "a batch of posts failed; storing them one by one");
+            for job in batch {
+                let one = store.insert_one(&job.submission.view(), guard).await;
+                let _ = job.answer.send(one);
+            }
+        }
+        Err(e) => answer_all(batch, Arc::new(e)),
+    }
+}
+
+/// The batch's one failure, to each of its posts.
+fn answer_all(batch: Vec<Job>, e: Arc<StoreError>) {
+    for job in batch {
+        let _ = job.answer.send(Err(StoreError::Batch(e.clone())));
+    }
+}
