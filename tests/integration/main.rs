@@ -9,6 +9,7 @@ mod abuse;
 mod cli;
 mod contact;
 mod edge;
+mod intake;
 mod outbox;
 mod scale;
 mod store;
