@@ -349,65 +349,37 @@ impl Store for PgStore {
         let Some(first) = batch.first() else {
             return Ok(Vec::new());
         };
-        let mut tx = self.pool.begin().await?;
         let addresses = super::mailable_addresses(batch);
-        let withheld = if addresses.is_empty() {
-            vec![None; batch.len()]
-        } else {
-            if guard.per_address.is_some() {
-                // The cap per address holds across instances: posts naming one address queue one
-                // at a time. Taken in one order (sorted), so two batches cannot deadlock.
-                sqlx::query(
-                    "SELECT pg_advisory_xact_lock(h)
-                     FROM (SELECT DISTINCT hashtext(lower(a)) AS h FROM unnest($1::text[]) AS a ORDER BY h) AS x",
-                )
-                .bind(&addresses)
-                .execute(&mut *tx)
-                .await?;
-            }
-            let lookups = address_lookups(&mut tx, &addresses, first.now, guard).await?;
-            let last_hour = match guard.per_hour {
-                Some(_) => Some(
-                    sqlx::query_scalar("SELECT COUNT(*) FROM outbox WHERE created_at > $1")
-                        .bind(first.now - 3600)
-                        .fetch_one(&mut *tx)
-                        .await?,
-                ),
-                None => None,
-            };
-            super::batch_verdicts(guard, batch, lookups, last_hour)
-        };
-        let ids = insert_messages(&mut tx, batch, &withheld).await?;
-        let mut mails = Vec::new();
-        for ((s, id), w) in batch.iter().zip(&ids).zip(&withheld) {
-            if s.spam.is_none() && w.is_none() {
-                mails.push((*id, s.now, (s.mail)(*id).map_err(StoreError::Mail)?));
-            }
-        }
-        if !mails.is_empty() {
+        let mut tx = self.pool.begin().await?;
+        if guard.per_address.is_some() && !addresses.is_empty() {
+            // The cap per address holds across instances: posts naming one address queue one at a
+            // time. Taken in one order (sorted), so two batches cannot deadlock.
             sqlx::query(
-                "INSERT INTO outbox (message_id, kind, recipient, sender, message_id_header, payload, created_at, next_attempt_at, give_up_at)
-                 SELECT message_id, kind, recipient, sender, header, payload, created_at, created_at, give_up_at
-                 FROM unnest($1::int8[], $2::text[], $3::text[], $4::text[], $5::text[], $6::bytea[], $7::int8[], $8::int8[])
-                      AS o (message_id, kind, recipient, sender, header, payload, created_at, give_up_at)",
+                "SELECT pg_advisory_xact_lock(h)
+                 FROM (SELECT DISTINCT hashtext(lower(a)) AS h FROM unnest($1::text[]) AS a ORDER BY h) AS x",
             )
-            .bind(mails.iter().map(|(id, _, _)| id.0).collect::<Vec<_>>())
-            .bind(mails.iter().map(|(_, _, m)| m.kind.as_str()).collect::<Vec<_>>())
-            .bind(mails.iter().map(|(_, _, m)| m.recipient.as_str()).collect::<Vec<_>>())
-            .bind(mails.iter().map(|(_, _, m)| m.sender.as_str()).collect::<Vec<_>>())
-            .bind(mails.iter().map(|(_, _, m)| m.message_id_header.as_str()).collect::<Vec<_>>())
-            .bind(mails.iter().map(|(_, _, m)| m.payload.as_slice()).collect::<Vec<_>>())
-            .bind(mails.iter().map(|(_, now, _)| *now).collect::<Vec<_>>())
-            .bind(mails.iter().map(|(_, _, m)| m.give_up_at).collect::<Vec<_>>())
+            .bind(&addresses)
             .execute(&mut *tx)
             .await?;
         }
+        let lookups = address_lookups(&mut *tx, &addresses, first.now, guard).await?;
+        let last_hour = match guard.per_hour {
+            Some(_) => Some(
+                sqlx::query_scalar("SELECT COUNT(*) FROM outbox WHERE created_at > $1")
+                    .bind(first.now - 3600)
+                    .fetch_one(&mut *tx)
+                    .await?,
+            ),
+            None => None,
+        };
+        let withheld = super::batch_verdicts(guard, batch, lookups, last_hour);
+        // The mails carry their message's id in every link: reserved first, rendered before the
+        // one statement that stores messages, audit lines and mails together.
+        let ids = reserve_message_ids(&mut *tx, batch.len()).await?;
+        let mails = render_mails(batch, &ids, &withheld)?;
+        insert_rows(&mut *tx, batch, &ids, &withheld, &mails).await?;
         tx.commit().await?;
-        Ok(ids
-            .into_iter()
-            .zip(withheld)
-            .map(|(id, withheld)| Inserted { id, withheld })
-            .collect())
+        Ok(inserted(ids, withheld))
     }
 
     fn intake_writers(&self) -> usize {
@@ -590,34 +562,82 @@ async fn guard_verdict(
     Ok(super::withhold_reason(guard, &counts))
 }
 
-/// Inserts the batch's messages and their audit lines in one statement (and notifies watchers);
-/// returns the ids in batch order, matched by nonce.
-async fn insert_messages(
-    tx: &mut Transaction<'_, Postgres>,
+/// Takes `n` message ids from the table's sequence, in order. An id reserved by a batch that then
+/// fails is skipped, as a rolled-back insert would skip it.
+async fn reserve_message_ids<'e>(db: impl sqlx::PgExecutor<'e>, n: usize) -> Result<Vec<MessageId>, StoreError> {
+    let ids: Vec<i64> = sqlx::query_scalar(
+        "SELECT nextval(pg_get_serial_sequence('messages', 'id')) FROM generate_series(1, $1) ORDER BY 1",
+    )
+    .bind(n as i64)
+    .fetch_all(db)
+    .await?;
+    if ids.len() != n {
+        return Err(StoreError::Corrupt(format!(
+            "asked for {n} message ids, got {}",
+            ids.len()
+        )));
+    }
+    Ok(ids.into_iter().map(MessageId).collect())
+}
+
+/// Each post's verification mail, where one may go out.
+fn render_mails(
     batch: &[Submission<'_>],
+    ids: &[MessageId],
     withheld: &[Option<String>],
-) -> Result<Vec<MessageId>, StoreError> {
+) -> Result<Vec<(MessageId, i64, OutgoingMail)>, StoreError> {
+    let mut mails = Vec::new();
+    for ((s, id), w) in batch.iter().zip(ids).zip(withheld) {
+        if s.spam.is_none() && w.is_none() {
+            mails.push((*id, s.now, (s.mail)(*id).map_err(StoreError::Mail)?));
+        }
+    }
+    Ok(mails)
+}
+
+fn inserted(ids: Vec<MessageId>, withheld: Vec<Option<String>>) -> Vec<Inserted> {
+    ids.into_iter()
+        .zip(withheld)
+        .map(|(id, withheld)| Inserted { id, withheld })
+        .collect()
+}
+
+/// A batch's messages, audit lines and mails in ONE statement (and a signal to watchers, sent on
+/// commit). The foreign keys from audit and outbox to the new messages are checked at the end of
+/// the statement, when the sibling INSERT has run.
+async fn insert_rows<'e>(
+    db: impl sqlx::PgExecutor<'e>,
+    batch: &[Submission<'_>],
+    ids: &[MessageId],
+    withheld: &[Option<String>],
+    mails: &[(MessageId, i64, OutgoingMail)],
+) -> Result<(), StoreError> {
     let details: Vec<Option<String>> = batch
         .iter()
         .zip(withheld)
         .map(|(s, w)| s.audit_detail(w.as_deref()))
         .collect();
-    // The CROSS JOIN makes the notification part of the statement (an unreferenced CTE would not
-    // run); it is delivered on commit only.
-    let rows: Vec<(i64, String)> = sqlx::query_as(
+    sqlx::query(
         "WITH m AS (
-            INSERT INTO messages (status, name, email, subject, body, ip, user_agent, created_at, updated_at, nonce, verify_expires_at)
-            SELECT status, name, email, subject, body, ip, user_agent, created_at, created_at, nonce, verify_expires_at
-            FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[], $8::int8[], $9::text[], $10::int8[])
-                 AS i (status, name, email, subject, body, ip, user_agent, created_at, nonce, verify_expires_at)
-            RETURNING id, nonce, status, created_at
+            INSERT INTO messages (id, status, name, email, subject, body, ip, user_agent, created_at, updated_at, nonce, verify_expires_at)
+            SELECT id, status, name, email, subject, body, ip, user_agent, created_at, created_at, nonce, verify_expires_at
+            FROM unnest($1::int8[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[], $8::text[],
+                        $9::int8[], $10::text[], $11::int8[])
+                 AS i (id, status, name, email, subject, body, ip, user_agent, created_at, nonce, verify_expires_at)
+            RETURNING id
          ), a AS (
             INSERT INTO audit (message_id, at, actor, action, from_status, to_status, detail)
-            SELECT m.id, m.created_at, 'visitor', 'submit', NULL, m.status, d.detail
-            FROM m JOIN unnest($9::text[], $11::text[]) AS d (nonce, detail) ON d.nonce = m.nonce
+            SELECT id, created_at, 'visitor', 'submit', NULL, status, detail
+            FROM unnest($1::int8[], $9::int8[], $2::text[], $12::text[]) AS d (id, created_at, status, detail)
+         ), o AS (
+            INSERT INTO outbox (message_id, kind, recipient, sender, message_id_header, payload, created_at, next_attempt_at, give_up_at)
+            SELECT message_id, kind, recipient, sender, header, payload, created_at, created_at, give_up_at
+            FROM unnest($13::int8[], $14::text[], $15::text[], $16::text[], $17::text[], $18::bytea[], $19::int8[], $20::int8[])
+                 AS o (message_id, kind, recipient, sender, header, payload, created_at, give_up_at)
          )
-         SELECT m.id, m.nonce FROM m CROSS JOIN (SELECT pg_notify('formgate_changes', '')) AS n",
+         SELECT pg_notify('formgate_changes', '') WHERE (SELECT count(*) FROM m) > 0",
     )
+    .bind(ids.iter().map(|id| id.0).collect::<Vec<_>>())
     .bind(batch.iter().map(|s| s.status().as_str()).collect::<Vec<_>>())
     .bind(batch.iter().map(|s| s.msg.name.as_str()).collect::<Vec<_>>())
     .bind(batch.iter().map(|s| s.msg.email.as_str()).collect::<Vec<_>>())
@@ -629,24 +649,23 @@ async fn insert_messages(
     .bind(batch.iter().map(|s| s.nonce).collect::<Vec<_>>())
     .bind(batch.iter().map(|s| s.verify_expires_at).collect::<Vec<_>>())
     .bind(&details)
-    .fetch_all(&mut **tx)
+    .bind(mails.iter().map(|(id, _, _)| id.0).collect::<Vec<_>>())
+    .bind(mails.iter().map(|(_, _, m)| m.kind.as_str()).collect::<Vec<_>>())
+    .bind(mails.iter().map(|(_, _, m)| m.recipient.as_str()).collect::<Vec<_>>())
+    .bind(mails.iter().map(|(_, _, m)| m.sender.as_str()).collect::<Vec<_>>())
+    .bind(mails.iter().map(|(_, _, m)| m.message_id_header.as_str()).collect::<Vec<_>>())
+    .bind(mails.iter().map(|(_, _, m)| m.payload.as_slice()).collect::<Vec<_>>())
+    .bind(mails.iter().map(|(_, now, _)| *now).collect::<Vec<_>>())
+    .bind(mails.iter().map(|(_, _, m)| m.give_up_at).collect::<Vec<_>>())
+    .execute(db)
     .await?;
-    let by_nonce: std::collections::HashMap<String, i64> = rows.into_iter().map(|(id, nonce)| (nonce, id)).collect();
-    batch
-        .iter()
-        .map(|s| {
-            by_nonce
-                .get(s.nonce)
-                .map(|id| MessageId(*id))
-                .ok_or_else(|| StoreError::Corrupt("an inserted message's id did not come back".into()))
-        })
-        .collect()
+    Ok(())
 }
 
 /// Every address of a batch at once: suppressed or not, and (with a per-address cap) how many
 /// verification mails it had within the window.
-async fn address_lookups(
-    tx: &mut Transaction<'_, Postgres>,
+async fn address_lookups<'e>(
+    db: impl sqlx::PgExecutor<'e>,
     addresses: &[String],
     now: i64,
     guard: &MailGuard,
@@ -666,7 +685,7 @@ async fn address_lookups(
     .bind(addresses)
     .bind(cap_on)
     .bind(since)
-    .fetch_all(&mut **tx)
+    .fetch_all(db)
     .await?;
     Ok(rows
         .into_iter()

@@ -6,8 +6,8 @@ use std::sync::Arc;
 
 use formgate::domain::{ContactForm, MessageId, NewMessage, Status};
 use formgate::store::{
-    IntakeQueue, MailGuard, MailKind, NewSubmission, OutgoingMail, PgStore, SharedStore, SqliteStore, StoreError,
-    Submission,
+    IntakeQueue, MailGuard, MailKind, NewSubmission, OutgoingMail, PgStore, RenderMail, SharedStore, SqliteStore,
+    StoreError, Submission,
 };
 
 use crate::support::pg::TestDatabase;
