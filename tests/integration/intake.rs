@@ -57,12 +57,11 @@ async fn one_batch_decides_like_separate_posts(store: SharedStore) {
         message(4, "bot@example.org"),
     ];
     let nonces: Vec<String> = (0..posts.len()).map(|i| format!("nonce-{i}")).collect();
-    let renders: Vec<Box<dyn Fn(MessageId) -> Result<OutgoingMail, String> + Send + Sync>> = posts
+    let renders: Vec<RenderMail> = posts
         .iter()
         .map(|m| {
             let to = m.email.as_str().to_string();
-            Box::new(move |id| Ok(mail_for(&to, id)))
-                as Box<dyn Fn(MessageId) -> Result<OutgoingMail, String> + Send + Sync>
+            Box::new(move |id| Ok(mail_for(&to, id))) as RenderMail
         })
         .collect();
     let batch: Vec<Submission<'_>> = posts
