@@ -21,9 +21,16 @@ use crate::domain::{Message, MessageId, Status};
 pub struct SqliteStore {
     writer: SqlitePool,
     reader: SqlitePool,
+    /// Copies the write-ahead log into the database file, off the writer's path (see `checkpoints`).
+    checkpointer: tokio::task::JoinHandle<()>,
 }
 
 const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
+/// How often the checkpointer looks at the write-ahead log.
+const CHECKPOINT_EVERY: Duration = Duration::from_millis(200);
+/// The writer checkpoints by itself only past this many log pages (~40 MB): a backstop, should
+/// the checkpointer fall behind or stop.
+const WRITER_CHECKPOINT_PAGES: &str = "10000";
 
 impl SqliteStore {
     pub async fn open(database_url: &str) -> Result<Self, StoreError> {
@@ -36,18 +43,49 @@ impl SqliteStore {
         let writer = SqlitePoolOptions::new()
             .max_connections(1)
             .acquire_timeout(Duration::from_secs(30))
-            .connect_with(options.clone())
+            .connect_with(options.clone().pragma("wal_autocheckpoint", WRITER_CHECKPOINT_PAGES))
             .await?;
         sqlx::migrate!("./migrations/sqlite").run(&writer).await?;
+        let checkpointer = tokio::spawn(checkpoints(options.clone()));
         let reader = SqlitePoolOptions::new()
             .max_connections(4)
             .connect_with(options.read_only(true))
             .await?;
-        Ok(Self { writer, reader })
+        Ok(Self {
+            writer,
+            reader,
+            checkpointer,
+        })
     }
 
     async fn write_tx(&self) -> Result<Transaction<'static, Sqlite>, StoreError> {
         Ok(self.writer.begin_with("BEGIN IMMEDIATE").await?)
+    }
+}
+
+impl Drop for SqliteStore {
+    fn drop(&mut self) {
+        self.checkpointer.abort();
+    }
+}
+
+/// SQLite's automatic checkpoint runs inside whichever commit crosses the threshold: that commit
+/// copies ~4 MB into the database file and syncs it while every other writer waits. Done here on
+/// a connection of its own, PASSIVE (never waiting for readers or writers), it runs beside the
+/// writer instead; the log still restarts from its beginning once fully copied.
+async fn checkpoints(options: SqliteConnectOptions) {
+    use sqlx::Connection;
+    let mut conn = None;
+    loop {
+        tokio::time::sleep(CHECKPOINT_EVERY).await;
+        if conn.is_none() {
+            conn = sqlx::SqliteConnection::connect_with(&options).await.ok();
+        }
+        let Some(c) = conn.as_mut() else { continue };
+        if let Err(e) = sqlx::query("PRAGMA wal_checkpoint(PASSIVE)").execute(&mut *c).await {
+            tracing::debug!(error = %e, "checkpoint failed; the writer's own checkpoints are the backstop");
+            conn = None;
+        }
     }
 }
 

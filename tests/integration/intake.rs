@@ -244,3 +244,36 @@ async fn a_crowd_of_posts_on_postgres() {
     a_crowd_of_posts_shares_transactions_and_a_bad_one_fails_alone(Arc::new(PgStore::open(db.url()).await.unwrap()))
         .await;
 }
+
+/// SQLite's log is copied into the database file by the store's own checkpointer, not by some
+/// unlucky commit: with the writer's threshold far away (~40 MB), the file still grows soon after
+/// a write.
+#[tokio::test]
+async fn sqlite_copies_its_log_into_the_database_file_in_the_background() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("checkpoint.db");
+    let store: SharedStore = Arc::new(
+        SqliteStore::open(&format!("sqlite://{}", path.display()))
+            .await
+            .unwrap(),
+    );
+    // Let a checkpoint take the schema in first, then measure from there.
+    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    let before = std::fs::metadata(&path).unwrap().len();
+    let queue = IntakeQueue::start(store.clone(), MailGuard::default());
+    for i in 0..50 {
+        queue.store(submission(i, false)).await.unwrap();
+    }
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        let now = std::fs::metadata(&path).unwrap().len();
+        if now > before {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the database file stayed at {before} bytes: nothing was checkpointed"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+}
