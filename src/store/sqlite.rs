@@ -42,6 +42,9 @@ impl SqliteStore {
             .foreign_keys(true);
         let writer = SqlitePoolOptions::new()
             .max_connections(1)
+            // A file connection cannot drop like a socket; the default ping before each use is
+            // one more round trip to the database thread, on the path every write waits for.
+            .test_before_acquire(false)
             .acquire_timeout(Duration::from_secs(30))
             .connect_with(options.clone().pragma("wal_autocheckpoint", WRITER_CHECKPOINT_PAGES))
             .await?;
@@ -373,11 +376,12 @@ impl Store for SqliteStore {
                 mails.push((*id, s.now, (s.mail)(*id).map_err(StoreError::Mail)?));
             }
         }
+        // Audit lines, mails and their messages as one script: one round trip to the database
+        // thread, however many statements (unnumbered `?`s run on across statements).
+        let mut script = sqlx::QueryBuilder::<Sqlite>::new("");
         for range in pow2_chunks(batch.len()) {
-            let mut qb = sqlx::QueryBuilder::<Sqlite>::new(
-                "INSERT INTO audit (message_id, at, actor, action, from_status, to_status, detail) ",
-            );
-            qb.push_values(range, |mut row, i| {
+            script.push("INSERT INTO audit (message_id, at, actor, action, from_status, to_status, detail) ");
+            script.push_values(range, |mut row, i| {
                 row.push_bind(ids[i].0)
                     .push_bind(batch[i].now)
                     .push_bind("visitor")
@@ -386,14 +390,14 @@ impl Store for SqliteStore {
                     .push_bind(batch[i].status().as_str())
                     .push_bind(details[i].as_deref());
             });
-            qb.build().execute(&mut *tx).await?;
+            script.push(";\n");
         }
         for range in pow2_chunks(mails.len()) {
             let chunk = &mails[range];
-            let mut qb = sqlx::QueryBuilder::<Sqlite>::new(
+            script.push(
                 "INSERT INTO outbox (message_id, kind, recipient, sender, message_id_header, created_at, next_attempt_at, give_up_at) ",
             );
-            qb.push_values(chunk, |mut row, (id, now, mail)| {
+            script.push_values(chunk, |mut row, (id, now, mail)| {
                 row.push_bind(id.0)
                     .push_bind(mail.kind.as_str())
                     .push_bind(&mail.recipient)
@@ -403,22 +407,17 @@ impl Store for SqliteStore {
                     .push_bind(*now)
                     .push_bind(mail.give_up_at);
             });
-            qb.push(" RETURNING id, message_id");
-            // One mail per message in a batch: the message id finds each row's payload.
-            let rows: Vec<(i64, i64)> = qb.build_query_as().fetch_all(&mut *tx).await?;
-            let outbox_ids: std::collections::HashMap<i64, i64> = rows.into_iter().map(|(o, m)| (m, o)).collect();
-            let mut qb = sqlx::QueryBuilder::<Sqlite>::new("INSERT INTO outbox_payloads (outbox_id, payload) ");
-            let mut missing = false;
-            qb.push_values(chunk, |mut row, (id, _, mail)| {
-                let outbox_id = outbox_ids.get(&id.0).copied();
-                missing |= outbox_id.is_none();
-                row.push_bind(outbox_id.unwrap_or(0)).push_bind(&mail.payload);
+            // A new message has exactly one mail: the one just queued.
+            script.push(";\nINSERT INTO outbox_payloads (outbox_id, payload) ");
+            script.push_values(chunk, |mut row, (id, _, mail)| {
+                row.push("(SELECT max(id) FROM outbox WHERE message_id = ")
+                    .push_bind_unseparated(id.0)
+                    .push_unseparated(")")
+                    .push_bind(&mail.payload);
             });
-            if missing {
-                return Err(StoreError::Corrupt("a queued mail's id did not come back".into()));
-            }
-            qb.build().execute(&mut *tx).await?;
+            script.push(";\n");
         }
+        script.build().execute(&mut *tx).await?;
         tx.commit().await?;
         Ok(ids
             .into_iter()
@@ -623,12 +622,13 @@ async fn insert_messages(
     tx: &mut Transaction<'_, Sqlite>,
     batch: &[Submission<'_>],
 ) -> Result<Vec<MessageId>, StoreError> {
-    let mut by_nonce = std::collections::HashMap::with_capacity(batch.len());
+    // Every chunk in one script: one round trip to the database thread.
+    let mut script = sqlx::QueryBuilder::<Sqlite>::new("");
     for range in pow2_chunks(batch.len()) {
-        let mut qb = sqlx::QueryBuilder::<Sqlite>::new(
+        script.push(
             "INSERT INTO messages (status, name, email, subject, body, ip, user_agent, created_at, updated_at, nonce, verify_expires_at) ",
         );
-        qb.push_values(&batch[range], |mut row, s| {
+        script.push_values(&batch[range], |mut row, s| {
             row.push_bind(s.status().as_str())
                 .push_bind(s.msg.name.as_str())
                 .push_bind(s.msg.email.as_str())
@@ -641,10 +641,11 @@ async fn insert_messages(
                 .push_bind(s.nonce)
                 .push_bind(s.verify_expires_at);
         });
-        qb.push(" RETURNING id, nonce");
-        let rows: Vec<(i64, String)> = qb.build_query_as().fetch_all(&mut **tx).await?;
-        by_nonce.extend(rows.into_iter().map(|(id, nonce)| (nonce, MessageId(id))));
+        script.push(" RETURNING id, nonce;\n");
     }
+    let rows: Vec<(i64, String)> = script.build_query_as().fetch_all(&mut **tx).await?;
+    let by_nonce: std::collections::HashMap<String, MessageId> =
+        rows.into_iter().map(|(id, nonce)| (nonce, MessageId(id))).collect();
     batch
         .iter()
         .map(|s| {
