@@ -362,16 +362,7 @@ impl Store for PgStore {
             .execute(&mut *tx)
             .await?;
         }
-        let lookups = address_lookups(&mut *tx, &addresses, first.now, guard).await?;
-        let last_hour = match guard.per_hour {
-            Some(_) => Some(
-                sqlx::query_scalar("SELECT COUNT(*) FROM outbox WHERE created_at > $1")
-                    .bind(first.now - 3600)
-                    .fetch_one(&mut *tx)
-                    .await?,
-            ),
-            None => None,
-        };
+        let (lookups, last_hour) = address_lookups(&mut *tx, &addresses, first.now, guard).await?;
         let withheld = super::batch_verdicts(guard, batch, lookups, last_hour);
         // The mails carry their message's id in every link: reserved first, rendered before the
         // one statement that stores messages, audit lines and mails together.
@@ -663,37 +654,44 @@ async fn insert_rows<'e>(
 }
 
 /// Every address of a batch at once: suppressed or not, and (with a per-address cap) how many
-/// verification mails it had within the window.
+/// verification mails it had within the window; with an hourly cap, also the mails queued in the
+/// last hour. One statement whatever the batch size.
 async fn address_lookups<'e>(
     db: impl sqlx::PgExecutor<'e>,
     addresses: &[String],
     now: i64,
     guard: &MailGuard,
-) -> Result<Vec<super::AddressLookup>, StoreError> {
+) -> Result<(Vec<super::AddressLookup>, Option<i64>), StoreError> {
     let (cap_on, since) = match guard.per_address {
         Some((_, window)) => (true, now - window),
         None => (false, now),
     };
-    let rows: Vec<(String, String, bool, i64)> = sqlx::query_as(
+    let rows: Vec<(String, String, bool, i64, i64)> = sqlx::query_as(
         "SELECT a, lower(a),
                 EXISTS (SELECT 1 FROM suppressed_addresses s WHERE s.address = lower(a)),
                 CASE WHEN $2 THEN (SELECT COUNT(*) FROM outbox o
                                    WHERE lower(o.recipient) = lower(a) AND o.created_at > $3 AND o.kind = 'verify')
-                     ELSE 0 END
+                     ELSE 0 END,
+                CASE WHEN $4 THEN (SELECT COUNT(*) FROM outbox WHERE created_at > $5) ELSE 0 END
          FROM unnest($1::text[]) AS a",
     )
     .bind(addresses)
     .bind(cap_on)
     .bind(since)
+    .bind(guard.per_hour.is_some())
+    .bind(now - 3600)
     .fetch_all(db)
     .await?;
-    Ok(rows
+    // The hourly count is the same on every row (and unused with no rows: nothing to mail).
+    let last_hour = guard.per_hour.map(|_| rows.first().map_or(0, |r| r.4));
+    let lookups = rows
         .into_iter()
-        .map(|(address, key, suppressed, recent)| super::AddressLookup {
+        .map(|(address, key, suppressed, recent, _)| super::AddressLookup {
             address,
             key,
             suppressed,
             recent,
         })
-        .collect())
+        .collect();
+    Ok((lookups, last_hour))
 }

@@ -352,16 +352,7 @@ impl Store for SqliteStore {
         let withheld = if addresses.is_empty() {
             vec![None; batch.len()]
         } else {
-            let lookups = address_lookups(&mut tx, &addresses, first.now, guard).await?;
-            let last_hour = match guard.per_hour {
-                Some(_) => Some(
-                    sqlx::query_scalar("SELECT COUNT(*) FROM outbox WHERE created_at > ?")
-                        .bind(first.now - 3600)
-                        .fetch_one(&mut *tx)
-                        .await?,
-                ),
-                None => None,
-            };
+            let (lookups, last_hour) = address_lookups(&mut tx, &addresses, first.now, guard).await?;
             super::batch_verdicts(guard, batch, lookups, last_hour)
         };
         let ids = insert_messages(&mut tx, batch).await?;
@@ -658,38 +649,45 @@ async fn insert_messages(
 }
 
 /// Looks up every address of a batch at once: suppressed or not, and (with a per-address cap) how
-/// many verification mails it had within the window. One statement whatever the batch size.
+/// many verification mails it had within the window; with an hourly cap, also the mails queued in
+/// the last hour. One statement whatever the batch size.
 async fn address_lookups(
     tx: &mut Transaction<'_, Sqlite>,
     addresses: &[String],
     now: i64,
     guard: &MailGuard,
-) -> Result<Vec<super::AddressLookup>, StoreError> {
+) -> Result<(Vec<super::AddressLookup>, Option<i64>), StoreError> {
     let list = serde_json::to_string(addresses).map_err(|e| StoreError::Corrupt(e.to_string()))?;
     let (cap_on, since) = match guard.per_address {
         Some((_, window)) => (true, now - window),
         None => (false, now),
     };
-    let rows: Vec<(String, String, bool, i64)> = sqlx::query_as(
+    let rows: Vec<(String, String, bool, i64, i64)> = sqlx::query_as(
         "SELECT a.value, lower(a.value),
                 EXISTS (SELECT 1 FROM suppressed_addresses s WHERE s.address = lower(a.value)),
                 CASE WHEN ?2 THEN (SELECT COUNT(*) FROM outbox o
                                    WHERE lower(o.recipient) = lower(a.value) AND o.created_at > ?3 AND o.kind = 'verify')
-                     ELSE 0 END
+                     ELSE 0 END,
+                CASE WHEN ?4 THEN (SELECT COUNT(*) FROM outbox WHERE created_at > ?5) ELSE 0 END
          FROM json_each(?1) a",
     )
     .bind(list)
     .bind(cap_on)
     .bind(since)
+    .bind(guard.per_hour.is_some())
+    .bind(now - 3600)
     .fetch_all(&mut **tx)
     .await?;
-    Ok(rows
+    // The hourly count is the same on every row (and unused with no rows: nothing to mail).
+    let last_hour = guard.per_hour.map(|_| rows.first().map_or(0, |r| r.4));
+    let lookups = rows
         .into_iter()
-        .map(|(address, key, suppressed, recent)| super::AddressLookup {
+        .map(|(address, key, suppressed, recent, _)| super::AddressLookup {
             address,
             key,
             suppressed,
             recent,
         })
-        .collect())
+        .collect();
+    Ok((lookups, last_hour))
 }
