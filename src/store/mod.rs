@@ -598,6 +598,48 @@ fn batch_verdicts(
         .collect()
 }
 
+/// A backend's lookup rows (address as posted, as lower-cased, suppressed, recent mails, mails in
+/// the last hour) as lookups and the hourly count.
+fn lookups_from_rows(
+    rows: Vec<(String, String, bool, i64, i64)>,
+    guard: &MailGuard,
+) -> (Vec<AddressLookup>, Option<i64>) {
+    // The hourly count is the same on every row (and unused with no rows: nothing to mail).
+    let last_hour = guard.per_hour.map(|_| rows.first().map_or(0, |r| r.4));
+    let lookups = rows
+        .into_iter()
+        .map(|(address, key, suppressed, recent, _)| AddressLookup {
+            address,
+            key,
+            suppressed,
+            recent,
+        })
+        .collect();
+    (lookups, last_hour)
+}
+
+/// Each post's verification mail, where one may go out.
+pub(super) fn render_mails(
+    batch: &[Submission<'_>],
+    ids: &[MessageId],
+    withheld: &[Option<String>],
+) -> Result<Vec<(MessageId, i64, OutgoingMail)>, StoreError> {
+    let mut mails = Vec::new();
+    for ((s, id), w) in batch.iter().zip(ids).zip(withheld) {
+        if s.spam.is_none() && w.is_none() {
+            mails.push((*id, s.now, (s.mail)(*id).map_err(StoreError::Mail)?));
+        }
+    }
+    Ok(mails)
+}
+
+pub(super) fn inserted(ids: Vec<MessageId>, withheld: Vec<Option<String>>) -> Vec<Inserted> {
+    ids.into_iter()
+        .zip(withheld)
+        .map(|(id, withheld)| Inserted { id, withheld })
+        .collect()
+}
+
 /// The distinct addresses of a batch's posts that may be mailed (spam never is).
 fn mailable_addresses(batch: &[Submission<'_>]) -> Vec<String> {
     let mut seen = std::collections::HashSet::new();

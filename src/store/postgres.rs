@@ -367,10 +367,10 @@ impl Store for PgStore {
         // The mails carry their message's id in every link: reserved first, rendered before the
         // one statement that stores messages, audit lines and mails together.
         let ids = reserve_message_ids(&mut *tx, batch.len()).await?;
-        let mails = render_mails(batch, &ids, &withheld)?;
+        let mails = super::render_mails(batch, &ids, &withheld)?;
         insert_rows(&mut *tx, batch, &ids, &withheld, &mails).await?;
         tx.commit().await?;
-        Ok(inserted(ids, withheld))
+        Ok(super::inserted(ids, withheld))
     }
 
     fn intake_writers(&self) -> usize {
@@ -571,28 +571,6 @@ async fn reserve_message_ids<'e>(db: impl sqlx::PgExecutor<'e>, n: usize) -> Res
     Ok(ids.into_iter().map(MessageId).collect())
 }
 
-/// Each post's verification mail, where one may go out.
-fn render_mails(
-    batch: &[Submission<'_>],
-    ids: &[MessageId],
-    withheld: &[Option<String>],
-) -> Result<Vec<(MessageId, i64, OutgoingMail)>, StoreError> {
-    let mut mails = Vec::new();
-    for ((s, id), w) in batch.iter().zip(ids).zip(withheld) {
-        if s.spam.is_none() && w.is_none() {
-            mails.push((*id, s.now, (s.mail)(*id).map_err(StoreError::Mail)?));
-        }
-    }
-    Ok(mails)
-}
-
-fn inserted(ids: Vec<MessageId>, withheld: Vec<Option<String>>) -> Vec<Inserted> {
-    ids.into_iter()
-        .zip(withheld)
-        .map(|(id, withheld)| Inserted { id, withheld })
-        .collect()
-}
-
 /// A batch's messages, audit lines and mails in ONE statement (and a signal to watchers, sent on
 /// commit). The foreign keys from audit and outbox to the new messages are checked at the end of
 /// the statement, when the sibling INSERT has run.
@@ -682,16 +660,5 @@ async fn address_lookups<'e>(
     .bind(now - 3600)
     .fetch_all(db)
     .await?;
-    // The hourly count is the same on every row (and unused with no rows: nothing to mail).
-    let last_hour = guard.per_hour.map(|_| rows.first().map_or(0, |r| r.4));
-    let lookups = rows
-        .into_iter()
-        .map(|(address, key, suppressed, recent, _)| super::AddressLookup {
-            address,
-            key,
-            suppressed,
-            recent,
-        })
-        .collect();
-    Ok((lookups, last_hour))
+    Ok(super::lookups_from_rows(rows, guard))
 }

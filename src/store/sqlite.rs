@@ -361,12 +361,7 @@ impl Store for SqliteStore {
             .zip(&withheld)
             .map(|(s, w)| s.audit_detail(w.as_deref()))
             .collect();
-        let mut mails = Vec::new();
-        for ((s, id), w) in batch.iter().zip(&ids).zip(&withheld) {
-            if s.spam.is_none() && w.is_none() {
-                mails.push((*id, s.now, (s.mail)(*id).map_err(StoreError::Mail)?));
-            }
-        }
+        let mails = super::render_mails(batch, &ids, &withheld)?;
         // Audit lines, mails and their messages as one script: one round trip to the database
         // thread, however many statements (unnumbered `?`s run on across statements).
         let mut script = sqlx::QueryBuilder::<Sqlite>::new("");
@@ -410,11 +405,7 @@ impl Store for SqliteStore {
         }
         script.build().execute(&mut *tx).await?;
         tx.commit().await?;
-        Ok(ids
-            .into_iter()
-            .zip(withheld)
-            .map(|(id, withheld)| Inserted { id, withheld })
-            .collect())
+        Ok(super::inserted(ids, withheld))
     }
 
     async fn apply_guarded(&self, change: &Change, guard: Option<&MailGuard>) -> Result<Applied, StoreError> {
@@ -678,16 +669,5 @@ async fn address_lookups(
     .bind(now - 3600)
     .fetch_all(&mut **tx)
     .await?;
-    // The hourly count is the same on every row (and unused with no rows: nothing to mail).
-    let last_hour = guard.per_hour.map(|_| rows.first().map_or(0, |r| r.4));
-    let lookups = rows
-        .into_iter()
-        .map(|(address, key, suppressed, recent, _)| super::AddressLookup {
-            address,
-            key,
-            suppressed,
-            recent,
-        })
-        .collect();
-    Ok((lookups, last_hour))
+    Ok(super::lookups_from_rows(rows, guard))
 }
