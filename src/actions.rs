@@ -11,13 +11,13 @@ use tokio::sync::Notify;
 
 use crate::clock::SharedClock;
 use crate::domain::{ContactForm, IllegalTransition, Message, MessageId, NewMessage, Status, Transition, VisitorEmail};
-use crate::mail::{Composer, VerifyMail};
+use crate::mail::{Composer, SUPPRESS_LINK_TTL, VerificationMails};
 use lettre::message::Mailbox;
 use serde::Serialize;
 
 use crate::mail::human_time;
 use crate::store::{
-    Audit, AuditRecord, Change, IntakeQueue, MailGuard, NewSubmission, OutboxRecord, OutgoingMail, Purged, RenderMail,
+    Audit, AuditRecord, Change, IntakeQueue, MailGuard, NewSubmission, OutboxRecord, Purged, MakeMail,
     SharedStore, StoreError, SuppressedAddress,
 };
 use crate::token::{self, Keys, Purpose, TokenError};
@@ -26,9 +26,6 @@ use crate::token::{self, Keys, Purpose, TokenError};
 pub const MAX_CODE_FAILURES: i64 = 5;
 /// Verification mails a visitor can have sent for one message (the first one included).
 pub const MAX_VISITOR_MAILS: i64 = 5;
-/// How long the "I didn't send this" link in a verification mail works (a year: long after the
-/// verification link, and as long as the message is kept; `purge_after_days` removes it sooner).
-pub const SUPPRESS_LINK_TTL: i64 = 365 * 86_400;
 /// A form posted sooner than this after its page was served was not filled in by a person.
 pub const FORM_MIN_SECS: i64 = 3;
 /// A form page older than this is stale: its post is suspect.
@@ -143,56 +140,13 @@ pub struct Actions {
     store: SharedStore,
     keys: Keys,
     composer: Arc<Composer>,
-    verify_mails: Arc<VerifyMailer>,
+    verify_mails: Arc<VerificationMails>,
     clock: SharedClock,
     token_ttl: i64,
     outbox_wake: Arc<Notify>,
     settings: Settings,
     /// Started on the first submission (it needs the runtime the web server runs on).
     intake: std::sync::OnceLock<IntakeQueue>,
-}
-
-/// Renders verification mails. Shared with the intake queue, which renders a new message's mail
-/// inside the transaction that gives it its id.
-struct VerifyMailer {
-    keys: Keys,
-    composer: Arc<Composer>,
-    /// With no SMTP configured, log verification links so a site owner can try formgate at once.
-    log_links: bool,
-}
-
-impl VerifyMailer {
-    fn render(
-        &self,
-        id: MessageId,
-        to: &VisitorEmail,
-        nonce: &str,
-        expires_at: i64,
-        now: i64,
-    ) -> Result<OutgoingMail, String> {
-        let token = self.keys.sign(Purpose::Verify, id, expires_at, nonce);
-        let code = self.keys.code(id, nonce);
-        let suppress_token = self.keys.sign(
-            Purpose::Suppress,
-            id,
-            now + SUPPRESS_LINK_TTL,
-            &to.as_str().to_lowercase(),
-        );
-        if self.log_links {
-            tracing::info!(message_id = id.0, link = %self.composer.verify_link(&token), code = %code, "no SMTP configured: the verification mail goes to the mail folder");
-        }
-        self.composer
-            .verify(&VerifyMail {
-                id,
-                to,
-                token: &token,
-                code: &code,
-                suppress_token: &suppress_token,
-                expires_at,
-                now,
-            })
-            .map_err(|e| e.to_string())
-    }
 }
 
 fn new_nonce() -> String {
@@ -212,11 +166,7 @@ impl Actions {
     ) -> Self {
         let token_ttl = settings.token_ttl.as_secs() as i64;
         let composer = Arc::new(composer);
-        let verify_mails = Arc::new(VerifyMailer {
-            keys: keys.clone(),
-            composer: composer.clone(),
-            log_links: settings.log_links,
-        });
+        let verify_mails = Arc::new(VerificationMails::new(keys.clone(), composer.clone(), settings.log_links));
         Self {
             store,
             keys,
@@ -236,6 +186,11 @@ impl Actions {
 
     pub fn store(&self) -> &SharedStore {
         &self.store
+    }
+
+    /// What the outbox worker renders verification mails with.
+    pub fn verification_mails(&self) -> Arc<VerificationMails> {
+        self.verify_mails.clone()
     }
 
     pub fn now(&self) -> i64 {
@@ -259,9 +214,13 @@ impl Actions {
         let now = self.clock.now();
         let nonce = new_nonce();
         let expires_at = now + self.token_ttl;
-        let render: RenderMail = {
+        let render: MakeMail = {
             let (mailer, to, nonce) = (self.verify_mails.clone(), msg.email.clone(), nonce.clone());
-            Box::new(move |id| mailer.render(id, &to, &nonce, expires_at, now))
+            Box::new(move |id| {
+                mailer
+                    .queue(id, &to, &nonce, expires_at, now)
+                    .map_err(|e| e.to_string())
+            })
         };
         let intake = self
             .intake
@@ -506,8 +465,8 @@ impl Actions {
         let email = VisitorEmail::from_trusted(m.email.clone());
         let mail = self
             .verify_mails
-            .render(m.id, &email, &nonce, expires_at, now)
-            .map_err(StoreError::Mail)?;
+            .queue(m.id, &email, &nonce, expires_at, now)
+            .map_err(|e| StoreError::Mail(e.to_string()))?;
         let change = Change {
             id: m.id,
             from: m.status,

@@ -58,7 +58,14 @@ impl Application {
             edge: Arc::new(web::edge::Edge::new(config, &core.public_url)),
         };
         let transport = Transport::new(&config.mail, config.smtp_timeout);
-        let worker = OutboxWorker::new(core.store.clone(), transport, clock, outbox, core.outbox_wake);
+        let worker = OutboxWorker::new(
+            core.store.clone(),
+            transport,
+            core.actions.verification_mails(),
+            clock,
+            outbox,
+            core.outbox_wake,
+        );
         Ok(Self {
             listener,
             state,

@@ -1,5 +1,6 @@
-//! Turns a template and its values into a complete RFC 5322 message, once, when the mail is queued:
-//! the outbox then sends exactly these bytes on every retry (same Message-ID, same link).
+//! Turns a template and its values into a complete RFC 5322 message: a staff mail once, when it
+//! is queued (the outbox sends those bytes on every retry); a verification mail each time the
+//! outbox sends it, from what its row keeps (see `verify.rs`).
 //!
 //! Header safety: every header value goes through lettre's typed headers, which encode anything
 //! that is not plain printable ASCII; the visitor's address was parsed at the edge and cannot
@@ -14,8 +15,8 @@ use lettre::message::header::{ContentType, Header, HeaderName, HeaderValue};
 use lettre::message::{Mailbox, MultiPart, SinglePart};
 use minijinja::context;
 
-use crate::domain::{Message, MessageId, VisitorEmail};
-use crate::store::{MailKind, OutgoingMail};
+use crate::domain::{Message, MessageId};
+use crate::store::{MailBody, MailKind, OutgoingMail};
 use crate::templates::Templates;
 
 /// RFC 3834: tells auto-responders not to answer (no vacation-reply loops with the form).
@@ -45,7 +46,7 @@ pub struct Composer {
 /// What the verification mail needs.
 pub struct VerifyMail<'a> {
     pub id: MessageId,
-    pub to: &'a VisitorEmail,
+    pub to: &'a str,
     pub token: &'a str,
     pub code: &'a str,
     /// For the "I didn't send this" link.
@@ -92,8 +93,26 @@ impl Composer {
         self.link(&format!("/verify/{token}"))
     }
 
+    /// The sender's address (the envelope's MAIL FROM).
+    pub fn sender(&self) -> &lettre::Address {
+        &self.from.email
+    }
+
+    /// How long the outbox keeps trying a mail, in seconds.
+    pub fn mail_lifetime(&self) -> i64 {
+        self.mail_lifetime
+    }
+
+    /// A recipient as lettre takes it; the error names what is wrong.
+    pub fn mailbox(address: &str) -> Result<Mailbox, ComposeError> {
+        let address = address
+            .parse()
+            .map_err(|e| ComposeError::Build(format!("recipient address: {e}")))?;
+        Ok(Mailbox::new(None, address))
+    }
+
     /// A Message-ID unique to this mail: `<formgate.KIND.ID.RANDOM@sender-domain>`.
-    fn message_id(&self, kind: MailKind, id: MessageId) -> String {
+    pub fn new_message_id(&self, kind: MailKind, id: MessageId) -> String {
         let mut r = [0u8; 9];
         getrandom::fill(&mut r).expect("the OS random source works");
         let domain = self.from.email.domain();
@@ -147,7 +166,8 @@ impl Composer {
         )
     }
 
-    pub fn verify(&self, m: &VerifyMail<'_>) -> Result<OutgoingMail, ComposeError> {
+    /// The verification mail's complete message, under the Message-ID its outbox row keeps.
+    pub fn verify(&self, m: &VerifyMail<'_>, message_id: &str) -> Result<Vec<u8>, ComposeError> {
         let ctx = context! {
             site_name => &self.site_name,
             link => self.verify_link(m.token),
@@ -158,14 +178,11 @@ impl Composer {
         let subject = self.templates.render("email/verify.subject.txt", &ctx)?;
         let text = self.templates.render("email/verify.txt", &ctx)?;
         let html = self.templates.render("email/verify.html", &ctx)?;
-        let to: Mailbox = Mailbox::new(
-            None,
-            m.to.as_str().parse().map_err(|e| ComposeError::Build(format!("{e}")))?,
-        );
-        self.build(MailKind::Verify, m.id, to, None, &subject, text, html, m.now)
+        let email = self.email(Self::mailbox(m.to)?, None, &subject, text, html, message_id, m.now)?;
+        Ok(email.formatted())
     }
 
-    /// One multipart/alternative mail from formgate's sender, with its own Message-ID.
+    /// A rendered mail for the outbox, with a Message-ID of its own.
     #[allow(clippy::too_many_arguments)]
     fn build(
         &self,
@@ -178,15 +195,38 @@ impl Composer {
         html: String,
         now: i64,
     ) -> Result<OutgoingMail, ComposeError> {
-        let message_id = self.message_id(kind, id);
-        let mut builder = Email::builder().from(self.from.clone()).to(to.clone());
+        let message_id = self.new_message_id(kind, id);
+        let email = self.email(to.clone(), reply_to, subject, text, html, &message_id, now)?;
+        Ok(OutgoingMail {
+            kind,
+            recipient: to.email.to_string(),
+            sender: self.from.email.to_string(),
+            message_id_header: message_id,
+            body: MailBody::Rendered(email.formatted()),
+            give_up_at: now + self.mail_lifetime,
+        })
+    }
+
+    /// One multipart/alternative mail from formgate's sender.
+    #[allow(clippy::too_many_arguments)]
+    fn email(
+        &self,
+        to: Mailbox,
+        reply_to: Option<Mailbox>,
+        subject: &str,
+        text: String,
+        html: String,
+        message_id: &str,
+        now: i64,
+    ) -> Result<Email, ComposeError> {
+        let mut builder = Email::builder().from(self.from.clone()).to(to);
         if let Some(reply_to) = reply_to {
             builder = builder.reply_to(reply_to);
         }
-        let email = builder
+        builder
             // Subject lines fold; a newline can never come from the parsed visitor fields anyway.
             .subject(subject.replace(['\r', '\n'], " ").trim())
-            .message_id(Some(message_id.clone()))
+            .message_id(Some(message_id.to_string()))
             .date(UNIX_EPOCH + Duration::from_secs(now.max(0) as u64))
             .header(AutoSubmitted)
             .multipart(
@@ -194,14 +234,6 @@ impl Composer {
                     .singlepart(SinglePart::builder().header(ContentType::TEXT_PLAIN).body(text))
                     .singlepart(SinglePart::builder().header(ContentType::TEXT_HTML).body(html)),
             )
-            .map_err(|e| ComposeError::Build(e.to_string()))?;
-        Ok(OutgoingMail {
-            kind,
-            recipient: to.email.to_string(),
-            sender: self.from.email.to_string(),
-            message_id_header: message_id,
-            payload: email.formatted(),
-            give_up_at: now + self.mail_lifetime,
-        })
+            .map_err(|e| ComposeError::Build(e.to_string()))
     }
 }

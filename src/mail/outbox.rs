@@ -14,6 +14,7 @@ use tokio::sync::{Notify, watch};
 use tokio::task::JoinSet;
 
 use super::transport::{Lane, SendError, Transport};
+use super::verify::VerificationMails;
 use crate::clock::SharedClock;
 use crate::store::{OutboxItem, SendOutcome, SharedStore};
 
@@ -50,6 +51,8 @@ pub fn retry_delay(attempts: i64) -> i64 {
 pub struct OutboxWorker {
     store: SharedStore,
     transport: Transport,
+    /// Renders the verification mails, which are queued unrendered.
+    mails: Arc<VerificationMails>,
     clock: SharedClock,
     config: OutboxConfig,
     owner: String,
@@ -60,6 +63,7 @@ impl OutboxWorker {
     pub fn new(
         store: SharedStore,
         transport: Transport,
+        mails: Arc<VerificationMails>,
         clock: SharedClock,
         config: OutboxConfig,
         wake: Arc<Notify>,
@@ -75,6 +79,7 @@ impl OutboxWorker {
         Self {
             store,
             transport,
+            mails,
             clock,
             config,
             owner,
@@ -162,6 +167,7 @@ impl OutboxWorker {
         let mut set = JoinSet::new();
         for (mut lane, share) in lanes.into_iter().zip(shares) {
             let clock = self.clock.clone();
+            let mails = self.mails.clone();
             let stopping = stopping.clone();
             set.spawn(async move {
                 let mut results = Vec::with_capacity(share.len());
@@ -169,9 +175,15 @@ impl OutboxWorker {
                     if stopping.load(Ordering::SeqCst) {
                         break; // not started: its lease is released on the way out
                     }
-                    let outcome = match lane.send(&item).await {
-                        Ok(()) => SendOutcome::Sent,
-                        Err(e) => outcome_of_failure(&item, e, clock.now()),
+                    let outcome = match mails.bytes(&item) {
+                        Ok(message) => match lane.send(&item, &message).await {
+                            Ok(()) => SendOutcome::Sent,
+                            Err(e) => outcome_of_failure(&item, e, clock.now()),
+                        },
+                        // The same row renders the same way next time: no point retrying.
+                        Err(e) => SendOutcome::Dead {
+                            error: format!("cannot render the mail: {e}"),
+                        },
                     };
                     log_outcome(&item, &outcome);
                     results.push((item.id, outcome));

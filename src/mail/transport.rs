@@ -107,14 +107,15 @@ pub struct Lane {
 const IDLE_CHECK_AFTER: Duration = Duration::from_secs(5);
 
 impl Lane {
-    pub async fn send(&mut self, item: &OutboxItem) -> Result<(), SendError> {
+    /// Sends `message` (the complete mail) to the row's recipient.
+    pub async fn send(&mut self, item: &OutboxItem, message: &[u8]) -> Result<(), SendError> {
         match &self.transport {
-            Transport::Dir(dir) => write_eml(dir, item)
+            Transport::Dir(dir) => write_eml(dir, item, message)
                 .await
                 .map_err(|e| SendError::Transient(format!("writing .eml: {e}"))),
             Transport::Smtp(settings) => {
                 let settings = settings.clone();
-                let result = tokio::time::timeout(settings.timeout * 2, self.send_smtp(&settings, item)).await;
+                let result = tokio::time::timeout(settings.timeout * 2, self.send_smtp(&settings, item, message)).await;
                 let result = result.unwrap_or_else(|_| {
                     Err(SendError::Transient(format!(
                         "SMTP timed out after {:?}",
@@ -130,7 +131,7 @@ impl Lane {
         }
     }
 
-    async fn send_smtp(&mut self, s: &SmtpSettings, item: &OutboxItem) -> Result<(), SendError> {
+    async fn send_smtp(&mut self, s: &SmtpSettings, item: &OutboxItem, message: &[u8]) -> Result<(), SendError> {
         let envelope = Envelope::new(
             Some(
                 item.sender
@@ -160,7 +161,7 @@ impl Lane {
             self.conn = Some(connect(s).await?);
         }
         let conn = self.conn.as_mut().expect("connected above");
-        match tokio::time::timeout(s.timeout, conn.send(&envelope, &item.payload)).await {
+        match tokio::time::timeout(s.timeout, conn.send(&envelope, message)).await {
             Ok(Ok(_)) => Ok(()),
             Ok(Err(e)) => Err(SendError::from_smtp(e)),
             Err(_) => Err(SendError::Transient(format!(
@@ -235,11 +236,11 @@ async fn connect(s: &SmtpSettings) -> Result<AsyncSmtpConnection, SendError> {
 
 /// Writes `<outbox id>-<kind>.eml` atomically (temp file, then rename): a crash never leaves half a
 /// mail, and a resend after a crash overwrites the same file instead of making a duplicate.
-async fn write_eml(dir: &PathBuf, item: &OutboxItem) -> io::Result<()> {
+async fn write_eml(dir: &PathBuf, item: &OutboxItem, message: &[u8]) -> io::Result<()> {
     tokio::fs::create_dir_all(dir).await?;
     let name = format!("{:08}-{}.eml", item.id, item.kind.as_str());
     let tmp = dir.join(format!(".{name}.tmp"));
-    tokio::fs::write(&tmp, &item.payload).await?;
+    tokio::fs::write(&tmp, message).await?;
     tokio::fs::rename(&tmp, dir.join(name)).await
 }
 

@@ -17,8 +17,8 @@ const MAX_BATCH: usize = 128;
 /// Posts waiting beyond this make their senders wait (backpressure, not unbounded memory).
 const QUEUE_DEPTH: usize = 4096;
 
-/// Renders a submission's verification mail once its id is known.
-pub type RenderMail = Box<dyn Fn(MessageId) -> Result<OutgoingMail, String> + Send + Sync>;
+/// Makes a submission's verification mail (its outbox entry) once its id is known.
+pub type MakeMail = Box<dyn Fn(MessageId) -> Result<OutgoingMail, String> + Send + Sync>;
 
 /// A new message as the queue holds it until its batch commits.
 pub struct NewSubmission {
@@ -28,7 +28,7 @@ pub struct NewSubmission {
     pub verify_expires_at: i64,
     /// Why a bot filter caught it, if one did.
     pub spam: Option<String>,
-    pub mail: RenderMail,
+    pub mail: MakeMail,
 }
 
 impl NewSubmission {

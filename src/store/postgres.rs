@@ -98,16 +98,20 @@ async fn insert_outbox(
     now: i64,
     mail: &OutgoingMail,
 ) -> Result<(), StoreError> {
+    let (payload, link_nonce, link_expires_at) = mail.body.columns();
     sqlx::query(
-        "INSERT INTO outbox (message_id, kind, recipient, sender, message_id_header, payload, created_at, next_attempt_at, give_up_at)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $7, $8)",
+        "INSERT INTO outbox (message_id, kind, recipient, sender, message_id_header, payload, link_nonce, link_expires_at,
+                             created_at, next_attempt_at, give_up_at)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $9, $10)",
     )
     .bind(message_id.0)
     .bind(mail.kind.as_str())
     .bind(&mail.recipient)
     .bind(&mail.sender)
     .bind(&mail.message_id_header)
-    .bind(&mail.payload)
+    .bind(payload)
+    .bind(link_nonce)
+    .bind(link_expires_at)
     .bind(now)
     .bind(mail.give_up_at)
     .execute(&mut **tx)
@@ -215,7 +219,8 @@ impl Store for PgStore {
                 WHERE state = 'queued' AND next_attempt_at <= $3 AND (lease_until IS NULL OR lease_until < $3)
                 ORDER BY next_attempt_at, id LIMIT $4
                 FOR UPDATE SKIP LOCKED)
-             RETURNING id, message_id, kind, recipient, sender, message_id_header, payload, attempts, give_up_at",
+             RETURNING id, message_id, kind, recipient, sender, message_id_header, payload, link_nonce, link_expires_at,
+                       created_at, attempts, give_up_at",
         )
         .bind(owner)
         .bind(lease_until)
@@ -367,7 +372,7 @@ impl Store for PgStore {
         // The mails carry their message's id in every link: reserved first, rendered before the
         // one statement that stores messages, audit lines and mails together.
         let ids = reserve_message_ids(&mut *tx, batch.len()).await?;
-        let mails = super::render_mails(batch, &ids, &withheld)?;
+        let mails = super::batch_mails(batch, &ids, &withheld)?;
         insert_rows(&mut *tx, batch, &ids, &withheld, &mails).await?;
         tx.commit().await?;
         Ok(super::inserted(ids, withheld))
@@ -599,10 +604,13 @@ async fn insert_rows<'e>(
             SELECT id, created_at, 'visitor', 'submit', NULL, status, detail
             FROM unnest($1::int8[], $9::int8[], $2::text[], $12::text[]) AS d (id, created_at, status, detail)
          ), o AS (
-            INSERT INTO outbox (message_id, kind, recipient, sender, message_id_header, payload, created_at, next_attempt_at, give_up_at)
-            SELECT message_id, kind, recipient, sender, header, payload, created_at, created_at, give_up_at
-            FROM unnest($13::int8[], $14::text[], $15::text[], $16::text[], $17::text[], $18::bytea[], $19::int8[], $20::int8[])
-                 AS o (message_id, kind, recipient, sender, header, payload, created_at, give_up_at)
+            INSERT INTO outbox (message_id, kind, recipient, sender, message_id_header, payload, link_nonce, link_expires_at,
+                                created_at, next_attempt_at, give_up_at)
+            SELECT message_id, kind, recipient, sender, header, payload, link_nonce, link_expires_at, created_at, created_at,
+                   give_up_at
+            FROM unnest($13::int8[], $14::text[], $15::text[], $16::text[], $17::text[], $18::bytea[], $19::int8[], $20::int8[],
+                        $21::text[], $22::int8[])
+                 AS o (message_id, kind, recipient, sender, header, payload, created_at, give_up_at, link_nonce, link_expires_at)
          )
          SELECT pg_notify('formgate_changes', '') WHERE (SELECT count(*) FROM m) > 0",
     )
@@ -623,9 +631,11 @@ async fn insert_rows<'e>(
     .bind(mails.iter().map(|(_, _, m)| m.recipient.as_str()).collect::<Vec<_>>())
     .bind(mails.iter().map(|(_, _, m)| m.sender.as_str()).collect::<Vec<_>>())
     .bind(mails.iter().map(|(_, _, m)| m.message_id_header.as_str()).collect::<Vec<_>>())
-    .bind(mails.iter().map(|(_, _, m)| m.payload.as_slice()).collect::<Vec<_>>())
+    .bind(mails.iter().map(|(_, _, m)| m.body.columns().0).collect::<Vec<_>>())
     .bind(mails.iter().map(|(_, now, _)| *now).collect::<Vec<_>>())
     .bind(mails.iter().map(|(_, _, m)| m.give_up_at).collect::<Vec<_>>())
+    .bind(mails.iter().map(|(_, _, m)| m.body.columns().1).collect::<Vec<_>>())
+    .bind(mails.iter().map(|(_, _, m)| m.body.columns().2).collect::<Vec<_>>())
     .execute(db)
     .await?;
     Ok(())

@@ -5,7 +5,7 @@
 use sqlx::{ColumnIndex, Decode, Row, Type};
 
 use super::{
-    AuditRecord, MailKind, MailSummary, MessageSummary, OutboxItem, OutboxRecord, OutboxState, StoreError, parse_status,
+    AuditRecord, MailBody, MailKind, MailSummary, MessageSummary, OutboxItem, OutboxRecord, OutboxState, StoreError, parse_status,
 };
 use crate::domain::{Message, MessageId, Status};
 
@@ -137,7 +137,12 @@ where
         recipient: r.try_get("recipient")?,
         sender: r.try_get("sender")?,
         message_id_header: r.try_get("message_id_header")?,
-        payload: r.try_get("payload")?,
+        body: MailBody::from_columns(
+            r.try_get("payload")?,
+            r.try_get("link_nonce")?,
+            r.try_get("link_expires_at")?,
+        )?,
+        created_at: r.try_get("created_at")?,
         attempts: r.try_get("attempts")?,
         give_up_at: r.try_get("give_up_at")?,
     })

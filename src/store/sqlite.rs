@@ -13,7 +13,8 @@ use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePo
 use sqlx::{Sqlite, Transaction};
 
 use super::{
-    Applied, AuditRecord, Change, Inserted, ListQuery, MailGuard, MessageSummary, OutboxItem, OutboxRecord, Purged,
+    Applied, AuditRecord, Change, Inserted, ListQuery, MailBody, MailGuard, MessageSummary, OutboxItem, OutboxRecord,
+    OutgoingMail, Purged,
     SendOutcome, Store, StoreError, Submission, SuppressedAddress, rows,
 };
 use crate::domain::{Message, MessageId, Status};
@@ -96,28 +97,55 @@ async fn insert_outbox(
     tx: &mut Transaction<'_, Sqlite>,
     message_id: MessageId,
     now: i64,
-    mail: &super::OutgoingMail,
+    mail: &OutgoingMail,
 ) -> Result<(), StoreError> {
-    let id: i64 = sqlx::query_scalar(
-        "INSERT INTO outbox (message_id, kind, recipient, sender, message_id_header, created_at, next_attempt_at, give_up_at)
-         VALUES (?, ?, ?, ?, ?, ?, ?, ?) RETURNING id",
-    )
-    .bind(message_id.0)
-    .bind(mail.kind.as_str())
-    .bind(&mail.recipient)
-    .bind(&mail.sender)
-    .bind(&mail.message_id_header)
-    .bind(now)
-    .bind(now)
-    .bind(mail.give_up_at)
-    .fetch_one(&mut **tx)
-    .await?;
-    sqlx::query("INSERT INTO outbox_payloads (outbox_id, payload) VALUES (?, ?)")
-        .bind(id)
-        .bind(&mail.payload)
-        .execute(&mut **tx)
-        .await?;
+    let mut script = sqlx::QueryBuilder::<Sqlite>::new("");
+    push_outbox_inserts(&mut script, &[(message_id, now, mail)]);
+    script.build().execute(&mut **tx).await?;
     Ok(())
+}
+
+/// Appends the INSERTs that queue `mails` (each: its message, the queue time, the mail) to a
+/// script: the outbox rows, then the rendered payloads, in power-of-two chunks. Each message
+/// gets one new mail per script, so its newest outbox row is the one just inserted.
+fn push_outbox_inserts(script: &mut sqlx::QueryBuilder<'_, Sqlite>, mails: &[(MessageId, i64, &OutgoingMail)]) {
+    for range in pow2_chunks(mails.len()) {
+        script.push(
+            "INSERT INTO outbox (message_id, kind, recipient, sender, message_id_header, link_nonce, link_expires_at,
+                                 created_at, next_attempt_at, give_up_at) ",
+        );
+        script.push_values(&mails[range], |mut row, (id, now, mail)| {
+            let (_, link_nonce, link_expires_at) = mail.body.columns();
+            row.push_bind(id.0)
+                .push_bind(mail.kind.as_str())
+                .push_bind(mail.recipient.clone())
+                .push_bind(mail.sender.clone())
+                .push_bind(mail.message_id_header.clone())
+                .push_bind(link_nonce.map(str::to_owned))
+                .push_bind(link_expires_at)
+                .push_bind(*now)
+                .push_bind(*now)
+                .push_bind(mail.give_up_at);
+        });
+        script.push(";\n");
+    }
+    let rendered: Vec<(MessageId, &[u8])> = mails
+        .iter()
+        .filter_map(|(id, _, mail)| match &mail.body {
+            MailBody::Rendered(bytes) => Some((*id, bytes.as_slice())),
+            MailBody::Verification(_) => None,
+        })
+        .collect();
+    for range in pow2_chunks(rendered.len()) {
+        script.push("INSERT INTO outbox_payloads (outbox_id, payload) ");
+        script.push_values(&rendered[range], |mut row, (id, payload)| {
+            row.push("(SELECT max(id) FROM outbox WHERE message_id = ")
+                .push_bind_unseparated(id.0)
+                .push_unseparated(")")
+                .push_bind(payload.to_vec());
+        });
+        script.push(";\n");
+    }
 }
 
 async fn insert_audit(
@@ -222,7 +250,9 @@ impl Store for SqliteStore {
                 SELECT id FROM outbox
                 WHERE state = 'queued' AND next_attempt_at <= ?3 AND (lease_until IS NULL OR lease_until < ?3)
                 ORDER BY next_attempt_at, id LIMIT ?4)
-             RETURNING id, message_id, kind, recipient, sender, message_id_header, X'' AS payload, attempts, give_up_at",
+             RETURNING id, message_id, kind, recipient, sender, message_id_header,
+                       CASE WHEN link_nonce IS NULL THEN X'' END AS payload, link_nonce, link_expires_at, created_at,
+                       attempts, give_up_at",
         )
         .bind(owner)
         .bind(lease_until)
@@ -237,10 +267,14 @@ impl Store for SqliteStore {
             .collect::<Result<Vec<_>, StoreError>>()?;
         // RETURNING order is unspecified; send oldest first.
         items.sort_by_key(|i| i.id);
-        // The messages themselves never change: read them after the claim, off the writer.
-        if !items.is_empty() {
-            let ids = serde_json::to_string(&items.iter().map(|i| i.id).collect::<Vec<_>>())
-                .map_err(|e| StoreError::Corrupt(e.to_string()))?;
+        // Rendered messages never change: read them after the claim, off the writer.
+        let rendered: Vec<i64> = items
+            .iter()
+            .filter(|i| matches!(i.body, MailBody::Rendered(_)))
+            .map(|i| i.id)
+            .collect();
+        if !rendered.is_empty() {
+            let ids = serde_json::to_string(&rendered).map_err(|e| StoreError::Corrupt(e.to_string()))?;
             let mut payloads: std::collections::HashMap<i64, Vec<u8>> = sqlx::query_as(
                 "SELECT outbox_id, payload FROM outbox_payloads WHERE outbox_id IN (SELECT value FROM json_each(?))",
             )
@@ -250,9 +284,11 @@ impl Store for SqliteStore {
             .into_iter()
             .collect();
             for item in &mut items {
-                item.payload = payloads
-                    .remove(&item.id)
-                    .ok_or_else(|| StoreError::Corrupt(format!("outbox row {} has no message", item.id)))?;
+                if let MailBody::Rendered(payload) = &mut item.body {
+                    *payload = payloads
+                        .remove(&item.id)
+                        .ok_or_else(|| StoreError::Corrupt(format!("outbox row {} has no message", item.id)))?;
+                }
             }
         }
         Ok(items)
@@ -361,7 +397,7 @@ impl Store for SqliteStore {
             .zip(&withheld)
             .map(|(s, w)| s.audit_detail(w.as_deref()))
             .collect();
-        let mails = super::render_mails(batch, &ids, &withheld)?;
+        let mails = super::batch_mails(batch, &ids, &withheld)?;
         // Audit lines, mails and their messages as one script: one round trip to the database
         // thread, however many statements (unnumbered `?`s run on across statements).
         let mut script = sqlx::QueryBuilder::<Sqlite>::new("");
@@ -378,31 +414,8 @@ impl Store for SqliteStore {
             });
             script.push(";\n");
         }
-        for range in pow2_chunks(mails.len()) {
-            let chunk = &mails[range];
-            script.push(
-                "INSERT INTO outbox (message_id, kind, recipient, sender, message_id_header, created_at, next_attempt_at, give_up_at) ",
-            );
-            script.push_values(chunk, |mut row, (id, now, mail)| {
-                row.push_bind(id.0)
-                    .push_bind(mail.kind.as_str())
-                    .push_bind(&mail.recipient)
-                    .push_bind(&mail.sender)
-                    .push_bind(&mail.message_id_header)
-                    .push_bind(*now)
-                    .push_bind(*now)
-                    .push_bind(mail.give_up_at);
-            });
-            // A new message has exactly one mail: the one just queued.
-            script.push(";\nINSERT INTO outbox_payloads (outbox_id, payload) ");
-            script.push_values(chunk, |mut row, (id, _, mail)| {
-                row.push("(SELECT max(id) FROM outbox WHERE message_id = ")
-                    .push_bind_unseparated(id.0)
-                    .push_unseparated(")")
-                    .push_bind(&mail.payload);
-            });
-            script.push(";\n");
-        }
+        let mails: Vec<(MessageId, i64, &OutgoingMail)> = mails.iter().map(|(id, now, m)| (*id, *now, m)).collect();
+        push_outbox_inserts(&mut script, &mails);
         script.build().execute(&mut *tx).await?;
         tx.commit().await?;
         Ok(super::inserted(ids, withheld))

@@ -265,6 +265,7 @@ async fn a_released_message_reaches_the_staff_inbox_with_reply_to_the_visitor() 
     let worker = OutboxWorker::new(
         f.core.store.clone(),
         transport,
+        f.core.actions.verification_mails(),
         Arc::new(SystemClock),
         OutboxConfig::default(),
         f.core.outbox_wake.clone(),

@@ -6,8 +6,8 @@ use std::sync::Arc;
 
 use formgate::domain::{ContactForm, MessageId, NewMessage, Status};
 use formgate::store::{
-    IntakeQueue, MailGuard, MailKind, NewSubmission, OutgoingMail, PgStore, RenderMail, SharedStore, SqliteStore,
-    StoreError, Submission,
+    IntakeQueue, MailBody, MailGuard, MailKind, NewSubmission, OutgoingMail, PgStore, MakeMail, SharedStore, SqliteStore,
+    StoreError, Submission, VerificationLink,
 };
 
 use crate::support::pg::TestDatabase;
@@ -25,13 +25,23 @@ fn message(i: usize, email: &str) -> NewMessage {
     NewMessage::parse(&form, Some("192.0.2.1".into()), None).unwrap()
 }
 
+/// A verification mail as the use-cases queue it (unrendered, its link kept) for even ids, and a
+/// rendered one for odd ids: a batch stores both kinds of row.
 fn mail_for(to: &str, id: MessageId) -> OutgoingMail {
+    let body = if id.0 % 2 == 0 {
+        MailBody::Verification(VerificationLink {
+            nonce: format!("link-{}", id.0),
+            expires_at: T0 + DAY + id.0,
+        })
+    } else {
+        MailBody::Rendered(format!("To: {to}\r\nSubject: message {}\r\n\r\nconfirm\r\n", id.0).into_bytes())
+    };
     OutgoingMail {
         kind: MailKind::Verify,
         recipient: to.to_string(),
         sender: "forms@example.org".into(),
         message_id_header: format!("<verify.{}@example.org>", id.0),
-        payload: format!("To: {to}\r\nSubject: message {}\r\n\r\nconfirm\r\n", id.0).into_bytes(),
+        body,
         give_up_at: T0 + 3 * DAY,
     }
 }
@@ -57,11 +67,11 @@ async fn one_batch_decides_like_separate_posts(store: SharedStore) {
         message(4, "bot@example.org"),
     ];
     let nonces: Vec<String> = (0..posts.len()).map(|i| format!("nonce-{i}")).collect();
-    let renders: Vec<RenderMail> = posts
+    let renders: Vec<MakeMail> = posts
         .iter()
         .map(|m| {
             let to = m.email.as_str().to_string();
-            Box::new(move |id| Ok(mail_for(&to, id))) as RenderMail
+            Box::new(move |id| Ok(mail_for(&to, id))) as MakeMail
         })
         .collect();
     let batch: Vec<Submission<'_>> = posts
@@ -125,12 +135,13 @@ async fn one_batch_decides_like_separate_posts(store: SharedStore) {
         }
     }
 
-    // The queued mails carry the bytes rendered for their own ids.
+    // The queued mails come back as made for their own ids: the link to render, or the bytes.
     let claimed = store.claim_outbox("w", T0, T0 + 60, 10).await.unwrap();
     assert_eq!(claimed.len(), 2);
     for item in &claimed {
         let id = item.message_id.unwrap();
-        assert_eq!(item.payload, mail_for(&item.recipient, id).payload);
+        assert_eq!(item.body, mail_for(&item.recipient, id).body);
+        assert_eq!(item.created_at, T0);
     }
 
     // A later batch sees what earlier ones queued: the hourly cap counts across batches.

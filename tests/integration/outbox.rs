@@ -5,7 +5,7 @@ use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use formgate::domain::{ContactForm, MessageId, NewMessage};
-use formgate::store::{self, MailKind, OutboxState, OutgoingMail};
+use formgate::store::{self, MailBody, MailKind, OutboxState, OutgoingMail};
 
 use crate::support::app::{Backend, Options, TestApp, on_every_backend, verify_path};
 use crate::support::pg::TestDatabase;
@@ -168,7 +168,9 @@ fn fake_verify_mail(to: &str) -> OutgoingMail {
         recipient: to.into(),
         sender: "forms@example.org".into(),
         message_id_header: "<crash-test@example.org>".into(),
-        payload: b"From: forms@example.org\r\nTo: a@example.org\r\nMessage-ID: <crash-test@example.org>\r\nSubject: x\r\n\r\nbody\r\n".to_vec(),
+        body: MailBody::Rendered(
+            b"From: forms@example.org\r\nTo: a@example.org\r\nMessage-ID: <crash-test@example.org>\r\nSubject: x\r\n\r\nbody\r\n".to_vec(),
+        ),
         give_up_at: i64::MAX,
     }
 }

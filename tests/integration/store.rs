@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use formgate::domain::{ContactForm, MessageId, NewMessage, Status};
 use formgate::store::{
-    Audit, Change, ListQuery, MailKind, OutboxState, OutgoingMail, PgStore, SendOutcome, SharedStore, SqliteStore,
+    Audit, Change, ListQuery, MailBody, MailKind, OutboxState, OutgoingMail, PgStore, SendOutcome, SharedStore, SqliteStore,
 };
 
 use crate::support::pg::TestDatabase;
@@ -31,7 +31,7 @@ fn mail(to: &str, n: usize) -> OutgoingMail {
         recipient: to.into(),
         sender: "forms@example.org".into(),
         message_id_header: format!("<m{n}@example.org>"),
-        payload: format!("Subject: {n}\r\n\r\nbody\r\n").into_bytes(),
+        body: MailBody::Rendered(format!("Subject: {n}\r\n\r\nbody\r\n").into_bytes()),
         give_up_at: T0 + 86_400,
     }
 }
@@ -183,7 +183,7 @@ pub async fn story(store: SharedStore) {
         claimed.iter().map(|c| c.message_id_header.as_str()).collect::<Vec<_>>(),
         ["<m1@example.org>", "<m2@example.org>", "<m22@example.org>"]
     );
-    assert_eq!(claimed[0].payload, mail("x", 1).payload);
+    assert_eq!(claimed[0].body, mail("x", 1).body);
     assert!(
         store
             .claim_outbox("w2", T0 + 150, T0 + 250, 10)
