@@ -65,7 +65,9 @@ pub enum ComposeError {
 
 /// `Thu, 26 Nov 2026 08:00:00 GMT`: unambiguous for visitors in any time zone.
 pub fn human_time(unix: i64) -> String {
-    httpdate::fmt_http_date(UNIX_EPOCH + Duration::from_secs(unix.max(0) as u64))
+    // httpdate panics past the year 9999 (a mistyped lifetime could get there).
+    const LAST_SECOND_OF_9999: i64 = 253_402_300_799;
+    httpdate::fmt_http_date(UNIX_EPOCH + Duration::from_secs(unix.clamp(0, LAST_SECOND_OF_9999) as u64))
 }
 
 impl Composer {
@@ -235,5 +237,17 @@ impl Composer {
                     .singlepart(SinglePart::builder().header(ContentType::TEXT_HTML).body(html)),
             )
             .map_err(|e| ComposeError::Build(e.to_string()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::human_time;
+
+    #[test]
+    fn human_time_is_an_http_date_and_never_panics() {
+        assert_eq!(human_time(1_795_000_000), "Wed, 18 Nov 2026 11:06:40 GMT");
+        assert_eq!(human_time(-5), "Thu, 01 Jan 1970 00:00:00 GMT");
+        assert_eq!(human_time(i64::MAX), "Fri, 31 Dec 9999 23:59:59 GMT");
     }
 }
