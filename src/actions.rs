@@ -17,8 +17,8 @@ use serde::Serialize;
 
 use crate::mail::human_time;
 use crate::store::{
-    Audit, AuditRecord, Change, IntakeQueue, MailGuard, NewSubmission, OutboxRecord, Purged, MakeMail,
-    SharedStore, StoreError, SuppressedAddress,
+    Audit, AuditRecord, Change, IntakeQueue, MailGuard, MakeMail, NewSubmission, OutboxRecord, Purged, SharedStore,
+    StoreError, SuppressedAddress,
 };
 use crate::token::{self, Keys, Purpose, TokenError};
 
@@ -166,7 +166,11 @@ impl Actions {
     ) -> Self {
         let token_ttl = settings.token_ttl.as_secs() as i64;
         let composer = Arc::new(composer);
-        let verify_mails = Arc::new(VerificationMails::new(keys.clone(), composer.clone(), settings.log_links));
+        let verify_mails = Arc::new(VerificationMails::new(
+            keys.clone(),
+            composer.clone(),
+            settings.log_links,
+        ));
         Self {
             store,
             keys,

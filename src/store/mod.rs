@@ -15,7 +15,7 @@ use serde::Serialize;
 
 use crate::domain::{Message, MessageId, NewMessage, Status};
 
-pub use intake::{IntakeQueue, NewSubmission, MakeMail};
+pub use intake::{IntakeQueue, MakeMail, NewSubmission};
 pub use postgres::PgStore;
 pub use sqlite::SqliteStore;
 

@@ -5,7 +5,8 @@
 use sqlx::{ColumnIndex, Decode, Row, Type};
 
 use super::{
-    AuditRecord, MailBody, MailKind, MailSummary, MessageSummary, OutboxItem, OutboxRecord, OutboxState, StoreError, parse_status,
+    AuditRecord, MailBody, MailKind, MailSummary, MessageSummary, OutboxItem, OutboxRecord, OutboxState, StoreError,
+    parse_status,
 };
 use crate::domain::{Message, MessageId, Status};
 

@@ -14,8 +14,7 @@ use sqlx::{Sqlite, Transaction};
 
 use super::{
     Applied, AuditRecord, Change, Inserted, ListQuery, MailBody, MailGuard, MessageSummary, OutboxItem, OutboxRecord,
-    OutgoingMail, Purged,
-    SendOutcome, Store, StoreError, Submission, SuppressedAddress, rows,
+    OutgoingMail, Purged, SendOutcome, Store, StoreError, Submission, SuppressedAddress, rows,
 };
 use crate::domain::{Message, MessageId, Status};
 

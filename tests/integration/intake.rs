@@ -6,8 +6,8 @@ use std::sync::Arc;
 
 use formgate::domain::{ContactForm, MessageId, NewMessage, Status};
 use formgate::store::{
-    IntakeQueue, MailBody, MailGuard, MailKind, NewSubmission, OutgoingMail, PgStore, MakeMail, SharedStore, SqliteStore,
-    StoreError, Submission, VerificationLink,
+    IntakeQueue, MailBody, MailGuard, MailKind, MakeMail, NewSubmission, OutgoingMail, PgStore, SharedStore,
+    SqliteStore, StoreError, Submission, VerificationLink,
 };
 
 use crate::support::pg::TestDatabase;

@@ -7,7 +7,7 @@ use std::time::Duration;
 use formgate::domain::{ContactForm, MessageId, NewMessage};
 use formgate::store::{self, MailBody, MailKind, OutboxState, OutgoingMail};
 
-use crate::support::app::{Backend, Options, TestApp, on_every_backend, verify_path};
+use crate::support::app::{Backend, Options, TestApp, on_every_backend, receipt_from_redirect, verify_path};
 use crate::support::pg::TestDatabase;
 use crate::support::smtp::{Behaviour, TestSmtp};
 
@@ -122,6 +122,97 @@ async fn a_4xx_reply_is_retried_with_backoff_and_the_same_bytes(backend: Backend
     assert_eq!(app.store.outbox_for_message(MessageId(1)).await.unwrap()[0].attempts, 2);
 }
 
+/// Verification mails are rendered when sent, from their outbox row: every attempt carries the
+/// same Message-ID, Date, subject and text (link, code, "I didn't send this" link), and a mail
+/// queued before a resend keeps its own (now revoked) link instead of picking up the new one.
+async fn a_verification_mail_renders_the_same_on_every_attempt_and_keeps_its_own_link(backend: Backend) {
+    let Some(app) = TestApp::spawn_on(backend).await else {
+        return;
+    };
+    app.smtp()
+        .set_behaviour(Behaviour::RejectData(451, "greylisted, try later".into()));
+    let receipt = receipt_from_redirect(&app.submit("ada@example.org").await);
+    let store = app.store.clone();
+    wait_until("the first mail failed once", async || {
+        store.outbox_for_message(MessageId(1)).await.unwrap()[0].attempts == 1
+    })
+    .await;
+    let res = app.post_form("/contact/resend", &[("receipt", &receipt)]).await;
+    assert_eq!(res.status(), 303);
+    wait_until("the second mail failed once", async || {
+        let rows = store.outbox_for_message(MessageId(1)).await.unwrap();
+        rows.len() == 2 && rows[1].attempts == 1
+    })
+    .await;
+    let refused = app.smtp().rejected();
+    assert_eq!(refused.len(), 2);
+
+    app.smtp().set_behaviour(Behaviour::Accept);
+    app.clock.advance(31);
+    let delivered = app.smtp().wait_for(2, Duration::from_secs(10)).await;
+    for mail in &delivered {
+        let id = mail.header("Message-ID").unwrap();
+        let first = refused
+            .iter()
+            .find(|r| r.header("Message-ID").unwrap() == id)
+            .unwrap_or_else(|| panic!("{id} was not tried before"));
+        for header in ["Date", "Subject", "To", "From"] {
+            assert_eq!(mail.header(header), first.header(header), "{header} of {id}");
+        }
+        assert_eq!(mail.text_body(), first.text_body(), "the text of {id}");
+        assert_eq!(mail.html_body(), first.html_body(), "the HTML of {id}");
+    }
+    let rows = store.outbox_for_message(MessageId(1)).await.unwrap();
+    let by_row: Vec<String> = rows
+        .iter()
+        .map(|row| {
+            let mail = delivered
+                .iter()
+                .find(|m| m.header("Message-ID").unwrap() == row.message_id_header)
+                .expect("each row's mail was delivered");
+            verify_path(mail)
+        })
+        .collect();
+    assert_ne!(by_row[0], by_row[1], "the resend carries a new link");
+    assert_eq!(
+        app.client.post(app.url(&by_row[0])).send().await.unwrap().status(),
+        400,
+        "the first mail kept the link it was queued with, which the resend revoked"
+    );
+    assert_eq!(app.client.post(app.url(&by_row[1])).send().await.unwrap().status(), 200);
+}
+
+/// A row the worker cannot render a mail from goes to the dead letters at once, with the reason:
+/// rendering it again would fail the same way.
+async fn an_unrenderable_verification_mail_is_dead_lettered_with_the_reason(backend: Backend) {
+    let Some(seeded) = seeded_database_with(backend, 1, |_| {
+        let mut mail = fake_verify_mail("not an address");
+        mail.body = MailBody::Verification(store::VerificationLink {
+            nonce: "nonce".into(),
+            expires_at: 4_000_000_000,
+        });
+        mail
+    })
+    .await
+    else {
+        return;
+    };
+    let app = spawn_on_seeded(seeded, TestSmtp::start().await, Options::default()).await;
+    let store = app.store.clone();
+    wait_until("the mail is dead", async || {
+        store.outbox_for_message(MessageId(1)).await.unwrap()[0].state == OutboxState::Dead
+    })
+    .await;
+    let row = app.store.outbox_for_message(MessageId(1)).await.unwrap().remove(0);
+    assert_eq!(row.attempts, 1);
+    let error = row.last_error.unwrap();
+    assert!(
+        error.contains("cannot render") && error.contains("recipient address"),
+        "{error}"
+    );
+    assert_eq!(app.smtp().count(), 0);
+}
+
 async fn retrying_stops_after_the_mail_lifetime(backend: Backend) {
     let Some(app) = TestApp::spawn_on(backend).await else {
         return;
@@ -184,6 +275,15 @@ struct Seeded {
 
 /// A database with `n` queued verification mails (None: PostgreSQL unreachable, skip).
 async fn seeded_database(backend: Backend, n: usize) -> Option<Seeded> {
+    seeded_database_with(backend, n, fake_verify_mail).await
+}
+
+/// Like `seeded_database`, with each message's mail made by `mail` from its address.
+async fn seeded_database_with(
+    backend: Backend,
+    n: usize,
+    mail: impl Fn(&str) -> OutgoingMail + Send + Sync,
+) -> Option<Seeded> {
     let dir = tempfile::tempdir().unwrap();
     let (url, database) = backend.fresh_database(dir.path()).await?;
     let now = formgate::clock::Clock::now(&formgate::clock::SystemClock);
@@ -199,7 +299,7 @@ async fn seeded_database(backend: Backend, n: usize) -> Option<Seeded> {
         };
         let msg = NewMessage::parse(&form, None, None).unwrap();
         store
-            .insert_message(&msg, now, "nonce", now + 3600, &|_| Ok(fake_verify_mail(&email)))
+            .insert_message(&msg, now, "nonce", now + 3600, &|_| Ok(mail(&email)))
             .await
             .unwrap();
     }
@@ -297,6 +397,8 @@ on_every_backend!(
     smtp_down_at_submit_time_delays_the_mail_until_the_server_is_back,
     a_5xx_reply_dead_letters_the_mail_at_once,
     a_4xx_reply_is_retried_with_backoff_and_the_same_bytes,
+    a_verification_mail_renders_the_same_on_every_attempt_and_keeps_its_own_link,
+    an_unrenderable_verification_mail_is_dead_lettered_with_the_reason,
     retrying_stops_after_the_mail_lifetime,
     connections_are_reused_across_mails,
     a_crashed_workers_lease_expires_and_the_mail_goes_out_again,

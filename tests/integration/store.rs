@@ -7,7 +7,8 @@ use std::sync::Arc;
 
 use formgate::domain::{ContactForm, MessageId, NewMessage, Status};
 use formgate::store::{
-    Audit, Change, ListQuery, MailBody, MailKind, OutboxState, OutgoingMail, PgStore, SendOutcome, SharedStore, SqliteStore,
+    Audit, Change, ListQuery, MailBody, MailKind, OutboxState, OutgoingMail, PgStore, SendOutcome, SharedStore,
+    SqliteStore,
 };
 
 use crate::support::pg::TestDatabase;

@@ -91,7 +91,7 @@ pub enum Behaviour {
     /// Normal, accepting server.
     Accept,
     /// Reply to the end of DATA (the final ".") with this code and text,
-    /// e.g. (451, "try later") or (550, "no such user"). The mail is not recorded.
+    /// e.g. (451, "try later") or (550, "no such user"). The mail is kept apart (`rejected`).
     RejectData(u16, String),
     /// Reply to RCPT TO with this code and text.
     RejectRcpt(u16, String),
@@ -103,6 +103,8 @@ pub enum Behaviour {
 struct State {
     behaviour: Behaviour,
     mails: Vec<ReceivedMail>,
+    /// What was sent and refused at the end of DATA (`Behaviour::RejectData`).
+    rejected: Vec<ReceivedMail>,
     connections: usize,
     next_queue_id: u64,
 }
@@ -149,6 +151,7 @@ impl TestSmtp {
             state: Mutex::new(State {
                 behaviour: Behaviour::Accept,
                 mails: Vec::new(),
+                rejected: Vec::new(),
                 connections: 0,
                 next_queue_id: 1,
             }),
@@ -181,6 +184,11 @@ impl TestSmtp {
     /// Snapshot of accepted mails, in arrival order.
     pub fn received(&self) -> Vec<ReceivedMail> {
         self.shared.lock().mails.clone()
+    }
+
+    /// Mails refused at the end of DATA, oldest first.
+    pub fn rejected(&self) -> Vec<ReceivedMail> {
+        self.shared.lock().rejected.clone()
     }
 
     pub fn count(&self) -> usize {
@@ -386,7 +394,14 @@ async fn serve(read: &mut Reader, write: &mut OwnedWriteHalf, shared: &Shared) -
                 let answer = {
                     let mut st = shared.lock();
                     match st.behaviour.clone() {
-                        Behaviour::RejectData(code, text) => Some(format!("{code} {text}")),
+                        Behaviour::RejectData(code, text) => {
+                            st.rejected.push(ReceivedMail {
+                                mail_from,
+                                rcpt_to,
+                                data,
+                            });
+                            Some(format!("{code} {text}"))
+                        }
                         Behaviour::Hang => None,
                         Behaviour::Accept | Behaviour::RejectRcpt(..) => {
                             let id = st.next_queue_id;
