@@ -310,8 +310,10 @@ echo "   verify: $(json_get "$RAW/verify.json" rps) req/s over $(json_get "$RAW/
 stop_fg verify
 
 # -- 5. outbox drain ---------------------------------------------------------------------------
-# 20 000 verification mails queued straight into a fresh database (the payload is a real one
-# from step 4), then `serve` starts and sends them into the sink; against smtp-source -s 10.
+# 20 000 verification mails queued straight into a fresh database as a submission queues them
+# (a message, and an outbox row with its link; the worker renders each mail when it sends it),
+# then `serve` starts and sends them into the sink; against smtp-source -s 10 with messages the
+# size of a real one (an .eml from step 4).
 log "outbox drain: $DRAIN queued mails into $SINK_NAME"
 PAYLOAD=$(find "$WORK/mail-verify" -name '*.eml' -print -quit)
 [[ -n $PAYLOAD ]] || die "no .eml written in step 4"
@@ -321,11 +323,14 @@ PAYLOAD_BYTES=$(stat -c %s "$PAYLOAD")
 NOW=$(date +%s)
 sqlite3 "$WORK/drain.db" <<SQL || die "seeding the outbox failed"
 WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < $DRAIN)
-INSERT INTO outbox (message_id, kind, recipient, sender, message_id_header, created_at, next_attempt_at, give_up_at)
-SELECT NULL, 'verify', 'drain-' || i || '@example.org', 'formgate@localhost', '<drain.' || i || '@localhost>',
-       $NOW, $NOW, $NOW + 259200
+INSERT INTO messages (status, name, email, body, created_at, updated_at, nonce, verify_expires_at)
+SELECT 'pending', 'Visitor ' || i, 'drain-' || i || '@example.org', 'Hello', $NOW, $NOW, 'nonce-' || i, $NOW + 259200
 FROM n;
-INSERT INTO outbox_payloads (outbox_id, payload) SELECT id, readfile('$PAYLOAD') FROM outbox;
+INSERT INTO outbox (message_id, kind, recipient, sender, message_id_header, link_nonce, link_expires_at,
+                    created_at, next_attempt_at, give_up_at)
+SELECT id, 'verify', email, 'formgate@localhost', '<drain.' || id || '@localhost>', nonce, verify_expires_at,
+       $NOW, $NOW, $NOW + 259200
+FROM messages;
 SQL
 lanes=4 # formgate's default smtp_connections
 t0=$(date +%s%N)
