@@ -9,7 +9,7 @@ use std::str::FromStr;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use sqlx::postgres::{PgConnectOptions, PgListener, PgPool, PgPoolOptions};
+use sqlx::postgres::{PgConnectOptions, PgConnection, PgListener, PgPool, PgPoolOptions};
 use sqlx::{Postgres, Transaction};
 use std::sync::{Arc, Weak};
 use tokio::sync::Notify;
@@ -355,8 +355,12 @@ impl Store for PgStore {
             return Ok(Vec::new());
         };
         let addresses = super::mailable_addresses(batch);
-        let mut tx = self.pool.begin().await?;
-        if guard.per_address.is_some() && !addresses.is_empty() {
+        // Round trips are what a batch costs here (each one a wake-up of a backend on a busy
+        // machine), so a batch makes as few as it can: with no per-address cap, two statements
+        // and no transaction (the second stores everything at once, atomic on its own); with the
+        // cap, the lock has to come first and be held to the end: BEGIN, lock, the same two, COMMIT.
+        let (ids, withheld) = if guard.per_address.is_some() && !addresses.is_empty() {
+            let mut tx = self.pool.begin().await?;
             // The cap per address holds across instances: posts naming one address queue one at a
             // time. Taken in one order (sorted), so two batches cannot deadlock.
             sqlx::query(
@@ -366,15 +370,12 @@ impl Store for PgStore {
             .bind(&addresses)
             .execute(&mut *tx)
             .await?;
-        }
-        let (lookups, last_hour) = address_lookups(&mut *tx, &addresses, first.now, guard).await?;
-        let withheld = super::batch_verdicts(guard, batch, lookups, last_hour);
-        // The mails carry their message's id in every link: reserved first, rendered before the
-        // one statement that stores messages, audit lines and mails together.
-        let ids = reserve_message_ids(&mut *tx, batch.len()).await?;
-        let mails = super::batch_mails(batch, &ids, &withheld)?;
-        insert_rows(&mut *tx, batch, &ids, &withheld, &mails).await?;
-        tx.commit().await?;
+            let stored = store_batch(&mut tx, batch, &addresses, first.now, guard).await?;
+            tx.commit().await?;
+            stored
+        } else {
+            store_batch(&mut *self.pool.acquire().await?, batch, &addresses, first.now, guard).await?
+        };
         Ok(super::inserted(ids, withheld))
     }
 
@@ -558,22 +559,21 @@ async fn guard_verdict(
     Ok(super::withhold_reason(guard, &counts))
 }
 
-/// Takes `n` message ids from the table's sequence, in order. An id reserved by a batch that then
-/// fails is skipped, as a rolled-back insert would skip it.
-async fn reserve_message_ids<'e>(db: impl sqlx::PgExecutor<'e>, n: usize) -> Result<Vec<MessageId>, StoreError> {
-    let ids: Vec<i64> = sqlx::query_scalar(
-        "SELECT nextval(pg_get_serial_sequence('messages', 'id')) FROM generate_series(1, $1) ORDER BY 1",
-    )
-    .bind(n as i64)
-    .fetch_all(db)
-    .await?;
-    if ids.len() != n {
-        return Err(StoreError::Corrupt(format!(
-            "asked for {n} message ids, got {}",
-            ids.len()
-        )));
-    }
-    Ok(ids.into_iter().map(MessageId).collect())
+/// Decides a batch and stores it: the guard's lookups and the message ids in one statement, the
+/// verdicts, then every row in one more.
+async fn store_batch(
+    conn: &mut PgConnection,
+    batch: &[Submission<'_>],
+    addresses: &[String],
+    now: i64,
+    guard: &MailGuard,
+) -> Result<(Vec<MessageId>, Vec<Option<String>>), StoreError> {
+    let (lookups, last_hour, ids) = lookups_and_ids(&mut *conn, addresses, batch.len(), now, guard).await?;
+    let withheld = super::batch_verdicts(guard, batch, lookups, last_hour);
+    // A mail's Message-ID names its message: the ids are taken from the sequence first.
+    let mails = super::batch_mails(batch, &ids, &withheld)?;
+    insert_rows(&mut *conn, batch, &ids, &withheld, &mails).await?;
+    Ok((ids, withheld))
 }
 
 /// A batch's messages, audit lines and mails in ONE statement (and a signal to watchers, sent on
@@ -643,32 +643,67 @@ async fn insert_rows<'e>(
 
 /// Every address of a batch at once: suppressed or not, and (with a per-address cap) how many
 /// verification mails it had within the window; with an hourly cap, also the mails queued in the
-/// last hour. One statement whatever the batch size.
-async fn address_lookups<'e>(
-    db: impl sqlx::PgExecutor<'e>,
+/// last hour. In the same statement, `n` message ids from the table's sequence (an id taken by a
+/// batch that then fails is skipped, as a rolled-back insert would skip it); they come back in
+/// order.
+async fn lookups_and_ids(
+    conn: &mut PgConnection,
     addresses: &[String],
+    n: usize,
     now: i64,
     guard: &MailGuard,
-) -> Result<(Vec<super::AddressLookup>, Option<i64>), StoreError> {
+) -> Result<(Vec<super::AddressLookup>, Option<i64>, Vec<MessageId>), StoreError> {
     let (cap_on, since) = match guard.per_address {
         Some((_, window)) => (true, now - window),
         None => (false, now),
     };
-    let rows: Vec<(String, String, bool, i64, i64)> = sqlx::query_as(
+    type Row = (
+        Option<String>,
+        Option<String>,
+        Option<bool>,
+        Option<i64>,
+        Option<i64>,
+        Option<i64>,
+    );
+    let rows: Vec<Row> = sqlx::query_as(
         "SELECT a, lower(a),
                 EXISTS (SELECT 1 FROM suppressed_addresses s WHERE s.address = lower(a)),
                 CASE WHEN $2 THEN (SELECT COUNT(*) FROM outbox o
                                    WHERE lower(o.recipient) = lower(a) AND o.created_at > $3 AND o.kind = 'verify')
                      ELSE 0 END,
-                CASE WHEN $4 THEN (SELECT COUNT(*) FROM outbox WHERE created_at > $5) ELSE 0 END
-         FROM unnest($1::text[]) AS a",
+                CASE WHEN $4 THEN (SELECT COUNT(*) FROM outbox WHERE created_at > $5) ELSE 0 END,
+                NULL::int8
+         FROM unnest($1::text[]) AS a
+         UNION ALL
+         SELECT NULL, NULL, NULL, NULL, NULL, nextval(pg_get_serial_sequence('messages', 'id'))
+         FROM generate_series(1, $6)",
     )
     .bind(addresses)
     .bind(cap_on)
     .bind(since)
     .bind(guard.per_hour.is_some())
     .bind(now - 3600)
-    .fetch_all(db)
+    .bind(n as i64)
+    .fetch_all(conn)
     .await?;
-    Ok(super::lookups_from_rows(rows, guard))
+    let mut lookups = Vec::with_capacity(addresses.len());
+    let mut ids = Vec::with_capacity(n);
+    for row in rows {
+        match row {
+            (None, None, None, None, None, Some(id)) => ids.push(id),
+            (Some(address), Some(key), Some(suppressed), Some(recent), Some(last_hour), None) => {
+                lookups.push((address, key, suppressed, recent, last_hour))
+            }
+            other => return Err(StoreError::Corrupt(format!("an address lookup row {other:?}"))),
+        }
+    }
+    if ids.len() != n {
+        return Err(StoreError::Corrupt(format!(
+            "asked for {n} message ids, got {}",
+            ids.len()
+        )));
+    }
+    ids.sort_unstable();
+    let (lookups, last_hour) = super::lookups_from_rows(lookups, guard);
+    Ok((lookups, last_hour, ids.into_iter().map(MessageId).collect()))
 }
