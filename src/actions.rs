@@ -218,7 +218,7 @@ impl Actions {
         let now = self.clock.now();
         let nonce = new_nonce();
         let expires_at = now + self.token_ttl;
-        let render: MakeMail = {
+        let mail: MakeMail = {
             let (mailer, to, nonce) = (self.verify_mails.clone(), msg.email.clone(), nonce.clone());
             Box::new(move |id| {
                 mailer
@@ -236,7 +236,7 @@ impl Actions {
                 nonce,
                 verify_expires_at: expires_at,
                 spam: spam.map(str::to_owned),
-                mail: render,
+                mail,
             })
             .await?;
         let id = inserted.id;

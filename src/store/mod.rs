@@ -29,7 +29,7 @@ pub enum StoreError {
     Corrupt(String),
     #[error("unsupported database_url `{0}`")]
     Unsupported(String),
-    #[error("could not render the mail to queue: {0}")]
+    #[error("could not make the mail to queue: {0}")]
     Mail(String),
     /// One failure answered to every submission of a group-committed batch.
     #[error(transparent)]
