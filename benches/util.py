@@ -4,6 +4,7 @@
     util.py free-port
     util.py wait-count DB SQL N TIMEOUT_S      poll a SQLite count until it reaches N (exit 1 on timeout)
     util.py latency SENT_DIR ARRIVALS TARGET_RATE WRK_JSON OUT
+    util.py median-round RAW DB ROUNDS LABEL   pick the intake round with the median ratio
 """
 
 import glob
@@ -75,6 +76,31 @@ def latency(sent_dir, arrivals_file, target_rate, wrk_json, out):
     return 0 if lat else 1
 
 
+def median_round(raw, db, rounds, label):
+    """Intake runs in rounds (reference, then formgate, each on a fresh database): the round with
+    the median ratio becomes `ref_DB.json` / `fg_DB.json`, so one slow stretch of a noisy machine
+    neither makes nor breaks the figure. Prints a note listing every round."""
+    measured = []
+    for r in range(1, int(rounds) + 1):
+        try:
+            ref = json.load(open(f"{raw}/ref_{db}_r{r}.json"))
+            fg = json.load(open(f"{raw}/fg_{db}_r{r}.json"))
+        except FileNotFoundError:
+            continue
+        measured.append((fg["rps"] / ref["rps"], r, ref, fg))
+    if not measured:
+        return 1
+    measured.sort(key=lambda m: m[0])
+    _, median, ref, fg = measured[(len(measured) - 1) // 2]
+    json.dump(ref, open(f"{raw}/ref_{db}.json", "w"))
+    json.dump(fg, open(f"{raw}/fg_{db}.json", "w"))
+    rounds_text = "; ".join(
+        f"round {r}: {f['rps']:.0f} / {rf['rps']:.0f} = {ratio:.2f}" for ratio, r, rf, f in sorted(measured, key=lambda m: m[1])
+    )
+    print(f"{label} intake, formgate / reference per round ({rounds_text}); the table shows round {median}, the median")
+    return 0
+
+
 if __name__ == "__main__":
     cmd, args = sys.argv[1], sys.argv[2:]
     if cmd == "free-port":
@@ -83,5 +109,7 @@ if __name__ == "__main__":
         sys.exit(wait_count(*args))
     elif cmd == "latency":
         sys.exit(latency(*args))
+    elif cmd == "median-round":
+        sys.exit(median_round(*args))
     else:
         sys.exit(f"unknown command {cmd}")
