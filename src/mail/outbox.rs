@@ -13,6 +13,7 @@ use std::time::Duration;
 use tokio::sync::{Notify, watch};
 use tokio::task::JoinSet;
 
+use super::compose::ComposeError;
 use super::transport::{Lane, SendError, Transport};
 use super::verify::VerificationMails;
 use crate::clock::SharedClock;
@@ -180,10 +181,7 @@ impl OutboxWorker {
                             Ok(()) => SendOutcome::Sent,
                             Err(e) => outcome_of_failure(&item, e, clock.now()),
                         },
-                        // The same row renders the same way next time: no point retrying.
-                        Err(e) => SendOutcome::Dead {
-                            error: format!("cannot render the mail: {e}"),
-                        },
+                        Err(e) => render_failure(&item, e, clock.now()),
                     };
                     log_outcome(&item, &outcome);
                     results.push((item.id, outcome));
@@ -242,6 +240,18 @@ fn outcome_of_failure(item: &OutboxItem, e: SendError, now: i64) -> SendOutcome 
             }
         }
     }
+}
+
+/// A mail that cannot be rendered: a recipient address lettre refuses never will be; a template
+/// that fails at render time can be fixed by the operator (a `ui_dir` override, a restart), so
+/// that is retried like an SMTP outage until the mail's lifetime runs out.
+fn render_failure(item: &OutboxItem, e: ComposeError, now: i64) -> SendOutcome {
+    let error = format!("cannot render the mail: {e}");
+    let e = match e {
+        ComposeError::Template(_) => SendError::Transient(error),
+        ComposeError::Build(_) => SendError::Permanent(error),
+    };
+    outcome_of_failure(item, e, now)
 }
 
 fn log_outcome(item: &OutboxItem, outcome: &SendOutcome) {

@@ -182,8 +182,8 @@ async fn a_verification_mail_renders_the_same_on_every_attempt_and_keeps_its_own
     assert_eq!(app.client.post(app.url(&by_row[1])).send().await.unwrap().status(), 200);
 }
 
-/// A row the worker cannot render a mail from goes to the dead letters at once, with the reason:
-/// rendering it again would fail the same way.
+/// A row whose recipient the mail cannot be built for goes to the dead letters at once, with the
+/// reason: no later attempt could do better. (A template that fails is retried instead.)
 async fn an_unrenderable_verification_mail_is_dead_lettered_with_the_reason(backend: Backend) {
     let Some(seeded) = seeded_database_with(backend, 1, |_| {
         let mut mail = fake_verify_mail("not an address");
@@ -210,6 +210,40 @@ async fn an_unrenderable_verification_mail_is_dead_lettered_with_the_reason(back
         error.contains("cannot render") && error.contains("recipient address"),
         "{error}"
     );
+    assert_eq!(app.smtp().count(), 0);
+}
+
+/// A template that fails only when rendered (loading checks its syntax, not the names it calls)
+/// can be mended by the operator and the instance restarted: the mail waits and is retried.
+async fn a_template_that_fails_when_rendered_is_retried(backend: Backend) {
+    let dir = tempfile::tempdir().unwrap();
+    let Some((url, database)) = backend.fresh_database(dir.path()).await else {
+        return;
+    };
+    let email = dir.path().join("ui/email");
+    std::fs::create_dir_all(&email).unwrap();
+    std::fs::write(email.join("verify.txt"), "Confirm: {{ no_such_function() }}\n").unwrap();
+    let smtp = TestSmtp::start().await;
+    let target = formgate::config::MailTarget::Smtp(formgate::config::SmtpUrl::parse(&smtp.url()).unwrap());
+    let mut config = formgate::config::Config::for_tests(url, target);
+    config.ui_dir = Some(dir.path().join("ui"));
+    let mut app = TestApp::spawn_config(config, dir, Some(smtp), &Options::default()).await;
+    app.database = database;
+
+    assert_eq!(app.submit("ada@example.org").await.status(), 303);
+    let store = app.store.clone();
+    wait_until("the first attempt failed", async || {
+        store.outbox_for_message(MessageId(1)).await.unwrap()[0].attempts == 1
+    })
+    .await;
+    let row = app.store.outbox_for_message(MessageId(1)).await.unwrap().remove(0);
+    assert_eq!(row.state, OutboxState::Queued, "retried, not dead");
+    let error = row.last_error.unwrap();
+    assert!(
+        error.contains("cannot render") && error.contains("no_such_function"),
+        "{error}"
+    );
+    assert_eq!(row.next_attempt_at, row.last_attempt_at.unwrap() + 30);
     assert_eq!(app.smtp().count(), 0);
 }
 
@@ -399,6 +433,7 @@ on_every_backend!(
     a_4xx_reply_is_retried_with_backoff_and_the_same_bytes,
     a_verification_mail_renders_the_same_on_every_attempt_and_keeps_its_own_link,
     an_unrenderable_verification_mail_is_dead_lettered_with_the_reason,
+    a_template_that_fails_when_rendered_is_retried,
     retrying_stops_after_the_mail_lifetime,
     connections_are_reused_across_mails,
     a_crashed_workers_lease_expires_and_the_mail_goes_out_again,
