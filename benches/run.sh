@@ -294,14 +294,17 @@ if command -v psql >/dev/null && psql -qAt "$PG/postgres" -c 'select 1' >/dev/nu
       stop_fg "fg_pg_r$r"
     else
       echo "   formgate does not serve on PostgreSQL: $(grep -m1 -i error "$WORK/fg_pg_r$r.err" || tail -1 "$WORK/fg_pg_r$r.err")" >&2
-      na fg_pg "n/a (PostgreSQL store not available)"
+      [[ -f $RAW/fg_pg_r1.json ]] || na fg_pg "n/a (PostgreSQL store not available)"
       pg_ok=0
       break
     fi
   done
-  if ((pg_ok)); then
-    note=$(python3 "$B/util.py" median-round "$RAW" pg "$ROUNDS" PostgreSQL) || die "no PostgreSQL intake figures"
+  # Rounds measured before a failed start still count; with none, the rows say why.
+  if note=$(python3 "$B/util.py" median-round "$RAW" pg "$ROUNDS" PostgreSQL); then
     NOTES+=("$note")
+    ((pg_ok)) || NOTES+=("PostgreSQL intake: formgate did not start in a later round (see fg_pg_r*.err)")
+  else
+    na ref_pg "n/a (formgate did not serve on PostgreSQL)"
   fi
 else
   echo "   no PostgreSQL at $PG" >&2

@@ -86,6 +86,9 @@ def median_round(raw, db, rounds, label):
             ref = json.load(open(f"{raw}/ref_{db}_r{r}.json"))
             fg = json.load(open(f"{raw}/fg_{db}_r{r}.json"))
         except FileNotFoundError:
+            continue  # a round that did not run (formgate did not start): the others still count
+        if not ref.get("rps") or "rps" not in fg:
+            print(f"{label} intake round {r}: no figures (reference {ref}, formgate {fg})", file=sys.stderr)
             continue
         measured.append((fg["rps"] / ref["rps"], r, ref, fg))
     if not measured:
