@@ -17,8 +17,8 @@ use serde::Serialize;
 
 use crate::mail::human_time;
 use crate::store::{
-    Audit, AuditRecord, Change, IntakeQueue, MailGuard, MakeMail, NewSubmission, OutboxRecord, Purged, SharedStore,
-    StoreError, SuppressedAddress,
+    Audit, AuditRecord, Change, Handover, IntakeQueue, MailGuard, MakeMail, NewSubmission, OutboxRecord, Purged,
+    SharedStore, StoreError, SuppressedAddress,
 };
 use crate::token::{self, Keys, Purpose, TokenError};
 
@@ -147,6 +147,8 @@ pub struct Actions {
     settings: Settings,
     /// Started on the first submission (it needs the runtime the web server runs on).
     intake: std::sync::OnceLock<IntakeQueue>,
+    /// This process's outbox worker, when it runs one (`serve`): new mails go to it in memory.
+    handover: std::sync::OnceLock<Handover>,
 }
 
 fn new_nonce() -> String {
@@ -181,7 +183,14 @@ impl Actions {
             outbox_wake,
             settings,
             intake: std::sync::OnceLock::new(),
+            handover: std::sync::OnceLock::new(),
         }
+    }
+
+    /// New submissions' mails go to this worker, leased to it when queued (see [`Handover`]).
+    /// Set before the first submission; later calls are ignored.
+    pub fn hand_mails_to(&self, handover: Handover) {
+        let _ = self.handover.set(handover);
     }
 
     pub fn settings(&self) -> &Settings {
@@ -226,9 +235,13 @@ impl Actions {
                     .map_err(|e| e.to_string())
             })
         };
-        let intake = self
-            .intake
-            .get_or_init(|| IntakeQueue::start(self.store.clone(), self.settings.mail_guard));
+        let intake = self.intake.get_or_init(|| {
+            IntakeQueue::start(
+                self.store.clone(),
+                self.settings.mail_guard,
+                self.handover.get().cloned(),
+            )
+        });
         let inserted = intake
             .store(NewSubmission {
                 msg,

@@ -58,7 +58,7 @@ impl Application {
             edge: Arc::new(web::edge::Edge::new(config, &core.public_url)),
         };
         let transport = Transport::new(&config.mail, config.smtp_timeout);
-        let worker = OutboxWorker::new(
+        let mut worker = OutboxWorker::new(
             core.store.clone(),
             transport,
             core.actions.verification_mails(),
@@ -66,6 +66,9 @@ impl Application {
             outbox,
             core.outbox_wake,
         );
+        if let Some(handover) = worker.handover() {
+            core.actions.hand_mails_to(handover);
+        }
         Ok(Self {
             listener,
             state,

@@ -1,7 +1,10 @@
 //! The outbox worker: every mail formgate sends goes through here.
 //!
 //! Rows are claimed with a lease in a short write transaction, sent OUTSIDE any transaction over a
-//! few reused connections in parallel, and their outcome recorded in one batch. A worker that dies
+//! few reused connections in parallel, and their outcome recorded in one batch. New submissions'
+//! mails skip the claim: they are queued already leased to this worker and handed to it in memory
+//! (`store::Handover`); the outbox is searched for the rest (retries, other instances' mails, mails
+//! that found the hand-over full) when that runs dry, when told to, and every `poll`. A worker that dies
 //! mid-send leaves leases that expire, and the mail is sent again by whoever claims it next:
 //! at-least-once, with the same Message-ID, never lost. On a clean shutdown the worker finishes
 //! the mails it is sending and hands back the leases of the ones it had not started.
@@ -12,12 +15,13 @@ use std::time::Duration;
 
 use tokio::sync::{Notify, watch};
 use tokio::task::JoinSet;
+use tokio::time::Instant;
 
 use super::compose::ComposeError;
 use super::transport::{Lane, SendError, Transport};
 use super::verify::VerificationMails;
 use crate::clock::SharedClock;
-use crate::store::{OutboxItem, SendOutcome, SharedStore};
+use crate::store::{self, HandedMail, Handover, HandoverInbox, OutboxItem, SendOutcome, SharedStore};
 
 #[derive(Clone, Debug)]
 pub struct OutboxConfig {
@@ -29,6 +33,8 @@ pub struct OutboxConfig {
     pub lease: Duration,
     /// How often to look for due rows when nothing woke the worker (other instances, retries).
     pub poll: Duration,
+    /// New mails that may wait in memory for this worker (0: none are handed over; all are claimed).
+    pub handover: usize,
 }
 
 impl Default for OutboxConfig {
@@ -38,6 +44,8 @@ impl Default for OutboxConfig {
             batch: 64,
             lease: Duration::from_secs(120),
             poll: Duration::from_secs(2),
+            // A few seconds of sending at full speed: well within a lease.
+            handover: 1024,
         }
     }
 }
@@ -58,6 +66,7 @@ pub struct OutboxWorker {
     config: OutboxConfig,
     owner: String,
     wake: Arc<Notify>,
+    inbox: Option<HandoverInbox>,
 }
 
 impl OutboxWorker {
@@ -85,13 +94,30 @@ impl OutboxWorker {
             config,
             owner,
             wake,
+            inbox: None,
         }
     }
 
+    /// Where the intake hands this worker its new mails, leased to it when queued (`None` when
+    /// the configuration turns hand-over off).
+    pub fn handover(&mut self) -> Option<Handover> {
+        if self.config.handover == 0 {
+            return None;
+        }
+        let lease = self.config.lease.as_secs() as i64;
+        let (handover, inbox) = store::handover(&self.owner, lease, self.config.handover);
+        self.inbox = Some(inbox);
+        Some(handover)
+    }
+
     /// Runs until `shutdown` turns true; then finishes what is in flight and releases its leases.
-    pub async fn run(self, mut shutdown: watch::Receiver<bool>) {
+    pub async fn run(mut self, mut shutdown: watch::Receiver<bool>) {
         let stopping = Arc::new(AtomicBool::new(false));
         let mut lanes: Vec<Lane> = (0..self.config.lanes.max(1)).map(|_| self.transport.lane()).collect();
+        let mut inbox = self.inbox.take();
+        // A mail taken from the inbox while idle, sent in the next round.
+        let mut waiting: Option<HandedMail> = None;
+        let mut last_search: Option<Instant> = None;
         tracing::info!(owner = %self.owner, lanes = lanes.len(), "outbox worker started");
         loop {
             // A dropped sender counts as "stop" too.
@@ -99,25 +125,35 @@ impl OutboxWorker {
                 break;
             }
             let now = self.clock.now();
-            let lease_until = now + self.config.lease.as_secs() as i64;
-            let items = match self
-                .store
-                .claim_outbox(&self.owner, now, lease_until, self.config.batch)
-                .await
-            {
-                Ok(items) => items,
-                Err(e) => {
-                    tracing::error!(error = %e, "outbox: cannot claim mail; retrying shortly");
-                    self.idle(&mut shutdown, Duration::from_secs(1)).await;
-                    continue;
+            let mut items = take_handed(&mut inbox, waiting.take(), now, self.config.batch.max(1) as usize);
+            let missed = inbox.as_ref().is_some_and(HandoverInbox::take_missed);
+            let search = items.is_empty() || missed || last_search.is_none_or(|t| t.elapsed() >= self.config.poll);
+            if search {
+                last_search = Some(Instant::now());
+                let lease_until = now + self.config.lease.as_secs() as i64;
+                match self
+                    .store
+                    .claim_outbox(&self.owner, now, lease_until, self.config.batch)
+                    .await
+                {
+                    Ok(claimed) => items.extend(claimed),
+                    Err(e) => {
+                        tracing::error!(error = %e, "outbox: cannot claim mail; retrying shortly");
+                        if items.is_empty() {
+                            self.idle(&mut shutdown, Duration::from_secs(1)).await;
+                            continue;
+                        }
+                    }
                 }
-            };
+            }
             if items.is_empty() {
                 let wait = match self.store.next_outbox_due().await {
                     Ok(Some(due)) => Duration::from_secs((due - now).clamp(0, 3600) as u64).min(self.config.poll),
                     _ => self.config.poll,
                 };
-                self.idle(&mut shutdown, wait.max(Duration::from_millis(50))).await;
+                waiting = self
+                    .idle_or_handed(&mut shutdown, &mut inbox, wait.max(Duration::from_millis(50)))
+                    .await;
                 continue;
             }
             // Watch for shutdown while sending so lanes stop starting new mails.
@@ -137,11 +173,35 @@ impl OutboxWorker {
         for lane in &mut lanes {
             lane.close().await;
         }
+        // Mails still in the inbox are leased to this worker: released with the rest.
+        drop(inbox);
         match self.store.release_leases(&self.owner).await {
             Ok(n) => tracing::info!(released = n, "outbox worker stopped"),
             Err(e) => {
                 tracing::warn!(error = %e, "outbox worker stopped; its leases will expire by themselves")
             }
+        }
+    }
+
+    /// [`OutboxWorker::idle`], also ended by a mail handed over, which it returns.
+    async fn idle_or_handed(
+        &self,
+        shutdown: &mut watch::Receiver<bool>,
+        inbox: &mut Option<HandoverInbox>,
+        wait: Duration,
+    ) -> Option<HandedMail> {
+        let Some(open) = inbox.as_mut() else {
+            self.idle(shutdown, wait).await;
+            return None;
+        };
+        tokio::select! {
+            handed = open.mails.recv() => {
+                if handed.is_none() {
+                    *inbox = None; // every intake is gone: nothing more comes this way
+                }
+                handed
+            }
+            _ = self.idle(shutdown, wait) => None,
         }
     }
 
@@ -223,6 +283,45 @@ impl OutboxWorker {
             "outbox: gave up recording results; those mails will be sent again"
         );
     }
+}
+
+/// Up to `max` mails from the inbox (and the one taken while idle). A mail whose lease ran out
+/// while it waited is left to whoever claims it from the outbox: sending it here too could send
+/// it twice.
+fn take_handed(
+    inbox: &mut Option<HandoverInbox>,
+    waiting: Option<HandedMail>,
+    now: i64,
+    max: usize,
+) -> Vec<OutboxItem> {
+    let mut items = Vec::new();
+    let mut take = |handed: HandedMail| {
+        if handed.lease_until > now {
+            items.push(handed.item);
+        } else {
+            tracing::warn!(
+                outbox = handed.item.id,
+                "a handed-over mail's lease ran out before it was sent; left to a claim"
+            );
+        }
+    };
+    let mut taken = 0;
+    if let Some(handed) = waiting {
+        take(handed);
+        taken += 1;
+    }
+    if let Some(inbox) = inbox.as_mut() {
+        while taken < max {
+            match inbox.mails.try_recv() {
+                Ok(handed) => {
+                    take(handed);
+                    taken += 1;
+                }
+                Err(_) => break,
+            }
+        }
+    }
+    items
 }
 
 fn outcome_of_failure(item: &OutboxItem, e: SendError, now: i64) -> SendOutcome {

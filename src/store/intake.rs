@@ -5,10 +5,11 @@
 //! "success". Under light load a batch is one post and nothing waits: there is no timer.
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use tokio::sync::{Semaphore, mpsc, oneshot};
 
-use super::{Inserted, MailGuard, OutgoingMail, SharedStore, StoreError, Submission};
+use super::{Inserted, Lease, MailGuard, OutboxItem, OutgoingMail, SharedStore, StoreError, Submission};
 use crate::domain::{MessageId, NewMessage};
 
 /// Posts stored by one transaction at most (a transaction stays short; SQLite's other writers,
@@ -49,6 +50,56 @@ struct Job {
     answer: oneshot::Sender<Result<Inserted, StoreError>>,
 }
 
+/// The hand-over from intake to this process's outbox worker. A mail claimed by the worker after
+/// it was queued costs a second write of its row (the claim) besides the one recording its
+/// outcome; on PostgreSQL that write was a third of a submission's database work. So the intake
+/// queues the mails of a batch already leased to the local worker and passes them on in memory
+/// once committed. The lease is the same as a claim's: if the process dies before the mail goes
+/// out, the lease runs out and any worker claims it. When the worker is behind (its inbox full)
+/// or stopped, mails are queued unleased and claimed as before.
+#[derive(Clone)]
+pub struct Handover {
+    owner: String,
+    lease_secs: i64,
+    mails: mpsc::Sender<HandedMail>,
+    /// Set when a mail went into the outbox unleased: the worker should look there soon.
+    missed: Arc<AtomicBool>,
+}
+
+/// A mail the worker owns from the moment it is committed.
+#[derive(Debug)]
+pub struct HandedMail {
+    pub item: OutboxItem,
+    pub lease_until: i64,
+}
+
+/// The worker's end of a [`Handover`].
+pub struct HandoverInbox {
+    pub mails: mpsc::Receiver<HandedMail>,
+    missed: Arc<AtomicBool>,
+}
+
+impl HandoverInbox {
+    /// Whether mails were queued unleased since the last call.
+    pub fn take_missed(&self) -> bool {
+        self.missed.swap(false, Ordering::AcqRel)
+    }
+}
+
+/// A hand-over to the worker called `owner`, whose leases last `lease_secs`; at most `capacity`
+/// mails wait in memory, so those waiting go out well within their lease.
+pub fn handover(owner: &str, lease_secs: i64, capacity: usize) -> (Handover, HandoverInbox) {
+    let (tx, rx) = mpsc::channel(capacity.max(1));
+    let missed = Arc::new(AtomicBool::new(false));
+    let handover = Handover {
+        owner: owner.to_owned(),
+        lease_secs,
+        mails: tx,
+        missed: missed.clone(),
+    };
+    (handover, HandoverInbox { mails: rx, missed })
+}
+
 /// The way in for new messages: [`IntakeQueue::store`] returns once the message is committed.
 pub struct IntakeQueue {
     jobs: mpsc::Sender<Job>,
@@ -56,10 +107,10 @@ pub struct IntakeQueue {
 
 impl IntakeQueue {
     /// Starts the queue's task (on the current tokio runtime). It ends when the queue is dropped
-    /// and every waiting post is stored.
-    pub fn start(store: SharedStore, guard: MailGuard) -> Self {
+    /// and every waiting post is stored. With a `handover`, mails go to that worker in memory.
+    pub fn start(store: SharedStore, guard: MailGuard, handover: Option<Handover>) -> Self {
         let (jobs, queue) = mpsc::channel(QUEUE_DEPTH);
-        tokio::spawn(collect(store, guard, queue));
+        tokio::spawn(collect(store, guard, handover, queue));
         Self { jobs }
     }
 
@@ -77,7 +128,7 @@ impl IntakeQueue {
 }
 
 /// Takes what is waiting as one batch whenever a writer is free.
-async fn collect(store: SharedStore, guard: MailGuard, mut queue: mpsc::Receiver<Job>) {
+async fn collect(store: SharedStore, guard: MailGuard, handover: Option<Handover>, mut queue: mpsc::Receiver<Job>) {
     let writers = Arc::new(Semaphore::new(store.intake_writers().max(1)));
     while let Some(first) = queue.recv().await {
         // Waiting for a writer BEFORE gathering is what makes batches: posts pile up meanwhile.
@@ -92,18 +143,33 @@ async fn collect(store: SharedStore, guard: MailGuard, mut queue: mpsc::Receiver
             }
         }
         let store = store.clone();
+        let handover = handover.clone();
         tokio::spawn(async move {
-            commit(&store, &guard, batch).await;
+            commit(&store, &guard, handover.as_ref(), batch).await;
             drop(writer);
         });
     }
 }
 
-async fn commit(store: &SharedStore, guard: &MailGuard, batch: Vec<Job>) {
+async fn commit(store: &SharedStore, guard: &MailGuard, handover: Option<&Handover>, batch: Vec<Job>) {
     let started = std::time::Instant::now();
+    // Room in the worker's inbox for every mail the batch may queue, reserved before the mails
+    // are stored leased: a leased mail must reach its worker.
+    let mut room = handover.and_then(|h| h.mails.try_reserve_many(batch.len()).ok());
+    let lease = match (handover, &room) {
+        (Some(h), Some(_)) => Some(Lease {
+            owner: h.owner.clone(),
+            until: batch[0].submission.now + h.lease_secs,
+        }),
+        (Some(h), None) => {
+            h.missed.store(true, Ordering::Release);
+            None
+        }
+        (None, _) => None,
+    };
     let result = {
         let views: Vec<Submission<'_>> = batch.iter().map(|j| j.submission.view()).collect();
-        store.insert_batch(&views, guard).await
+        store.insert_batch(&views, guard, lease.as_ref()).await
     };
     tracing::debug!(
         posts = batch.len(),
@@ -112,7 +178,17 @@ async fn commit(store: &SharedStore, guard: &MailGuard, batch: Vec<Job>) {
     );
     match result {
         Ok(inserted) if inserted.len() == batch.len() => {
-            for (job, inserted) in batch.into_iter().zip(inserted) {
+            for (job, mut inserted) in batch.into_iter().zip(inserted) {
+                if let (Some(item), Some(lease)) = (inserted.leased.take(), &lease) {
+                    match room.as_mut().and_then(Iterator::next) {
+                        Some(permit) => permit.send(HandedMail {
+                            item,
+                            lease_until: lease.until,
+                        }),
+                        // Cannot happen (one place per post); were it to, the lease runs out.
+                        None => tracing::error!(outbox = item.id, "no room to hand a leased mail over"),
+                    }
+                }
                 let _ = job.answer.send(Ok(inserted));
             }
         }
@@ -133,6 +209,9 @@ async fn commit(store: &SharedStore, guard: &MailGuard, batch: Vec<Job>) {
             // One post's data spoiled the transaction for all: store each alone, so only that one
             // fails.
             tracing::warn!(error = %e, posts = batch.len(), "a batch of posts failed; storing them one by one");
+            if let Some(h) = handover {
+                h.missed.store(true, Ordering::Release); // stored unleased
+            }
             for job in batch {
                 let one = store.insert_one(&job.submission.view(), guard).await;
                 let _ = job.answer.send(one);

@@ -15,7 +15,7 @@ use serde::Serialize;
 
 use crate::domain::{Message, MessageId, NewMessage, Status};
 
-pub use intake::{IntakeQueue, MakeMail, NewSubmission};
+pub use intake::{HandedMail, Handover, HandoverInbox, IntakeQueue, MakeMail, NewSubmission, handover};
 pub use postgres::PgStore;
 pub use sqlite::SqliteStore;
 
@@ -139,8 +139,8 @@ impl MailBody {
     }
 }
 
-/// A mail claimed by an outbox worker.
-#[derive(Clone, Debug)]
+/// A mail claimed by an outbox worker (or queued already leased to one: [`Lease`]).
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct OutboxItem {
     pub id: i64,
     pub message_id: Option<MessageId>,
@@ -436,9 +436,9 @@ pub trait Store: Send + Sync + 'static {
         self.insert_one(&one, guard).await
     }
 
-    /// [`Store::insert_batch`] for a batch of one.
+    /// [`Store::insert_batch`] for a batch of one, its mail not leased.
     async fn insert_one(&self, submission: &Submission<'_>, guard: &MailGuard) -> Result<Inserted, StoreError> {
-        let mut inserted = self.insert_batch(std::slice::from_ref(submission), guard).await?;
+        let mut inserted = self.insert_batch(std::slice::from_ref(submission), guard, None).await?;
         inserted
             .pop()
             .ok_or_else(|| StoreError::Corrupt("a batch of one stored nothing".into()))
@@ -447,7 +447,15 @@ pub trait Store: Send + Sync + 'static {
     /// Stores several submissions (each as [`Store::insert_guarded`] would) in ONE transaction:
     /// group commit. The guard is applied in order, so two posts to one address in one batch
     /// count against its cap like two separate ones. All or nothing; the answer is in order.
-    async fn insert_batch(&self, batch: &[Submission<'_>], guard: &MailGuard) -> Result<Vec<Inserted>, StoreError>;
+    ///
+    /// With a `lease`, the batch's mails are queued already claimed by that worker and come back
+    /// in [`Inserted::leased`], to be handed to it in memory: no claim for them later.
+    async fn insert_batch(
+        &self,
+        batch: &[Submission<'_>],
+        guard: &MailGuard,
+        lease: Option<&Lease>,
+    ) -> Result<Vec<Inserted>, StoreError>;
 
     /// How many write transactions for new submissions may usefully run at once (SQLite: one
     /// writer; PostgreSQL: several, so one batch forms while another commits).
@@ -551,6 +559,17 @@ pub struct Inserted {
     pub id: MessageId,
     /// Why no verification mail was queued, if none was.
     pub withheld: Option<String>,
+    /// The verification mail, when it was queued under a [`Lease`]: what a claim would return.
+    pub leased: Option<OutboxItem>,
+}
+
+/// A claim taken when a mail is queued rather than later: the row is stored leased to `owner`
+/// until `until`, exactly as [`Store::claim_outbox`] would leave it. If the owner never reports
+/// an outcome (it crashed), the lease runs out and any worker claims the mail.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Lease {
+    pub owner: String,
+    pub until: i64,
 }
 
 /// What [`Store::apply_guarded`] did.
@@ -682,11 +701,46 @@ pub(super) fn batch_mails(
     Ok(mails)
 }
 
-pub(super) fn inserted(ids: Vec<MessageId>, withheld: Vec<Option<String>>) -> Vec<Inserted> {
-    ids.into_iter()
+/// A batch's answer. `outbox_ids` pairs each stored mail's message with its outbox row; with a
+/// lease, the mails come back as the items their worker sends.
+pub(super) fn inserted(
+    ids: Vec<MessageId>,
+    withheld: Vec<Option<String>>,
+    mails: Vec<(MessageId, i64, OutgoingMail)>,
+    outbox_ids: &[(MessageId, i64)],
+    lease: Option<&Lease>,
+) -> Result<Vec<Inserted>, StoreError> {
+    let mut leased: std::collections::HashMap<MessageId, OutboxItem> = std::collections::HashMap::new();
+    if lease.is_some() {
+        let rows: std::collections::HashMap<MessageId, i64> = outbox_ids.iter().copied().collect();
+        for (message_id, created_at, mail) in mails {
+            let id = *rows
+                .get(&message_id)
+                .ok_or_else(|| StoreError::Corrupt(format!("no outbox row came back for message {}", message_id.0)))?;
+            let item = OutboxItem {
+                id,
+                message_id: Some(message_id),
+                kind: mail.kind,
+                recipient: mail.recipient,
+                sender: mail.sender,
+                message_id_header: mail.message_id_header,
+                body: mail.body,
+                created_at,
+                attempts: 0,
+                give_up_at: mail.give_up_at,
+            };
+            leased.insert(message_id, item);
+        }
+    }
+    Ok(ids
+        .into_iter()
         .zip(withheld)
-        .map(|(id, withheld)| Inserted { id, withheld })
-        .collect()
+        .map(|(id, withheld)| Inserted {
+            id,
+            withheld,
+            leased: leased.remove(&id),
+        })
+        .collect())
 }
 
 /// The distinct addresses of a batch's posts that may be mailed (spam never is).

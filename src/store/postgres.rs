@@ -15,8 +15,8 @@ use std::sync::{Arc, Weak};
 use tokio::sync::Notify;
 
 use super::{
-    Applied, Audit, AuditRecord, Change, Inserted, ListQuery, MailGuard, MessageSummary, OutboxItem, OutboxRecord,
-    OutgoingMail, Purged, SendOutcome, Store, StoreError, Submission, SuppressedAddress, rows,
+    Applied, Audit, AuditRecord, Change, Inserted, Lease, ListQuery, MailGuard, MessageSummary, OutboxItem,
+    OutboxRecord, OutgoingMail, Purged, SendOutcome, Store, StoreError, Submission, SuppressedAddress, rows,
 };
 use crate::domain::{Message, MessageId, Status};
 
@@ -350,7 +350,12 @@ impl Store for PgStore {
         Ok(Purged { trashed, unverified })
     }
 
-    async fn insert_batch(&self, batch: &[Submission<'_>], guard: &MailGuard) -> Result<Vec<Inserted>, StoreError> {
+    async fn insert_batch(
+        &self,
+        batch: &[Submission<'_>],
+        guard: &MailGuard,
+        lease: Option<&Lease>,
+    ) -> Result<Vec<Inserted>, StoreError> {
         let Some(first) = batch.first() else {
             return Ok(Vec::new());
         };
@@ -359,7 +364,7 @@ impl Store for PgStore {
         // machine), so a batch makes as few as it can: with no per-address cap, two statements
         // and no transaction (the second stores everything at once, atomic on its own); with the
         // cap, the lock has to come first and be held to the end: BEGIN, lock, the same two, COMMIT.
-        let (ids, withheld) = if guard.per_address.is_some() && !addresses.is_empty() {
+        let stored = if guard.per_address.is_some() && !addresses.is_empty() {
             let mut tx = self.pool.begin().await?;
             // The cap per address holds across instances: posts naming one address queue one at a
             // time. Taken in one order (sorted), so two batches cannot deadlock.
@@ -370,13 +375,21 @@ impl Store for PgStore {
             .bind(&addresses)
             .execute(&mut *tx)
             .await?;
-            let stored = store_batch(&mut tx, batch, &addresses, first.now, guard).await?;
+            let stored = store_batch(&mut tx, batch, &addresses, first.now, guard, lease).await?;
             tx.commit().await?;
             stored
         } else {
-            store_batch(&mut *self.pool.acquire().await?, batch, &addresses, first.now, guard).await?
+            store_batch(
+                &mut *self.pool.acquire().await?,
+                batch,
+                &addresses,
+                first.now,
+                guard,
+                lease,
+            )
+            .await?
         };
-        Ok(super::inserted(ids, withheld))
+        super::inserted(stored.ids, stored.withheld, stored.mails, &stored.outbox_ids, lease)
     }
 
     fn intake_writers(&self) -> usize {
@@ -559,6 +572,14 @@ async fn guard_verdict(
     Ok(super::withhold_reason(guard, &counts))
 }
 
+/// A stored batch: its message ids, why mails were withheld, the mails queued and their rows.
+struct StoredBatch {
+    ids: Vec<MessageId>,
+    withheld: Vec<Option<String>>,
+    mails: Vec<(MessageId, i64, OutgoingMail)>,
+    outbox_ids: Vec<(MessageId, i64)>,
+}
+
 /// Decides a batch and stores it: the guard's lookups and the message ids in one statement, the
 /// verdicts, then every row in one more.
 async fn store_batch(
@@ -567,31 +588,38 @@ async fn store_batch(
     addresses: &[String],
     now: i64,
     guard: &MailGuard,
-) -> Result<(Vec<MessageId>, Vec<Option<String>>), StoreError> {
+    lease: Option<&Lease>,
+) -> Result<StoredBatch, StoreError> {
     let (lookups, last_hour, ids) = lookups_and_ids(&mut *conn, addresses, batch.len(), now, guard).await?;
     let withheld = super::batch_verdicts(guard, batch, lookups, last_hour);
     // A mail's Message-ID names its message: the ids are taken from the sequence first.
     let mails = super::batch_mails(batch, &ids, &withheld)?;
-    insert_rows(&mut *conn, batch, &ids, &withheld, &mails).await?;
-    Ok((ids, withheld))
+    let outbox_ids = insert_rows(&mut *conn, batch, &ids, &withheld, &mails, lease).await?;
+    Ok(StoredBatch {
+        ids,
+        withheld,
+        mails,
+        outbox_ids,
+    })
 }
 
 /// A batch's messages, audit lines and mails in ONE statement (and a signal to watchers, sent on
 /// commit). The foreign keys from audit and outbox to the new messages are checked at the end of
-/// the statement, when the sibling INSERT has run.
+/// the statement, when the sibling INSERT has run. Returns each mail's (message, outbox row).
 async fn insert_rows<'e>(
     db: impl sqlx::PgExecutor<'e>,
     batch: &[Submission<'_>],
     ids: &[MessageId],
     withheld: &[Option<String>],
     mails: &[(MessageId, i64, OutgoingMail)],
-) -> Result<(), StoreError> {
+    lease: Option<&Lease>,
+) -> Result<Vec<(MessageId, i64)>, StoreError> {
     let details: Vec<Option<String>> = batch
         .iter()
         .zip(withheld)
         .map(|(s, w)| s.audit_detail(w.as_deref()))
         .collect();
-    sqlx::query(
+    let rows: Vec<(Option<i64>, Option<i64>)> = sqlx::query_as(
         "WITH m AS (
             INSERT INTO messages (id, status, name, email, subject, body, ip, user_agent, created_at, updated_at, nonce, verify_expires_at)
             SELECT id, status, name, email, subject, body, ip, user_agent, created_at, created_at, nonce, verify_expires_at
@@ -605,14 +633,17 @@ async fn insert_rows<'e>(
             FROM unnest($1::int8[], $9::int8[], $2::text[], $12::text[]) AS d (id, created_at, status, detail)
          ), o AS (
             INSERT INTO outbox (message_id, kind, recipient, sender, message_id_header, payload, link_nonce, link_expires_at,
-                                created_at, next_attempt_at, give_up_at)
+                                created_at, next_attempt_at, give_up_at, lease_owner, lease_until)
             SELECT message_id, kind, recipient, sender, header, payload, link_nonce, link_expires_at, created_at, created_at,
-                   give_up_at
+                   give_up_at, $23::text, $24::int8
             FROM unnest($13::int8[], $14::text[], $15::text[], $16::text[], $17::text[], $18::bytea[], $19::int8[], $20::int8[],
                         $21::text[], $22::int8[])
                  AS o (message_id, kind, recipient, sender, header, payload, created_at, give_up_at, link_nonce, link_expires_at)
+            RETURNING message_id, id
          )
-         SELECT pg_notify('formgate_changes', '') WHERE (SELECT count(*) FROM m) > 0",
+         SELECT message_id, id FROM o
+         UNION ALL
+         SELECT NULL, NULL FROM (SELECT pg_notify('formgate_changes', '')) AS n WHERE (SELECT count(*) FROM m) > 0",
     )
     .bind(ids.iter().map(|id| id.0).collect::<Vec<_>>())
     .bind(batch.iter().map(|s| s.status().as_str()).collect::<Vec<_>>())
@@ -636,9 +667,15 @@ async fn insert_rows<'e>(
     .bind(mails.iter().map(|(_, _, m)| m.give_up_at).collect::<Vec<_>>())
     .bind(mails.iter().map(|(_, _, m)| m.body.columns().1).collect::<Vec<_>>())
     .bind(mails.iter().map(|(_, _, m)| m.body.columns().2).collect::<Vec<_>>())
-    .execute(db)
+    .bind(lease.map(|l| l.owner.as_str()))
+    .bind(lease.map(|l| l.until))
+    .fetch_all(db)
     .await?;
-    Ok(())
+    // The notification's row has no ids.
+    Ok(rows
+        .into_iter()
+        .filter_map(|(message, id): (Option<i64>, Option<i64>)| Some((MessageId(message?), id?)))
+        .collect())
 }
 
 /// Every address of a batch at once: suppressed or not, and (with a per-address cap) how many

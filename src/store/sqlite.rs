@@ -13,8 +13,8 @@ use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePo
 use sqlx::{Sqlite, Transaction};
 
 use super::{
-    Applied, AuditRecord, Change, Inserted, ListQuery, MailBody, MailGuard, MessageSummary, OutboxItem, OutboxRecord,
-    OutgoingMail, Purged, SendOutcome, Store, StoreError, Submission, SuppressedAddress, rows,
+    Applied, AuditRecord, Change, Inserted, Lease, ListQuery, MailBody, MailGuard, MessageSummary, OutboxItem,
+    OutboxRecord, OutgoingMail, Purged, SendOutcome, Store, StoreError, Submission, SuppressedAddress, rows,
 };
 use crate::domain::{Message, MessageId, Status};
 
@@ -99,7 +99,7 @@ async fn insert_outbox(
     mail: &OutgoingMail,
 ) -> Result<(), StoreError> {
     let mut script = sqlx::QueryBuilder::<Sqlite>::new("");
-    push_outbox_inserts(&mut script, &[(message_id, now, mail)]);
+    push_outbox_inserts(&mut script, &[(message_id, now, mail)], None);
     script.build().execute(&mut **tx).await?;
     Ok(())
 }
@@ -107,11 +107,16 @@ async fn insert_outbox(
 /// Appends the INSERTs that queue `mails` (each: its message, the queue time, the mail) to a
 /// script: the outbox rows, then the rendered payloads, in power-of-two chunks. Each message
 /// gets one new mail per script, so its newest outbox row is the one just inserted.
-fn push_outbox_inserts(script: &mut sqlx::QueryBuilder<'_, Sqlite>, mails: &[(MessageId, i64, &OutgoingMail)]) {
+fn push_outbox_inserts(
+    script: &mut sqlx::QueryBuilder<'_, Sqlite>,
+    mails: &[(MessageId, i64, &OutgoingMail)],
+    lease: Option<&Lease>,
+) {
+    let (owner, until) = (lease.map(|l| l.owner.clone()), lease.map(|l| l.until));
     for range in pow2_chunks(mails.len()) {
         script.push(
             "INSERT INTO outbox (message_id, kind, recipient, sender, message_id_header, link_nonce, link_expires_at,
-                                 created_at, next_attempt_at, give_up_at) ",
+                                 created_at, next_attempt_at, give_up_at, lease_owner, lease_until) ",
         );
         script.push_values(&mails[range], |mut row, (id, now, mail)| {
             let (_, link_nonce, link_expires_at) = mail.body.columns();
@@ -124,9 +129,12 @@ fn push_outbox_inserts(script: &mut sqlx::QueryBuilder<'_, Sqlite>, mails: &[(Me
                 .push_bind(link_expires_at)
                 .push_bind(*now)
                 .push_bind(*now)
-                .push_bind(mail.give_up_at);
+                .push_bind(mail.give_up_at)
+                .push_bind(owner.clone())
+                .push_bind(until);
         });
-        script.push(";\n");
+        // The rows' ids, for mails handed to their worker in memory.
+        script.push(" RETURNING message_id, id;\n");
     }
     let rendered: Vec<(MessageId, &[u8])> = mails
         .iter()
@@ -378,7 +386,12 @@ impl Store for SqliteStore {
         Ok(Purged { trashed, unverified })
     }
 
-    async fn insert_batch(&self, batch: &[Submission<'_>], guard: &MailGuard) -> Result<Vec<Inserted>, StoreError> {
+    async fn insert_batch(
+        &self,
+        batch: &[Submission<'_>],
+        guard: &MailGuard,
+        lease: Option<&Lease>,
+    ) -> Result<Vec<Inserted>, StoreError> {
         let Some(first) = batch.first() else {
             return Ok(Vec::new());
         };
@@ -413,11 +426,18 @@ impl Store for SqliteStore {
             });
             script.push(";\n");
         }
-        let mails: Vec<(MessageId, i64, &OutgoingMail)> = mails.iter().map(|(id, now, m)| (*id, *now, m)).collect();
-        push_outbox_inserts(&mut script, &mails);
-        script.build().execute(&mut *tx).await?;
+        let refs: Vec<(MessageId, i64, &OutgoingMail)> = mails.iter().map(|(id, now, m)| (*id, *now, m)).collect();
+        push_outbox_inserts(&mut script, &refs, lease);
+        // Only the outbox INSERTs return rows.
+        let outbox_ids: Vec<(MessageId, i64)> = script
+            .build_query_as::<(i64, i64)>()
+            .fetch_all(&mut *tx)
+            .await?
+            .into_iter()
+            .map(|(message, id)| (MessageId(message), id))
+            .collect();
         tx.commit().await?;
-        Ok(super::inserted(ids, withheld))
+        super::inserted(ids, withheld, mails, &outbox_ids, lease)
     }
 
     async fn apply_guarded(&self, change: &Change, guard: Option<&MailGuard>) -> Result<Applied, StoreError> {

@@ -6,8 +6,8 @@ use std::sync::Arc;
 
 use formgate::domain::{ContactForm, MessageId, NewMessage, Status};
 use formgate::store::{
-    IntakeQueue, MailBody, MailGuard, MailKind, MakeMail, NewSubmission, OutgoingMail, PgStore, SharedStore,
-    SqliteStore, StoreError, Submission, VerificationLink,
+    IntakeQueue, MailBody, MailGuard, MailKind, MakeMail, NewSubmission, OutboxItem, OutgoingMail, PgStore,
+    SharedStore, SqliteStore, StoreError, Submission, VerificationLink, handover,
 };
 
 use crate::support::pg::TestDatabase;
@@ -86,7 +86,7 @@ async fn one_batch_decides_like_separate_posts(store: SharedStore) {
             mail: &*renders[i],
         })
         .collect();
-    let inserted = store.insert_batch(&batch, &guard).await.unwrap();
+    let inserted = store.insert_batch(&batch, &guard, None).await.unwrap();
     assert_eq!(inserted.len(), 5, "one answer per post, in order");
 
     let mut ids: Vec<i64> = inserted.iter().map(|i| i.id.0).collect();
@@ -163,7 +163,7 @@ async fn one_batch_decides_like_separate_posts(store: SharedStore) {
             mail: &render,
         })
         .collect();
-    let inserted = store.insert_batch(&batch, &tight).await.unwrap();
+    let inserted = store.insert_batch(&batch, &tight, None).await.unwrap();
     assert_eq!(inserted[0].withheld, None, "two queued before, the third fits");
     assert!(
         inserted[1].withheld.as_deref().unwrap().contains("hourly mail limit"),
@@ -194,7 +194,7 @@ fn submission(i: usize, poisoned: bool) -> NewSubmission {
 async fn a_crowd_of_posts_shares_transactions_and_a_bad_one_fails_alone(store: SharedStore) {
     const N: usize = 200;
     const POISONED: usize = 57;
-    let queue = Arc::new(IntakeQueue::start(store.clone(), MailGuard::default()));
+    let queue = Arc::new(IntakeQueue::start(store.clone(), MailGuard::default(), None));
     let mut tasks = tokio::task::JoinSet::new();
     for i in 0..N {
         let queue = queue.clone();
@@ -225,6 +225,80 @@ async fn a_crowd_of_posts_shares_transactions_and_a_bad_one_fails_alone(store: S
     );
     let claimed = store.claim_outbox("w", T0, T0 + 60, 1000).await.unwrap();
     assert_eq!(claimed.len(), N - 1, "one mail per stored post");
+}
+
+/// The hand-over to the local worker: mails queued leased to it arrive in its inbox exactly as a
+/// claim would return them; nobody else claims them while the lease holds; once the inbox is full
+/// the rest are queued unleased (and the worker told so); and if the worker dies with mails in its
+/// inbox, they are claimed by another once the lease runs out.
+async fn new_mails_are_handed_to_the_local_worker_leased(store: SharedStore) {
+    const N: usize = 120;
+    const ROOM: usize = 40;
+    const LEASE: i64 = 120;
+    let (to_worker, mut inbox) = handover("local-worker", LEASE, ROOM);
+    let queue = Arc::new(IntakeQueue::start(store.clone(), MailGuard::default(), Some(to_worker)));
+    let mut tasks = tokio::task::JoinSet::new();
+    for i in 0..N {
+        let queue = queue.clone();
+        tasks.spawn(async move { queue.store(submission(i, false)).await.unwrap() });
+    }
+    while let Some(joined) = tasks.join_next().await {
+        let inserted = joined.unwrap();
+        assert_eq!(inserted.leased, None, "the intake keeps the item for the worker");
+    }
+    let mut handed: Vec<OutboxItem> = Vec::new();
+    while let Ok(mail) = inbox.mails.try_recv() {
+        assert_eq!(mail.lease_until, T0 + LEASE);
+        handed.push(mail.item);
+    }
+    assert!(
+        !handed.is_empty() && handed.len() <= ROOM,
+        "{} handed over",
+        handed.len()
+    );
+    assert_eq!(
+        inbox.take_missed(),
+        handed.len() < N,
+        "told when mails went in unleased"
+    );
+    assert!(!inbox.take_missed(), "told once");
+    for item in &handed {
+        let id = item.message_id.unwrap();
+        assert_eq!(item.body, mail_for(&item.recipient, id).body);
+        assert_eq!(item.message_id_header, format!("<verify.{}@example.org>", id.0));
+        let rows = store.outbox_for_message(id).await.unwrap();
+        assert_eq!(rows.len(), 1);
+        assert_eq!(rows[0].id, item.id);
+        assert_eq!(rows[0].lease_owner.as_deref(), Some("local-worker"));
+    }
+
+    // Another worker claims only the mails queued unleased while the lease holds...
+    let others = store.claim_outbox("other", T0 + 1, T0 + 1 + LEASE, 1000).await.unwrap();
+    assert_eq!(others.len(), N - handed.len());
+    assert!(others.iter().all(|o| handed.iter().all(|h| h.id != o.id)));
+
+    // ...and, the local worker having died with its inbox full, the rest once it has run out:
+    // the same mails, as the worker would have sent them.
+    drop(inbox);
+    let after = T0 + LEASE + 1;
+    let mut reclaimed = store.claim_outbox("other", after, after + LEASE, 1000).await.unwrap();
+    reclaimed.sort_by_key(|i| i.id);
+    handed.sort_by_key(|i| i.id);
+    assert_eq!(reclaimed, handed);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn new_mails_are_handed_over_on_sqlite() {
+    let (_dir, store) = sqlite().await;
+    new_mails_are_handed_to_the_local_worker_leased(store).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn new_mails_are_handed_over_on_postgres() {
+    let Some(db) = TestDatabase::fresh().await else {
+        return;
+    };
+    new_mails_are_handed_to_the_local_worker_leased(Arc::new(PgStore::open(db.url()).await.unwrap())).await;
 }
 
 #[tokio::test]
@@ -271,7 +345,7 @@ async fn sqlite_copies_its_log_into_the_database_file_in_the_background() {
     // Let a checkpoint take the schema in first, then measure from there.
     tokio::time::sleep(std::time::Duration::from_millis(500)).await;
     let before = std::fs::metadata(&path).unwrap().len();
-    let queue = IntakeQueue::start(store.clone(), MailGuard::default());
+    let queue = IntakeQueue::start(store.clone(), MailGuard::default(), None);
     for i in 0..50 {
         queue.store(submission(i, false)).await.unwrap();
     }

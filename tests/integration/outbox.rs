@@ -287,6 +287,57 @@ async fn connections_are_reused_across_mails(backend: Backend) {
     assert_eq!(app.smtp().connections(), 1, "one lane, one connection for all 20 mails");
 }
 
+/// A burst of posts with the worker's hand-over nearly always full (room for 2) and with none at
+/// all: every mail goes out exactly once, on its first attempt, whichever way it reached the
+/// worker (in memory, leased when queued, or claimed from the outbox).
+async fn a_burst_is_mailed_once_each_whether_handed_over_or_claimed(backend: Backend) {
+    for handover in [2, 0] {
+        let Some(app) = TestApp::spawn_on_with(
+            backend,
+            Options {
+                handover,
+                ..Options::default()
+            },
+        )
+        .await
+        else {
+            return;
+        };
+        const N: usize = 40;
+        let mut posts = tokio::task::JoinSet::new();
+        for i in 0..N {
+            let (client, url) = (app.client.clone(), app.url("/contact"));
+            let body = format!("name=Ada&email=burst{i}%40example.org&message=Hello");
+            posts.spawn(async move {
+                let post = client
+                    .post(url)
+                    .header("content-type", "application/x-www-form-urlencoded");
+                post.body(body).send().await.unwrap().status()
+            });
+        }
+        while let Some(status) = posts.join_next().await {
+            assert_eq!(status.unwrap(), 303);
+        }
+        app.smtp().wait_for(N, Duration::from_secs(15)).await;
+        tokio::time::sleep(Duration::from_millis(300)).await; // a duplicate would show by now
+        let mut to: Vec<String> = app.smtp().received().iter().flat_map(|m| m.rcpt_to.clone()).collect();
+        to.sort();
+        to.dedup();
+        assert_eq!(to.len(), N, "hand-over {handover}: one mail per post");
+        assert_eq!(app.smtp().received().len(), N, "hand-over {handover}: no mail twice");
+        for id in 1..=N as i64 {
+            let rows = app.store.outbox_for_message(MessageId(id)).await.unwrap();
+            let row = &rows[0];
+            assert_eq!(
+                (row.state, row.attempts),
+                (OutboxState::Sent, 1),
+                "hand-over {handover}: {row:?}"
+            );
+            assert!(row.lease_owner.is_none());
+        }
+    }
+}
+
 fn fake_verify_mail(to: &str) -> OutgoingMail {
     OutgoingMail {
         kind: MailKind::Verify,
@@ -436,6 +487,7 @@ on_every_backend!(
     a_template_that_fails_when_rendered_is_retried,
     retrying_stops_after_the_mail_lifetime,
     connections_are_reused_across_mails,
+    a_burst_is_mailed_once_each_whether_handed_over_or_claimed,
     a_crashed_workers_lease_expires_and_the_mail_goes_out_again,
     shutdown_finishes_the_send_in_flight_and_hands_back_unstarted_leases,
 );

@@ -89,6 +89,8 @@ pub struct Options {
     pub token_ttl: Duration,
     pub lanes: usize,
     pub lease: Duration,
+    /// The worker's hand-over inbox (`OutboxConfig::handover`); 0 turns hand-over off.
+    pub handover: usize,
 }
 
 impl Default for Options {
@@ -98,6 +100,7 @@ impl Default for Options {
             token_ttl: Duration::from_secs(72 * 3600),
             lanes: 2,
             lease: Duration::from_secs(120),
+            handover: OutboxConfig::default().handover,
         }
     }
 }
@@ -153,6 +156,7 @@ impl TestApp {
             batch: 64,
             lease: opts.lease,
             poll: Duration::from_millis(100),
+            handover: opts.handover,
         };
         let app = Application::build_with(&config, Arc::new(clock.clone()), outbox)
             .await
