@@ -259,7 +259,11 @@ impl Actions {
                 tracing::info!(message_id = id.0, why = %why, "message received; verification withheld")
             }
             (None, None) => {
-                self.outbox_wake.notify_one();
+                // A mail handed over wakes its worker by arriving (or the intake wakes it for one
+                // it could not hand over); with no local worker, whoever polls the outbox.
+                if self.handover.get().is_none() {
+                    self.outbox_wake.notify_one();
+                }
                 tracing::info!(message_id = id.0, "message received; verification queued");
             }
         }

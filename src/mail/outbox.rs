@@ -105,7 +105,7 @@ impl OutboxWorker {
             return None;
         }
         let lease = self.config.lease.as_secs() as i64;
-        let (handover, inbox) = store::handover(&self.owner, lease, self.config.handover);
+        let (handover, inbox) = store::handover(&self.owner, lease, self.config.handover, self.wake.clone());
         self.inbox = Some(inbox);
         Some(handover)
     }
@@ -294,34 +294,28 @@ fn take_handed(
     now: i64,
     max: usize,
 ) -> Vec<OutboxItem> {
-    let mut items = Vec::new();
-    let mut take = |handed: HandedMail| {
-        if handed.lease_until > now {
-            items.push(handed.item);
-        } else {
-            tracing::warn!(
-                outbox = handed.item.id,
-                "a handed-over mail's lease ran out before it was sent; left to a claim"
-            );
-        }
-    };
-    let mut taken = 0;
-    if let Some(handed) = waiting {
-        take(handed);
-        taken += 1;
-    }
+    let mut handed: Vec<HandedMail> = waiting.into_iter().collect();
     if let Some(inbox) = inbox.as_mut() {
-        while taken < max {
+        while handed.len() < max {
             match inbox.mails.try_recv() {
-                Ok(handed) => {
-                    take(handed);
-                    taken += 1;
-                }
+                Ok(mail) => handed.push(mail),
                 Err(_) => break,
             }
         }
     }
-    items
+    handed
+        .into_iter()
+        .filter_map(|mail| {
+            if mail.lease_until > now {
+                return Some(mail.item);
+            }
+            tracing::warn!(
+                outbox = mail.item.id,
+                "a handed-over mail's lease ran out before it was sent; left to a claim"
+            );
+            None
+        })
+        .collect()
 }
 
 fn outcome_of_failure(item: &OutboxItem, e: SendError, now: i64) -> SendOutcome {

@@ -7,7 +7,7 @@
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
-use tokio::sync::{Semaphore, mpsc, oneshot};
+use tokio::sync::{Notify, Semaphore, mpsc, oneshot};
 
 use super::{Inserted, Lease, MailGuard, OutboxItem, OutgoingMail, SharedStore, StoreError, Submission};
 use crate::domain::{MessageId, NewMessage};
@@ -64,6 +64,16 @@ pub struct Handover {
     mails: mpsc::Sender<HandedMail>,
     /// Set when a mail went into the outbox unleased: the worker should look there soon.
     missed: Arc<AtomicBool>,
+    /// Wakes an idle worker for such a mail (a handed-over one wakes it by arriving).
+    wake: Arc<Notify>,
+}
+
+impl Handover {
+    /// Mails were queued unleased: the worker looks in the outbox in its next round.
+    fn missed(&self) {
+        self.missed.store(true, Ordering::Release);
+        self.wake.notify_one();
+    }
 }
 
 /// A mail the worker owns from the moment it is committed.
@@ -86,9 +96,9 @@ impl HandoverInbox {
     }
 }
 
-/// A hand-over to the worker called `owner`, whose leases last `lease_secs`; at most `capacity`
-/// mails wait in memory, so those waiting go out well within their lease.
-pub fn handover(owner: &str, lease_secs: i64, capacity: usize) -> (Handover, HandoverInbox) {
+/// A hand-over to the worker called `owner`, whose leases last `lease_secs` and whom `wake` wakes;
+/// at most `capacity` mails wait in memory, so those waiting go out well within their lease.
+pub fn handover(owner: &str, lease_secs: i64, capacity: usize, wake: Arc<Notify>) -> (Handover, HandoverInbox) {
     let (tx, rx) = mpsc::channel(capacity.max(1));
     let missed = Arc::new(AtomicBool::new(false));
     let handover = Handover {
@@ -96,6 +106,7 @@ pub fn handover(owner: &str, lease_secs: i64, capacity: usize) -> (Handover, Han
         lease_secs,
         mails: tx,
         missed: missed.clone(),
+        wake,
     };
     (handover, HandoverInbox { mails: rx, missed })
 }
@@ -162,7 +173,7 @@ async fn commit(store: &SharedStore, guard: &MailGuard, handover: Option<&Handov
             until: batch[0].submission.now + h.lease_secs,
         }),
         (Some(h), None) => {
-            h.missed.store(true, Ordering::Release);
+            h.missed();
             None
         }
         (None, _) => None,
@@ -210,7 +221,7 @@ async fn commit(store: &SharedStore, guard: &MailGuard, handover: Option<&Handov
             // fails.
             tracing::warn!(error = %e, posts = batch.len(), "a batch of posts failed; storing them one by one");
             if let Some(h) = handover {
-                h.missed.store(true, Ordering::Release); // stored unleased
+                h.missed(); // stored unleased
             }
             for job in batch {
                 let one = store.insert_one(&job.submission.view(), guard).await;

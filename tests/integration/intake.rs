@@ -235,7 +235,7 @@ async fn new_mails_are_handed_to_the_local_worker_leased(store: SharedStore) {
     const N: usize = 120;
     const ROOM: usize = 40;
     const LEASE: i64 = 120;
-    let (to_worker, mut inbox) = handover("local-worker", LEASE, ROOM);
+    let (to_worker, mut inbox) = handover("local-worker", LEASE, ROOM, Arc::new(tokio::sync::Notify::new()));
     let queue = Arc::new(IntakeQueue::start(store.clone(), MailGuard::default(), Some(to_worker)));
     let mut tasks = tokio::task::JoinSet::new();
     for i in 0..N {
