@@ -25,6 +25,7 @@ pub struct Application {
     state: AppState,
     worker: OutboxWorker,
     store: SharedStore,
+    header_timeout: std::time::Duration,
     /// Set when `build` generated a new signing key file.
     pub created_key_file: Option<PathBuf>,
     /// The base of links in mails.
@@ -74,6 +75,7 @@ impl Application {
             state,
             worker,
             store: core.store,
+            header_timeout: config.header_timeout,
             created_key_file: core.created_key_file,
             public_url: core.public_url,
         })
@@ -93,9 +95,10 @@ impl Application {
         let stop_tx = Arc::new(stop_tx);
         let worker = tokio::spawn(self.worker.run(stop_rx.clone()));
         let janitor = tokio::spawn(retention(self.state.actions.clone(), stop_rx.clone()));
-        let app = web::router(self.state).into_make_service_with_connect_info::<SocketAddr>();
+        let header_timeout = self.header_timeout;
+        let app = web::router(self.state);
         let mut server_stop = stop_rx;
-        let server = axum::serve(self.listener, app).with_graceful_shutdown(async move {
+        let server = web::serve::serve(self.listener, app, header_timeout, async move {
             let _ = server_stop.wait_for(|s| *s).await;
         });
         let trigger_tx = stop_tx.clone();

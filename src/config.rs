@@ -38,6 +38,7 @@ struct FileConfig {
     rate_limit_contact: Option<String>,
     rate_limit_verify: Option<String>,
     body_timeout: Option<String>,
+    header_timeout: Option<String>,
     verify_mails_per_address: Option<String>,
     max_mails_per_hour: Option<u32>,
     require_form_token: Option<bool>,
@@ -128,6 +129,11 @@ pub const KEYS: &[(&str, &str, &str)] = &[
         "body_timeout",
         "10s",
         "how long a client may take to send a request body (then 408)",
+    ),
+    (
+        "header_timeout",
+        "10s",
+        "how long a client may take to send a request's headers, and an idle kept-alive connection stays open",
     ),
     (
         "verify_mails_per_address",
@@ -295,6 +301,8 @@ pub struct Config {
     pub rate_limit_contact: Option<RateLimit>,
     pub rate_limit_verify: Option<RateLimit>,
     pub body_timeout: Duration,
+    /// Request headers not complete within this: the connection is closed.
+    pub header_timeout: Duration,
     /// At most N automatic verification mails per address per window; None: no cap.
     pub verify_mails_per_address: Option<(u32, Duration)>,
     /// None: no hourly cap.
@@ -325,6 +333,7 @@ impl fmt::Debug for Config {
             .field("rate_limit_contact", &self.rate_limit_contact)
             .field("rate_limit_verify", &self.rate_limit_verify)
             .field("body_timeout", &self.body_timeout)
+            .field("header_timeout", &self.header_timeout)
             .field("verify_mails_per_address", &self.verify_mails_per_address)
             .field("max_mails_per_hour", &self.max_mails_per_hour)
             .field("require_form_token", &self.require_form_token)
@@ -629,6 +638,7 @@ impl Config {
             "30/10m",
         )?;
         let body_timeout = duration("body_timeout", pick("body_timeout", file.body_timeout), "10s")?;
+        let header_timeout = duration("header_timeout", pick("header_timeout", file.header_timeout), "10s")?;
 
         let per_address_raw =
             pick("verify_mails_per_address", file.verify_mails_per_address).unwrap_or_else(|| "1/24h".into());
@@ -662,6 +672,7 @@ impl Config {
             rate_limit_contact,
             rate_limit_verify,
             body_timeout,
+            header_timeout,
             verify_mails_per_address,
             max_mails_per_hour,
             require_form_token,
@@ -889,6 +900,7 @@ mod tests {
         assert_eq!(c.rate_limit_contact.map(|l| (l.max, l.window_secs)), Some((5, 600)));
         assert_eq!(c.rate_limit_verify.map(|l| (l.max, l.window_secs)), Some((30, 600)));
         assert_eq!(c.body_timeout, Duration::from_secs(10));
+        assert_eq!(c.header_timeout, Duration::from_secs(10));
         let c = Config::from_toml(
             "trusted_proxies = [\"10.0.0.0/8\", \"::1\"]\nallowed_origins = [\"https://www.example.org/\"]\nrate_limit_contact = \"0\"",
             &no_env,
@@ -906,6 +918,7 @@ mod tests {
             ("rate_limit_contact = \"lots\"", "rate_limit_contact"),
             ("rate_limit_verify = \"5/10w\"", "rate_limit_verify"),
             ("body_timeout = \"0s\"", "body_timeout"),
+            ("header_timeout = \"0s\"", "header_timeout"),
         ] {
             let e = Config::from_toml(toml, &no_env).unwrap_err();
             assert_eq!(e.key, key, "{toml}: {e}");

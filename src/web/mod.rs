@@ -5,6 +5,7 @@ mod contact;
 pub mod edge;
 mod health;
 mod respond;
+pub mod serve;
 mod verify;
 
 use std::sync::Arc;

@@ -310,6 +310,99 @@ async fn a_body_that_trickles_in_is_cut_off_with_408() {
 }
 
 #[tokio::test]
+async fn headers_that_trickle_in_are_cut_off_and_the_connection_closed() {
+    let app = spawn(Backend::Sqlite, |c| c.header_timeout = Duration::from_secs(1))
+        .await
+        .unwrap();
+    let mut stream = TcpStream::connect(app.addr).await.expect("connect");
+    // A slowloris: a request line and one header, then a byte every 300 ms, never the blank line.
+    stream
+        .write_all(format!("POST /contact HTTP/1.1\r\nHost: {}\r\n", app.addr).as_bytes())
+        .await
+        .unwrap();
+    let started = Instant::now();
+    let mut buf = [0u8; 256];
+    let closed = tokio::time::timeout(Duration::from_secs(10), async {
+        loop {
+            if stream.write_all(b"X").await.is_err() {
+                return 0;
+            }
+            match tokio::time::timeout(Duration::from_millis(300), stream.read(&mut buf)).await {
+                Ok(Ok(n)) => return n,
+                Ok(Err(_)) => return 0,
+                Err(_) => continue, // nothing yet: trickle on
+            }
+        }
+    })
+    .await;
+    assert_eq!(closed, Ok(0), "the server closed the connection without an answer");
+    let took = started.elapsed();
+    assert!(
+        took >= Duration::from_millis(900) && took < Duration::from_secs(5),
+        "cut off after header_timeout, took {took:?}"
+    );
+    // The listener is unharmed.
+    let res = reqwest::get(app.url("/healthz")).await.unwrap();
+    assert_eq!(res.status(), 200);
+}
+
+#[tokio::test]
+async fn shutdown_waits_for_the_request_in_flight_but_not_for_idle_connections() {
+    let app = TestApp::spawn().await;
+    // An idle kept-alive connection, as browsers leave them.
+    let mut idle = TcpStream::connect(app.addr).await.expect("connect");
+    idle.write_all(format!("GET /healthz HTTP/1.1\r\nHost: {}\r\n\r\n", app.addr).as_bytes())
+        .await
+        .unwrap();
+    let mut buf = [0u8; 1024];
+    let n = idle.read(&mut buf).await.unwrap();
+    assert!(
+        buf[..n].starts_with(b"HTTP/1.1 200"),
+        "{}",
+        String::from_utf8_lossy(&buf[..n])
+    );
+    // A post whose body is on its way when the shutdown comes.
+    let mut busy = TcpStream::connect(app.addr).await.expect("connect");
+    let body = "name=Ada&email=ada%40example.org&message=Hello";
+    let head = format!(
+        "POST /contact HTTP/1.1\r\nHost: {}\r\nContent-Type: application/x-www-form-urlencoded\r\n\
+         Content-Length: {}\r\nConnection: close\r\n\r\nname=Ada&",
+        app.addr,
+        body.len()
+    );
+    busy.write_all(head.as_bytes()).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let store = app.store.clone();
+    let stopping = tokio::spawn(app.stop());
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    busy.write_all(&body.as_bytes()["name=Ada&".len()..]).await.unwrap();
+    let mut answer = Vec::new();
+    busy.read_to_end(&mut answer).await.unwrap();
+    assert!(
+        answer.starts_with(b"HTTP/1.1 303"),
+        "the post in flight is answered: {}",
+        String::from_utf8_lossy(&answer)
+    );
+    tokio::time::timeout(Duration::from_secs(5), stopping)
+        .await
+        .expect("stopped without waiting for the idle connection")
+        .unwrap();
+    assert_eq!(
+        idle.read(&mut buf).await.unwrap_or(0),
+        0,
+        "the idle connection was closed"
+    );
+    let stored = store
+        .list(&formgate::store::ListQuery {
+            limit: 10,
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(stored.len(), 1, "the post in flight was stored");
+}
+
+#[tokio::test]
 async fn a_chunked_body_over_the_limit_is_413() {
     let app = TestApp::spawn().await;
     let head = format!(

@@ -524,10 +524,11 @@ async fn serve_with_no_configuration_writes_eml_files_and_exits_0_on_sigterm() {
     let outbox = dir.path().join("mail-outbox");
     let mut file = None;
     for _ in 0..100 {
-        file = std::fs::read_dir(&outbox)
-            .ok()
-            .and_then(|mut d| d.next())
-            .map(|e| e.unwrap().path());
+        // Only a finished mail: it is written under a temporary name and then renamed.
+        file = std::fs::read_dir(&outbox).ok().and_then(|d| {
+            d.map(|e| e.unwrap().path())
+                .find(|p| p.extension().is_some_and(|x| x == "eml"))
+        });
         if file.is_some() {
             break;
         }
