@@ -228,12 +228,16 @@ impl Store for PgStore {
         .bind(limit)
         .fetch_all(&self.pool)
         .await?;
-        let mut items = rows
-            .iter()
-            .map(rows::outbox_item)
-            .collect::<Result<Vec<_>, StoreError>>()?;
-        // RETURNING order is unspecified; send oldest first.
-        items.sort_by_key(|i| i.id);
+        let (items, unreadable) = rows::claimed_items(&rows);
+        rows::log_unreadable(&unreadable);
+        for (id, error) in &unreadable {
+            sqlx::query(rows::SET_ASIDE_UNREADABLE)
+                .bind(error)
+                .bind(now)
+                .bind(id)
+                .execute(&self.pool)
+                .await?;
+        }
         Ok(items)
     }
 

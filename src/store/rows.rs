@@ -149,6 +149,51 @@ where
     })
 }
 
+/// Claimed rows as mails, oldest first, apart from those this version cannot read (a row a newer
+/// formgate queued, say), each with why: one of those must not stop the rest from going out.
+pub(super) fn claimed_items<'r, R>(rows: &'r [R]) -> (Vec<OutboxItem>, Vec<(i64, String)>)
+where
+    R: Row,
+    for<'c> &'c str: ColumnIndex<R>,
+    i64: Decode<'r, R::Database> + Type<R::Database>,
+    String: Decode<'r, R::Database> + Type<R::Database>,
+    Vec<u8>: Decode<'r, R::Database> + Type<R::Database>,
+{
+    let mut items = Vec::with_capacity(rows.len());
+    let mut unreadable = Vec::new();
+    for row in rows {
+        match outbox_item(row) {
+            Ok(item) => items.push(item),
+            // The id is an integer primary key: always readable.
+            Err(e) => unreadable.push((row.try_get("id").unwrap_or_default(), e.to_string())),
+        }
+    }
+    // RETURNING order is unspecified; send oldest first.
+    items.sort_by_key(|i| i.id);
+    (items, unreadable)
+}
+
+/// Logged for each claimed row that cannot be read (see [`claimed_items`]).
+pub(super) fn log_unreadable(unreadable: &[(i64, String)]) {
+    for (id, error) in unreadable {
+        tracing::error!(
+            outbox = id,
+            %error,
+            "outbox: cannot read this mail, sending the others; it stays queued for a worker that can \
+             (a newer formgate's?) until its lifetime ends"
+        );
+    }
+}
+
+/// Records on a row that could not be read why, as an attempt; past its lifetime it is dead. The
+/// claim's lease stays, so the row is not claimed again at once (by this worker, which would fail
+/// again) but is, when the lease runs out, by whoever comes then. Binds: the error, now, the id.
+/// (`$N` in PostgreSQL; SQLite numbers `$N` parameters as they first appear, which is in order.)
+pub(super) const SET_ASIDE_UNREADABLE: &str =
+    "UPDATE outbox SET last_error = $1, last_attempt_at = $2, attempts = attempts + 1,
+        state = CASE WHEN give_up_at <= $2 THEN 'dead' ELSE state END
+     WHERE id = $3";
+
 /// A `counts` row: `status` and its count `n`.
 pub(super) fn status_count<'r, R>(r: &'r R) -> Result<(Status, i64), StoreError>
 where

@@ -267,13 +267,16 @@ impl Store for SqliteStore {
         .bind(limit)
         .fetch_all(&mut *tx)
         .await?;
+        let (mut items, mut unreadable) = rows::claimed_items(&rows);
+        for (id, error) in &unreadable {
+            sqlx::query(rows::SET_ASIDE_UNREADABLE)
+                .bind(error)
+                .bind(now)
+                .bind(id)
+                .execute(&mut *tx)
+                .await?;
+        }
         tx.commit().await?;
-        let mut items = rows
-            .iter()
-            .map(rows::outbox_item)
-            .collect::<Result<Vec<_>, StoreError>>()?;
-        // RETURNING order is unspecified; send oldest first.
-        items.sort_by_key(|i| i.id);
         // Rendered messages never change: read them after the claim, off the writer.
         let rendered: Vec<i64> = items
             .iter()
@@ -290,14 +293,35 @@ impl Store for SqliteStore {
             .await?
             .into_iter()
             .collect();
-            for item in &mut items {
-                if let MailBody::Rendered(payload) = &mut item.body {
-                    *payload = payloads
-                        .remove(&item.id)
-                        .ok_or_else(|| StoreError::Corrupt(format!("outbox row {} has no message", item.id)))?;
+            let mut missing = Vec::new();
+            items.retain_mut(|item| match &mut item.body {
+                MailBody::Rendered(payload) => match payloads.remove(&item.id) {
+                    Some(bytes) => {
+                        *payload = bytes;
+                        true
+                    }
+                    None => {
+                        missing.push((item.id, format!("outbox row {} has no message", item.id)));
+                        false
+                    }
+                },
+                MailBody::Verification(_) => true,
+            });
+            if !missing.is_empty() {
+                let mut tx = self.write_tx().await?;
+                for (id, error) in &missing {
+                    sqlx::query(rows::SET_ASIDE_UNREADABLE)
+                        .bind(error)
+                        .bind(now)
+                        .bind(id)
+                        .execute(&mut *tx)
+                        .await?;
                 }
+                tx.commit().await?;
+                unreadable.extend(missing);
             }
         }
+        rows::log_unreadable(&unreadable);
         Ok(items)
     }
 

@@ -437,6 +437,99 @@ async fn a_crashed_workers_lease_expires_and_the_mail_goes_out_again(backend: Ba
     );
 }
 
+/// Runs `sql` on the seeded database as it is, bypassing its CHECK constraints: a row only a
+/// newer (or broken) formgate would write.
+async fn write_past_the_checks(seeded: &Seeded, sql: &str) {
+    use sqlx::Connection;
+    if seeded.url.starts_with("sqlite:") {
+        let mut c = sqlx::SqliteConnection::connect(&seeded.url).await.unwrap();
+        sqlx::query("PRAGMA ignore_check_constraints = ON")
+            .execute(&mut c)
+            .await
+            .unwrap();
+        sqlx::query(sql).execute(&mut c).await.unwrap();
+    } else {
+        let mut c = sqlx::PgConnection::connect(&seeded.url).await.unwrap();
+        sqlx::query("ALTER TABLE outbox DROP CONSTRAINT outbox_kind_check")
+            .execute(&mut c)
+            .await
+            .unwrap();
+        sqlx::query(sql).execute(&mut c).await.unwrap();
+    }
+}
+
+/// (last_error, attempts, state) of the outbox row `id`, read raw: formgate cannot read the row.
+async fn raw_outbox_row(seeded_url: &str, id: i64) -> (Option<String>, i64, String) {
+    use sqlx::Connection;
+    let sql = "SELECT last_error, attempts, state FROM outbox WHERE id = $1";
+    if seeded_url.starts_with("sqlite:") {
+        let mut c = sqlx::SqliteConnection::connect(seeded_url).await.unwrap();
+        sqlx::query_as(sql).bind(id).fetch_one(&mut c).await.unwrap()
+    } else {
+        let mut c = sqlx::PgConnection::connect(seeded_url).await.unwrap();
+        sqlx::query_as(sql).bind(id).fetch_one(&mut c).await.unwrap()
+    }
+}
+
+async fn a_mail_this_version_cannot_read_does_not_hold_up_the_others(backend: Backend) {
+    let queued_at = formgate::clock::Clock::now(&formgate::clock::SystemClock);
+    let lifetime = 3 * 24 * 3600;
+    let mail = move |to: &str| OutgoingMail {
+        give_up_at: queued_at + lifetime,
+        ..fake_verify_mail(to)
+    };
+    let Some(seeded) = seeded_database_with(backend, 3, mail).await else {
+        return;
+    };
+    // The first of three queued mails is of a kind a later version might add.
+    write_past_the_checks(
+        &seeded,
+        "UPDATE outbox SET kind = 'digest' WHERE id = (SELECT MIN(id) FROM outbox)",
+    )
+    .await;
+    let url = seeded.url.clone();
+    let store = store::connect(&url).await.unwrap();
+    let now = formgate::clock::Clock::now(&formgate::clock::SystemClock);
+    let claimed = store.claim_outbox("w", now, now + 120, 10).await.unwrap();
+    let ids: Vec<i64> = claimed.iter().map(|i| i.id).collect();
+    assert_eq!(ids.len(), 2, "the readable two are claimed: {ids:?}");
+    let bad = ids[0] - 1;
+    let (error, attempts, state) = raw_outbox_row(&url, bad).await;
+    assert!(error.as_deref().unwrap_or("").contains("digest"), "{error:?}");
+    assert_eq!(
+        (attempts, state.as_str()),
+        (1, "queued"),
+        "kept for a worker that can read it"
+    );
+    assert!(
+        store
+            .claim_outbox("w", now + 1, now + 121, 10)
+            .await
+            .unwrap()
+            .is_empty(),
+        "not claimed again while the lease holds (it would only fail again)"
+    );
+    store.release_leases("w").await.unwrap();
+    drop(store);
+
+    // The app sends the readable two, and goes on sending.
+    let app = spawn_on_seeded(seeded, TestSmtp::start().await, Options::default()).await;
+    app.mail(2).await;
+    app.clock.advance(lifetime + 24 * 3600);
+    // Past the mail lifetime, the unreadable row is dead, with why.
+    let mut dead = false;
+    for _ in 0..100 {
+        let (_, _, state) = raw_outbox_row(&url, bad).await;
+        if state == "dead" {
+            dead = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(dead, "dead once its lifetime has passed");
+    assert_eq!(app.smtp().count(), 2);
+}
+
 async fn shutdown_finishes_the_send_in_flight_and_hands_back_unstarted_leases(backend: Backend) {
     // Two mails queued before start: one batch claims both; the single lane hangs on the first.
     let Some(seeded) = seeded_database(backend, 2).await else {
@@ -490,6 +583,7 @@ on_every_backend!(
     a_burst_is_mailed_once_each_whether_handed_over_or_claimed,
     a_crashed_workers_lease_expires_and_the_mail_goes_out_again,
     shutdown_finishes_the_send_in_flight_and_hands_back_unstarted_leases,
+    a_mail_this_version_cannot_read_does_not_hold_up_the_others,
 );
 
 /// The zero-configuration start is SQLite's: no database to set up.
