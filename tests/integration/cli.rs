@@ -326,3 +326,74 @@ async fn hostile_visitor_text_never_reaches_the_terminal_raw_and_exports_are_def
     let rows: serde_json::Value = serde_json::from_str(&stdout(&out)).unwrap();
     assert_eq!(rows[0]["body"], evil, "the data itself is unchanged");
 }
+
+#[tokio::test]
+async fn suppressed_addresses_and_spam_are_handled_from_the_command_line() {
+    let f = Fixture::new().await;
+    let out = f.run(&["suppressed"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(stdout(&out).trim(), "no suppressed addresses");
+
+    // An address that asked for no more mail (its reason is visitor-controlled text in part).
+    f.core
+        .store
+        .suppress("Dee@Example.org", 1_700_000_000, "asked by link \u{1b}[31m")
+        .await
+        .unwrap();
+    let out = f.run(&["suppressed"]);
+    let text = stdout(&out);
+    assert!(text.starts_with("dee@example.org  since "), "{text}");
+    assert!(!text.contains('\u{1b}'), "no raw escape reaches the terminal: {text:?}");
+    let out = f.run(&["suppressed", "--json"]);
+    let rows: serde_json::Value = serde_json::from_str(&stdout(&out)).unwrap();
+    assert_eq!(rows[0]["address"], "dee@example.org");
+    assert_eq!(rows[0]["created_at"], 1_700_000_000);
+
+    let out = f.run(&["unsuppress", "DEE@example.org", "--as", "alice"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(stdout(&out).trim(), "DEE@example.org: will be mailed again");
+    assert!(f.core.store.suppressed().await.unwrap().is_empty());
+    let out = f.run(&["unsuppress", "dee@example.org"]);
+    assert_eq!(out.status.code(), Some(1), "not suppressed any more");
+    assert_eq!(stderr(&out).trim(), "formgate: dee@example.org was not suppressed");
+
+    // A post a bot filter caught: stored as spam, no mail. `not-spam` makes it pending and mails it.
+    let form = ContactForm {
+        name: "Eve".into(),
+        email: "eve@example.org".into(),
+        subject: None,
+        message: "a real question".into(),
+        ..Default::default()
+    };
+    let new = NewMessage::parse(&form, None, None).unwrap();
+    let spam = f.core.actions.submit_as(new, Some("honeypot filled")).await.unwrap().id;
+    assert_eq!(f.core.store.message(spam).await.unwrap().unwrap().status, Status::Spam);
+    let verify_mails = |f: &Fixture| {
+        let store = f.core.store.clone();
+        async move {
+            store
+                .outbox_for_message(spam)
+                .await
+                .unwrap()
+                .into_iter()
+                .filter(|o| o.kind == MailKind::Verify)
+                .count()
+        }
+    };
+    assert_eq!(verify_mails(&f).await, 0);
+    let out = f.run(&["not-spam", &spam.to_string(), "--as", "alice"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(
+        stdout(&out).trim(),
+        format!("#{spam} is not spam: pending, verification mail queued")
+    );
+    assert_eq!(
+        f.core.store.message(spam).await.unwrap().unwrap().status,
+        Status::Pending
+    );
+    assert_eq!(verify_mails(&f).await, 1);
+    let trail = f.core.store.audit_trail(spam).await.unwrap();
+    assert_eq!(trail.last().unwrap().actor, "alice");
+    let out = f.run(&["not-spam", &spam.to_string()]);
+    assert_eq!(out.status.code(), Some(1), "only spam can be not spam");
+}
