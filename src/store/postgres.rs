@@ -92,6 +92,25 @@ impl PgStore {
     }
 }
 
+impl PgStore {
+    /// Records on each unreadable claimed row why (see `rows::SET_ASIDE_UNREADABLE`).
+    async fn set_aside(&self, unreadable: &[(i64, String)], now: i64) -> Result<(), StoreError> {
+        let mut tx = self.pool.begin().await?;
+        for (id, error) in unreadable {
+            sqlx::query(rows::SET_ASIDE_UNREADABLE)
+                .bind(error)
+                .bind(now)
+                .bind(id)
+                .execute(&mut *tx)
+                .await?;
+        }
+        // Mail states show on the dashboard.
+        notify_change(&mut tx).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+}
+
 async fn insert_outbox(
     tx: &mut Transaction<'_, Postgres>,
     message_id: MessageId,
@@ -229,14 +248,13 @@ impl Store for PgStore {
         .fetch_all(&self.pool)
         .await?;
         let (items, unreadable) = rows::claimed_items(&rows);
-        rows::log_unreadable(&unreadable);
-        for (id, error) in &unreadable {
-            sqlx::query(rows::SET_ASIDE_UNREADABLE)
-                .bind(error)
-                .bind(now)
-                .bind(id)
-                .execute(&self.pool)
-                .await?;
+        if !unreadable.is_empty() {
+            rows::log_unreadable(&unreadable);
+            // The claim is committed: a failure here must not keep the readable mails from going
+            // out (the unreadable rows' leases hold them back from an immediate re-claim anyway).
+            if let Err(e) = self.set_aside(&unreadable, now).await {
+                tracing::error!(error = %e, "outbox: cannot record why mails were set aside");
+            }
         }
         Ok(items)
     }

@@ -187,11 +187,14 @@ pub(super) fn log_unreadable(unreadable: &[(i64, String)]) {
 
 /// Records on a row that could not be read why, as an attempt; past its lifetime it is dead. The
 /// claim's lease stays, so the row is not claimed again at once (by this worker, which would fail
-/// again) but is, when the lease runs out, by whoever comes then. Binds: the error, now, the id.
-/// (`$N` in PostgreSQL; SQLite numbers `$N` parameters as they first appear, which is in order.)
+/// again) but is, when the lease runs out, by whoever comes then; a dead row's lease is cleared, as
+/// `finish_outbox` clears it. Binds: the error, now, the id (`$N` on both engines: sqlx binds
+/// SQLite's `$N` by its number).
 pub(super) const SET_ASIDE_UNREADABLE: &str =
     "UPDATE outbox SET last_error = $1, last_attempt_at = $2, attempts = attempts + 1,
-        state = CASE WHEN give_up_at <= $2 THEN 'dead' ELSE state END
+        state = CASE WHEN give_up_at <= $2 THEN 'dead' ELSE state END,
+        lease_owner = CASE WHEN give_up_at <= $2 THEN NULL ELSE lease_owner END,
+        lease_until = CASE WHEN give_up_at <= $2 THEN NULL ELSE lease_until END
      WHERE id = $3";
 
 /// A `counts` row: `status` and its count `n`.

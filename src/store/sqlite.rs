@@ -64,6 +64,21 @@ impl SqliteStore {
     async fn write_tx(&self) -> Result<Transaction<'static, Sqlite>, StoreError> {
         Ok(self.writer.begin_with("BEGIN IMMEDIATE").await?)
     }
+
+    /// Records on each claimed row whose message is gone why (see `rows::SET_ASIDE_UNREADABLE`).
+    async fn set_aside(&self, unreadable: &[(i64, String)], now: i64) -> Result<(), StoreError> {
+        let mut tx = self.write_tx().await?;
+        for (id, error) in unreadable {
+            sqlx::query(rows::SET_ASIDE_UNREADABLE)
+                .bind(error)
+                .bind(now)
+                .bind(id)
+                .execute(&mut *tx)
+                .await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
 }
 
 impl Drop for SqliteStore {
@@ -308,16 +323,11 @@ impl Store for SqliteStore {
                 MailBody::Verification(_) => true,
             });
             if !missing.is_empty() {
-                let mut tx = self.write_tx().await?;
-                for (id, error) in &missing {
-                    sqlx::query(rows::SET_ASIDE_UNREADABLE)
-                        .bind(error)
-                        .bind(now)
-                        .bind(id)
-                        .execute(&mut *tx)
-                        .await?;
+                // The claim is committed: a failure here must not keep the readable mails from
+                // going out (the leases hold the others back from an immediate re-claim anyway).
+                if let Err(e) = self.set_aside(&missing, now).await {
+                    tracing::error!(error = %e, "outbox: cannot record why mails were set aside");
                 }
-                tx.commit().await?;
                 unreadable.extend(missing);
             }
         }

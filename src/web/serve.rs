@@ -45,8 +45,10 @@ pub async fn serve(
                 Err(e) => {
                     // Out of file descriptors, say: waiting lets connections close first.
                     tracing::error!(error = %e, "cannot accept connections; retrying in a second");
-                    tokio::time::sleep(Duration::from_secs(1)).await;
-                    continue;
+                    tokio::select! {
+                        () = tokio::time::sleep(Duration::from_secs(1)) => continue,
+                        () = &mut shutdown => break,
+                    }
                 }
             },
             () = &mut shutdown => break,

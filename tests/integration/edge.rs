@@ -383,6 +383,15 @@ async fn shutdown_waits_for_the_request_in_flight_but_not_for_idle_connections()
         "the post in flight is answered: {}",
         String::from_utf8_lossy(&answer)
     );
+    // (Read before the app is gone: its database goes with it.)
+    let stored = store
+        .list(&formgate::store::ListQuery {
+            limit: 10,
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(stored.len(), 1, "the post in flight was stored");
     tokio::time::timeout(Duration::from_secs(5), stopping)
         .await
         .expect("stopped without waiting for the idle connection")
@@ -392,14 +401,6 @@ async fn shutdown_waits_for_the_request_in_flight_but_not_for_idle_connections()
         0,
         "the idle connection was closed"
     );
-    let stored = store
-        .list(&formgate::store::ListQuery {
-            limit: 10,
-            ..Default::default()
-        })
-        .await
-        .unwrap();
-    assert_eq!(stored.len(), 1, "the post in flight was stored");
 }
 
 #[tokio::test]
