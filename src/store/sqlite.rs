@@ -68,17 +68,27 @@ impl SqliteStore {
     /// Records on each claimed row whose message is gone why (see `rows::SET_ASIDE_UNREADABLE`).
     async fn set_aside(&self, unreadable: &[(i64, String)], now: i64) -> Result<(), StoreError> {
         let mut tx = self.write_tx().await?;
-        for (id, error) in unreadable {
-            sqlx::query(rows::SET_ASIDE_UNREADABLE)
-                .bind(error)
-                .bind(now)
-                .bind(id)
-                .execute(&mut *tx)
-                .await?;
-        }
+        set_aside_in(&mut tx, unreadable, now).await?;
         tx.commit().await?;
         Ok(())
     }
+}
+
+/// Records on each unreadable claimed row why, inside `tx` (see `rows::SET_ASIDE_UNREADABLE`).
+async fn set_aside_in(
+    tx: &mut Transaction<'static, Sqlite>,
+    unreadable: &[(i64, String)],
+    now: i64,
+) -> Result<(), StoreError> {
+    for (id, error) in unreadable {
+        sqlx::query(rows::SET_ASIDE_UNREADABLE)
+            .bind(error)
+            .bind(now)
+            .bind(id)
+            .execute(&mut **tx)
+            .await?;
+    }
+    Ok(())
 }
 
 impl Drop for SqliteStore {
@@ -283,14 +293,7 @@ impl Store for SqliteStore {
         .fetch_all(&mut *tx)
         .await?;
         let (mut items, mut unreadable) = rows::claimed_items(&rows);
-        for (id, error) in &unreadable {
-            sqlx::query(rows::SET_ASIDE_UNREADABLE)
-                .bind(error)
-                .bind(now)
-                .bind(id)
-                .execute(&mut *tx)
-                .await?;
-        }
+        set_aside_in(&mut tx, &unreadable, now).await?;
         tx.commit().await?;
         // Rendered messages never change: read them after the claim, off the writer.
         let rendered: Vec<i64> = items
