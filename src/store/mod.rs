@@ -187,14 +187,58 @@ fn like_pattern(needle: &str) -> String {
     format!("%{escaped}%")
 }
 
+/// A GLOB pattern for `needle` anywhere, in any letter case. SQLite's LIKE folds ASCII letters
+/// only (without ICU), so a moderator's "élodie" would miss "Élodie"; GLOB is case-sensitive but
+/// understands UTF-8 character classes, so each letter becomes the class of its cases (`[éÉ]`).
+/// GLOB's own wildcards (`*`, `?`, `[`) in the needle are classes of one, hence literal.
+fn glob_anycase_pattern(needle: &str) -> String {
+    let mut pattern = String::with_capacity(needle.len() * 4 + 2);
+    pattern.push('*');
+    for c in needle.chars() {
+        let mut forms = vec![c];
+        // Only one-to-one case mappings: ß → SS has no single-character form.
+        for other in [single(c.to_lowercase()), single(c.to_uppercase())]
+            .into_iter()
+            .flatten()
+        {
+            if !forms.contains(&other) {
+                forms.push(other);
+            }
+        }
+        if forms.len() > 1 || matches!(c, '*' | '?' | '[') {
+            pattern.push('[');
+            pattern.extend(forms);
+            pattern.push(']');
+        } else {
+            pattern.push(c);
+        }
+    }
+    pattern.push('*');
+    pattern
+}
+
+fn single(mut chars: impl Iterator<Item = char>) -> Option<char> {
+    let first = chars.next()?;
+    chars.next().is_none().then_some(first)
+}
+
+/// How `list` matches its search text, per engine.
+#[derive(Clone, Copy)]
+enum TextMatch {
+    /// PostgreSQL: `ILIKE`, which folds case by the database's locale.
+    Ilike,
+    /// SQLite: `GLOB` with a pattern of case classes (see `glob_anycase_pattern`).
+    GlobAnyCase,
+}
+
 /// Builds the `list` query for either backend. The page is cut from `messages` alone first, with
 /// only the conditions this query needs (so `messages_by_status` / `messages_by_time` serve the
 /// ORDER BY and LIMIT without sorting the table), and the newest mail is joined for that page
 /// only. One SQL text per shape: a generic `(? IS NULL OR …)` form keeps the planner off the
 /// index, which at 100 000 messages cost ~200 ms a page instead of under a millisecond.
-/// `like` is the case-insensitive match (`LIKE … ESCAPE '\'` or `ILIKE`); `newest_mail` joins
-/// alias `o` to the message `m`.
-fn list_query<'a, DB>(q: &'a ListQuery, like: &str, newest_mail: &str) -> sqlx::QueryBuilder<'a, DB>
+/// `matching` is the engine's case-insensitive match; `newest_mail` joins alias `o` to the message
+/// `m`.
+fn list_query<'a, DB>(q: &'a ListQuery, matching: TextMatch, newest_mail: &str) -> sqlx::QueryBuilder<'a, DB>
 where
     DB: sqlx::Database,
     i64: sqlx::Encode<'a, DB> + sqlx::Type<DB>,
@@ -221,20 +265,16 @@ where
             .push("))");
     }
     if let Some(needle) = q.search.as_deref().filter(|s| !s.is_empty()) {
-        let pattern = like_pattern(needle);
+        let (operator, pattern) = match matching {
+            TextMatch::Ilike => (" ILIKE ", like_pattern(needle)),
+            TextMatch::GlobAnyCase => (" GLOB ", glob_anycase_pattern(needle)),
+        };
         qb.push(" AND (");
         for (i, column) in ["name", "email", "subject", "body"].iter().enumerate() {
             if i > 0 {
                 qb.push(" OR ");
             }
-            qb.push(*column)
-                .push(" ")
-                .push(like)
-                .push(" ")
-                .push_bind(pattern.clone());
-            if like == "LIKE" {
-                qb.push(" ESCAPE '\\'");
-            }
+            qb.push(*column).push(operator).push_bind(pattern.clone());
         }
         qb.push(")");
     }
@@ -781,5 +821,19 @@ fn format_window(secs: i64) -> String {
         format!("{} min", secs / 60)
     } else {
         format!("{secs} s")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::glob_anycase_pattern;
+
+    #[test]
+    fn glob_patterns_fold_case_per_letter_and_keep_wildcards_literal() {
+        assert_eq!(glob_anycase_pattern("Él"), "*[Éé][lL]*");
+        assert_eq!(glob_anycase_pattern("a*?[]1 "), "*[aA][*][?][[]]1 *");
+        // ß has no one-character upper case; ẞ lowers to it.
+        assert_eq!(glob_anycase_pattern("ß"), "*ß*");
+        assert_eq!(glob_anycase_pattern("ẞ"), "*[ẞß]*");
     }
 }

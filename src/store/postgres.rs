@@ -328,7 +328,7 @@ impl Store for PgStore {
     async fn list(&self, q: &ListQuery) -> Result<Vec<MessageSummary>, StoreError> {
         let mut qb = super::list_query::<Postgres>(
             q,
-            "ILIKE",
+            super::TextMatch::Ilike,
             "LEFT JOIN LATERAL (SELECT kind, state, attempts, last_error, next_attempt_at FROM outbox
                                 WHERE message_id = m.id ORDER BY id DESC LIMIT 1) o ON TRUE",
         );

@@ -352,6 +352,23 @@ pub async fn story(store: SharedStore) {
         store.message(id).await.unwrap().is_some(),
         "verified messages are never purged"
     );
+
+    // Search folds case beyond ASCII on both engines (SQLite's LIKE folds ASCII only), and every
+    // character of the query is literal.
+    let greeting = insert(&store, 20, T0 + 3000, "Grüße von Élodie ÜNAL, straße 5").await.0;
+    let wildcards = insert(&store, 21, T0 + 3001, "pattern a*b?[c] here").await.0;
+    assert_eq!(hit("élodie").await, [greeting], "é finds É");
+    assert_eq!(hit("ÉLODIE").await, [greeting]);
+    assert_eq!(hit("ünal").await, [greeting], "ü finds Ü");
+    assert_eq!(
+        hit("GRÜSSE").await,
+        Vec::<i64>::new(),
+        "ß is not SS: no engine folds that"
+    );
+    assert_eq!(hit("Straße").await, [greeting]);
+    assert_eq!(hit("*b?[c]").await, [wildcards], "GLOB's wildcards are literal");
+    assert!(hit("a?b").await.is_empty(), "? matches only a ?");
+    assert!(hit("a[*]b").await.is_empty(), "[ is literal");
 }
 
 /// Two stores on one database, as two `serve` processes or two moderators' terminals have:
