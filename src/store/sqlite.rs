@@ -393,7 +393,7 @@ impl Store for SqliteStore {
     async fn list(&self, q: &ListQuery) -> Result<Vec<MessageSummary>, StoreError> {
         let mut qb = super::list_query::<Sqlite>(
             q,
-            super::TextMatch::GlobAnyCase,
+            super::TextMatch::SqliteAnyCase,
             "LEFT JOIN outbox o ON o.id = (SELECT MAX(id) FROM outbox WHERE message_id = m.id)",
         );
         let rows = qb.build().fetch_all(&self.reader).await?;

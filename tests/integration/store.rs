@@ -360,6 +360,7 @@ pub async fn story(store: SharedStore) {
     assert_eq!(hit("élodie").await, [greeting], "é finds É");
     assert_eq!(hit("ÉLODIE").await, [greeting]);
     assert_eq!(hit("ünal").await, [greeting], "ü finds Ü");
+    assert_eq!(hit("Ü").await, [greeting], "no ASCII at all to narrow by");
     assert_eq!(
         hit("GRÜSSE").await,
         Vec::<i64>::new(),
