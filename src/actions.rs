@@ -15,7 +15,7 @@ use crate::mail::{Composer, SUPPRESS_LINK_TTL, VerificationMails};
 use lettre::message::Mailbox;
 use serde::Serialize;
 
-use crate::mail::human_time;
+use crate::clock::human_time;
 use crate::store::{
     Audit, AuditRecord, Change, Handover, IntakeQueue, MailGuard, MakeMail, NewSubmission, OutboxRecord, Purged,
     SharedStore, StoreError, SuppressedAddress,
@@ -136,7 +136,7 @@ pub struct Details {
     pub outbox: Vec<OutboxRecord>,
 }
 
-pub struct Actions {
+pub struct UseCases {
     store: SharedStore,
     keys: Keys,
     composer: Arc<Composer>,
@@ -157,7 +157,7 @@ fn new_nonce() -> String {
     base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(b)
 }
 
-impl Actions {
+impl UseCases {
     pub fn new(
         store: SharedStore,
         keys: Keys,
@@ -220,7 +220,7 @@ impl Actions {
         self.submit_as(msg, None).await
     }
 
-    /// Like [`Actions::submit`]; `spam` says why a bot filter caught the post: it is stored as spam
+    /// Like [`UseCases::submit`]; `spam` says why a bot filter caught the post: it is stored as spam
     /// and never mailed. A post over a mail cap, or naming a suppressed address, is stored pending
     /// with no mail (the audit line says why). The visitor's answer is the same in every case.
     pub async fn submit_as(&self, msg: NewMessage, spam: Option<&str>) -> Result<Submitted, ActionError> {

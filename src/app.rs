@@ -12,17 +12,17 @@ use anyhow::Context;
 use tokio::net::TcpListener;
 use tokio::sync::{Notify, watch};
 
-use crate::actions::{Actions, Settings};
+use crate::actions::{Settings, UseCases};
 use crate::clock::{SharedClock, SystemClock};
 use crate::config::{Config, MailTarget};
 use crate::mail::{Composer, OutboxConfig, OutboxWorker, Transport};
 use crate::store::{self, SharedStore};
 use crate::templates::Templates;
-use crate::web::{self, AppState};
+use crate::web::{self, WebState};
 
-pub struct Application {
+pub struct Server {
     listener: TcpListener,
-    state: AppState,
+    state: WebState,
     worker: OutboxWorker,
     store: SharedStore,
     header_timeout: std::time::Duration,
@@ -32,7 +32,7 @@ pub struct Application {
     pub public_url: String,
 }
 
-impl Application {
+impl Server {
     pub async fn build(config: &Config) -> anyhow::Result<Self> {
         Self::build_with(
             config,
@@ -51,33 +51,33 @@ impl Application {
             .await
             .with_context(|| format!("cannot listen on {} (config key `listen`)", config.listen))?;
         let bound = listener.local_addr().context("reading the bound address")?;
-        let core = Core::open(config, clock.clone(), &format!("http://{bound}")).await?;
-        let state = AppState {
-            actions: core.actions.clone(),
-            templates: core.templates,
+        let services = Services::open(config, clock.clone(), &format!("http://{bound}")).await?;
+        let state = WebState {
+            actions: services.actions.clone(),
+            templates: services.templates,
             site_name: config.site_name.as_str().into(),
-            edge: Arc::new(web::edge::Edge::new(config, &core.public_url)),
+            edge: Arc::new(web::edge::Edge::new(config, &services.public_url)),
         };
         let transport = Transport::new(&config.mail, config.smtp_timeout);
         let mut worker = OutboxWorker::new(
-            core.store.clone(),
+            services.store.clone(),
             transport,
-            core.actions.verification_mails(),
+            services.actions.verification_mails(),
             clock,
             outbox,
-            core.outbox_wake,
+            services.outbox_wake,
         );
         if let Some(handover) = worker.handover() {
-            core.actions.hand_mails_to(handover);
+            services.actions.hand_mails_to(handover);
         }
         Ok(Self {
             listener,
             state,
             worker,
-            store: core.store,
+            store: services.store,
             header_timeout: config.header_timeout,
-            created_key_file: core.created_key_file,
-            public_url: core.public_url,
+            created_key_file: services.created_key_file,
+            public_url: services.public_url,
         })
     }
 
@@ -121,8 +121,8 @@ impl Application {
 /// What every entry point shares: the store, the keys, the templates and the use-cases built on
 /// them. `serve` adds a listener and the outbox worker; `tui` and the CLI verbs use it as it is
 /// (the mails they queue are sent by whichever `serve` shares the database).
-pub struct Core {
-    pub actions: Arc<Actions>,
+pub struct Services {
+    pub actions: Arc<UseCases>,
     pub store: SharedStore,
     pub templates: Arc<Templates>,
     pub outbox_wake: Arc<Notify>,
@@ -130,9 +130,9 @@ pub struct Core {
     pub public_url: String,
 }
 
-impl Core {
+impl Services {
     /// `default_public_url` is used when `public_url` is not configured.
-    pub async fn open(config: &Config, clock: SharedClock, default_public_url: &str) -> anyhow::Result<Core> {
+    pub async fn open(config: &Config, clock: SharedClock, default_public_url: &str) -> anyhow::Result<Services> {
         let (keys, created_key_file) = config.keys.load()?;
         let templates = Arc::new(Templates::load(config.ui_dir.as_deref())?);
         let store = store::connect(&config.database_url)
@@ -164,7 +164,7 @@ impl Core {
             },
             require_form_token: config.require_form_token,
         };
-        let actions = Arc::new(Actions::new(
+        let actions = Arc::new(UseCases::new(
             store.clone(),
             keys,
             composer,
@@ -172,7 +172,7 @@ impl Core {
             outbox_wake.clone(),
             settings,
         ));
-        Ok(Core {
+        Ok(Services {
             actions,
             store,
             templates,
@@ -184,13 +184,13 @@ impl Core {
 
     /// For the moderator's commands: links they cause (a resend) point at the configured
     /// `public_url`, or at `listen` when none is set.
-    pub async fn for_moderator(config: &Config) -> anyhow::Result<Core> {
-        Core::open(config, Arc::new(SystemClock), &format!("http://{}", config.listen)).await
+    pub async fn for_moderator(config: &Config) -> anyhow::Result<Services> {
+        Services::open(config, Arc::new(SystemClock), &format!("http://{}", config.listen)).await
     }
 }
 
 /// Applies `purge_after_days` at start and then hourly, until shutdown.
-async fn retention(actions: Arc<Actions>, mut stop: watch::Receiver<bool>) {
+async fn retention(actions: Arc<UseCases>, mut stop: watch::Receiver<bool>) {
     loop {
         if let Err(e) = actions.purge_expired().await {
             tracing::warn!(error = %e, "retention: purge failed; will try again in an hour");

@@ -2,7 +2,7 @@
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicI64, Ordering};
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 pub trait Clock: Send + Sync + 'static {
     /// Seconds since the unix epoch.
@@ -45,3 +45,22 @@ impl Clock for ManualClock {
 }
 
 pub type SharedClock = Arc<dyn Clock>;
+
+/// `Thu, 26 Nov 2026 08:00:00 GMT`: unambiguous for visitors in any time zone.
+pub fn human_time(unix: i64) -> String {
+    // httpdate panics past the year 9999 (a mistyped lifetime could get there).
+    const LAST_SECOND_OF_9999: i64 = 253_402_300_799;
+    httpdate::fmt_http_date(UNIX_EPOCH + Duration::from_secs(unix.clamp(0, LAST_SECOND_OF_9999) as u64))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::human_time;
+
+    #[test]
+    fn human_time_is_an_http_date_and_never_panics() {
+        assert_eq!(human_time(1_795_000_000), "Wed, 18 Nov 2026 11:06:40 GMT");
+        assert_eq!(human_time(-5), "Thu, 01 Jan 1970 00:00:00 GMT");
+        assert_eq!(human_time(i64::MAX), "Fri, 31 Dec 9999 23:59:59 GMT");
+    }
+}

@@ -10,7 +10,7 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
-use crate::app::{Application, Core, shutdown_signal};
+use crate::app::{Server, Services, shutdown_signal};
 use crate::config::{Config, MailTarget};
 use crate::domain::{MessageId, Status};
 
@@ -172,17 +172,17 @@ pub fn run() -> ExitCode {
                 println!("{config:#?}");
                 Ok(ExitCode::SUCCESS)
             }
-            Command::Tui { actor: a } => ok(crate::tui::run(Core::for_moderator(&config).await?, actor(a)).await),
+            Command::Tui { actor: a } => ok(crate::tui::run(Services::for_moderator(&config).await?, actor(a)).await),
             Command::List {
                 status,
                 search,
                 limit,
                 json,
-            } => ok(verbs::list(&Core::for_moderator(&config).await?, status, search, limit, json).await),
-            Command::Show { id, json } => ok(verbs::show(&Core::for_moderator(&config).await?, id, json).await),
+            } => ok(verbs::list(&Services::for_moderator(&config).await?, status, search, limit, json).await),
+            Command::Show { id, json } => ok(verbs::show(&Services::for_moderator(&config).await?, id, json).await),
             Command::Release(t) => {
                 verbs::each(
-                    &Core::for_moderator(&config).await?,
+                    &Services::for_moderator(&config).await?,
                     verbs::Verb::Release,
                     &t.ids,
                     &actor(t.actor),
@@ -191,7 +191,7 @@ pub fn run() -> ExitCode {
             }
             Command::Resend(t) => {
                 verbs::each(
-                    &Core::for_moderator(&config).await?,
+                    &Services::for_moderator(&config).await?,
                     verbs::Verb::Resend,
                     &t.ids,
                     &actor(t.actor),
@@ -200,7 +200,7 @@ pub fn run() -> ExitCode {
             }
             Command::Delete(t) => {
                 verbs::each(
-                    &Core::for_moderator(&config).await?,
+                    &Services::for_moderator(&config).await?,
                     verbs::Verb::Delete,
                     &t.ids,
                     &actor(t.actor),
@@ -209,7 +209,7 @@ pub fn run() -> ExitCode {
             }
             Command::Restore(t) => {
                 verbs::each(
-                    &Core::for_moderator(&config).await?,
+                    &Services::for_moderator(&config).await?,
                     verbs::Verb::Restore,
                     &t.ids,
                     &actor(t.actor),
@@ -218,20 +218,20 @@ pub fn run() -> ExitCode {
             }
             Command::NotSpam(t) => {
                 verbs::each(
-                    &Core::for_moderator(&config).await?,
+                    &Services::for_moderator(&config).await?,
                     verbs::Verb::NotSpam,
                     &t.ids,
                     &actor(t.actor),
                 )
                 .await
             }
-            Command::Suppressed { json } => ok(verbs::suppressed(&Core::for_moderator(&config).await?, json).await),
+            Command::Suppressed { json } => ok(verbs::suppressed(&Services::for_moderator(&config).await?, json).await),
             Command::Unsuppress { email, actor: a } => {
-                verbs::unsuppress(&Core::for_moderator(&config).await?, &email, &actor(a)).await
+                verbs::unsuppress(&Services::for_moderator(&config).await?, &email, &actor(a)).await
             }
-            Command::Purge { actor: a } => ok(verbs::purge(&Core::for_moderator(&config).await?, &actor(a)).await),
+            Command::Purge { actor: a } => ok(verbs::purge(&Services::for_moderator(&config).await?, &actor(a)).await),
             Command::Export { format, status } => {
-                ok(verbs::export(&Core::for_moderator(&config).await?, format, status).await)
+                ok(verbs::export(&Services::for_moderator(&config).await?, format, status).await)
             }
         }
     });
@@ -245,7 +245,7 @@ pub fn run() -> ExitCode {
 }
 
 async fn serve(config: &Config) -> anyhow::Result<()> {
-    let app = Application::build(config).await?;
+    let app = Server::build(config).await?;
     let addr = app.local_addr();
     // Say where everything is: a first run should need no guessing.
     println!("formgate is listening on http://{addr}  (contact form at http://{addr}/)");

@@ -7,8 +7,8 @@ use std::io::{self, Write};
 use serde::Serialize;
 
 use crate::actions::Details;
+use crate::clock::human_time;
 use crate::domain::Message;
-use crate::mail::human_time;
 use crate::store::{MessageSummary, OutboxState};
 use crate::tui::safe::is_unsafe;
 pub use crate::tui::safe::safe;

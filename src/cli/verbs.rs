@@ -4,7 +4,7 @@ use std::io::Write;
 use std::process::ExitCode;
 
 use crate::actions::ActionError;
-use crate::app::Core;
+use crate::app::Services;
 use crate::domain::{MessageId, Status};
 use crate::store::ListQuery;
 
@@ -29,36 +29,39 @@ pub enum ExportFormat {
 /// one line per success on stdout and one per failure on stderr. Exit code 1 if any failed.
 /// A resend or "not spam" whose mail was withheld (suppressed address, a cap) still succeeded:
 /// the line says "…, but no mail: why" and the exit code stays 0.
-pub async fn each(core: &Core, verb: Verb, ids: &[MessageId], actor: &str) -> anyhow::Result<ExitCode> {
+pub async fn each(services: &Services, verb: Verb, ids: &[MessageId], actor: &str) -> anyhow::Result<ExitCode> {
     let mut failed = false;
     for &id in ids {
-        let outcome: Result<String, ActionError> =
-            match verb {
-                Verb::Release => core.actions.release(id, actor).await.map(|r| {
-                    match (&core.actions.settings().staff_inbox, r.mailed) {
-                        (Some(inbox), true) => format!("released #{id}: queued for {inbox}"),
-                        _ => format!("released #{id} (no staff_inbox configured: marked released, not mailed)"),
-                    }
-                }),
-                Verb::Resend => core.actions.resend(id, actor).await.map(|r| match r.why_no_mail() {
-                    None => format!("resent the verification of #{id}"),
-                    Some(why) => format!("resend of #{id} recorded, but no mail: {why}"),
-                }),
-                Verb::Delete => core
-                    .actions
-                    .delete(id, actor)
-                    .await
-                    .map(|()| format!("moved #{id} to the trash")),
-                Verb::Restore => core
-                    .actions
-                    .restore(id, actor)
-                    .await
-                    .map(|s| format!("restored #{id} to {s}")),
-                Verb::NotSpam => core.actions.not_spam(id, actor).await.map(|r| match r.why_no_mail() {
+        let outcome: Result<String, ActionError> = match verb {
+            Verb::Release => services.actions.release(id, actor).await.map(|r| {
+                match (&services.actions.settings().staff_inbox, r.mailed) {
+                    (Some(inbox), true) => format!("released #{id}: queued for {inbox}"),
+                    _ => format!("released #{id} (no staff_inbox configured: marked released, not mailed)"),
+                }
+            }),
+            Verb::Resend => services.actions.resend(id, actor).await.map(|r| match r.why_no_mail() {
+                None => format!("resent the verification of #{id}"),
+                Some(why) => format!("resend of #{id} recorded, but no mail: {why}"),
+            }),
+            Verb::Delete => services
+                .actions
+                .delete(id, actor)
+                .await
+                .map(|()| format!("moved #{id} to the trash")),
+            Verb::Restore => services
+                .actions
+                .restore(id, actor)
+                .await
+                .map(|s| format!("restored #{id} to {s}")),
+            Verb::NotSpam => services
+                .actions
+                .not_spam(id, actor)
+                .await
+                .map(|r| match r.why_no_mail() {
                     None => format!("#{id} is not spam: pending, verification mail queued"),
                     Some(why) => format!("#{id} is not spam: pending, but no mail: {why}"),
                 }),
-            };
+        };
         match outcome {
             Ok(line) => println!("{line}"),
             Err(e) => {
@@ -71,13 +74,13 @@ pub async fn each(core: &Core, verb: Verb, ids: &[MessageId], actor: &str) -> an
 }
 
 pub async fn list(
-    core: &Core,
+    services: &Services,
     status: Option<Status>,
     search: Option<String>,
     limit: i64,
     json: bool,
 ) -> anyhow::Result<()> {
-    let rows = core
+    let rows = services
         .store
         .list(&ListQuery {
             status,
@@ -90,13 +93,13 @@ pub async fn list(
     if json {
         writeln!(out, "{}", output::json(&rows)?)?;
     } else {
-        output::table(&mut out, &rows, core.actions.now())?;
+        output::table(&mut out, &rows, services.actions.now())?;
     }
     Ok(())
 }
 
-pub async fn show(core: &Core, id: MessageId, json: bool) -> anyhow::Result<()> {
-    let details = core.actions.details(id).await?;
+pub async fn show(services: &Services, id: MessageId, json: bool) -> anyhow::Result<()> {
+    let details = services.actions.details(id).await?;
     let mut out = std::io::stdout().lock();
     if json {
         writeln!(out, "{}", output::json(&details)?)?;
@@ -107,8 +110,8 @@ pub async fn show(core: &Core, id: MessageId, json: bool) -> anyhow::Result<()> 
 }
 
 /// `formgate suppressed [--json]`.
-pub async fn suppressed(core: &Core, json: bool) -> anyhow::Result<()> {
-    let rows = core.actions.suppressed().await?;
+pub async fn suppressed(services: &Services, json: bool) -> anyhow::Result<()> {
+    let rows = services.actions.suppressed().await?;
     let mut out = std::io::stdout().lock();
     if json {
         writeln!(out, "{}", output::json(&rows)?)?;
@@ -122,7 +125,7 @@ pub async fn suppressed(core: &Core, json: bool) -> anyhow::Result<()> {
             out,
             "{}  since {}  {}",
             output::safe(&r.address),
-            crate::mail::human_time(r.created_at),
+            crate::clock::human_time(r.created_at),
             output::safe(&r.reason)
         )?;
     }
@@ -130,8 +133,8 @@ pub async fn suppressed(core: &Core, json: bool) -> anyhow::Result<()> {
 }
 
 /// `formgate unsuppress EMAIL`: exit 1 if the address was not suppressed.
-pub async fn unsuppress(core: &Core, email: &str, actor: &str) -> anyhow::Result<ExitCode> {
-    if core.actions.unsuppress(email, actor).await? {
+pub async fn unsuppress(services: &Services, email: &str, actor: &str) -> anyhow::Result<ExitCode> {
+    if services.actions.unsuppress(email, actor).await? {
         println!("{}: will be mailed again", output::safe(email));
         Ok(ExitCode::SUCCESS)
     } else {
@@ -140,8 +143,8 @@ pub async fn unsuppress(core: &Core, email: &str, actor: &str) -> anyhow::Result
     }
 }
 
-pub async fn purge(core: &Core, actor: &str) -> anyhow::Result<()> {
-    let purged = core.actions.purge_trash(actor).await?;
+pub async fn purge(services: &Services, actor: &str) -> anyhow::Result<()> {
+    let purged = services.actions.purge_trash(actor).await?;
     println!("purged {} message(s) from the trash", purged.trashed);
     Ok(())
 }
@@ -149,7 +152,7 @@ pub async fn purge(core: &Core, actor: &str) -> anyhow::Result<()> {
 /// Pages through every message (keyset pagination, so memory stays flat) with its full text.
 /// JSON escapes terminal controls losslessly; CSV cannot, so CSV written to a terminal (rather
 /// than a file or pipe) shows them escaped.
-pub async fn export(core: &Core, format: ExportFormat, status: Option<Status>) -> anyhow::Result<()> {
+pub async fn export(services: &Services, format: ExportFormat, status: Option<Status>) -> anyhow::Result<()> {
     use std::io::IsTerminal;
     let to_terminal = std::io::stdout().is_terminal();
     if to_terminal && matches!(format, ExportFormat::Csv) {
@@ -165,7 +168,7 @@ pub async fn export(core: &Core, format: ExportFormat, status: Option<Status>) -
         ExportFormat::Json => write!(out, "[")?,
     }
     loop {
-        let page = core
+        let page = services
             .store
             .list(&ListQuery {
                 status,
@@ -178,7 +181,7 @@ pub async fn export(core: &Core, format: ExportFormat, status: Option<Status>) -
         after = Some((last.created_at, last.id));
         for row in &page {
             // The listing carries a preview; the export wants the whole message.
-            let Some(m) = core.store.message(row.id).await? else {
+            let Some(m) = services.store.message(row.id).await? else {
                 continue;
             };
             match format {

@@ -15,6 +15,7 @@ use lettre::message::header::{ContentType, Header, HeaderName, HeaderValue};
 use lettre::message::{Mailbox, MultiPart, SinglePart};
 use minijinja::context;
 
+use crate::clock::human_time;
 use crate::domain::{Message, MessageId};
 use crate::store::{MailBody, MailKind, OutgoingMail};
 use crate::templates::Templates;
@@ -61,13 +62,6 @@ pub enum ComposeError {
     Template(#[from] minijinja::Error),
     #[error("building the mail: {0}")]
     Build(String),
-}
-
-/// `Thu, 26 Nov 2026 08:00:00 GMT`: unambiguous for visitors in any time zone.
-pub fn human_time(unix: i64) -> String {
-    // httpdate panics past the year 9999 (a mistyped lifetime could get there).
-    const LAST_SECOND_OF_9999: i64 = 253_402_300_799;
-    httpdate::fmt_http_date(UNIX_EPOCH + Duration::from_secs(unix.clamp(0, LAST_SECOND_OF_9999) as u64))
 }
 
 impl Composer {
@@ -237,17 +231,5 @@ impl Composer {
                     .singlepart(SinglePart::builder().header(ContentType::TEXT_HTML).body(html)),
             )
             .map_err(|e| ComposeError::Build(e.to_string()))
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::human_time;
-
-    #[test]
-    fn human_time_is_an_http_date_and_never_panics() {
-        assert_eq!(human_time(1_795_000_000), "Wed, 18 Nov 2026 11:06:40 GMT");
-        assert_eq!(human_time(-5), "Thu, 01 Jan 1970 00:00:00 GMT");
-        assert_eq!(human_time(i64::MAX), "Fri, 31 Dec 9999 23:59:59 GMT");
     }
 }

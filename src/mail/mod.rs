@@ -6,7 +6,7 @@ mod outbox;
 mod transport;
 mod verify;
 
-pub use compose::{ComposeError, Composer, VerifyMail, human_time};
+pub use compose::{ComposeError, Composer, VerifyMail};
 pub use outbox::{OutboxConfig, OutboxWorker, retry_delay};
 pub use transport::{SendError, Transport};
 pub use verify::{SUPPRESS_LINK_TTL, VerificationMails};

@@ -170,9 +170,9 @@ pub enum Effect {
         ids: Vec<MessageId>,
     },
     Details(MessageId),
-    /// Read every suppressed address (`Actions::suppressed`).
+    /// Read every suppressed address (`UseCases::suppressed`).
     LoadSuppressed,
-    /// Lift one address's suppression (`Actions::unsuppress`).
+    /// Lift one address's suppression (`UseCases::unsuppress`).
     Unsuppress(String),
     Quit,
 }

@@ -9,7 +9,7 @@ use tokio::task::JoinHandle;
 use tracing::instrument::WithSubscriber;
 
 use super::action::{Action, Effect, LoadRequest, Loaded, Outcome, Report, Verb};
-use crate::actions::Actions;
+use crate::actions::UseCases;
 use crate::domain::MessageId;
 use crate::store::ListQuery;
 
@@ -18,7 +18,7 @@ use crate::store::ListQuery;
 const READ_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// Runs one effect to completion. `Effect::Quit` is the event loop's business: None.
-pub async fn execute(actions: &Actions, actor: &str, effect: Effect) -> Option<Action> {
+pub async fn execute(actions: &UseCases, actor: &str, effect: Effect) -> Option<Action> {
     match effect {
         Effect::Load(request) => Some(load(actions, request).await),
         Effect::Details(id) => {
@@ -52,7 +52,7 @@ pub async fn execute(actions: &Actions, actor: &str, effect: Effect) -> Option<A
 
 /// Runs `effect` on its own task, sending the resulting action to `tx`. The task's logging is
 /// muted: the terminal belongs to the dashboard, and every outcome reaches the status line.
-pub fn spawn(actions: Arc<Actions>, actor: Arc<str>, effect: Effect, tx: UnboundedSender<Action>) -> JoinHandle<()> {
+pub fn spawn(actions: Arc<UseCases>, actor: Arc<str>, effect: Effect, tx: UnboundedSender<Action>) -> JoinHandle<()> {
     tokio::spawn(
         async move {
             if let Some(action) = execute(&actions, &actor, effect).await {
@@ -64,7 +64,7 @@ pub fn spawn(actions: Arc<Actions>, actor: Arc<str>, effect: Effect, tx: Unbound
     )
 }
 
-async fn load(actions: &Actions, request: LoadRequest) -> Action {
+async fn load(actions: &UseCases, request: LoadRequest) -> Action {
     let store = actions.store();
     let query = ListQuery {
         status: Some(request.tab.status()),
@@ -111,7 +111,7 @@ async fn load(actions: &Actions, request: LoadRequest) -> Action {
 /// One message after another, so "3 released, 1 failed" reports each in order. A verb is not
 /// cut short by a timeout: it is a transaction that either happens or not, and the moderator
 /// must learn which.
-async fn run(actions: &Actions, actor: &str, verb: Verb, ids: Vec<MessageId>) -> Report {
+async fn run(actions: &UseCases, actor: &str, verb: Verb, ids: Vec<MessageId>) -> Report {
     let mut results = Vec::with_capacity(ids.len());
     for id in ids {
         let result = match verb {

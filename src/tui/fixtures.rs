@@ -4,7 +4,7 @@ use crate::actions::Details;
 use crate::domain::{Message, MessageId, Status};
 use crate::store::{AuditRecord, MailKind, MailSummary, MessageSummary, OutboxRecord, OutboxState};
 
-use super::state::{App, Tab};
+use super::state::{State, Tab};
 
 /// 2027-01-15 08:00:00 UTC.
 pub const NOW: i64 = 1_800_000_000;
@@ -233,8 +233,8 @@ pub fn counts() -> Vec<(Status, i64)> {
 }
 
 /// An app on `tab` with its fixed rows and counts, as if just loaded.
-pub fn app(tab: Tab) -> App {
-    let mut app = App::new("alice", NOW, 80, 24);
+pub fn app(tab: Tab) -> State {
+    let mut app = State::new("alice", NOW, 80, 24);
     app.tab = tab;
     app.rows = rows(tab);
     app.counts = counts();

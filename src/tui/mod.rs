@@ -1,7 +1,7 @@
 //! `formgate tui`: the moderators' dashboard.
 //!
 //! ```text
-//! key ──keymap──▶ Action ──update──▶ App (+ Effect) ──effects (tokio)──▶ Action ─▶ …
+//! key ──keymap──▶ Action ──update──▶ State (+ Effect) ──effects (tokio)──▶ Action ─▶ …
 //!                                     └──view (pure) ──▶ terminal
 //! ```
 //!
@@ -36,9 +36,9 @@ use ratatui::crossterm::{cursor, execute, terminal};
 use tokio::sync::mpsc;
 use tracing::instrument::WithSubscriber;
 
-use crate::app::Core;
+use crate::app::Services;
 use action::{Action, Effect};
-use state::App;
+use state::State;
 
 /// How often counts and the rows on screen are read again.
 /// The least time between two refreshes caused by pushed changes.
@@ -49,11 +49,11 @@ const DRAIN: Duration = Duration::from_secs(10);
 
 /// Runs the dashboard until the moderator quits, the terminal goes away, or SIGTERM/SIGHUP.
 /// `actor` is the name the audit trail records.
-pub async fn run(core: Core, actor: String) -> anyhow::Result<()> {
+pub async fn run(services: Services, actor: String) -> anyhow::Result<()> {
     if !std::io::stdout().is_terminal() {
         anyhow::bail!("formgate tui needs a terminal (stdout is not one)");
     }
-    let actions = core.actions.clone();
+    let actions = services.actions.clone();
     let mut screen = Screen::enter().context("setting up the terminal")?;
     // Everything the dashboard does logs nowhere while it owns the terminal: a log line on
     // stderr would be drawn over the screen. Outcomes and errors go to the status line.
@@ -66,11 +66,11 @@ pub async fn run(core: Core, actor: String) -> anyhow::Result<()> {
 
 async fn event_loop(
     terminal: &mut Terminal<CrosstermBackend<Stdout>>,
-    actions: Arc<crate::actions::Actions>,
+    actions: Arc<crate::actions::UseCases>,
     actor: String,
 ) -> anyhow::Result<()> {
     let size = terminal.size().context("reading the terminal size")?;
-    let mut app = App::new(actor.clone(), actions.now(), size.width, size.height);
+    let mut app = State::new(actor.clone(), actions.now(), size.width, size.height);
     let actor: Arc<str> = actor.into();
     let (effect_tx, mut effect_rx) = mpsc::unbounded_channel::<Action>();
     let mut input_rx = spawn_input_thread()?;

@@ -1,4 +1,4 @@
-//! Everything the dashboard shows, as plain data. The view is a pure function of [`App`];
+//! Everything the dashboard shows, as plain data. The view is a pure function of [`State`];
 //! `update` is the only thing that changes it.
 
 use std::collections::BTreeSet;
@@ -113,7 +113,7 @@ pub struct StatusLine {
 /// Rows above and below the table: tab bar, column titles, status line, key hints.
 const CHROME_ROWS: u16 = 4;
 
-pub struct App {
+pub struct State {
     /// Who the audit trail records for this session's actions.
     pub actor: String,
     /// The time ages are computed from; set by ticks, fixed in tests.
@@ -149,9 +149,9 @@ pub struct App {
     pub(super) in_flight: Option<u64>,
 }
 
-impl App {
-    pub fn new(actor: impl Into<String>, now: i64, width: u16, height: u16) -> App {
-        App {
+impl State {
+    pub fn new(actor: impl Into<String>, now: i64, width: u16, height: u16) -> State {
+        State {
             actor: actor.into(),
             now,
             width,

@@ -7,13 +7,13 @@ use ratatui::buffer::Buffer;
 
 use super::action::{Action, Verb};
 use super::fixtures;
-use super::state::{App, Confirm, DetailPane, StatusLine, SuppressedList, Tab, Tone};
+use super::state::{Confirm, DetailPane, State, StatusLine, SuppressedList, Tab, Tone};
 use super::update::update;
 use super::{safe, view};
 use crate::domain::{MessageId, Status};
 use crate::store::SuppressedAddress;
 
-fn screen(app: &App) -> Terminal<TestBackend> {
+fn screen(app: &State) -> Terminal<TestBackend> {
     let mut terminal = Terminal::new(TestBackend::new(app.width, app.height)).unwrap();
     terminal.draw(|frame| view::draw(frame, app)).unwrap();
     terminal

@@ -1,4 +1,4 @@
-//! `update(&mut App, Action) -> Option<Effect>`: the dashboard's whole behaviour, synchronous and
+//! `update(&mut State, Action) -> Option<Effect>`: the dashboard's whole behaviour, synchronous and
 //! free of I/O, so every key can be tested without a terminal or a database.
 //!
 //! Paging: rows are read newest first with keyset pages (`ListQuery::after`), never the whole
@@ -8,7 +8,7 @@
 //! in, and the cursor kept on the message it was on.
 
 use super::action::{Action, Effect, Key, LoadKind, LoadRequest, Loaded, Outcome, Report, Verb, key};
-use super::state::{App, Confirm, DetailPane, Mode, StatusLine, SuppressedList, Tab, Tone};
+use super::state::{Confirm, DetailPane, Mode, State, StatusLine, SuppressedList, Tab, Tone};
 use super::text;
 use crate::domain::{MessageId, Status};
 
@@ -21,7 +21,7 @@ const FOLLOWERS: usize = 64;
 /// A filter is a search box, not a document.
 const MAX_FILTER: usize = 200;
 
-pub fn update(app: &mut App, action: Action) -> Option<Effect> {
+pub fn update(app: &mut State, action: Action) -> Option<Effect> {
     match action {
         Action::Quit => return Some(Effect::Quit),
         Action::Resize(w, h) => {
@@ -97,14 +97,14 @@ pub fn update(app: &mut App, action: Action) -> Option<Effect> {
     }
 }
 
-fn say(app: &mut App, tone: Tone, text: impl Into<String>) {
+fn say(app: &mut State, tone: Tone, text: impl Into<String>) {
     app.status = Some(StatusLine {
         text: text.into(),
         tone,
     });
 }
 
-fn normal_mode(app: &mut App, action: Action) -> Option<Effect> {
+fn normal_mode(app: &mut State, action: Action) -> Option<Effect> {
     let page = app.visible_rows();
     match action {
         Action::Down => move_to(app, app.cursor.saturating_add(1)),
@@ -187,13 +187,13 @@ fn normal_mode(app: &mut App, action: Action) -> Option<Effect> {
     }
 }
 
-fn open_suppressed(app: &mut App) -> Option<Effect> {
+fn open_suppressed(app: &mut State) -> Option<Effect> {
     app.suppressed = Some(SuppressedList::default());
     Some(Effect::LoadSuppressed)
 }
 
 /// The suppressed-addresses overlay: move, lift one (through the dialog), close.
-fn suppressed_mode(app: &mut App, action: Action) -> Option<Effect> {
+fn suppressed_mode(app: &mut State, action: Action) -> Option<Effect> {
     let page = app.body_height().saturating_sub(4).max(1);
     let list = app.suppressed.as_mut()?;
     let last = list.rows.as_ref().map_or(0, |r| r.len().saturating_sub(1));
@@ -221,7 +221,7 @@ fn suppressed_mode(app: &mut App, action: Action) -> Option<Effect> {
     None
 }
 
-fn detail_mode(app: &mut App, action: Action) -> Option<Effect> {
+fn detail_mode(app: &mut State, action: Action) -> Option<Effect> {
     let page = app.body_height().saturating_sub(1).max(1);
     let pane = app.detail.as_mut()?;
     match action {
@@ -252,7 +252,7 @@ fn detail_mode(app: &mut App, action: Action) -> Option<Effect> {
     None
 }
 
-fn filter_mode(app: &mut App, action: Action) -> Option<Effect> {
+fn filter_mode(app: &mut State, action: Action) -> Option<Effect> {
     let input = app.filter_input.as_mut()?;
     match action {
         Action::FilterInput(c) if input.chars().count() < MAX_FILTER => input.push(c),
@@ -279,7 +279,7 @@ fn filter_mode(app: &mut App, action: Action) -> Option<Effect> {
     None
 }
 
-fn confirm_mode(app: &mut App, action: Action) -> Option<Effect> {
+fn confirm_mode(app: &mut State, action: Action) -> Option<Effect> {
     match action {
         Action::Confirm => {
             let c = app.confirm.take()?;
@@ -300,7 +300,7 @@ fn confirm_mode(app: &mut App, action: Action) -> Option<Effect> {
 
 /// A verb on the chosen messages: at once when it is one non-destructive verb on one message,
 /// through the confirm dialog otherwise.
-fn act(app: &mut App, verb: Verb, targets: Vec<(MessageId, Option<Status>)>) -> Option<Effect> {
+fn act(app: &mut State, verb: Verb, targets: Vec<(MessageId, Option<Status>)>) -> Option<Effect> {
     if targets.is_empty() {
         say(app, Tone::Info, text::NOTHING_HERE);
         return None;
@@ -328,12 +328,12 @@ fn act(app: &mut App, verb: Verb, targets: Vec<(MessageId, Option<Status>)>) -> 
     run(app, verb, ids)
 }
 
-fn run(app: &mut App, verb: Verb, ids: Vec<MessageId>) -> Option<Effect> {
+fn run(app: &mut State, verb: Verb, ids: Vec<MessageId>) -> Option<Effect> {
     say(app, Tone::Info, text::running(verb, ids.len()));
     Some(Effect::Run { verb, ids })
 }
 
-fn done(app: &mut App, report: Report) -> Option<Effect> {
+fn done(app: &mut State, report: Report) -> Option<Effect> {
     let failed = report.results.iter().any(|(_, r)| r.is_err());
     let withheld = report.results.iter().any(|(_, r)| {
         matches!(
@@ -359,13 +359,13 @@ fn done(app: &mut App, report: Report) -> Option<Effect> {
     Some(if app.loaded { refresh(app) } else { reset(app) })
 }
 
-fn move_to(app: &mut App, row: usize) -> Option<Effect> {
+fn move_to(app: &mut State, row: usize) -> Option<Effect> {
     app.cursor = row.min(app.rows.len().saturating_sub(1));
     app.offset = app.clamped_offset();
     more_if_near_end(app)
 }
 
-fn switch_tab(app: &mut App, tab: Tab) -> Option<Effect> {
+fn switch_tab(app: &mut State, tab: Tab) -> Option<Effect> {
     if tab == app.tab {
         return None;
     }
@@ -373,14 +373,14 @@ fn switch_tab(app: &mut App, tab: Tab) -> Option<Effect> {
     Some(reset(app))
 }
 
-fn tick(app: &mut App) -> Option<Effect> {
+fn tick(app: &mut State) -> Option<Effect> {
     if app.in_flight.is_some() {
         return None;
     }
     Some(if app.loaded { refresh(app) } else { reset(app) })
 }
 
-fn request(app: &mut App, kind: LoadKind, after: Option<Key>, limit: usize) -> Effect {
+fn request(app: &mut State, kind: LoadKind, after: Option<Key>, limit: usize) -> Effect {
     app.next_req += 1;
     app.in_flight = Some(app.next_req);
     Effect::Load(LoadRequest {
@@ -395,7 +395,7 @@ fn request(app: &mut App, kind: LoadKind, after: Option<Key>, limit: usize) -> E
 }
 
 /// A new tab or filter: start from the top with nothing chosen.
-fn reset(app: &mut App) -> Effect {
+fn reset(app: &mut State) -> Effect {
     app.rows.clear();
     app.selected.clear();
     app.loaded = false;
@@ -406,14 +406,14 @@ fn reset(app: &mut App) -> Effect {
 }
 
 /// The rows on screen, read again from the row above the first one shown.
-fn refresh(app: &mut App) -> Effect {
+fn refresh(app: &mut State) -> Effect {
     app.offset = app.clamped_offset();
     let after = app.offset.checked_sub(1).and_then(|i| app.rows.get(i)).map(key);
     let limit = app.visible_rows() + REFRESH_MARGIN;
     request(app, LoadKind::Refresh, after, limit)
 }
 
-fn more_if_near_end(app: &mut App) -> Option<Effect> {
+fn more_if_near_end(app: &mut State) -> Option<Effect> {
     let near_end = app.cursor + app.visible_rows() >= app.rows.len();
     if !(app.more && app.loaded && near_end && app.in_flight.is_none()) {
         return None;
@@ -422,7 +422,7 @@ fn more_if_near_end(app: &mut App) -> Option<Effect> {
     Some(request(app, LoadKind::More, after, PAGE as usize))
 }
 
-fn loaded(app: &mut App, l: Loaded) -> Option<Effect> {
+fn loaded(app: &mut State, l: Loaded) -> Option<Effect> {
     if app.in_flight != Some(l.request.req) {
         return None;
     }
@@ -496,7 +496,7 @@ fn loaded(app: &mut App, l: Loaded) -> Option<Effect> {
     more_if_near_end(app)
 }
 
-fn clamp_scroll(app: &mut App) {
+fn clamp_scroll(app: &mut State) {
     let max = super::view::detail::max_scroll(app);
     if let Some(pane) = app.detail.as_mut() {
         pane.scroll = pane.scroll.min(max);
@@ -509,7 +509,7 @@ mod tests {
     use crate::tui::fixtures::{self, NOW};
     use ratatui::crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
 
-    fn press(app: &mut App, keys: &str) -> Vec<Effect> {
+    fn press(app: &mut State, keys: &str) -> Vec<Effect> {
         keys.chars()
             .filter_map(|c| {
                 let code = match c {
@@ -524,18 +524,18 @@ mod tests {
             .collect()
     }
 
-    fn key(app: &mut App, code: KeyCode) -> Option<Effect> {
+    fn key(app: &mut State, code: KeyCode) -> Option<Effect> {
         let action = crate::tui::keymap::action_for(KeyEvent::new(code, KeyModifiers::NONE), app.mode())?;
         update(app, action)
     }
 
-    fn ids(app: &App) -> Vec<i64> {
+    fn ids(app: &State) -> Vec<i64> {
         app.rows.iter().map(|r| r.id.0).collect()
     }
 
     /// An app on `tab` showing `n` rows (ids n..1, newest first), after its first load.
-    fn app_with(tab: Tab, n: i64) -> App {
-        let mut app = App::new("alice", NOW, 80, 24);
+    fn app_with(tab: Tab, n: i64) -> State {
+        let mut app = State::new("alice", NOW, 80, 24);
         app.tab = tab;
         let Some(Effect::Load(req)) = update(&mut app, Action::Tick(NOW)) else {
             panic!("the first tick loads");
@@ -546,7 +546,7 @@ mod tests {
         app
     }
 
-    fn answer(app: &mut App, request: LoadRequest, rows: Vec<crate::store::MessageSummary>) -> Option<Effect> {
+    fn answer(app: &mut State, request: LoadRequest, rows: Vec<crate::store::MessageSummary>) -> Option<Effect> {
         let counts = vec![(request.tab.status(), rows.len() as i64)];
         update(
             app,
@@ -975,7 +975,7 @@ mod tests {
 
     #[test]
     fn pages_load_when_the_cursor_nears_the_end_and_refresh_reads_only_the_screen() {
-        let mut app = App::new("alice", NOW, 80, 24);
+        let mut app = State::new("alice", NOW, 80, 24);
         app.tab = Tab::Released;
         let req = load(update(&mut app, Action::Tick(NOW)));
         assert!(

@@ -10,12 +10,12 @@ use axum::routing::{get, post};
 use serde::Deserialize;
 
 use super::edge::ClientIp;
-use super::{AppState, MAX_BODY, wants_json};
+use super::{MAX_BODY, WebState, wants_json};
 use crate::actions::ActionError;
 use crate::domain::{ContactForm, FieldErrors, NewMessage};
 use crate::templates::STYLESHEET;
 
-pub fn router() -> Router<AppState> {
+pub fn router() -> Router<WebState> {
     Router::new()
         .route("/", get(form_page))
         .route("/contact", get(form_page).post(submit))
@@ -26,11 +26,11 @@ pub fn router() -> Router<AppState> {
         .route("/assets/formgate.css", get(stylesheet))
 }
 
-async fn form_page(State(state): State<AppState>) -> Response {
+async fn form_page(State(state): State<WebState>) -> Response {
     render_form(&state, StatusCode::OK, &ContactForm::default(), &FieldErrors::new())
 }
 
-fn render_form(state: &AppState, status: StatusCode, form: &ContactForm, errors: &FieldErrors) -> Response {
+fn render_form(state: &WebState, status: StatusCode, form: &ContactForm, errors: &FieldErrors) -> Response {
     // The time trap: a re-shown form keeps the token it was first served with.
     let form_token = form.form_token.clone().unwrap_or_else(|| state.actions.form_token());
     state.page(status, "form", minijinja::context! { form, errors, form_token })
@@ -58,7 +58,7 @@ enum BodyError {
 
 /// Reads at most [`MAX_BODY`] bytes and decodes them by content type.
 async fn read_body<T: serde::de::DeserializeOwned>(
-    state: &AppState,
+    state: &WebState,
     headers: &HeaderMap,
     body: Body,
 ) -> Result<T, BodyError> {
@@ -109,7 +109,7 @@ fn strict_utf8_form(bytes: &[u8]) -> Result<(), BodyError> {
     Ok(())
 }
 
-fn body_error(state: &AppState, e: BodyError, json: bool) -> Response {
+fn body_error(state: &WebState, e: BodyError, json: bool) -> Response {
     let (status, message) = match e {
         BodyError::TooLarge => (
             StatusCode::PAYLOAD_TOO_LARGE,
@@ -132,7 +132,7 @@ fn body_error(state: &AppState, e: BodyError, json: bool) -> Response {
     }
 }
 
-async fn submit(State(state): State<AppState>, req: Request) -> Response {
+async fn submit(State(state): State<WebState>, req: Request) -> Response {
     let (parts, body) = req.into_parts();
     let json = wants_json(&parts.headers);
     let form: ContactForm = match read_body(&state, &parts.headers, body).await {
@@ -182,7 +182,7 @@ struct SentQuery {
     resent: Option<String>,
 }
 
-async fn sent_page(State(state): State<AppState>, Query(q): Query<SentQuery>) -> Response {
+async fn sent_page(State(state): State<WebState>, Query(q): Query<SentQuery>) -> Response {
     let notice = q
         .resent
         .is_some()
@@ -194,7 +194,7 @@ async fn sent_page(State(state): State<AppState>, Query(q): Query<SentQuery>) ->
     )
 }
 
-async fn confirmed_page(State(state): State<AppState>) -> Response {
+async fn confirmed_page(State(state): State<WebState>) -> Response {
     state.page(StatusCode::OK, "confirmed", ())
 }
 
@@ -206,7 +206,7 @@ struct CodeForm {
     code: String,
 }
 
-async fn code(State(state): State<AppState>, req: Request) -> Response {
+async fn code(State(state): State<WebState>, req: Request) -> Response {
     let (parts, body) = req.into_parts();
     let json = wants_json(&parts.headers);
     let f: CodeForm = match read_body(&state, &parts.headers, body).await {
@@ -236,7 +236,7 @@ struct ResendForm {
     receipt: String,
 }
 
-async fn resend(State(state): State<AppState>, req: Request) -> Response {
+async fn resend(State(state): State<WebState>, req: Request) -> Response {
     let (parts, body) = req.into_parts();
     let json = wants_json(&parts.headers);
     let f: ResendForm = match read_body(&state, &parts.headers, body).await {

@@ -2,7 +2,6 @@
 //! from trusted proxies), where a browser post comes from (Origin allowlist and CORS), and how often
 //! one client may post (fixed-window counters in the database, so every instance shares them).
 
-use std::fmt;
 use std::net::{IpAddr, Ipv6Addr, SocketAddr};
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::time::Duration;
@@ -12,97 +11,8 @@ use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 
-use super::{AppState, wants_json};
-use crate::config::Config;
-
-/// An address block from `trusted_proxies`: `10.0.0.0/8`, `::1`, `fd00::/8`.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct IpNet {
-    addr: IpAddr,
-    prefix: u8,
-}
-
-impl IpNet {
-    pub fn parse(s: &str) -> Result<Self, String> {
-        let s = s.trim();
-        let (addr, prefix) = match s.split_once('/') {
-            Some((a, p)) => (a, Some(p)),
-            None => (s, None),
-        };
-        let addr: IpAddr = addr
-            .parse()
-            .map_err(|_| format!("`{s}` is not an IP address or CIDR block; write e.g. 10.0.0.1 or 10.0.0.0/8"))?;
-        let max = if addr.is_ipv4() { 32 } else { 128 };
-        let prefix = match prefix {
-            None => max,
-            Some(p) => match p.parse::<u8>() {
-                Ok(n) if n <= max => n,
-                _ => return Err(format!("`{s}`: the prefix length must be a number from 0 to {max}")),
-            },
-        };
-        Ok(Self { addr, prefix })
-    }
-
-    pub fn contains(&self, ip: IpAddr) -> bool {
-        match (self.addr, ip.to_canonical()) {
-            (IpAddr::V4(net), IpAddr::V4(ip)) => {
-                mask(u32::from(net).into(), 32, self.prefix) == mask(u32::from(ip).into(), 32, self.prefix)
-            }
-            (IpAddr::V6(net), IpAddr::V6(ip)) => {
-                mask(u128::from(net), 128, self.prefix) == mask(u128::from(ip), 128, self.prefix)
-            }
-            _ => false,
-        }
-    }
-}
-
-impl fmt::Display for IpNet {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}/{}", self.addr, self.prefix)
-    }
-}
-
-/// The top `prefix` bits of a `width`-bit address.
-fn mask(bits: u128, width: u32, prefix: u8) -> u128 {
-    if prefix == 0 {
-        return 0;
-    }
-    let keep = u128::MAX << (width - u32::from(prefix));
-    bits & keep & (u128::MAX >> (128 - width))
-}
-
-/// `5/10m`: at most 5 requests per client in each 10-minute window. `0` turns the limit off.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct RateLimit {
-    pub max: i64,
-    pub window_secs: i64,
-}
-
-impl RateLimit {
-    pub fn parse(s: &str) -> Result<Option<Self>, String> {
-        let s = s.trim();
-        if s == "0" || s.eq_ignore_ascii_case("off") {
-            return Ok(None);
-        }
-        let bad = || format!("`{s}` is not a rate limit; write e.g. 5/10m (5 requests per 10 minutes), or 0 for none");
-        let (max, window) = s.split_once('/').ok_or_else(bad)?;
-        let max: i64 = max.trim().parse().map_err(|_| bad())?;
-        let window = crate::config::parse_duration(window).map_err(|_| bad())?;
-        if max <= 0 || window.is_zero() {
-            return Err(bad());
-        }
-        Ok(Some(Self {
-            max,
-            window_secs: window.as_secs() as i64,
-        }))
-    }
-}
-
-impl fmt::Display for RateLimit {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}/{}s", self.max, self.window_secs)
-    }
-}
+use super::{WebState, wants_json};
+use crate::config::{Config, IpNet, RateLimit};
 
 /// The client's address as formgate believes it; set by [`guard`] on the routes it covers.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -250,7 +160,7 @@ fn same_origin(origin: &str, own: Option<&str>, host: Option<&str>) -> bool {
 }
 
 /// Runs on every route; acts on the posts that change something (and their CORS preflights).
-pub async fn guard(State(state): State<AppState>, mut req: Request, next: Next) -> Response {
+pub async fn guard(State(state): State<WebState>, mut req: Request, next: Next) -> Response {
     let route = req
         .extensions()
         .get::<MatchedPath>()
@@ -333,7 +243,7 @@ pub async fn guard(State(state): State<AppState>, mut req: Request, next: Next) 
 
 /// Counts this request; Some(seconds until the window ends) when it is one too many. A database
 /// failure lets the request through (the handler will meet the same database and answer 503).
-async fn over_limit(state: &AppState, bucket: &str, limit: RateLimit, ip: IpAddr) -> Option<i64> {
+async fn over_limit(state: &WebState, bucket: &str, limit: RateLimit, ip: IpAddr) -> Option<i64> {
     let now = state.actions.now();
     let window_start = now - now.rem_euclid(limit.window_secs);
     let window_end = window_start + limit.window_secs;
@@ -362,7 +272,7 @@ async fn over_limit(state: &AppState, bucket: &str, limit: RateLimit, ip: IpAddr
     }
 }
 
-fn refuse(state: &AppState, status: StatusCode, title: &str, message: &str, json: bool) -> Response {
+fn refuse(state: &WebState, status: StatusCode, title: &str, message: &str, json: bool) -> Response {
     if json {
         (status, axum::Json(serde_json::json!({ "error": message }))).into_response()
     } else {

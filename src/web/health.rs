@@ -5,13 +5,13 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use axum::routing::get;
 
-use super::AppState;
+use super::WebState;
 
-pub fn router() -> Router<AppState> {
+pub fn router() -> Router<WebState> {
     Router::new().route("/healthz", get(healthz))
 }
 
-async fn healthz(State(state): State<AppState>) -> (StatusCode, &'static str) {
+async fn healthz(State(state): State<WebState>) -> (StatusCode, &'static str) {
     match state.actions.store().ping().await {
         Ok(()) => (StatusCode::OK, "ok\n"),
         Err(e) => {

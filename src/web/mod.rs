@@ -17,7 +17,7 @@ use axum::http::{HeaderValue, header};
 use axum::middleware::{self, Next};
 use axum::response::Response;
 
-use crate::actions::Actions;
+use crate::actions::UseCases;
 use crate::templates::Templates;
 
 pub use respond::wants_json;
@@ -26,21 +26,21 @@ pub use respond::wants_json;
 pub const MAX_BODY: usize = 32 * 1024;
 
 #[derive(Clone)]
-pub struct AppState {
-    pub actions: Arc<Actions>,
+pub struct WebState {
+    pub actions: Arc<UseCases>,
     pub templates: Arc<Templates>,
     pub site_name: Arc<str>,
     /// Client address, origin checks and rate limits (see `edge`).
     pub edge: Arc<edge::Edge>,
 }
 
-impl AppState {
+impl WebState {
     /// Runs a use-case to its end even if the visitor disconnects. axum drops a handler's future
     /// when its connection closes; a write cancelled half-way (sqlx 0.8's `begin` on PostgreSQL is
     /// not cancel-safe) can strand a pooled connection inside an open transaction, whose locks
     /// then block the outbox and a clean shutdown. A spawned task is not cancelled with the
     /// request, and the visitor's write completes (or fails) as a whole.
-    pub async fn run_to_completion<T, Fut>(&self, work: impl FnOnce(Arc<Actions>) -> Fut) -> T
+    pub async fn run_to_completion<T, Fut>(&self, work: impl FnOnce(Arc<UseCases>) -> Fut) -> T
     where
         Fut: std::future::Future<Output = T> + Send + 'static,
         T: Send + 'static,
@@ -54,7 +54,7 @@ impl AppState {
     }
 }
 
-pub fn router(state: AppState) -> Router {
+pub fn router(state: WebState) -> Router {
     Router::new()
         .merge(contact::router())
         .merge(verify::router())

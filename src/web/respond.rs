@@ -4,7 +4,7 @@ use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{Html, IntoResponse, Response};
 use serde::Serialize;
 
-use super::AppState;
+use super::WebState;
 use crate::actions::ActionError;
 
 /// A client wants JSON when it sends JSON or asks for it.
@@ -18,7 +18,7 @@ pub fn wants_json(headers: &HeaderMap) -> bool {
     has(header::CONTENT_TYPE, "application/json") || has(header::ACCEPT, "application/json")
 }
 
-impl AppState {
+impl WebState {
     /// Renders `pages/NAME.html` with the site name added to `ctx`.
     pub fn page<S: Serialize>(&self, status: StatusCode, name: &str, ctx: S) -> Response {
         let ctx = minijinja::context! { site_name => &*self.site_name, ..minijinja::Value::from_serialize(&ctx) };

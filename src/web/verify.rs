@@ -7,24 +7,24 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 
-use super::{AppState, wants_json};
+use super::{WebState, wants_json};
 use crate::actions::LinkView;
 
-pub fn router() -> Router<AppState> {
+pub fn router() -> Router<WebState> {
     Router::new()
         .route("/verify/{token}", get(show).post(confirm))
         .route("/suppress/{token}", get(show_suppress).post(suppress))
 }
 
 /// "I didn't send this": GET shows one button and changes nothing; POST suppresses the address.
-async fn show_suppress(State(state): State<AppState>, Path(token): Path<String>, headers: HeaderMap) -> Response {
+async fn show_suppress(State(state): State<WebState>, Path(token): Path<String>, headers: HeaderMap) -> Response {
     match state.actions.open_suppress_link(&token).await {
         Ok(_) => state.page(StatusCode::OK, "suppress", minijinja::context! { token }),
         Err(e) => state.action_error(e, wants_json(&headers)),
     }
 }
 
-async fn suppress(State(state): State<AppState>, Path(token): Path<String>, headers: HeaderMap) -> Response {
+async fn suppress(State(state): State<WebState>, Path(token): Path<String>, headers: HeaderMap) -> Response {
     let json = wants_json(&headers);
     let t = token.clone();
     match state
@@ -37,7 +37,7 @@ async fn suppress(State(state): State<AppState>, Path(token): Path<String>, head
     }
 }
 
-async fn show(State(state): State<AppState>, Path(token): Path<String>, headers: HeaderMap) -> Response {
+async fn show(State(state): State<WebState>, Path(token): Path<String>, headers: HeaderMap) -> Response {
     let t = token.clone();
     match state
         .run_to_completion(move |a| async move { a.open_link(&t).await })
@@ -49,7 +49,7 @@ async fn show(State(state): State<AppState>, Path(token): Path<String>, headers:
     }
 }
 
-async fn confirm(State(state): State<AppState>, Path(token): Path<String>, headers: HeaderMap) -> Response {
+async fn confirm(State(state): State<WebState>, Path(token): Path<String>, headers: HeaderMap) -> Response {
     let json = wants_json(&headers);
     let t = token.clone();
     match state

@@ -5,7 +5,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use formgate::app::Core;
+use formgate::app::Services;
 use formgate::config::{MailTarget, SmtpUrl};
 use formgate::domain::{MessageId, Status};
 
@@ -47,10 +47,10 @@ async fn landing_page(app: &TestApp, res: reqwest::Response) -> (u16, String) {
     (status, page.replace(receipt, "RECEIPT"))
 }
 
-async fn moderator(app: &TestApp) -> Core {
-    Core::open(&app.config, Arc::new(app.clock.clone()), "http://127.0.0.1:8080")
+async fn moderator(app: &TestApp) -> Services {
+    Services::open(&app.config, Arc::new(app.clock.clone()), "http://127.0.0.1:8080")
         .await
-        .expect("moderator core")
+        .expect("moderator services")
 }
 
 /// Lets the outbox worker send whatever it would, then counts what arrived.
@@ -97,8 +97,8 @@ async fn fifty_posts_naming_one_address_send_exactly_one_mail(backend: Backend) 
     assert_eq!(settled_mail_count(&app).await, 1);
 
     // A moderator's explicit resend goes out, and is audited.
-    let core = moderator(&app).await;
-    let resent = core.actions.resend(MessageId(2), "moderator:ann").await.unwrap();
+    let services = moderator(&app).await;
+    let resent = services.actions.resend(MessageId(2), "moderator:ann").await.unwrap();
     assert!(resent.queued(), "{resent:?}");
     let mail = app.mail(2).await;
     assert_eq!(mail.header("To").as_deref(), Some("victim@example.org"));
@@ -167,8 +167,8 @@ async fn i_didnt_send_this_suppresses_the_address_until_a_moderator_lifts_it(bac
     // Later posts naming the address (in any case) are stored but never mailed; same page.
     let res = app.submit("Stranger@Example.org").await;
     assert_eq!(res.status(), 303);
-    let core = moderator(&app).await;
-    let resent = core.actions.resend(MessageId(2), "moderator:ann").await.unwrap();
+    let services = moderator(&app).await;
+    let resent = services.actions.resend(MessageId(2), "moderator:ann").await.unwrap();
     assert_eq!(
         resent.why_no_mail().as_deref(),
         Some("the address is suppressed"),
@@ -189,13 +189,14 @@ async fn i_didnt_send_this_suppresses_the_address_until_a_moderator_lifts_it(bac
 
     // The moderator lifts it: mail flows again.
     assert!(
-        core.actions
+        services
+            .actions
             .unsuppress("STRANGER@example.org", "moderator:ann")
             .await
             .unwrap()
     );
     assert!(
-        !core
+        !services
             .actions
             .unsuppress("stranger@example.org", "moderator:ann")
             .await
@@ -266,13 +267,13 @@ async fn bots_are_stored_as_spam_unmailed_and_told_nothing_and_not_spam_mails_th
     assert_eq!(settled_mail_count(&app).await, 3, "no bot got a mail");
 
     // "Not spam": back to pending, and its verification mail goes out.
-    let core = moderator(&app).await;
-    core.actions.not_spam(MessageId(2), "moderator:ann").await.unwrap();
+    let services = moderator(&app).await;
+    services.actions.not_spam(MessageId(2), "moderator:ann").await.unwrap();
     assert_eq!(app.message(MessageId(2)).await.status, Status::Pending);
     let mail = app.mail(4).await;
     assert_eq!(mail.header("To").as_deref(), Some("bot1@example.org"));
     assert!(
-        core.actions.not_spam(MessageId(6), "moderator:ann").await.is_err(),
+        services.actions.not_spam(MessageId(6), "moderator:ann").await.is_err(),
         "only spam"
     );
     app.stop().await;

@@ -5,7 +5,7 @@ use std::process::{Command, Output};
 use std::sync::Arc;
 use std::time::Duration;
 
-use formgate::app::Core;
+use formgate::app::Services;
 use formgate::clock::SystemClock;
 use formgate::config::{Config, MailTarget, SmtpUrl};
 use formgate::domain::{ContactForm, MessageId, NewMessage, Status};
@@ -19,7 +19,7 @@ const KEY: &str = "cli-test-key-0123456789-0123456789-0123456789";
 struct Fixture {
     _dir: tempfile::TempDir,
     db: String,
-    core: Core,
+    services: Services,
     config: Config,
 }
 
@@ -31,13 +31,13 @@ impl Fixture {
         config.keys = formgate::config::KeySource::Inline(vec![formgate::config::Secret(KEY.into())]);
         config.staff_inbox = Some("Team <team@example.org>".parse().unwrap());
         config.mail_from = "Example Forms <forms@example.org>".parse().unwrap();
-        let core = Core::open(&config, Arc::new(SystemClock), "http://127.0.0.1:8080")
+        let services = Services::open(&config, Arc::new(SystemClock), "http://127.0.0.1:8080")
             .await
             .unwrap();
         Fixture {
             _dir: dir,
             db,
-            core,
+            services,
             config,
         }
     }
@@ -52,9 +52,9 @@ impl Fixture {
             ..Default::default()
         };
         let new = NewMessage::parse(&form, Some("198.51.100.7".into()), Some("Mozilla/5.0".into())).unwrap();
-        let id = self.core.actions.submit(new).await.unwrap().id;
+        let id = self.services.actions.submit(new).await.unwrap().id;
         if verified {
-            let m = self.core.store.message(id).await.unwrap().unwrap();
+            let m = self.services.store.message(id).await.unwrap().unwrap();
             let change = Change {
                 id,
                 from: Status::Pending,
@@ -71,14 +71,14 @@ impl Fixture {
                 },
                 mail: None,
             };
-            assert!(self.core.store.apply(&change).await.unwrap());
+            assert!(self.services.store.apply(&change).await.unwrap());
         }
         id
     }
 
     /// How many staff mails were queued for the message.
     async fn release_mails(&self, id: MessageId) -> usize {
-        let outbox = self.core.store.outbox_for_message(id).await.unwrap();
+        let outbox = self.services.store.outbox_for_message(id).await.unwrap();
         outbox.into_iter().filter(|o| o.kind == MailKind::Release).count()
     }
 
@@ -155,17 +155,17 @@ async fn the_verbs_move_messages_through_their_life_and_say_so() {
     let out = f.run(&["resend", &cy.to_string()]);
     assert!(out.status.success(), "{}", stderr(&out));
     assert_eq!(stdout(&out).trim(), format!("resent the verification of #{cy}"));
-    assert_eq!(f.core.store.message(cy).await.unwrap().unwrap().verify_mails, 2);
+    assert_eq!(f.services.store.message(cy).await.unwrap().unwrap().verify_mails, 2);
 
     // A suppressed address: the resend is recorded (exit 0) but says no mail went out.
-    f.core.store.suppress("cy@example.org", 0, "test").await.unwrap();
+    f.services.store.suppress("cy@example.org", 0, "test").await.unwrap();
     let out = f.run(&["resend", &cy.to_string()]);
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
     assert_eq!(
         stdout(&out).trim(),
         format!("resend of #{cy} recorded, but no mail: the address is suppressed")
     );
-    assert_eq!(f.core.store.message(cy).await.unwrap().unwrap().verify_mails, 2);
+    assert_eq!(f.services.store.message(cy).await.unwrap().unwrap().verify_mails, 2);
 
     let out = f.run(&["show", &ada.to_string()]);
     let text = stdout(&out);
@@ -177,7 +177,7 @@ async fn the_verbs_move_messages_through_their_life_and_say_so() {
 
     assert!(f.run(&["delete", &bob.to_string()]).status.success());
     assert_eq!(
-        f.core.store.message(bob).await.unwrap().unwrap().status,
+        f.services.store.message(bob).await.unwrap().unwrap().status,
         Status::Deleted
     );
     let out = f.run(&["restore", &bob.to_string()]);
@@ -193,7 +193,7 @@ async fn the_verbs_move_messages_through_their_life_and_say_so() {
     assert!(stderr(&out).contains("does not exist"));
 
     // Every verb left its actor in the audit trail.
-    let trail = f.core.store.audit_trail(ada).await.unwrap();
+    let trail = f.services.store.audit_trail(ada).await.unwrap();
     let last = trail.last().unwrap();
     assert_eq!((last.actor.as_str(), last.action.as_str()), ("alice", "release"));
     let out = f.run(&["release", "not-a-number"]);
@@ -205,7 +205,10 @@ async fn two_moderators_releasing_at_once_queue_exactly_one_mail() {
     let f = Fixture::new().await;
     // In-process: truly simultaneous calls.
     let id = f.message("Ada", "ada@example.org", "Hello", true).await;
-    let (a, b) = tokio::join!(f.core.actions.release(id, "alice"), f.core.actions.release(id, "bob"));
+    let (a, b) = tokio::join!(
+        f.services.actions.release(id, "alice"),
+        f.services.actions.release(id, "bob")
+    );
     assert_eq!(
         [a.is_ok(), b.is_ok()].iter().filter(|ok| **ok).count(),
         1,
@@ -254,7 +257,7 @@ async fn a_released_message_reaches_the_staff_inbox_with_reply_to_the_visitor() 
             true,
         )
         .await;
-    f.core.actions.release(id, "alice").await.unwrap();
+    f.services.actions.release(id, "alice").await.unwrap();
 
     let smtp = TestSmtp::start().await;
     let transport = Transport::new(
@@ -263,12 +266,12 @@ async fn a_released_message_reaches_the_staff_inbox_with_reply_to_the_visitor() 
     );
     let (stop, stopped) = tokio::sync::watch::channel(false);
     let worker = OutboxWorker::new(
-        f.core.store.clone(),
+        f.services.store.clone(),
         transport,
-        f.core.actions.verification_mails(),
+        f.services.actions.verification_mails(),
         Arc::new(SystemClock),
         OutboxConfig::default(),
-        f.core.outbox_wake.clone(),
+        f.services.outbox_wake.clone(),
     );
     let task = tokio::spawn(worker.run(stopped));
     // The verification mail queued at submit goes out too; find the release.
@@ -335,7 +338,7 @@ async fn suppressed_addresses_and_spam_are_handled_from_the_command_line() {
     assert_eq!(stdout(&out).trim(), "no suppressed addresses");
 
     // An address that asked for no more mail (its reason is visitor-controlled text in part).
-    f.core
+    f.services
         .store
         .suppress("Dee@Example.org", 1_700_000_000, "asked by link \u{1b}[31m")
         .await
@@ -352,7 +355,7 @@ async fn suppressed_addresses_and_spam_are_handled_from_the_command_line() {
     let out = f.run(&["unsuppress", "DEE@example.org", "--as", "alice"]);
     assert!(out.status.success(), "{}", stderr(&out));
     assert_eq!(stdout(&out).trim(), "DEE@example.org: will be mailed again");
-    assert!(f.core.store.suppressed().await.unwrap().is_empty());
+    assert!(f.services.store.suppressed().await.unwrap().is_empty());
     let out = f.run(&["unsuppress", "dee@example.org"]);
     assert_eq!(out.status.code(), Some(1), "not suppressed any more");
     assert_eq!(stderr(&out).trim(), "formgate: dee@example.org was not suppressed");
@@ -366,10 +369,19 @@ async fn suppressed_addresses_and_spam_are_handled_from_the_command_line() {
         ..Default::default()
     };
     let new = NewMessage::parse(&form, None, None).unwrap();
-    let spam = f.core.actions.submit_as(new, Some("honeypot filled")).await.unwrap().id;
-    assert_eq!(f.core.store.message(spam).await.unwrap().unwrap().status, Status::Spam);
+    let spam = f
+        .services
+        .actions
+        .submit_as(new, Some("honeypot filled"))
+        .await
+        .unwrap()
+        .id;
+    assert_eq!(
+        f.services.store.message(spam).await.unwrap().unwrap().status,
+        Status::Spam
+    );
     let verify_mails = |f: &Fixture| {
-        let store = f.core.store.clone();
+        let store = f.services.store.clone();
         async move {
             store
                 .outbox_for_message(spam)
@@ -388,11 +400,11 @@ async fn suppressed_addresses_and_spam_are_handled_from_the_command_line() {
         format!("#{spam} is not spam: pending, verification mail queued")
     );
     assert_eq!(
-        f.core.store.message(spam).await.unwrap().unwrap().status,
+        f.services.store.message(spam).await.unwrap().unwrap().status,
         Status::Pending
     );
     assert_eq!(verify_mails(&f).await, 1);
-    let trail = f.core.store.audit_trail(spam).await.unwrap();
+    let trail = f.services.store.audit_trail(spam).await.unwrap();
     assert_eq!(trail.last().unwrap().actor, "alice");
     let out = f.run(&["not-spam", &spam.to_string()]);
     assert_eq!(out.status.code(), Some(1), "only spam can be not spam");

@@ -4,9 +4,9 @@
 
 use std::time::{Duration, Instant};
 
+use formgate::config::RateLimit;
 use formgate::config::{Config, MailTarget};
 use formgate::domain::MessageId;
-use formgate::web::edge::RateLimit;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
@@ -128,7 +128,7 @@ async fn a_spoofed_forwarded_for_from_an_untrusted_peer_changes_nothing(backend:
 async fn behind_a_trusted_proxy_the_forwarded_address_is_the_client(backend: Backend) {
     let Some(app) = spawn(backend, |c| {
         c.rate_limit_contact = limit("1/10m");
-        c.trusted_proxies = vec![formgate::web::edge::IpNet::parse("127.0.0.1").unwrap()];
+        c.trusted_proxies = vec![formgate::config::IpNet::parse("127.0.0.1").unwrap()];
     })
     .await
     else {

@@ -5,8 +5,8 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use formgate::actions::Actions;
-use formgate::app::Core;
+use formgate::actions::UseCases;
+use formgate::app::Services;
 use formgate::clock::{Clock, ManualClock};
 use formgate::config::{Config, MailTarget};
 use formgate::domain::{ContactForm, MessageId, NewMessage, Status};
@@ -14,7 +14,7 @@ use formgate::store::{Audit, Change};
 use formgate::tui::action::{Action, Effect, Verb};
 use formgate::tui::effects::execute;
 use formgate::tui::keymap::action_for;
-use formgate::tui::state::{App, Tab, Tone};
+use formgate::tui::state::{State, Tab, Tone};
 use formgate::tui::update::update;
 use ratatui::crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
 use tempfile::TempDir;
@@ -22,8 +22,8 @@ use tempfile::TempDir;
 const T0: i64 = 1_800_000_000;
 
 struct Dashboard {
-    app: App,
-    actions: Arc<Actions>,
+    app: State,
+    actions: Arc<UseCases>,
     clock: ManualClock,
     dir: TempDir,
 }
@@ -34,12 +34,12 @@ async fn open(staff_inbox: Option<&str>) -> Dashboard {
     let mut config = Config::for_tests(db, MailTarget::Dir(dir.path().join("mail")));
     config.staff_inbox = staff_inbox.map(|s| s.parse().unwrap());
     let clock = ManualClock::new(T0);
-    let core = Core::open(&config, Arc::new(clock.clone()), "http://localhost")
+    let services = Services::open(&config, Arc::new(clock.clone()), "http://localhost")
         .await
         .unwrap();
     Dashboard {
-        app: App::new("alice", T0, 80, 24),
-        actions: core.actions,
+        app: State::new("alice", T0, 80, 24),
+        actions: services.actions,
         clock,
         dir,
     }

@@ -6,7 +6,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use formgate::app::Application;
+use formgate::app::Server;
 use formgate::clock::ManualClock;
 use formgate::config::{Config, MailTarget, SmtpUrl};
 use formgate::domain::{Message, MessageId};
@@ -158,7 +158,7 @@ impl TestApp {
             poll: Duration::from_millis(100),
             handover: opts.handover,
         };
-        let app = Application::build_with(&config, Arc::new(clock.clone()), outbox)
+        let app = Server::build_with(&config, Arc::new(clock.clone()), outbox)
             .await
             .expect("app builds");
         let addr = app.local_addr();

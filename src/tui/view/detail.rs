@@ -11,13 +11,13 @@ use crate::actions::Details;
 use crate::domain::{MessageId, Status};
 use crate::store::OutboxState;
 use crate::tui::safe::{display_safe, safe, safe_lines};
-use crate::tui::state::App;
+use crate::tui::state::State;
 use crate::tui::text;
 
 /// Indent of values under a label ("  User agent    …").
 const LABEL: usize = 14;
 
-pub fn render(app: &App, area: Rect, buf: &mut Buffer) {
+pub fn render(app: &State, area: Rect, buf: &mut Buffer) {
     let Some(pane) = &app.detail else { return };
     if area.is_empty() {
         return;
@@ -57,7 +57,7 @@ pub fn render(app: &App, area: Rect, buf: &mut Buffer) {
 }
 
 /// How far the pane can scroll (`update` clamps with it).
-pub fn max_scroll(app: &App) -> usize {
+pub fn max_scroll(app: &State) -> usize {
     let Some(details) = app.detail.as_ref().and_then(|p| p.details.as_ref()) else {
         return 0;
     };
@@ -66,7 +66,7 @@ pub fn max_scroll(app: &App) -> usize {
     (lines(details, app.width as usize, app.now).len() + error_line).saturating_sub(rows)
 }
 
-fn header(app: &App, id: MessageId, details: Option<&Details>) -> Line<'static> {
+fn header(app: &State, id: MessageId, details: Option<&Details>) -> Line<'static> {
     let (status, name, email) = match details {
         Some(d) => (
             Some(d.message.status),

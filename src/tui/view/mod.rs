@@ -1,4 +1,4 @@
-//! Drawing: a pure function of [`App`] that never waits. One file per panel; each gets its area
+//! Drawing: a pure function of [`State`] that never waits. One file per panel; each gets its area
 //! and the buffer. Text from the database goes through `safe::display_safe` (via the helpers
 //! here) before it reaches a cell.
 
@@ -19,15 +19,15 @@ use ratatui::style::{Color, Modifier, Style};
 use ratatui::text::Span;
 use ratatui::widgets::Widget;
 
-use super::state::App;
+use super::state::State;
 use super::text;
 use crate::store::{MailSummary, OutboxState};
 
-pub fn draw(frame: &mut Frame, app: &App) {
+pub fn draw(frame: &mut Frame, app: &State) {
     frame.render_widget(app, frame.area());
 }
 
-impl Widget for &App {
+impl Widget for &State {
     fn render(self, area: Rect, buf: &mut Buffer) {
         let banner = u16::from(self.db_down);
         let [tabs_area, banner_area, body, status_area, hint_area] = Layout::vertical([

@@ -8,10 +8,10 @@ use ratatui::text::{Line, Span};
 
 use super::{cell, dim, error, fit, success, width};
 use crate::tui::safe::safe;
-use crate::tui::state::{App, Mode, Tone};
+use crate::tui::state::{Mode, State, Tone};
 use crate::tui::text;
 
-pub fn render(app: &App, status: Rect, hint: Rect, buf: &mut Buffer) {
+pub fn render(app: &State, status: Rect, hint: Rect, buf: &mut Buffer) {
     if status.is_empty() || hint.is_empty() {
         return;
     }
@@ -58,7 +58,7 @@ pub fn render(app: &App, status: Rect, hint: Rect, buf: &mut Buffer) {
 }
 
 /// `3/12`: the cursor's row and how many there are (`42/100+` when a filter hides the total).
-fn position(app: &App) -> String {
+fn position(app: &State) -> String {
     if app.rows.is_empty() || app.detail.is_some() {
         return String::new();
     }

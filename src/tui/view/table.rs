@@ -8,14 +8,14 @@ use ratatui::text::{Line, Span};
 use super::{age, cell, cell_right, dim, fit, mail_state, warn};
 use crate::store::MessageSummary;
 use crate::tui::safe::{display_safe, safe_lines};
-use crate::tui::state::App;
+use crate::tui::state::State;
 use crate::tui::text;
 
 const SPACING: usize = 1;
 
 /// Column widths for a table `cols` wide: fixed marks, id, age and mail; the rest shared 3:4:5
 /// by name, email and subject.
-fn widths(app: &App, cols: usize) -> [usize; 7] {
+fn widths(app: &State, cols: usize) -> [usize; 7] {
     let id = app
         .rows
         .iter()
@@ -33,7 +33,7 @@ fn widths(app: &App, cols: usize) -> [usize; 7] {
     [3, id, 4, name, email, flex - name - email, mail]
 }
 
-pub fn render(app: &App, area: Rect, buf: &mut Buffer) {
+pub fn render(app: &State, area: Rect, buf: &mut Buffer) {
     if area.is_empty() {
         return;
     }
@@ -89,7 +89,7 @@ pub fn render(app: &App, area: Rect, buf: &mut Buffer) {
     }
 }
 
-fn cells(app: &App, row: &MessageSummary, cursor: bool, selected: bool, w: &[usize; 7]) -> Vec<Span<'static>> {
+fn cells(app: &State, row: &MessageSummary, cursor: bool, selected: bool, w: &[usize; 7]) -> Vec<Span<'static>> {
     let (name, f1) = display_safe(&row.name);
     let (email, f2) = display_safe(&row.email);
     let (subject, f3) = row

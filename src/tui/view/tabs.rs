@@ -7,10 +7,10 @@ use ratatui::text::{Line, Span};
 
 use super::{bold, dim, fit, warn};
 use crate::tui::safe::safe;
-use crate::tui::state::{App, Tab};
+use crate::tui::state::{State, Tab};
 use crate::tui::text;
 
-pub fn render(app: &App, area: Rect, buf: &mut Buffer) {
+pub fn render(app: &State, area: Rect, buf: &mut Buffer) {
     if area.is_empty() {
         return;
     }

@@ -2,6 +2,10 @@
 //! environment variables. A bad value fails at start with the key's name and how to fix it.
 //! Secrets (signing keys, the SMTP password) never print: their `Debug` is redacted.
 
+mod values;
+
+pub use values::{IpNet, RateLimit};
+
 use std::fmt;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -10,7 +14,6 @@ use std::time::Duration;
 use serde::Deserialize;
 
 use crate::token::Keys;
-use crate::web::edge::{IpNet, RateLimit};
 
 /// The file's shape: every key optional, unknown keys refused (a typo should not pass silently).
 #[derive(Debug, Default, Deserialize)]
@@ -884,7 +887,7 @@ mod tests {
 
     #[test]
     fn the_readme_documents_every_key() {
-        let readme = include_str!("../README.md");
+        let readme = include_str!("../../README.md");
         for (key, _, _) in KEYS {
             assert!(
                 readme.contains(&format!("| `{key}` |")),
