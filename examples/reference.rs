@@ -71,7 +71,7 @@ async fn open(url: &str) -> anyhow::Result<Db> {
 async fn submit(State(db): State<Db>, Form(f): Form<ContactForm>) -> Response {
     let now = SystemTime::now()
         .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs() as i64);
+        .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX));
     let stored = match &db {
         Db::None => Ok(()),
         Db::Sqlite(pool) => {

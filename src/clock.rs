@@ -14,10 +14,7 @@ pub struct SystemClock;
 
 impl Clock for SystemClock {
     fn now(&self) -> i64 {
-        SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map(|d| d.as_secs() as i64)
-            .unwrap_or(0)
+        SystemTime::now().duration_since(UNIX_EPOCH).map(seconds).unwrap_or(0)
     }
 }
 
@@ -46,11 +43,19 @@ impl Clock for ManualClock {
 
 pub type SharedClock = Arc<dyn Clock>;
 
+/// A duration in whole seconds, as the rest of formgate counts time (`i64` unix seconds).
+/// Saturates: no configured duration comes near 292 billion years.
+pub fn seconds(d: Duration) -> i64 {
+    i64::try_from(d.as_secs()).unwrap_or(i64::MAX)
+}
+
 /// `Thu, 26 Nov 2026 08:00:00 GMT`: unambiguous for visitors in any time zone.
 pub fn human_time(unix: i64) -> String {
     // httpdate panics past the year 9999 (a mistyped lifetime could get there).
     const LAST_SECOND_OF_9999: i64 = 253_402_300_799;
-    httpdate::fmt_http_date(UNIX_EPOCH + Duration::from_secs(unix.clamp(0, LAST_SECOND_OF_9999) as u64))
+    httpdate::fmt_http_date(
+        UNIX_EPOCH + Duration::from_secs(u64::try_from(unix.clamp(0, LAST_SECOND_OF_9999)).unwrap_or(0)),
+    )
 }
 
 #[cfg(test)]

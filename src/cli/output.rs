@@ -23,7 +23,7 @@ pub fn json<T: Serialize>(value: &T) -> serde_json::Result<String> {
         // Outside strings the pretty printer only emits newlines; inside them serde_json has
         // already escaped C0. What is left to defuse is the rest of the terminal-unsafe set.
         if c != '\n' && is_unsafe(c) {
-            out.push_str(&format!("\\u{:04x}", c as u32));
+            out.push_str(&format!("\\u{:04x}", u32::from(c)));
         } else {
             out.push(c);
         }

@@ -36,7 +36,7 @@ pub fn display_safe(s: &str) -> (Cow<'_, str>, bool) {
         } else if is_unsafe(c) {
             flagged = true;
             // Writing into a String cannot fail.
-            let _ = write!(out, "\\u{{{:x}}}", c as u32);
+            let _ = write!(out, "\\u{{{:x}}}", u32::from(c));
         } else {
             out.push(c);
         }

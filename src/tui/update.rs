@@ -14,6 +14,9 @@ use crate::domain::{MessageId, Status};
 
 /// Rows in a first or next page.
 pub const PAGE: i64 = 100;
+/// [`PAGE`] as a row count.
+#[allow(clippy::cast_sign_loss, clippy::cast_possible_truncation)] // 100 fits every usize
+const PAGE_ROWS: usize = PAGE as usize;
 /// Rows read beyond the screen on a refresh, so a short scroll shows fresh rows at once.
 const REFRESH_MARGIN: usize = 10;
 /// How far below a vanished cursor row to look for the next message still there.
@@ -389,7 +392,7 @@ fn request(app: &mut State, kind: LoadKind, after: Option<Key>, limit: usize) ->
         tab: app.tab,
         filter: app.filter.clone(),
         after,
-        limit: i64::try_from(limit).unwrap_or(PAGE),
+        limit: i64::try_from(limit).unwrap_or(i64::MAX),
         detail: app.detail.as_ref().map(|d| d.id),
     })
 }
@@ -402,7 +405,7 @@ fn reset(app: &mut State) -> Effect {
     app.more = false;
     app.cursor = 0;
     app.offset = 0;
-    request(app, LoadKind::Reset, None, PAGE as usize)
+    request(app, LoadKind::Reset, None, PAGE_ROWS)
 }
 
 /// The rows on screen, read again from the row above the first one shown.
@@ -419,7 +422,7 @@ fn more_if_near_end(app: &mut State) -> Option<Effect> {
         return None;
     }
     let after = app.rows.last().map(key);
-    Some(request(app, LoadKind::More, after, PAGE as usize))
+    Some(request(app, LoadKind::More, after, PAGE_ROWS))
 }
 
 fn loaded(app: &mut State, l: Loaded) -> Option<Effect> {
@@ -438,7 +441,7 @@ fn loaded(app: &mut State, l: Loaded) -> Option<Effect> {
     // The cursor's message, then the ones below it: if it is gone (released by someone else,
     // say), the cursor moves to the next one still there, as after acting on it here.
     let followers: Vec<MessageId> = app.rows.iter().skip(app.cursor).take(FOLLOWERS).map(|r| r.id).collect();
-    let full = l.rows.len() as i64 >= l.request.limit;
+    let full = i64::try_from(l.rows.len()).unwrap_or(i64::MAX) >= l.request.limit;
     match l.request.kind {
         LoadKind::Reset => {
             app.rows = l.rows;
@@ -547,7 +550,7 @@ mod tests {
     }
 
     fn answer(app: &mut State, request: LoadRequest, rows: Vec<crate::store::MessageSummary>) -> Option<Effect> {
-        let counts = vec![(request.tab.status(), rows.len() as i64)];
+        let counts = vec![(request.tab.status(), i64::try_from(rows.len()).unwrap_or(i64::MAX))];
         update(
             app,
             Action::Loaded(Box::new(Loaded {

@@ -2,6 +2,16 @@
 //! SMTP listener.
 //! One binary (faster to build on small machines), one module per concern.
 
+// A panic in a test (or its helpers) is a failed test: unwrap and expect are fine here, as are
+// casts of small test counts.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::cast_possible_truncation,
+    clippy::cast_possible_wrap,
+    clippy::cast_sign_loss
+)]
+
 #[path = "../support/mod.rs"]
 mod support;
 

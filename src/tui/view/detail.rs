@@ -52,7 +52,7 @@ pub fn render(app: &State, area: Rect, buf: &mut Buffer) {
     };
     let scroll = pane.scroll.min(lines.len().saturating_sub(content.height as usize));
     for (i, line) in lines.iter().skip(scroll).take(content.height as usize).enumerate() {
-        buf.set_line(content.x, content.y + i as u16, line, content.width);
+        buf.set_line(content.x, content.y + super::cells(i), line, content.width);
     }
 }
 

@@ -38,7 +38,7 @@ pub fn render(c: &Confirm, area: Rect, buf: &mut Buffer) {
     }
     lines.push(Line::raw(""));
     lines.push(Line::styled(text::CONFIRM_KEYS, bold()));
-    let rect = centered(area, w, lines.len() as u16 + 2);
+    let rect = centered(area, w, super::cells(lines.len()) + 2);
     Clear.render(rect, buf);
     let colour = if c.verb == Verb::Delete {
         Color::Red
@@ -56,6 +56,6 @@ pub fn render(c: &Confirm, area: Rect, buf: &mut Buffer) {
         ..inside
     };
     for (i, line) in lines.iter().take(inside.height as usize).enumerate() {
-        buf.set_line(inside.x, inside.y + i as u16, line, inside.width);
+        buf.set_line(inside.x, inside.y + super::cells(i), line, inside.width);
     }
 }

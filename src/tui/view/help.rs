@@ -12,7 +12,7 @@ use crate::tui::text;
 const KEY_COLS: usize = 18;
 
 pub fn render(area: Rect, buf: &mut Buffer) {
-    let rect = centered(area, 76, (text::KEYS.len() + text::HELP_FOOTER.len()) as u16 + 3);
+    let rect = centered(area, 76, super::cells(text::KEYS.len() + text::HELP_FOOTER.len()) + 3);
     Clear.render(rect, buf);
     let block = Block::bordered().title(text::HELP_TITLE).border_style(Style::new());
     let inside = block.inner(rect);
@@ -34,6 +34,6 @@ pub fn render(area: Rect, buf: &mut Buffer) {
         lines.push(Line::styled(format!(" {}", fit(l, room + KEY_COLS)), dim()));
     }
     for (i, line) in lines.iter().take(inside.height as usize).enumerate() {
-        buf.set_line(inside.x, inside.y + i as u16, line, inside.width);
+        buf.set_line(inside.x, inside.y + super::cells(i), line, inside.width);
     }
 }

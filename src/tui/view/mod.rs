@@ -89,6 +89,12 @@ pub(crate) fn success() -> Style {
 // --- text measuring -----------------------------------------------------------------------------
 
 /// Columns a string takes on screen (wide characters count two).
+/// A count of rows or columns as a screen coordinate; a terminal is never 65 536 cells wide, so
+/// anything larger is clamped rather than wrapped.
+pub fn cells(n: usize) -> u16 {
+    u16::try_from(n).unwrap_or(u16::MAX)
+}
+
 pub fn width(s: &str) -> usize {
     Span::raw(s).width()
 }

@@ -44,7 +44,7 @@ pub fn render(app: &State, status: Rect, hint: Rect, buf: &mut Buffer) {
         );
     }
     if !position.is_empty() && width(&position) < cols {
-        let x = status.x + (cols - width(&position)) as u16;
+        let x = status.x + super::cells(cols - width(&position));
         buf.set_string(x, status.y, &position, dim());
     }
     let hint_text = match app.mode() {
@@ -64,7 +64,11 @@ fn position(app: &State) -> String {
     }
     let at = app.cursor + 1;
     if app.filter.is_none() {
-        format!("{at}/{} ", app.count(app.tab.status()).max(app.rows.len() as i64))
+        format!(
+            "{at}/{} ",
+            app.count(app.tab.status())
+                .max(i64::try_from(app.rows.len()).unwrap_or(i64::MAX))
+        )
     } else if app.more {
         format!("{at}/{}+ ", app.rows.len())
     } else {

@@ -18,7 +18,7 @@ const SINCE_COLS: usize = 20;
 
 pub fn render(list: &SuppressedList, area: Rect, buf: &mut Buffer) {
     let rows = list.rows.as_deref().unwrap_or_default();
-    let want = rows.len().max(1) as u16 + 3;
+    let want = super::cells(rows.len().max(1)) + 3;
     let rect = centered(area, 78, want.min(area.height.saturating_sub(2)).max(3));
     Clear.render(rect, buf);
     let block = Block::bordered()
@@ -84,6 +84,6 @@ pub fn render(list: &SuppressedList, area: Rect, buf: &mut Buffer) {
                 style,
             ),
         ]);
-        one(inside.y + 1 + (i - first) as u16, line, buf);
+        one(inside.y + 1 + super::cells(i - first), line, buf);
     }
 }

@@ -71,14 +71,14 @@ pub fn render(app: &State, area: Rect, buf: &mut Buffer) {
         let note = crate::tui::safe::safe(&note).into_owned();
         if body.height > 0 {
             let note = fit(&note, body.width as usize).into_owned();
-            let x = body.x + (body.width as usize).saturating_sub(super::width(&note)) as u16 / 2;
+            let x = body.x + super::cells((body.width as usize).saturating_sub(super::width(&note))) / 2;
             buf.set_string(x, body.y + body.height / 3, note, dim());
         }
         return;
     }
     let offset = app.clamped_offset();
     for (i, row) in app.rows.iter().enumerate().skip(offset).take(body.height as usize) {
-        let y = body.y + (i - offset) as u16;
+        let y = body.y + super::cells(i - offset);
         let selected = app.selected.contains(&row.id);
         let line = Line::from(join(cells(app, row, i == app.cursor, selected, &w)));
         buf.set_line(body.x, y, &line, body.width);

@@ -46,6 +46,11 @@ pub fn render(app: &State, area: Rect, buf: &mut Buffer) {
     let right = Line::from(right);
     let rw = right.width();
     if rw > 0 && rw < area.width as usize {
-        buf.set_line(area.x + (area.width as usize - rw) as u16, area.y, &right, rw as u16);
+        buf.set_line(
+            area.x + super::cells(area.width as usize - rw),
+            area.y,
+            &right,
+            super::cells(rw),
+        );
     }
 }
