@@ -57,7 +57,7 @@ pub trait Value: Sized {
     fn from_toml(value: &toml::Value) -> Result<Self, String> {
         match value.as_str() {
             Some(text) => Self::from_text(text),
-            None => Err(format!("is {}; write it as a string, in quotes", a(value))),
+            None => Err(format!("is {}; write it as a string, in quotes", toml_kind(value))),
         }
     }
 
@@ -67,7 +67,7 @@ pub trait Value: Sized {
 }
 
 /// "a string", "an integer", … for messages about a value of the wrong TOML type.
-pub(crate) fn a(value: &toml::Value) -> String {
+pub(crate) fn toml_kind(value: &toml::Value) -> String {
     let kind = value.type_str();
     let article = if kind.starts_with(['a', 'e', 'i', 'o', 'u']) {
         "an"
@@ -241,5 +241,114 @@ impl<T: Value> Optional<T> {
     /// The scope's value, or `fallback` (the value of the scope above) when it sets none.
     pub fn resolve_or(&self, layers: &Layers, fallback: Option<T>) -> Result<Option<T>, ConfigError> {
         Ok(layers.lookup(self.key.name)?.or(fallback))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::HashMap;
+    use std::time::Duration;
+
+    use super::*;
+    use crate::config::table::{SITE_NAME, STAFF_INBOX};
+    use crate::config::values::OneLine;
+
+    const WAIT: Setting<Duration> = Setting::new("wait", "10s", "a key for these tests");
+
+    fn table(text: &str) -> toml::Table {
+        toml::from_str(text).unwrap()
+    }
+
+    fn env_of(vars: &[(&str, &str)]) -> impl Fn(&str) -> Option<String> {
+        let vars: HashMap<String, String> = vars.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        move |k: &str| vars.get(k).cloned()
+    }
+
+    #[test]
+    fn default_then_file_then_environment() {
+        for (file, env, secs) in [
+            ("", None, 10),
+            ("wait = \"20s\"", None, 20),
+            ("", Some("30s"), 30),
+            ("wait = \"20s\"", Some("30s"), 30),
+            // Blank means unset: the default applies, even over the file's value.
+            ("wait = \"20s\"", Some(" "), 10),
+            ("wait = \"\"", None, 10),
+        ] {
+            let vars: Vec<(&str, &str)> = env.map(|v| ("FORMGATE_WAIT", v)).into_iter().collect();
+            let env = env_of(&vars);
+            let t = table(file);
+            let got = WAIT.resolve(&Layers::new(&t, "formgate.toml", &env, "FORMGATE_"));
+            assert_eq!(got.unwrap(), Duration::from_secs(secs), "file {file:?}, env {vars:?}");
+        }
+    }
+
+    #[test]
+    fn errors_name_the_key_where_the_value_came_from_and_the_fix() {
+        let t = table("wait = \"soon\"");
+        let none = env_of(&[]);
+        let e = WAIT
+            .resolve(&Layers::new(&t, "/etc/formgate.toml", &none, "FORMGATE_"))
+            .unwrap_err();
+        assert_eq!(
+            (e.key.as_str(), e.from.clone()),
+            ("wait", Some(Source::File("/etc/formgate.toml".into())))
+        );
+        assert_eq!(
+            e.to_string(),
+            "configuration key `wait` (in /etc/formgate.toml): `soon` is not a duration; write e.g. 15s, 30m, 72h or 3d"
+        );
+
+        // The environment wins even when the file's value would have been fine.
+        let t = table("wait = \"20s\"");
+        let env = env_of(&[("FORMGATE_WAIT", "0s")]);
+        let e = WAIT
+            .resolve(&Layers::new(&t, "formgate.toml", &env, "FORMGATE_"))
+            .unwrap_err();
+        assert_eq!(e.from, Some(Source::Env("FORMGATE_WAIT".into())));
+        assert_eq!(
+            e.to_string(),
+            "configuration key `wait` (from FORMGATE_WAIT): must be more than zero"
+        );
+
+        let e = Setting::<Duration>::new("broken", "soon", "a row with a bad default")
+            .resolve(&Layers::new(&t, "formgate.toml", &none, "FORMGATE_"))
+            .unwrap_err();
+        assert_eq!(e.from, Some(Source::Default));
+    }
+
+    /// How a `[forms.NAME]` table will inherit: the same descriptors, resolved against the form's
+    /// layers with the top-level value as the fallback.
+    #[test]
+    fn a_per_form_value_falls_back_to_the_top_level_one() {
+        let file = table(
+            "site_name = \"Top\"\nstaff_inbox = \"top@example.org\"\n\
+             [forms.contact]\n\
+             [forms.press]\nsite_name = \"Press\"\n",
+        );
+        let env = env_of(&[("FORMGATE_FORM_CONTACT_STAFF_INBOX", "contact@example.org")]);
+        let top = Layers::new(&file, "formgate.toml", &env, "FORMGATE_");
+        let site_name = SITE_NAME.resolve(&top).unwrap();
+        let staff_inbox = STAFF_INBOX.resolve(&top).unwrap();
+
+        let form = |name: &str| {
+            let t = file["forms"][name].as_table().unwrap();
+            let layers = Layers::new(
+                t,
+                format!("[forms.{name}] in formgate.toml"),
+                &env,
+                format!("FORMGATE_FORM_{}_", name.to_ascii_uppercase()),
+            );
+            let site = SITE_NAME.resolve_or(&layers, site_name.clone()).unwrap();
+            let inbox = STAFF_INBOX.resolve_or(&layers, staff_inbox.clone()).unwrap();
+            (site.0, inbox.map(|m| m.email.to_string()))
+        };
+        assert_eq!(form("contact"), ("Top".into(), Some("contact@example.org".into())));
+        assert_eq!(form("press"), ("Press".into(), Some("top@example.org".into())));
+
+        let bad = table("site_name = \"a\\nb\"");
+        let layers = Layers::new(&bad, "[forms.press] in formgate.toml", &env, "FORMGATE_FORM_PRESS_");
+        let e = SITE_NAME.resolve_or(&layers, OneLine("Top".into())).unwrap_err();
+        assert_eq!(e.from, Some(Source::File("[forms.press] in formgate.toml".into())));
     }
 }

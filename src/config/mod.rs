@@ -438,6 +438,59 @@ mod tests {
         }
     }
 
+    /// The README's configuration table is this table: each row word for word, no row more.
+    #[test]
+    fn the_readme_table_follows_the_key_table() {
+        let readme = include_str!("../../README.md");
+        let rows: Vec<&str> = readme
+            .lines()
+            .skip_while(|l| *l != "| key | default | meaning |")
+            .skip(2)
+            .take_while(|l| l.starts_with('|'))
+            .collect();
+        for key in KEYS {
+            let row = format!("| `{}` | {} | {} |", key.name, key.default.readme(), key.doc);
+            assert!(
+                rows.contains(&row.as_str()),
+                "README's row for `{}` should read\n{row}",
+                key.name
+            );
+        }
+        assert_eq!(
+            rows.len(),
+            KEYS.len(),
+            "README's configuration table has rows the key table lacks"
+        );
+    }
+
+    #[test]
+    fn unknown_keys_in_the_file_are_refused_by_name() {
+        let e = Config::from_toml("lisen = \"x\"", &no_env).unwrap_err();
+        assert_eq!(
+            (e.key.as_str(), e.from.clone()),
+            ("lisen", Some(Source::File("formgate.toml".into())))
+        );
+        assert!(e.message.contains("the keys are listen, public_url"), "{e}");
+    }
+
+    #[test]
+    fn values_of_the_wrong_toml_type_name_the_key() {
+        for (toml, key, says) in [
+            ("auto_release = \"yes\"", "auto_release", "write true or false"),
+            ("smtp_connections = \"4\"", "smtp_connections", "write a whole number"),
+            (
+                "trusted_proxies = \"10.0.0.0/8\"",
+                "trusted_proxies",
+                "write a list of strings",
+            ),
+            ("token_ttl = 3600", "token_ttl", "write it as a string"),
+        ] {
+            let e = Config::from_toml(toml, &no_env).unwrap_err();
+            assert_eq!(e.key, key, "{toml}: {e}");
+            assert!(e.to_string().contains(says), "{toml}: {e}");
+        }
+    }
+
     #[test]
     fn edge_keys_have_safe_defaults_and_bad_values_name_the_key() {
         let c = Config::from_toml("", &no_env).unwrap();

@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use lettre::message::Mailbox;
 
-use super::layers::{Value, a};
+use super::layers::{Value, toml_kind};
 use super::smtp::SmtpUrl;
 
 /// An address block from `trusted_proxies`: `10.0.0.0/8`, `::1`, `fd00::/8`.
@@ -181,7 +181,7 @@ impl Value for bool {
     fn from_toml(value: &toml::Value) -> Result<Self, String> {
         value
             .as_bool()
-            .ok_or_else(|| format!("is {}; write true or false, without quotes", a(value)))
+            .ok_or_else(|| format!("is {}; write true or false, without quotes", toml_kind(value)))
     }
 
     const BLANK_IS_UNSET: bool = false;
@@ -225,7 +225,7 @@ impl Value for IpNet {
 fn integer(value: &toml::Value) -> Result<i64, String> {
     value
         .as_integer()
-        .ok_or_else(|| format!("is {}; write a whole number, without quotes", a(value)))
+        .ok_or_else(|| format!("is {}; write a whole number, without quotes", toml_kind(value)))
 }
 
 /// `smtp_connections`: 1 to 64.
@@ -407,7 +407,7 @@ fn split_list(text: &str) -> impl Iterator<Item = &str> {
 
 /// The items of a list in the file: a TOML array of strings, taken as written.
 fn toml_strings(value: &toml::Value) -> Result<Vec<&str>, String> {
-    let shape = || format!("is {}; write a list of strings, e.g. [\"a\", \"b\"]", a(value));
+    let shape = || format!("is {}; write a list of strings, e.g. [\"a\", \"b\"]", toml_kind(value));
     let items = value.as_array().ok_or_else(shape)?;
     items.iter().map(|v| v.as_str().ok_or_else(shape)).collect()
 }
@@ -469,4 +469,327 @@ impl Value for SecretKeys {
     }
 
     const BLANK_IS_UNSET: bool = false;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The file's value `toml` (`"10s"`, `4`, `["a"]`), read as a `T`.
+    fn from_file<T: Value>(toml: &str) -> Result<T, String> {
+        let table: toml::Table = toml::from_str(&format!("v = {toml}")).unwrap();
+        T::from_toml(&table["v"])
+    }
+
+    /// Each input is refused with a message that contains the given text (the fix, mostly).
+    fn refuses<T: Value + fmt::Debug>(cases: &[(&str, &str)]) {
+        for (input, says) in cases {
+            let e = T::from_text(input).expect_err(input);
+            assert!(e.contains(says), "`{input}`: {e}");
+        }
+    }
+
+    fn refuses_in_file<T: Value + fmt::Debug>(cases: &[(&str, &str)]) {
+        for (toml, says) in cases {
+            let e = from_file::<T>(toml).expect_err(toml);
+            assert!(e.contains(says), "{toml}: {e}");
+        }
+    }
+
+    #[test]
+    fn durations() {
+        for (text, secs) in [
+            ("15s", 15),
+            ("90", 90),
+            ("30m", 1800),
+            ("72h", 259_200),
+            ("3d", 259_200),
+            (" 10s ", 10),
+            ("5 m", 300),
+        ] {
+            assert_eq!(Duration::from_text(text), Ok(Duration::from_secs(secs)), "{text}");
+        }
+        assert_eq!(from_file::<Duration>("\"2h\""), Ok(Duration::from_secs(7200)));
+        refuses::<Duration>(&[
+            ("0s", "must be more than zero"),
+            ("0", "must be more than zero"),
+            ("h", "write e.g. 15s, 30m, 72h or 3d"),
+            ("", "is not a duration"),
+            ("-5s", "is not a duration"),
+            ("3 weeks", "unknown unit; use s, m, h or d"),
+            ("5w", "unknown unit"),
+        ]);
+        refuses_in_file::<Duration>(&[("10", "is an integer; write it as a string, in quotes")]);
+    }
+
+    #[test]
+    fn per_window() {
+        let day = Duration::from_secs(86_400);
+        for (text, want) in [
+            ("1/24h", Some((1, day))),
+            ("3/1h", Some((3, Duration::from_secs(3600)))),
+            (" 2 / 1d ", Some((2, day))),
+            ("0", None),
+            ("off", None),
+            ("OFF", None),
+            ("0/1h", None),
+            ("5/0s", None),
+        ] {
+            assert_eq!(PerWindow::from_text(text), Ok(PerWindow(want)), "{text}");
+        }
+        refuses::<PerWindow>(&[
+            ("lots", "is not a rate; write e.g. 1/24h (or 0 for no cap)"),
+            ("x/1h", "write e.g. 1/24h"),
+            ("-1/1h", "write e.g. 1/24h"),
+            ("1/5w", "unknown unit"),
+        ]);
+    }
+
+    #[test]
+    fn rate_limits() {
+        let limit = |max, window_secs| Some(RateLimit { max, window_secs });
+        for (text, want) in [
+            ("5/10m", limit(5, 600)),
+            ("30/10m", limit(30, 600)),
+            (" 1 / 1s ", limit(1, 1)),
+            ("0", None),
+            ("off", None),
+        ] {
+            assert_eq!(<Option<RateLimit>>::from_text(text), Ok(want), "{text}");
+        }
+        let fix = "write e.g. 5/10m (5 requests per 10 minutes), or 0 for none";
+        refuses::<Option<RateLimit>>(&[
+            ("lots", fix),
+            ("0/10m", fix),
+            ("-1/10m", fix),
+            ("5/0s", fix),
+            ("5/10w", fix),
+            ("5", fix),
+            // A window too long for the i64 the limiter counts in.
+            ("1/99999999999999999d", fix),
+        ]);
+    }
+
+    #[test]
+    fn address_blocks() {
+        for (text, shown) in [
+            ("10.0.0.0/8", "10.0.0.0/8"),
+            ("10.0.0.1", "10.0.0.1/32"),
+            (" 10.0.0.1 ", "10.0.0.1/32"),
+            ("::1", "::1/128"),
+            ("fd00::/8", "fd00::/8"),
+            ("0.0.0.0/0", "0.0.0.0/0"),
+        ] {
+            assert_eq!(
+                IpNet::from_text(text).map(|n| n.to_string()),
+                Ok(shown.to_string()),
+                "{text}"
+            );
+        }
+        refuses::<IpNet>(&[
+            ("10.0.0.0/40", "the prefix length must be a number from 0 to 32"),
+            ("::/129", "from 0 to 128"),
+            ("10.0.0.0/x", "from 0 to 32"),
+            (
+                "example.org",
+                "is not an IP address or CIDR block; write e.g. 10.0.0.1 or 10.0.0.0/8",
+            ),
+        ]);
+    }
+
+    #[test]
+    fn origins() {
+        for (text, want) in [
+            ("https://www.example.org", "https://www.example.org"),
+            ("https://www.example.org/", "https://www.example.org"),
+            ("http://localhost:3000", "http://localhost:3000"),
+        ] {
+            assert_eq!(Origin::from_text(text), Ok(Origin(want.into())), "{text}");
+        }
+        refuses::<Origin>(&[
+            (
+                "www.example.org",
+                "is not an origin; write e.g. https://www.example.org",
+            ),
+            ("ftp://example.org", "is not an origin"),
+            (
+                "https://x.org/form",
+                "has a path; an origin is only scheme://host[:port], e.g. https://x.org",
+            ),
+        ]);
+    }
+
+    #[test]
+    fn lists() {
+        let nets = |r: Result<List<IpNet>, String>| r.map(|l| l.0.len());
+        for (text, n) in [("127.0.0.1, 10.0.0.0/8", 2), ("::1", 1), ("", 0), (" , ", 0)] {
+            assert_eq!(nets(List::from_text(text)), Ok(n), "{text}");
+        }
+        for (toml, n) in [("[\"10.0.0.0/8\", \"::1\"]", 2), ("[]", 0)] {
+            assert_eq!(nets(from_file(toml)), Ok(n), "{toml}");
+        }
+        refuses::<List<IpNet>>(&[("127.0.0.1, nowhere", "`nowhere` is not an IP address")]);
+        refuses_in_file::<List<IpNet>>(&[
+            ("\"10.0.0.0/8\"", "is a string; write a list of strings"),
+            ("[1]", "is an array; write a list of strings"),
+            ("[\"\"]", "is not an IP address"),
+        ]);
+    }
+
+    #[test]
+    fn secret_keys() {
+        let k32 = "k".repeat(32);
+        let count = |r: Result<SecretKeys, String>| r.map(|k| k.0.len());
+        assert_eq!(count(SecretKeys::from_text(&format!("{k32}, {k32},"))), Ok(2));
+        assert_eq!(count(from_file(&format!("[\"{k32}\"]"))), Ok(1));
+        refuses::<SecretKeys>(&[
+            (
+                "",
+                "is empty; give at least one key, or unset it to use secret_key_file",
+            ),
+            (
+                "short",
+                "key #1 is shorter than 32 characters; generate one with `openssl rand -base64 32`",
+            ),
+            (&format!("{k32},short"), "key #2 is shorter"),
+        ]);
+        refuses_in_file::<SecretKeys>(&[("[]", "is empty")]);
+        let keys = SecretKeys::from_text(&k32).unwrap();
+        assert_eq!(format!("{keys:?}"), "[1 redacted]");
+    }
+
+    #[test]
+    fn booleans() {
+        for (text, want) in [
+            ("true", true),
+            ("TRUE", true),
+            ("1", true),
+            ("yes", true),
+            (" on ", true),
+            ("false", false),
+            ("0", false),
+            ("no", false),
+            ("Off", false),
+            ("", false),
+        ] {
+            assert_eq!(bool::from_text(text), Ok(want), "{text}");
+        }
+        assert_eq!(from_file::<bool>("true"), Ok(true));
+        refuses::<bool>(&[("maybe", "`maybe` is not a boolean; write true or false")]);
+        refuses_in_file::<bool>(&[("\"true\"", "is a string; write true or false, without quotes")]);
+    }
+
+    #[test]
+    fn numbers() {
+        for (text, want) in [("4", 4), (" 64 ", 64), ("1", 1)] {
+            assert_eq!(Connections::from_text(text), Ok(Connections(want)), "{text}");
+        }
+        assert_eq!(from_file::<Connections>("8"), Ok(Connections(8)));
+        refuses::<Connections>(&[
+            ("0", "must be between 1 and 64"),
+            ("65", "must be between 1 and 64"),
+            ("four", "`four` is not a number"),
+            ("", "is not a number"),
+        ]);
+        refuses_in_file::<Connections>(&[
+            ("-1", "must be between 1 and 64"),
+            ("\"4\"", "is a string; write a whole number, without quotes"),
+        ]);
+
+        for (text, want) in [("500", Some(500)), ("0", None)] {
+            assert_eq!(Cap::from_text(text), Ok(Cap(want)), "{text}");
+        }
+        assert_eq!(from_file::<Cap>("0"), Ok(Cap(None)));
+        refuses::<Cap>(&[
+            ("lots", "`lots` is not a whole number"),
+            ("-1", "is not a whole number"),
+        ]);
+        refuses_in_file::<Cap>(&[("99999999999", "is not a whole number from 0 to 4294967295")]);
+
+        let days = |n: u64| Days(Some(Duration::from_secs(n * 86_400)));
+        for (text, want) in [("30", days(30)), ("1", days(1)), ("0", Days(None))] {
+            assert_eq!(Days::from_text(text), Ok(want), "{text}");
+        }
+        assert_eq!(from_file::<Days>("7"), Ok(days(7)));
+        refuses::<Days>(&[("a month", "`a month` is not a whole number of days")]);
+        refuses_in_file::<Days>(&[("-1", "is not a whole number of days")]);
+    }
+
+    #[test]
+    fn addresses_mailboxes_and_urls() {
+        assert_eq!(SocketAddr::from_text("127.0.0.1:8080").map(|a| a.port()), Ok(8080));
+        assert_eq!(SocketAddr::from_text("[::1]:80").map(|a| a.port()), Ok(80));
+        refuses::<SocketAddr>(&[
+            (
+                "nowhere",
+                "`nowhere` is not an address; write host:port, e.g. 127.0.0.1:8080",
+            ),
+            ("127.0.0.1", "write host:port"),
+        ]);
+
+        for text in ["Example Forms <forms@example.org>", "forms@example.org"] {
+            assert!(Mailbox::from_text(text).is_ok(), "{text}");
+        }
+        refuses::<Mailbox>(&[(
+            "not a mailbox",
+            "is not a mailbox; write e.g. `Example Forms <forms@example.org>`",
+        )]);
+
+        for (text, want) in [
+            ("https://forms.example.org/", "https://forms.example.org"),
+            ("http://127.0.0.1:8080", "http://127.0.0.1:8080"),
+        ] {
+            assert_eq!(PublicUrl::from_text(text), Ok(PublicUrl(want.into())), "{text}");
+        }
+        refuses::<PublicUrl>(&[
+            ("forms.example.org", "is not a URL"),
+            ("forms.example.org", "write e.g. https://forms.example.org"),
+            ("ftp://forms.example.org", "must start with http:// or https://"),
+        ]);
+
+        for text in [
+            "sqlite://x.db",
+            "sqlite:x.db",
+            "postgres://u@db/f",
+            "postgresql://u:pw@db:5432/f",
+        ] {
+            assert_eq!(DatabaseUrl::from_text(text), Ok(DatabaseUrl(text.into())), "{text}");
+        }
+        refuses::<DatabaseUrl>(&[
+            (
+                "mysql://u:hunter2@db/x",
+                "`mysql:` URLs are not supported; use sqlite://PATH or postgres://",
+            ),
+            ("formgate.db", "`formgate.db` is not supported"),
+        ]);
+        assert!(
+            !DatabaseUrl::from_text("mysql://u:hunter2@db/x")
+                .unwrap_err()
+                .contains("hunter2")
+        );
+
+        refuses::<SmtpUrl>(&[
+            ("http://x", "scheme `http` is not supported; use smtp:// or smtps://"),
+            ("mail.example.org", "not a URL"),
+            ("smtp://h?tls=bogus", "unknown parameter `tls=bogus`"),
+            (
+                "smtps://h?tls=required",
+                "smtps:// is always TLS; drop the tls= parameter",
+            ),
+        ]);
+    }
+
+    #[test]
+    fn text_and_folders() {
+        assert_eq!(OneLine::from_text("Example Forms"), Ok(OneLine("Example Forms".into())));
+        refuses::<OneLine>(&[("a\nb", "must be one line without control characters")]);
+
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().to_str().unwrap();
+        assert_eq!(Folder::from_text(path), Ok(Folder(dir.path().to_path_buf())));
+        let missing = dir.path().join("missing");
+        let e = Folder::from_text(missing.to_str().unwrap()).unwrap_err();
+        assert_eq!(e, format!("`{}` is not a folder", missing.display()));
+        assert_eq!(PathBuf::from_text("./mail-outbox"), Ok(PathBuf::from("./mail-outbox")));
+    }
 }
