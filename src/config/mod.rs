@@ -1,173 +1,34 @@
 //! Configuration: defaults, then `formgate.toml` (or `--config PATH`), then `FORMGATE_<KEY>`
-//! environment variables. A bad value fails at start with the key's name and how to fix it.
-//! Secrets (signing keys, the SMTP password) never print: their `Debug` is redacted.
+//! environment variables. A bad value fails at start with the key's name, where the value came
+//! from and how to fix it. Secrets (signing keys, the SMTP password) never print: their `Debug`
+//! is redacted.
+//!
+//! - `table.rs`: every setting, its type, default and meaning (the one place a default is written;
+//!   the README's table follows it).
+//! - `values.rs`: the value types, one parse function each (`Value`).
+//! - `layers.rs`: the one layering step, default → file → environment, and how a per-form table
+//!   will inherit the top-level values.
+//! - `smtp.rs`: `smtp_url`.
 
+mod layers;
+mod smtp;
+pub mod table;
 mod values;
 
-pub use values::{IpNet, RateLimit};
+pub use layers::{ConfigError, Key, KeyDefault, Layers, Optional, Setting, Source, Value};
+pub use smtp::{SmtpTls, SmtpUrl};
+pub use table::KEYS;
+pub use values::{IpNet, RateLimit, Secret, parse_duration, parse_per_window};
 
 use std::fmt;
-use std::net::SocketAddr;
+use std::net::{Ipv4Addr, SocketAddr};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use serde::Deserialize;
+use layers::err;
+use table::*;
 
 use crate::token::Keys;
-
-/// The file's shape: every key optional, unknown keys refused (a typo should not pass silently).
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct FileConfig {
-    listen: Option<String>,
-    public_url: Option<String>,
-    site_name: Option<String>,
-    database_url: Option<String>,
-    smtp_url: Option<String>,
-    smtp_timeout: Option<String>,
-    smtp_connections: Option<usize>,
-    mail_dir: Option<String>,
-    mail_from: Option<String>,
-    mail_lifetime: Option<String>,
-    staff_inbox: Option<String>,
-    secret_keys: Option<Vec<String>>,
-    secret_key_file: Option<String>,
-    token_ttl: Option<String>,
-    ui_dir: Option<String>,
-    auto_release: Option<bool>,
-    purge_after_days: Option<u32>,
-    trusted_proxies: Option<Vec<String>>,
-    allowed_origins: Option<Vec<String>>,
-    rate_limit_contact: Option<String>,
-    rate_limit_verify: Option<String>,
-    body_timeout: Option<String>,
-    header_timeout: Option<String>,
-    verify_mails_per_address: Option<String>,
-    max_mails_per_hour: Option<u32>,
-    require_form_token: Option<bool>,
-}
-
-/// Every key, its default, and what it does. A test checks that README.md documents each one.
-pub const KEYS: &[(&str, &str, &str)] = &[
-    ("listen", "127.0.0.1:8080", "address and port the web listener binds"),
-    (
-        "public_url",
-        "http://<listen>",
-        "base URL of the links in mails (what visitors' browsers reach)",
-    ),
-    ("site_name", "formgate", "the name visitors see on pages and in mails"),
-    (
-        "database_url",
-        "sqlite://formgate.db",
-        "where messages live (SQLite file, created if missing)",
-    ),
-    (
-        "smtp_url",
-        "(unset: write .eml files)",
-        "smtp://user:pass@host:587?tls=required, smtps://host:465, smtp://host:25",
-    ),
-    (
-        "smtp_timeout",
-        "15s",
-        "per-command SMTP timeout, so one hung server cannot stall the queue",
-    ),
-    (
-        "smtp_connections",
-        "4",
-        "SMTP connections the outbox keeps open and sends over in parallel",
-    ),
-    (
-        "mail_dir",
-        "./mail-outbox",
-        "where mails go as .eml files when smtp_url is unset",
-    ),
-    (
-        "mail_from",
-        "formgate <formgate@localhost>",
-        "From of every mail formgate sends",
-    ),
-    (
-        "mail_lifetime",
-        "3d",
-        "how long the outbox retries a mail before it gives up (dead letter)",
-    ),
-    ("staff_inbox", "(unset)", "where released messages are delivered"),
-    (
-        "secret_keys",
-        "(unset)",
-        "signing keys, first signs, all verify; env: comma-separated",
-    ),
-    (
-        "secret_key_file",
-        "formgate.key",
-        "used when secret_keys is unset; generated (mode 0600) if missing",
-    ),
-    ("token_ttl", "72h", "how long a verification link and code stay valid"),
-    (
-        "ui_dir",
-        "(unset: built-in)",
-        "folder whose pages/ and email/ templates override the built-in ones",
-    ),
-    (
-        "trusted_proxies",
-        "(none)",
-        "proxies (IPs or CIDR blocks) whose X-Forwarded-For / Forwarded headers are believed; env: comma-separated",
-    ),
-    (
-        "allowed_origins",
-        "(none: own pages only)",
-        "other sites whose pages may post the form (CORS); env: comma-separated",
-    ),
-    (
-        "rate_limit_contact",
-        "5/10m",
-        "form posts and resends per client address (IPv6: per /64) and window; 0 turns it off",
-    ),
-    (
-        "rate_limit_verify",
-        "30/10m",
-        "code and link confirmations per client address and window; 0 turns it off",
-    ),
-    (
-        "body_timeout",
-        "10s",
-        "how long a client may take to send a request body (then 408)",
-    ),
-    (
-        "header_timeout",
-        "10s",
-        "how long a client may take to send a request's headers, and an idle kept-alive connection stays open",
-    ),
-    (
-        "verify_mails_per_address",
-        "1/24h",
-        "automatic verification mails one address may get per window (`N/window`; `0`: no cap)",
-    ),
-    (
-        "max_mails_per_hour",
-        "500",
-        "verification mails queued per hour, all addresses together (0: no cap)",
-    ),
-    (
-        "require_form_token",
-        "false",
-        "treat posts without the form page's signed time field as spam",
-    ),
-];
-
-#[derive(Debug, thiserror::Error)]
-#[error("configuration key `{key}`: {message}")]
-pub struct ConfigError {
-    pub key: String,
-    pub message: String,
-}
-
-fn err(key: &str, message: impl Into<String>) -> ConfigError {
-    ConfigError {
-        key: key.to_string(),
-        message: message.into(),
-    }
-}
 
 /// How outgoing mail leaves.
 #[derive(Clone, PartialEq, Eq)]
@@ -184,98 +45,6 @@ impl fmt::Debug for MailTarget {
             MailTarget::Dir(p) => write!(f, "Dir({})", p.display()),
         }
     }
-}
-
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum SmtpTls {
-    /// Plain text (a local relay, or tests).
-    None,
-    /// STARTTLS if the server offers it.
-    Opportunistic,
-    /// STARTTLS or fail.
-    Required,
-    /// TLS from the first byte (SMTPS, port 465).
-    Implicit,
-}
-
-#[derive(Clone, PartialEq, Eq)]
-pub struct SmtpUrl {
-    pub host: String,
-    pub port: u16,
-    pub tls: SmtpTls,
-    pub credentials: Option<(String, Secret)>,
-}
-
-impl fmt::Debug for SmtpUrl {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let user = self
-            .credentials
-            .as_ref()
-            .map(|(u, _)| format!("{u}:***@"))
-            .unwrap_or_default();
-        write!(f, "{}{}:{} ({:?})", user, self.host, self.port, self.tls)
-    }
-}
-
-/// A string that never prints.
-#[derive(Clone, PartialEq, Eq)]
-pub struct Secret(pub String);
-
-impl fmt::Debug for Secret {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("***")
-    }
-}
-
-impl SmtpUrl {
-    /// `smtp://[user:pass@]host[:port][?tls=required|opportunistic]` or `smtps://…` (the same
-    /// conventions as lettre's `from_url`).
-    pub fn parse(raw: &str) -> Result<Self, String> {
-        let url =
-            url::Url::parse(raw).map_err(|e| format!("not a URL ({e}); expected smtp://host:port or smtps://host"))?;
-        let implicit = match url.scheme() {
-            "smtp" => false,
-            "smtps" => true,
-            other => {
-                return Err(format!("scheme `{other}` is not supported; use smtp:// or smtps://"));
-            }
-        };
-        let host = url.host_str().filter(|h| !h.is_empty()).ok_or("the URL has no host")?;
-        let host = host.trim_start_matches('[').trim_end_matches(']').to_string();
-        let mut tls = if implicit { SmtpTls::Implicit } else { SmtpTls::None };
-        for (k, v) in url.query_pairs() {
-            match (k.as_ref(), v.as_ref(), implicit) {
-                ("tls", "required", false) => tls = SmtpTls::Required,
-                ("tls", "opportunistic", false) => tls = SmtpTls::Opportunistic,
-                ("tls", "none", false) => tls = SmtpTls::None,
-                ("tls", _, true) => {
-                    return Err("smtps:// is always TLS; drop the tls= parameter".into());
-                }
-                _ => {
-                    return Err(format!(
-                        "unknown parameter `{k}={v}`; use tls=required, tls=opportunistic or tls=none"
-                    ));
-                }
-            }
-        }
-        let port = url.port().unwrap_or(if implicit { 465 } else { 25 });
-        let decode = |s: &str| percent_decode(s);
-        let credentials = (!url.username().is_empty())
-            .then(|| (decode(url.username()), Secret(decode(url.password().unwrap_or("")))));
-        Ok(SmtpUrl {
-            host,
-            port,
-            tls,
-            credentials,
-        })
-    }
-}
-
-fn percent_decode(s: &str) -> String {
-    url::form_urlencoded::parse(format!("x={}", s.replace('+', "%2B")).as_bytes())
-        .next()
-        .map(|(_, v)| v.into_owned())
-        .unwrap_or_default()
 }
 
 #[derive(Clone)]
@@ -377,330 +146,103 @@ pub fn redact_url(raw: &str) -> String {
     }
 }
 
-/// Parses `15s`, `90m`, `72h`, `3d` or a plain number of seconds.
-pub fn parse_duration(s: &str) -> Result<Duration, String> {
-    let s = s.trim();
-    let (num, unit) = s.split_at(s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len()));
-    let n: u64 = num
-        .parse()
-        .map_err(|_| format!("`{s}` is not a duration; write e.g. 15s, 30m, 72h or 3d"))?;
-    let mult = match unit.trim() {
-        "" | "s" => 1,
-        "m" => 60,
-        "h" => 3600,
-        "d" => 86_400,
-        _ => return Err(format!("`{s}` has an unknown unit; use s, m, h or d")),
-    };
-    Ok(Duration::from_secs(n.saturating_mul(mult)))
-}
-
-/// `1/24h` → (1, 24 h); `0` or `off` → None (no cap).
-pub fn parse_per_window(s: &str) -> Result<Option<(u32, Duration)>, String> {
-    let s = s.trim();
-    if s == "0" || s.eq_ignore_ascii_case("off") {
-        return Ok(None);
+/// What the file holds, checked against the table: a key it does not know is refused (a typo
+/// should not pass silently).
+fn parse_file(text: &str, label: &str) -> Result<toml::Table, ConfigError> {
+    let table: toml::Table = toml::from_str(text).map_err(|e| err("formgate.toml", format!("{e}")))?;
+    if let Some(unknown) = table.keys().find(|k| !KEYS.iter().any(|key| key.name == k.as_str())) {
+        let known: Vec<&str> = KEYS.iter().map(|key| key.name).collect();
+        return Err(ConfigError {
+            key: unknown.clone(),
+            message: format!("formgate has no such key; the keys are {}", known.join(", ")),
+            from: Some(Source::File(label.to_string())),
+        });
     }
-    let (n, window) = s
-        .split_once('/')
-        .ok_or_else(|| format!("`{s}` is not a rate; write e.g. 1/24h (or 0 for no cap)"))?;
-    let n: u32 = n
-        .trim()
-        .parse()
-        .map_err(|_| format!("`{s}` is not a rate; write e.g. 1/24h (or 0 for no cap)"))?;
-    let window = parse_duration(window)?;
-    if n == 0 || window.is_zero() {
-        return Ok(None);
-    }
-    Ok(Some((n, window)))
+    Ok(table)
 }
 
 impl Config {
     /// Reads the file (if any) and the environment. `path` None means `./formgate.toml` when it
     /// exists; a path that was asked for must exist.
     pub fn load(path: Option<&Path>, env: &dyn Fn(&str) -> Option<String>) -> Result<Config, ConfigError> {
-        let file = match path {
-            Some(p) => Some(
-                std::fs::read_to_string(p).map_err(|e| err("--config", format!("cannot read {}: {e}", p.display())))?,
+        let (text, label) = match path {
+            Some(p) => (
+                Some(
+                    std::fs::read_to_string(p)
+                        .map_err(|e| err("--config", format!("cannot read {}: {e}", p.display())))?,
+                ),
+                p.display().to_string(),
             ),
-            None => std::fs::read_to_string("formgate.toml").ok(),
+            None => (
+                std::fs::read_to_string("formgate.toml").ok(),
+                "formgate.toml".to_string(),
+            ),
         };
-        let file: FileConfig = match file {
-            Some(text) => toml::from_str(&text).map_err(|e| err("formgate.toml", format!("{e}")))?,
-            None => FileConfig::default(),
+        let table = match text {
+            Some(text) => parse_file(&text, &label)?,
+            None => toml::Table::new(),
         };
-        Self::resolve(file, env)
+        Self::resolve(&Layers::new(&table, label, env, "FORMGATE_"))
     }
 
     /// Builds a configuration from a TOML string and an environment; used by tests.
     pub fn from_toml(text: &str, env: &dyn Fn(&str) -> Option<String>) -> Result<Config, ConfigError> {
-        let file: FileConfig = toml::from_str(text).map_err(|e| err("formgate.toml", format!("{e}")))?;
-        Self::resolve(file, env)
+        let table = parse_file(text, "formgate.toml")?;
+        Self::resolve(&Layers::new(&table, "formgate.toml", env, "FORMGATE_"))
     }
 
-    fn resolve(file: FileConfig, env: &dyn Fn(&str) -> Option<String>) -> Result<Config, ConfigError> {
-        // The environment wins over the file, key by key.
-        let pick = |key: &str, from_file: Option<String>| -> Option<String> {
-            env(&format!("FORMGATE_{}", key.to_ascii_uppercase()))
-                .or(from_file)
-                .filter(|v| !v.trim().is_empty())
+    /// Each field from its setting in the table; only the fields two keys decide (`mail`,
+    /// `keys`) are put together here.
+    fn resolve(l: &Layers) -> Result<Config, ConfigError> {
+        let mail = match SMTP_URL.resolve(l)? {
+            Some(url) => MailTarget::Smtp(url),
+            None => MailTarget::Dir(MAIL_DIR.resolve(l)?),
         };
-
-        let listen_raw = pick("listen", file.listen).unwrap_or_else(|| "127.0.0.1:8080".into());
-        let listen: SocketAddr = listen_raw.parse().map_err(|_| {
-            err(
-                "listen",
-                format!("`{listen_raw}` is not an address; write host:port, e.g. 127.0.0.1:8080"),
-            )
-        })?;
-
-        let public_url = match pick("public_url", file.public_url) {
-            Some(u) => {
-                let parsed = url::Url::parse(&u).map_err(|e| {
-                    err(
-                        "public_url",
-                        format!("`{u}` is not a URL ({e}); write e.g. https://forms.example.org"),
-                    )
-                })?;
-                if !matches!(parsed.scheme(), "http" | "https") {
-                    return Err(err("public_url", "must start with http:// or https://"));
-                }
-                Some(u.trim_end_matches('/').to_string())
-            }
-            None => None,
+        let keys = match SECRET_KEYS.resolve(l)? {
+            Some(inline) => KeySource::Inline(inline.0),
+            None => KeySource::File(SECRET_KEY_FILE.resolve(l)?),
         };
-
-        let site_name = pick("site_name", file.site_name).unwrap_or_else(|| "formgate".into());
-        if site_name.chars().any(char::is_control) {
-            return Err(err("site_name", "must be one line without control characters"));
-        }
-
-        let database_url = pick("database_url", file.database_url).unwrap_or_else(|| "sqlite://formgate.db".into());
-        let supported = ["sqlite:", "postgres://", "postgresql://"];
-        if !supported.iter().any(|prefix| database_url.starts_with(prefix)) {
-            // Name only the scheme: the rest of a database URL may carry a password.
-            let shown = match database_url.split_once(':') {
-                Some((scheme, _)) => format!("`{scheme}:` URLs are"),
-                None => format!("`{database_url}` is"),
-            };
-            return Err(err(
-                "database_url",
-                format!("{shown} not supported; use sqlite://PATH or postgres://USER@HOST/DATABASE"),
-            ));
-        }
-
-        let mail_dir = PathBuf::from(pick("mail_dir", file.mail_dir).unwrap_or_else(|| "./mail-outbox".into()));
-        let mail = match pick("smtp_url", file.smtp_url) {
-            Some(u) => MailTarget::Smtp(SmtpUrl::parse(&u).map_err(|m| err("smtp_url", m))?),
-            None => MailTarget::Dir(mail_dir),
-        };
-
-        let duration = |key: &str, v: Option<String>, default: &str| -> Result<Duration, ConfigError> {
-            let d = parse_duration(&v.unwrap_or_else(|| default.into())).map_err(|m| err(key, m))?;
-            if d.is_zero() {
-                return Err(err(key, "must be more than zero"));
-            }
-            Ok(d)
-        };
-        let smtp_timeout = duration("smtp_timeout", pick("smtp_timeout", file.smtp_timeout), "15s")?;
-        let mail_lifetime = duration("mail_lifetime", pick("mail_lifetime", file.mail_lifetime), "3d")?;
-        let token_ttl = duration("token_ttl", pick("token_ttl", file.token_ttl), "72h")?;
-
-        let smtp_connections = match env("FORMGATE_SMTP_CONNECTIONS") {
-            Some(v) => v
-                .trim()
-                .parse()
-                .map_err(|_| err("smtp_connections", format!("`{v}` is not a number")))?,
-            None => file.smtp_connections.unwrap_or(4),
-        };
-        if !(1..=64).contains(&smtp_connections) {
-            return Err(err("smtp_connections", "must be between 1 and 64"));
-        }
-
-        let mailbox = |key: &str, v: &str| -> Result<lettre::message::Mailbox, ConfigError> {
-            v.parse().map_err(|_| {
-                err(
-                    key,
-                    format!("`{v}` is not a mailbox; write e.g. `Example Forms <forms@example.org>`"),
-                )
-            })
-        };
-        let mail_from = mailbox(
-            "mail_from",
-            &pick("mail_from", file.mail_from).unwrap_or_else(|| "formgate <formgate@localhost>".into()),
-        )?;
-        let staff_inbox = pick("staff_inbox", file.staff_inbox)
-            .map(|v| mailbox("staff_inbox", &v))
-            .transpose()?;
-
-        let inline_keys = match env("FORMGATE_SECRET_KEYS") {
-            Some(v) => Some(
-                v.split(',')
-                    .map(|k| k.trim().to_string())
-                    .filter(|k| !k.is_empty())
-                    .collect::<Vec<_>>(),
-            ),
-            None => file.secret_keys,
-        };
-        let keys = match inline_keys {
-            Some(list) => {
-                if list.is_empty() {
-                    return Err(err(
-                        "secret_keys",
-                        "is empty; give at least one key, or unset it to use secret_key_file",
-                    ));
-                }
-                if let Some(short) = list.iter().position(|k| k.len() < 32) {
-                    return Err(err(
-                        "secret_keys",
-                        format!(
-                            "key #{} is shorter than 32 characters; generate one with `openssl rand -base64 32`",
-                            short + 1
-                        ),
-                    ));
-                }
-                KeySource::Inline(list.into_iter().map(Secret).collect())
-            }
-            None => KeySource::File(PathBuf::from(
-                pick("secret_key_file", file.secret_key_file).unwrap_or_else(|| "formgate.key".into()),
-            )),
-        };
-
-        let ui_dir = pick("ui_dir", file.ui_dir).map(PathBuf::from);
-        if let Some(dir) = &ui_dir
-            && !dir.is_dir()
-        {
-            return Err(err("ui_dir", format!("`{}` is not a folder", dir.display())));
-        }
-
-        let auto_release = match env("FORMGATE_AUTO_RELEASE") {
-            Some(v) => match v.trim().to_ascii_lowercase().as_str() {
-                "1" | "true" | "yes" | "on" => true,
-                "0" | "false" | "no" | "off" | "" => false,
-                _ => {
-                    return Err(err(
-                        "auto_release",
-                        format!("`{v}` is not a boolean; write true or false"),
-                    ));
-                }
-            },
-            None => file.auto_release.unwrap_or(false),
-        };
-        let purge_days = match env("FORMGATE_PURGE_AFTER_DAYS") {
-            Some(v) => v
-                .trim()
-                .parse::<u32>()
-                .map_err(|_| err("purge_after_days", format!("`{v}` is not a whole number of days")))?,
-            None => file.purge_after_days.unwrap_or(30),
-        };
-        let purge_after = (purge_days > 0).then(|| Duration::from_secs(u64::from(purge_days) * 86_400));
-
-        // Lists: a TOML array in the file, comma-separated in the environment.
-        let list = |key: &str, from_file: Option<Vec<String>>| -> Vec<String> {
-            match env(&format!("FORMGATE_{}", key.to_ascii_uppercase())) {
-                Some(v) => v
-                    .split(',')
-                    .map(|s| s.trim().to_string())
-                    .filter(|s| !s.is_empty())
-                    .collect(),
-                None => from_file.unwrap_or_default(),
-            }
-        };
-        let trusted_proxies = list("trusted_proxies", file.trusted_proxies)
-            .iter()
-            .map(|p| IpNet::parse(p).map_err(|m| err("trusted_proxies", m)))
-            .collect::<Result<Vec<_>, _>>()?;
-        let allowed_origins = list("allowed_origins", file.allowed_origins)
-            .iter()
-            .map(|o| {
-                let origin = crate::web::edge::origin_of(o).ok_or_else(|| {
-                    err(
-                        "allowed_origins",
-                        format!("`{o}` is not an origin; write e.g. https://www.example.org"),
-                    )
-                })?;
-                if origin != o.trim_end_matches('/') {
-                    return Err(err(
-                        "allowed_origins",
-                        format!("`{o}` has a path; an origin is only scheme://host[:port], e.g. {origin}"),
-                    ));
-                }
-                Ok(origin)
-            })
-            .collect::<Result<Vec<_>, _>>()?;
-        let rate_limit = |key: &str, v: Option<String>, default: &str| {
-            RateLimit::parse(&v.unwrap_or_else(|| default.into())).map_err(|m| err(key, m))
-        };
-        let rate_limit_contact = rate_limit(
-            "rate_limit_contact",
-            pick("rate_limit_contact", file.rate_limit_contact),
-            "5/10m",
-        )?;
-        let rate_limit_verify = rate_limit(
-            "rate_limit_verify",
-            pick("rate_limit_verify", file.rate_limit_verify),
-            "30/10m",
-        )?;
-        let body_timeout = duration("body_timeout", pick("body_timeout", file.body_timeout), "10s")?;
-        let header_timeout = duration("header_timeout", pick("header_timeout", file.header_timeout), "10s")?;
-
-        let per_address_raw =
-            pick("verify_mails_per_address", file.verify_mails_per_address).unwrap_or_else(|| "1/24h".into());
-        let verify_mails_per_address =
-            parse_per_window(&per_address_raw).map_err(|m| err("verify_mails_per_address", m))?;
-        let max_mails_per_hour = match env("FORMGATE_MAX_MAILS_PER_HOUR") {
-            Some(v) => v
-                .trim()
-                .parse::<u32>()
-                .map_err(|_| err("max_mails_per_hour", format!("`{v}` is not a whole number")))?,
-            None => file.max_mails_per_hour.unwrap_or(500),
-        };
-        let max_mails_per_hour = (max_mails_per_hour > 0).then_some(max_mails_per_hour);
-        let require_form_token = match env("FORMGATE_REQUIRE_FORM_TOKEN") {
-            Some(v) => match v.trim().to_ascii_lowercase().as_str() {
-                "1" | "true" | "yes" | "on" => true,
-                "0" | "false" | "no" | "off" | "" => false,
-                _ => {
-                    return Err(err(
-                        "require_form_token",
-                        format!("`{v}` is not a boolean; write true or false"),
-                    ));
-                }
-            },
-            None => file.require_form_token.unwrap_or(false),
-        };
-
         Ok(Config {
-            trusted_proxies,
-            allowed_origins,
-            rate_limit_contact,
-            rate_limit_verify,
-            body_timeout,
-            header_timeout,
-            verify_mails_per_address,
-            max_mails_per_hour,
-            require_form_token,
-            auto_release,
-            purge_after,
-            listen,
-            public_url,
-            site_name,
-            database_url,
+            listen: LISTEN.resolve(l)?,
+            public_url: PUBLIC_URL.resolve(l)?.map(|u| u.0),
+            site_name: SITE_NAME.resolve(l)?.0,
+            database_url: DATABASE_URL.resolve(l)?.0,
             mail,
-            smtp_timeout,
-            smtp_connections,
-            mail_from,
-            mail_lifetime,
-            staff_inbox,
+            smtp_timeout: SMTP_TIMEOUT.resolve(l)?,
+            smtp_connections: SMTP_CONNECTIONS.resolve(l)?.0,
+            mail_from: MAIL_FROM.resolve(l)?,
+            mail_lifetime: MAIL_LIFETIME.resolve(l)?,
+            staff_inbox: STAFF_INBOX.resolve(l)?,
             keys,
-            token_ttl,
-            ui_dir,
+            token_ttl: TOKEN_TTL.resolve(l)?,
+            ui_dir: UI_DIR.resolve(l)?.map(|d| d.0),
+            auto_release: AUTO_RELEASE.resolve(l)?,
+            purge_after: PURGE_AFTER_DAYS.resolve(l)?.0,
+            trusted_proxies: TRUSTED_PROXIES.resolve(l)?.map(|l| l.0).unwrap_or_default(),
+            allowed_origins: ALLOWED_ORIGINS
+                .resolve(l)?
+                .map(|l| l.0.into_iter().map(|o| o.0).collect())
+                .unwrap_or_default(),
+            rate_limit_contact: RATE_LIMIT_CONTACT.resolve(l)?,
+            rate_limit_verify: RATE_LIMIT_VERIFY.resolve(l)?,
+            body_timeout: BODY_TIMEOUT.resolve(l)?,
+            header_timeout: HEADER_TIMEOUT.resolve(l)?,
+            verify_mails_per_address: VERIFY_MAILS_PER_ADDRESS.resolve(l)?.0,
+            max_mails_per_hour: MAX_MAILS_PER_HOUR.resolve(l)?.0,
+            require_form_token: REQUIRE_FORM_TOKEN.resolve(l)?,
         })
     }
 
     /// A configuration for tests and embedding: everything default except what the caller sets.
+    ///
+    /// # Panics
+    /// If the table's defaults do not parse (a unit test of the table fails first).
     pub fn for_tests(database_url: String, mail: MailTarget) -> Config {
-        let mut c = Self::resolve(FileConfig::default(), &|_| None).expect("defaults are valid");
-        c.listen = "127.0.0.1:0".parse().expect("valid address");
+        let no_env = |_: &str| None;
+        let table = toml::Table::new();
+        let mut c = Self::resolve(&Layers::new(&table, "formgate.toml", &no_env, "FORMGATE_"))
+            .unwrap_or_else(|e| panic!("the built-in defaults are invalid: {e}"));
+        c.listen = SocketAddr::from((Ipv4Addr::LOCALHOST, 0));
         c.database_url = database_url;
         c.mail = mail;
         c.keys = KeySource::Inline(vec![Secret("test-key-0123456789-0123456789-0123456789".into())]);
@@ -888,11 +430,64 @@ mod tests {
     #[test]
     fn the_readme_documents_every_key() {
         let readme = include_str!("../../README.md");
-        for (key, _, _) in KEYS {
+        for key in KEYS.iter().map(|k| k.name) {
             assert!(
                 readme.contains(&format!("| `{key}` |")),
                 "README's configuration table lacks `{key}`"
             );
+        }
+    }
+
+    /// The README's configuration table is this table: each row word for word, no row more.
+    #[test]
+    fn the_readme_table_follows_the_key_table() {
+        let readme = include_str!("../../README.md");
+        let rows: Vec<&str> = readme
+            .lines()
+            .skip_while(|l| *l != "| key | default | meaning |")
+            .skip(2)
+            .take_while(|l| l.starts_with('|'))
+            .collect();
+        for key in KEYS {
+            let row = format!("| `{}` | {} | {} |", key.name, key.default.readme(), key.doc);
+            assert!(
+                rows.contains(&row.as_str()),
+                "README's row for `{}` should read\n{row}",
+                key.name
+            );
+        }
+        assert_eq!(
+            rows.len(),
+            KEYS.len(),
+            "README's configuration table has rows the key table lacks"
+        );
+    }
+
+    #[test]
+    fn unknown_keys_in_the_file_are_refused_by_name() {
+        let e = Config::from_toml("lisen = \"x\"", &no_env).unwrap_err();
+        assert_eq!(
+            (e.key.as_str(), e.from.clone()),
+            ("lisen", Some(Source::File("formgate.toml".into())))
+        );
+        assert!(e.message.contains("the keys are listen, public_url"), "{e}");
+    }
+
+    #[test]
+    fn values_of_the_wrong_toml_type_name_the_key() {
+        for (toml, key, says) in [
+            ("auto_release = \"yes\"", "auto_release", "write true or false"),
+            ("smtp_connections = \"4\"", "smtp_connections", "write a whole number"),
+            (
+                "trusted_proxies = \"10.0.0.0/8\"",
+                "trusted_proxies",
+                "write a list of strings",
+            ),
+            ("token_ttl = 3600", "token_ttl", "write it as a string"),
+        ] {
+            let e = Config::from_toml(toml, &no_env).unwrap_err();
+            assert_eq!(e.key, key, "{toml}: {e}");
+            assert!(e.to_string().contains(says), "{toml}: {e}");
         }
     }
 
