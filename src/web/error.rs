@@ -318,6 +318,21 @@ mod tests {
     }
 
     #[test]
+    fn a_site_owner_can_reword_an_error_page() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(dir.path().join("pages")).unwrap();
+        std::fs::write(
+            dir.path().join("pages/error.html"),
+            "{% if reason == 'rate_limited' %}Doucement : réessayez dans {{ minutes }} min.{% endif %}",
+        )
+        .unwrap();
+        let templates = crate::templates::Templates::load(Some(dir.path())).unwrap();
+        let (page, ctx) = WebError::RateLimited { retry_after: 90 }.page();
+        let html = templates.render(&format!("pages/{page}.html"), ctx).unwrap();
+        assert_eq!(html, "Doucement : réessayez dans 2 min.");
+    }
+
+    #[test]
     fn a_rate_limit_names_whole_minutes_rounded_up() {
         let message = |s| WebError::RateLimited { retry_after: s }.json()["error"].to_string();
         assert!(message(1).contains("in 1 minute."), "{}", message(1));
