@@ -206,6 +206,11 @@ impl fmt::Display for Chain<'_> {
 mod tests {
     use super::*;
 
+    /// A storage failure, built only from `sqlx` (the store's own error type is being reshaped).
+    fn database_down() -> ActionError {
+        ActionError::from(crate::store::StoreError::from(sqlx::Error::PoolTimedOut))
+    }
+
     /// `error.html` as it was when the titles and messages were written in Rust.
     const ERROR_PAGE_BEFORE: &str = r#"{% extends "pages/layout.html" %}
 {% block title %}{{ title }} · {{ site_name }}{% endblock %}
@@ -249,7 +254,7 @@ mod tests {
                 "we've already sent 5 emails for this message; please use the newest one".into(),
             ),
             (
-                ActionError::Store(crate::store::StoreError::IntakeStopped).into(),
+                database_down().into(),
                 "Please try again",
                 "We could not save that right now. Nothing was lost on your side: please try again in a minute."
                     .into(),
@@ -352,9 +357,7 @@ mod tests {
 
     #[test]
     fn a_database_failure_is_never_shown() {
-        let e = WebError::Action(ActionError::Store(crate::store::StoreError::Database(
-            sqlx::Error::PoolTimedOut,
-        )));
+        let e = WebError::from(database_down());
         assert_eq!(e.status(), StatusCode::SERVICE_UNAVAILABLE);
         assert_eq!(e.json(), json!({ "error": "temporarily unavailable; please retry" }));
         let (page, ctx) = e.page();
