@@ -11,10 +11,11 @@ use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 
-use super::{WebState, wants_json};
+use super::WebState;
+use super::error::{Chain, WebError};
 use crate::config::{Config, IpNet, RateLimit};
 
-/// The client's address as formgate believes it; set by [`guard`] on the routes it covers.
+/// The client's address as formgate believes it; set by [`guard`] on the routes it guards.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct ClientIp(pub IpAddr);
 
@@ -128,18 +129,6 @@ pub fn limit_key(ip: IpAddr) -> String {
     }
 }
 
-/// The posts each limit covers: mails sent (`contact`) and confirmations tried (`verify`).
-fn bucket(method: &Method, route: &str) -> Option<&'static str> {
-    if method != Method::POST {
-        return None;
-    }
-    match route {
-        "/contact" | "/contact/resend" => Some("contact"),
-        "/contact/code" | "/verify/{token}" => Some("verify"),
-        _ => None,
-    }
-}
-
 /// Is `origin` the page's own site? Either `public_url`'s origin or the origin of the `Host` the
 /// browser addressed (which a cross-site page cannot make equal to its own origin).
 fn same_origin(origin: &str, own: Option<&str>, host: Option<&str>) -> bool {
@@ -159,28 +148,71 @@ fn same_origin(origin: &str, own: Option<&str>, host: Option<&str>) -> bool {
     host == explicit || Some(host) == with_default
 }
 
-/// Runs on every route; acts on the posts that change something (and their CORS preflights).
-pub async fn guard(State(state): State<WebState>, mut req: Request, next: Next) -> Response {
+/// A per-client budget, counted in the database under its name: posts that send mail (`contact`)
+/// and attempts to confirm a message (`verify`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Bucket {
+    Contact,
+    Verify,
+}
+
+impl Bucket {
+    /// The bucket's key in the `rate_limits` table (shared by every instance: never rename).
+    fn name(self) -> &'static str {
+        match self {
+            Bucket::Contact => "contact",
+            Bucket::Verify => "verify",
+        }
+    }
+}
+
+/// What [`guard`] does on the routes it is attached to (with `route_layer`): which budget their
+/// posts count against, and whether a cross-origin page may ask first (a CORS preflight).
+#[derive(Clone)]
+pub struct Guard {
+    state: WebState,
+    bucket: Bucket,
+    preflight: bool,
+}
+
+impl Guard {
+    /// Posts that an allowed site's pages may send (its own copy of the form): preflights answered.
+    pub fn new(state: &WebState, bucket: Bucket) -> Self {
+        Self {
+            state: state.clone(),
+            bucket,
+            preflight: true,
+        }
+    }
+
+    /// Posts only formgate's own pages send: a preflight gets the router's 405.
+    pub fn without_preflight(self) -> Self {
+        Self {
+            preflight: false,
+            ..self
+        }
+    }
+}
+
+/// The edge for the posts that change something (and their CORS preflights): who the client is,
+/// where a browser post comes from, and the client's budget. Other methods pass untouched.
+pub async fn guard(State(guard): State<Guard>, mut req: Request, next: Next) -> Response {
+    let method = req.method().clone();
+    if !(method == Method::POST || method == Method::OPTIONS) {
+        return next.run(req).await;
+    }
     let route = req
         .extensions()
         .get::<MatchedPath>()
         .map(|p| p.as_str().to_owned())
         .unwrap_or_default();
-    let guarded = matches!(
-        route.as_str(),
-        "/contact" | "/contact/code" | "/contact/resend" | "/verify/{token}"
-    );
-    let method = req.method().clone();
-    if !guarded || !(method == Method::POST || method == Method::OPTIONS) {
-        return next.run(req).await;
-    }
+    let state = &guard.state;
     let edge = &state.edge;
     let peer = req.extensions().get::<ConnectInfo<SocketAddr>>().map(|c| c.0.ip());
     let ip = peer.map(|p| client_ip(p, req.headers(), &edge.trusted_proxies));
     if let Some(ip) = ip {
         req.extensions_mut().insert(ClientIp(ip));
     }
-    let json = wants_json(req.headers());
 
     // Browsers say where a post comes from; scripts and curl send no Origin and are let through.
     let mut cors_origin: Option<HeaderValue> = None;
@@ -193,49 +225,28 @@ pub async fn guard(State(state): State<WebState>, mut req: Request, next: Next) 
             cors_origin = Some(origin.clone());
         } else {
             tracing::info!(route, origin = text, "post from a site not in allowed_origins refused");
-            let message = format!(
-                "This form does not accept posts from {text}. The site owner can add that origin to `allowed_origins`."
-            );
-            return with_vary(refuse(
-                &state,
-                StatusCode::FORBIDDEN,
-                "Not accepted from this site",
-                &message,
-                json,
-            ));
+            return with_vary(WebError::ForeignOrigin(text.to_owned()).into_response());
         }
     }
 
     if method == Method::OPTIONS {
         return match cors_origin {
-            Some(origin) if route != "/verify/{token}" => preflight(origin),
+            Some(origin) if guard.preflight => preflight(origin),
             // No cross-origin caller to answer: the router's own 405.
             _ => with_vary(next.run(req).await),
         };
     }
 
-    if let (Some(name), Some(ip)) = (bucket(&method, &route), ip) {
-        let limit = if name == "contact" { edge.contact } else { edge.verify };
-        if let Some(limit) = limit
-            && let Some(retry_after) = over_limit(&state, name, limit, ip).await
-        {
-            tracing::info!(route, bucket = name, key = limit_key(ip), "rate limited");
-            let minutes = (retry_after + 59) / 60;
-            let message = format!(
-                "Too many requests from your address. Please try again in {minutes} minute{}.",
-                if minutes == 1 { "" } else { "s" }
-            );
-            let mut res = refuse(
-                &state,
-                StatusCode::TOO_MANY_REQUESTS,
-                "Please slow down",
-                &message,
-                json,
-            );
-            res.headers_mut()
-                .insert(header::RETRY_AFTER, HeaderValue::from(retry_after));
-            return with_cors(with_vary(res), cors_origin);
-        }
+    let limit = match guard.bucket {
+        Bucket::Contact => edge.contact,
+        Bucket::Verify => edge.verify,
+    };
+    if let (Some(limit), Some(ip)) = (limit, ip)
+        && let Some(retry_after) = over_limit(state, guard.bucket, limit, ip).await
+    {
+        tracing::info!(route, bucket = guard.bucket.name(), key = limit_key(ip), "rate limited");
+        let res = WebError::RateLimited { retry_after }.into_response();
+        return with_cors(with_vary(res), cors_origin);
     }
 
     with_cors(with_vary(next.run(req).await), cors_origin)
@@ -243,7 +254,7 @@ pub async fn guard(State(state): State<WebState>, mut req: Request, next: Next) 
 
 /// Counts this request; Some(seconds until the window ends) when it is one too many. A database
 /// failure lets the request through (the handler will meet the same database and answer 503).
-async fn over_limit(state: &WebState, bucket: &str, limit: RateLimit, ip: IpAddr) -> Option<i64> {
+async fn over_limit(state: &WebState, bucket: Bucket, limit: RateLimit, ip: IpAddr) -> Option<i64> {
     let now = state.actions.now();
     let window_start = now - now.rem_euclid(limit.window_secs);
     let window_end = window_start + limit.window_secs;
@@ -257,8 +268,9 @@ async fn over_limit(state: &WebState, bucket: &str, limit: RateLimit, ip: IpAddr
             .is_ok()
         && let Err(e) = store.prune_rate_limits(now).await
     {
-        tracing::warn!(error = %e, "pruning rate-limit windows failed");
+        tracing::warn!(error = %Chain(&e), "pruning rate-limit windows failed");
     }
+    let bucket = bucket.name();
     match store
         .count_request(bucket, &limit_key(ip), window_start, window_end)
         .await
@@ -266,17 +278,9 @@ async fn over_limit(state: &WebState, bucket: &str, limit: RateLimit, ip: IpAddr
         Ok(count) if count > limit.max => Some((window_end - now).max(1)),
         Ok(_) => None,
         Err(e) => {
-            tracing::warn!(error = %e, bucket, "rate limit not checked: the database did not answer");
+            tracing::warn!(error = %Chain(&e), bucket, "rate limit not checked: the database did not answer");
             None
         }
-    }
-}
-
-fn refuse(state: &WebState, status: StatusCode, title: &str, message: &str, json: bool) -> Response {
-    if json {
-        (status, axum::Json(serde_json::json!({ "error": message }))).into_response()
-    } else {
-        state.error_page(status, title, message)
     }
 }
 

@@ -6,16 +6,18 @@ use axum::http::StatusCode;
 use axum::routing::get;
 
 use super::WebState;
+use super::error::Chain;
 
 pub fn router() -> Router<WebState> {
     Router::new().route("/healthz", get(healthz))
 }
 
+#[tracing::instrument(skip_all)]
 async fn healthz(State(state): State<WebState>) -> (StatusCode, &'static str) {
     match state.actions.store().ping().await {
         Ok(()) => (StatusCode::OK, "ok\n"),
         Err(e) => {
-            tracing::warn!(error = %e, "health check: database unavailable");
+            tracing::warn!(error = %Chain(&e), "health check: database unavailable");
             (StatusCode::SERVICE_UNAVAILABLE, "database unavailable\n")
         }
     }

@@ -2,9 +2,9 @@
 //! deadline for a request's headers. `axum::serve` starts hyper without a timer, and without one
 //! hyper has no header deadline: a client sending its headers a byte a minute (slowloris) holds a
 //! connection and its task for as long as it likes, and a few thousand of them exhaust the file
-//! descriptors the real visitors need. The body has its own deadline (`body_timeout`, in
-//! `contact`); an idle kept-alive connection waits for its next request's headers, so it is
-//! closed after `header_timeout` too.
+//! descriptors the real visitors need. The body has its own deadline (`body_timeout`, in the
+//! `Submission` extractor); an idle kept-alive connection waits for its next request's headers,
+//! so it is closed after `header_timeout` too.
 //!
 //! Shutdown: stop accepting, let every connection finish the request it is serving (idle ones
 //! close at once), then return.

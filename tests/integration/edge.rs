@@ -262,6 +262,55 @@ async fn cors_preflight_answers_allowed_origins_and_refuses_others() {
     assert!(!res.headers().contains_key("access-control-allow-origin"));
 }
 
+#[tokio::test]
+async fn the_guard_covers_the_posts_it_protects_and_nothing_else() {
+    let app = spawn(Backend::Sqlite, |c| {
+        c.allowed_origins = vec!["https://www.example.org".into()];
+        c.rate_limit_verify = limit("1/1h");
+    })
+    .await
+    .unwrap();
+    let link = "/verify/v1.1.2.x";
+    // Only formgate's own page posts the confirm button: no site is answered a preflight, but
+    // the Origin is still checked.
+    let options = |origin: &'static str| {
+        app.client
+            .request(reqwest::Method::OPTIONS, app.url(link))
+            .header("origin", origin)
+            .header("access-control-request-method", "POST")
+            .send()
+    };
+    let res = options("https://www.example.org").await.unwrap();
+    assert_eq!(res.status(), 405);
+    assert_eq!(res.headers()["vary"], "Origin");
+    assert!(!res.headers().contains_key("access-control-allow-origin"));
+    assert_eq!(options("https://evil.example").await.unwrap().status(), 403);
+
+    // Opening the link and the form are not posts: no Origin check, no budget spent.
+    for _ in 0..3 {
+        let res = app
+            .client
+            .get(app.url(link))
+            .header("origin", "https://evil.example")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status(), 400);
+        assert!(!res.headers().contains_key("vary"));
+    }
+    let res = app
+        .client
+        .get(app.url("/contact"))
+        .header("origin", "https://evil.example")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    // The confirm post is guarded: its budget is untouched by the GETs above.
+    assert_eq!(app.client.post(app.url(link)).send().await.unwrap().status(), 400);
+    assert_eq!(app.client.post(app.url(link)).send().await.unwrap().status(), 429);
+}
+
 /// Writes `head` and then each of `parts` on a fresh connection (ignoring a server that has
 /// stopped reading), and returns the response's status line.
 async fn raw_request(app: &TestApp, head: &str, parts: &[&[u8]], pause: Duration) -> String {
