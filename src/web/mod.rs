@@ -3,18 +3,6 @@
 //! with the edge's guard attached to the posts it protects (`edge`), merged here with the layers
 //! every response passes: error bodies, security headers, the request log.
 
-// Issue 14, item 6, held for the web edge until a crate-wide `[lints]` table covers it.
-#![cfg_attr(
-    not(test),
-    deny(
-        clippy::unwrap_used,
-        clippy::expect_used,
-        clippy::cast_possible_truncation,
-        clippy::cast_possible_wrap,
-        clippy::cast_sign_loss
-    )
-)]
-
 mod contact;
 pub mod edge;
 mod error;
