@@ -45,7 +45,25 @@ pub enum TemplateError {
     Read { path: String, source: std::io::Error },
     #[error("template {name}: {source}")]
     Syntax { name: String, source: minijinja::Error },
+    #[error(
+        "template override {path} is from an older formgate: this version gives it `{wants}` instead of \
+         `{gone}`, so it would show an empty page; copy the built-in ui/{name} again and re-apply your changes"
+    )]
+    Outdated {
+        path: String,
+        name: &'static str,
+        wants: &'static str,
+        gone: &'static str,
+    },
 }
+
+/// Overrides written for an older formgate that would now render blank, because the values they
+/// show are no longer passed: (template, a value it must use now, the value it used before). An
+/// override that never mentions the new value is refused at start rather than shown empty.
+const RENAMED_VALUES: &[(&str, &str, &str)] = &[
+    ("pages/error.html", "reason", "message"),
+    ("pages/sent.html", "resent", "notice"),
+];
 
 pub struct Templates {
     env: Environment<'static>,
@@ -57,10 +75,24 @@ impl Templates {
         let mut env = Environment::new();
         for (name, builtin) in BUILTIN {
             let text = match ui_dir.map(|d| d.join(name)).filter(|p| p.is_file()) {
-                Some(path) => std::fs::read_to_string(&path).map_err(|source| TemplateError::Read {
-                    path: path.display().to_string(),
-                    source,
-                })?,
+                Some(path) => {
+                    let text = std::fs::read_to_string(&path).map_err(|source| TemplateError::Read {
+                        path: path.display().to_string(),
+                        source,
+                    })?;
+                    if let Some(&(name, wants, gone)) = RENAMED_VALUES
+                        .iter()
+                        .find(|(n, wants, _)| n == name && !text.contains(wants))
+                    {
+                        return Err(TemplateError::Outdated {
+                            path: path.display().to_string(),
+                            name,
+                            wants,
+                            gone,
+                        });
+                    }
+                    text
+                }
                 None => (*builtin).to_string(),
             };
             env.add_template_owned(name.to_string(), text)
@@ -81,6 +113,29 @@ impl Templates {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_override_from_before_the_reason_field_is_refused_at_load() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(dir.path().join("pages")).unwrap();
+        std::fs::write(
+            dir.path().join("pages/error.html"),
+            "<h1>{{ title }}</h1><p>{{ message }}</p>",
+        )
+        .unwrap();
+        let e = Templates::load(Some(dir.path()))
+            .err()
+            .expect("an outdated override fails");
+        let text = e.to_string();
+        assert!(text.contains("pages/error.html") && text.contains("`reason`"), "{text}");
+        std::fs::write(dir.path().join("pages/error.html"), "{{ reason }}").unwrap();
+        std::fs::write(dir.path().join("pages/sent.html"), "{{ notice }}").unwrap();
+        let text = Templates::load(Some(dir.path()))
+            .err()
+            .expect("sent.html too")
+            .to_string();
+        assert!(text.contains("`resent`"), "{text}");
+    }
 
     #[test]
     fn builtins_load_and_escape_html() {
