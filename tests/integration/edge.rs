@@ -467,3 +467,27 @@ async fn a_chunked_body_over_the_limit_is_413() {
     let status = raw_request(&app, &head, &parts, Duration::ZERO).await;
     assert!(status.starts_with("HTTP/1.1 413"), "{status}");
 }
+
+#[tokio::test]
+async fn other_methods_on_a_guarded_post_get_405_and_a_bare_options_is_no_preflight() {
+    let app = spawn(Backend::Sqlite, |c| {
+        c.allowed_origins = vec!["https://www.example.org".into()];
+    })
+    .await
+    .unwrap();
+    // OPTIONS without an Origin is no CORS preflight: 405, and the answer varies by Origin.
+    let res = app
+        .client
+        .request(reqwest::Method::OPTIONS, app.url("/contact"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 405);
+    assert_eq!(res.headers()["vary"], "Origin");
+    // A method the route does not take is refused before the guard spends any budget.
+    let res = app.client.put(app.url("/contact")).send().await.unwrap();
+    assert_eq!(res.status(), 405);
+    assert!(!res.headers().contains_key("vary"), "{:?}", res.headers());
+    assert!(!res.headers().contains_key("retry-after"));
+    app.stop().await;
+}
