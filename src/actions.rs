@@ -16,10 +16,11 @@ use lettre::message::Mailbox;
 use serde::Serialize;
 
 use crate::clock::human_time;
-use crate::store::{
-    Audit, AuditRecord, Change, Handover, IntakeQueue, MailGuard, MakeMail, NewSubmission, OutboxRecord, Purged,
-    SharedStore, StoreError, SuppressedAddress,
-};
+use crate::domain::{MailGuard, Withheld};
+use crate::intake::{IntakeQueue, MakeMail, NewSubmission};
+use crate::mail::handover::Handover;
+use crate::mail::queue::OutboxRecord;
+use crate::store::{Audit, AuditRecord, Change, Purged, SharedStore, StoreError, SuppressedAddress};
 use crate::token::{self, Keys, Purpose, TokenError};
 
 /// Wrong codes allowed before the message needs a new verification mail.
@@ -109,8 +110,8 @@ pub struct Released {
 /// verification mail may have been withheld (suppressed address, a mail cap).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Reverified {
-    /// Why no mail was queued, if none was (the store's reason, as on the audit line).
-    pub withheld: Option<String>,
+    /// Why no mail was queued, if none was (its `Display` is the audit line's reason).
+    pub withheld: Option<Withheld>,
 }
 
 impl Reverified {
@@ -120,11 +121,10 @@ impl Reverified {
 
     /// Why no mail went out, in a few words for "…, but no mail: {why}"; None when one was queued.
     pub fn why_no_mail(&self) -> Option<String> {
-        let why = self.withheld.as_deref()?;
-        if why.contains("(suppressed)") {
-            return Some("the address is suppressed".into());
+        match self.withheld? {
+            Withheld::Suppressed => Some("the address is suppressed".into()),
+            other => Some(other.reason()),
         }
-        Some(why.strip_prefix("verification withheld: ").unwrap_or(why).to_string())
     }
 }
 
@@ -256,7 +256,7 @@ impl UseCases {
         match (spam, &inserted.withheld) {
             (Some(why), _) => tracing::info!(message_id = id.0, why, "message caught as spam; not mailed"),
             (None, Some(why)) => {
-                tracing::info!(message_id = id.0, why = %why, "message received; verification withheld")
+                tracing::info!(message_id = id.0, %why, "message received; verification withheld")
             }
             (None, None) => {
                 // A mail handed over wakes its worker by arriving (or the intake wakes it for one
@@ -513,7 +513,7 @@ impl UseCases {
             return Err(ActionError::Conflict(m.id));
         }
         match &applied.withheld {
-            Some(why) => tracing::info!(message_id = m.id.0, actor, why = %why, "verification withheld"),
+            Some(why) => tracing::info!(message_id = m.id.0, actor, %why, "verification withheld"),
             None => {
                 self.outbox_wake.notify_one();
                 tracing::info!(message_id = m.id.0, actor, "verification sent again");

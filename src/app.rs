@@ -156,7 +156,7 @@ impl Services {
             staff_inbox: config.staff_inbox.clone(),
             auto_release: config.auto_release,
             purge_after: config.purge_after,
-            mail_guard: crate::store::MailGuard {
+            mail_guard: crate::domain::MailGuard {
                 per_address: config
                     .verify_mails_per_address
                     .map(|(n, window)| (i64::from(n), window.as_secs() as i64)),

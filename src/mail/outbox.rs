@@ -3,7 +3,7 @@
 //! Rows are claimed with a lease in a short write transaction, sent OUTSIDE any transaction over a
 //! few reused connections in parallel, and their outcome recorded in one batch. New submissions'
 //! mails skip the claim: they are queued already leased to this worker and handed to it in memory
-//! (`store::Handover`); the outbox is searched for the rest (retries, other instances' mails, mails
+//! (`mail::handover`); the outbox is searched for the rest (retries, other instances' mails, mails
 //! that found the hand-over full) when that runs dry, when told to, and every `poll`. A worker that dies
 //! mid-send leaves leases that expire, and the mail is sent again by whoever claims it next:
 //! at-least-once, with the same Message-ID, never lost. On a clean shutdown the worker finishes
@@ -18,10 +18,12 @@ use tokio::task::JoinSet;
 use tokio::time::Instant;
 
 use super::compose::ComposeError;
+use super::handover::{self, HandedMail, Handover, HandoverInbox};
+use super::queue::{OutboxItem, SendOutcome};
 use super::transport::{Lane, SendError, Transport};
 use super::verify::VerificationMails;
 use crate::clock::SharedClock;
-use crate::store::{self, HandedMail, Handover, HandoverInbox, OutboxItem, SendOutcome, SharedStore};
+use crate::store::SharedStore;
 
 #[derive(Clone, Debug)]
 pub struct OutboxConfig {
@@ -105,7 +107,7 @@ impl OutboxWorker {
             return None;
         }
         let lease = self.config.lease.as_secs() as i64;
-        let (handover, inbox) = store::handover(&self.owner, lease, self.config.handover, self.wake.clone());
+        let (handover, inbox) = handover::handover(&self.owner, lease, self.config.handover, self.wake.clone());
         self.inbox = Some(inbox);
         Some(handover)
     }

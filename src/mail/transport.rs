@@ -21,8 +21,8 @@ use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::TcpStream;
 use tokio_rustls::rustls;
 
+use super::queue::OutboxItem;
 use crate::config::{MailTarget, SmtpTls, SmtpUrl};
-use crate::store::OutboxItem;
 
 /// Why a send failed, as the outbox needs to know it.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

@@ -14,11 +14,13 @@ use sqlx::{Postgres, Transaction};
 use std::sync::{Arc, Weak};
 use tokio::sync::Notify;
 
-use super::{
-    Applied, Audit, AuditRecord, Change, Inserted, Lease, ListQuery, MailGuard, MessageSummary, OutboxItem,
-    OutboxRecord, OutgoingMail, Purged, SendOutcome, Store, StoreError, Submission, SuppressedAddress, rows,
+use super::records::{
+    Applied, Audit, AuditRecord, Change, Inserted, ListQuery, MessageSummary, Purged, Submission, SuppressedAddress,
 };
-use crate::domain::{Message, MessageId, Status};
+use super::{Store, StoreError, batch, rows, search};
+use crate::domain::{GuardCounts, MailGuard, Message, MessageId, Status, Withheld, withhold};
+use crate::mail::handover::Lease;
+use crate::mail::queue::{OutboxItem, OutboxRecord, OutgoingMail, SendOutcome};
 
 pub struct PgStore {
     pool: PgPool,
@@ -117,7 +119,7 @@ async fn insert_outbox(
     now: i64,
     mail: &OutgoingMail,
 ) -> Result<(), StoreError> {
-    let (payload, link_nonce, link_expires_at) = mail.body.columns();
+    let (payload, link_nonce, link_expires_at) = rows::body_columns(&mail.body);
     sqlx::query(
         "INSERT INTO outbox (message_id, kind, recipient, sender, message_id_header, payload, link_nonce, link_expires_at,
                              created_at, next_attempt_at, give_up_at)
@@ -326,9 +328,9 @@ impl Store for PgStore {
     }
 
     async fn list(&self, q: &ListQuery) -> Result<Vec<MessageSummary>, StoreError> {
-        let mut qb = super::list_query::<Postgres>(
+        let mut qb = search::list_query::<Postgres>(
             q,
-            super::TextMatch::Ilike,
+            search::TextMatch::Ilike,
             "LEFT JOIN LATERAL (SELECT kind, state, attempts, last_error, next_attempt_at FROM outbox
                                 WHERE message_id = m.id ORDER BY id DESC LIMIT 1) o ON TRUE",
         );
@@ -381,7 +383,7 @@ impl Store for PgStore {
         let Some(first) = batch.first() else {
             return Ok(Vec::new());
         };
-        let addresses = super::mailable_addresses(batch);
+        let addresses = batch::mailable_addresses(batch);
         // Round trips are what a batch costs here (each one a wake-up of a backend on a busy
         // machine), so a batch makes as few as it can: with no per-address cap, two statements
         // and no transaction (the second stores everything at once, atomic on its own); with the
@@ -411,7 +413,7 @@ impl Store for PgStore {
             )
             .await?
         };
-        super::inserted(stored.ids, stored.withheld, stored.mails, &stored.outbox_ids, lease)
+        batch::inserted(stored.ids, stored.withheld, stored.mails, &stored.outbox_ids, lease)
     }
 
     fn intake_writers(&self) -> usize {
@@ -432,7 +434,7 @@ impl Store for PgStore {
                 held.mail = None;
                 held.new_nonce = None;
                 held.new_verification = None;
-                held.audit.detail = Some(reason.clone());
+                held.audit.detail = Some(reason.to_string());
                 c = &held;
             }
         }
@@ -556,7 +558,7 @@ async fn guard_verdict(
     recipient: &str,
     now: i64,
     guard: &MailGuard,
-) -> Result<Option<String>, StoreError> {
+) -> Result<Option<Withheld>, StoreError> {
     sqlx::query("SELECT pg_advisory_xact_lock(hashtext(lower($1)))")
         .bind(recipient)
         .execute(&mut **tx)
@@ -586,18 +588,18 @@ async fn guard_verdict(
         ),
         None => None,
     };
-    let counts = super::GuardCounts {
+    let counts = GuardCounts {
         suppressed: suppressed.is_some(),
         to_address,
         last_hour,
     };
-    Ok(super::withhold_reason(guard, &counts))
+    Ok(withhold(guard, &counts))
 }
 
 /// A stored batch: its message ids, why mails were withheld, the mails queued and their rows.
 struct StoredBatch {
     ids: Vec<MessageId>,
-    withheld: Vec<Option<String>>,
+    withheld: Vec<Option<Withheld>>,
     mails: Vec<(MessageId, i64, OutgoingMail)>,
     outbox_ids: Vec<(MessageId, i64)>,
 }
@@ -613,9 +615,9 @@ async fn store_batch(
     lease: Option<&Lease>,
 ) -> Result<StoredBatch, StoreError> {
     let (lookups, last_hour, ids) = lookups_and_ids(&mut *conn, addresses, batch.len(), now, guard).await?;
-    let withheld = super::batch_verdicts(guard, batch, lookups, last_hour);
+    let withheld = batch::verdicts(guard, batch, lookups, last_hour);
     // A mail's Message-ID names its message: the ids are taken from the sequence first.
-    let mails = super::batch_mails(batch, &ids, &withheld)?;
+    let mails = batch::batch_mails(batch, &ids, &withheld)?;
     let outbox_ids = insert_rows(&mut *conn, batch, &ids, &withheld, &mails, lease).await?;
     Ok(StoredBatch {
         ids,
@@ -632,15 +634,11 @@ async fn insert_rows<'e>(
     db: impl sqlx::PgExecutor<'e>,
     batch: &[Submission<'_>],
     ids: &[MessageId],
-    withheld: &[Option<String>],
+    withheld: &[Option<Withheld>],
     mails: &[(MessageId, i64, OutgoingMail)],
     lease: Option<&Lease>,
 ) -> Result<Vec<(MessageId, i64)>, StoreError> {
-    let details: Vec<Option<String>> = batch
-        .iter()
-        .zip(withheld)
-        .map(|(s, w)| s.audit_detail(w.as_deref()))
-        .collect();
+    let details = batch::audit_details(batch, withheld);
     let rows: Vec<(Option<i64>, Option<i64>)> = sqlx::query_as(
         "WITH m AS (
             INSERT INTO messages (id, status, name, email, subject, body, ip, user_agent, created_at, updated_at, nonce, verify_expires_at)
@@ -684,11 +682,11 @@ async fn insert_rows<'e>(
     .bind(mails.iter().map(|(_, _, m)| m.recipient.as_str()).collect::<Vec<_>>())
     .bind(mails.iter().map(|(_, _, m)| m.sender.as_str()).collect::<Vec<_>>())
     .bind(mails.iter().map(|(_, _, m)| m.message_id_header.as_str()).collect::<Vec<_>>())
-    .bind(mails.iter().map(|(_, _, m)| m.body.columns().0).collect::<Vec<_>>())
+    .bind(mails.iter().map(|(_, _, m)| rows::body_columns(&m.body).0).collect::<Vec<_>>())
     .bind(mails.iter().map(|(_, now, _)| *now).collect::<Vec<_>>())
     .bind(mails.iter().map(|(_, _, m)| m.give_up_at).collect::<Vec<_>>())
-    .bind(mails.iter().map(|(_, _, m)| m.body.columns().1).collect::<Vec<_>>())
-    .bind(mails.iter().map(|(_, _, m)| m.body.columns().2).collect::<Vec<_>>())
+    .bind(mails.iter().map(|(_, _, m)| rows::body_columns(&m.body).1).collect::<Vec<_>>())
+    .bind(mails.iter().map(|(_, _, m)| rows::body_columns(&m.body).2).collect::<Vec<_>>())
     .bind(lease.map(|l| l.owner.as_str()))
     .bind(lease.map(|l| l.until))
     .fetch_all(db)
@@ -711,7 +709,7 @@ async fn lookups_and_ids(
     n: usize,
     now: i64,
     guard: &MailGuard,
-) -> Result<(Vec<super::AddressLookup>, Option<i64>, Vec<MessageId>), StoreError> {
+) -> Result<(Vec<crate::domain::AddressLookup>, Option<i64>, Vec<MessageId>), StoreError> {
     let (cap_on, since) = match guard.per_address {
         Some((_, window)) => (true, now - window),
         None => (false, now),
@@ -763,6 +761,6 @@ async fn lookups_and_ids(
         )));
     }
     ids.sort_unstable();
-    let (lookups, last_hour) = super::lookups_from_rows(lookups, guard);
+    let (lookups, last_hour) = batch::lookups_from_rows(lookups, guard);
     Ok((lookups, last_hour, ids.into_iter().map(MessageId).collect()))
 }

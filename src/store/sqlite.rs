@@ -12,11 +12,13 @@ use async_trait::async_trait;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous};
 use sqlx::{Sqlite, Transaction};
 
-use super::{
-    Applied, AuditRecord, Change, Inserted, Lease, ListQuery, MailBody, MailGuard, MessageSummary, OutboxItem,
-    OutboxRecord, OutgoingMail, Purged, SendOutcome, Store, StoreError, Submission, SuppressedAddress, rows,
+use super::records::{
+    Applied, Audit, AuditRecord, Change, Inserted, ListQuery, MessageSummary, Purged, Submission, SuppressedAddress,
 };
-use crate::domain::{Message, MessageId, Status};
+use super::{Store, StoreError, batch, rows, search};
+use crate::domain::{GuardCounts, MailGuard, Message, MessageId, Status, Withheld, withhold};
+use crate::mail::handover::Lease;
+use crate::mail::queue::{MailBody, OutboxItem, OutboxRecord, OutgoingMail, SendOutcome};
 
 pub struct SqliteStore {
     writer: SqlitePool,
@@ -144,7 +146,7 @@ fn push_outbox_inserts(
                                  created_at, next_attempt_at, give_up_at, lease_owner, lease_until) ",
         );
         script.push_values(&mails[range], |mut row, (id, now, mail)| {
-            let (_, link_nonce, link_expires_at) = mail.body.columns();
+            let (_, link_nonce, link_expires_at) = rows::body_columns(&mail.body);
             row.push_bind(id.0)
                 .push_bind(mail.kind.as_str())
                 .push_bind(mail.recipient.clone())
@@ -184,7 +186,7 @@ async fn insert_audit(
     tx: &mut Transaction<'_, Sqlite>,
     id: MessageId,
     now: i64,
-    audit: &super::Audit,
+    audit: &Audit,
     from: Option<Status>,
     to: Status,
 ) -> Result<(), StoreError> {
@@ -391,9 +393,9 @@ impl Store for SqliteStore {
     }
 
     async fn list(&self, q: &ListQuery) -> Result<Vec<MessageSummary>, StoreError> {
-        let mut qb = super::list_query::<Sqlite>(
+        let mut qb = search::list_query::<Sqlite>(
             q,
-            super::TextMatch::SqliteAnyCase,
+            search::TextMatch::SqliteAnyCase,
             "LEFT JOIN outbox o ON o.id = (SELECT MAX(id) FROM outbox WHERE message_id = m.id)",
         );
         let rows = qb.build().fetch_all(&self.reader).await?;
@@ -433,20 +435,16 @@ impl Store for SqliteStore {
             return Ok(Vec::new());
         };
         let mut tx = self.write_tx().await?;
-        let addresses = super::mailable_addresses(batch);
+        let addresses = batch::mailable_addresses(batch);
         let withheld = if addresses.is_empty() {
             vec![None; batch.len()]
         } else {
             let (lookups, last_hour) = address_lookups(&mut tx, &addresses, first.now, guard).await?;
-            super::batch_verdicts(guard, batch, lookups, last_hour)
+            batch::verdicts(guard, batch, lookups, last_hour)
         };
         let ids = insert_messages(&mut tx, batch).await?;
-        let details: Vec<Option<String>> = batch
-            .iter()
-            .zip(&withheld)
-            .map(|(s, w)| s.audit_detail(w.as_deref()))
-            .collect();
-        let mails = super::batch_mails(batch, &ids, &withheld)?;
+        let details = batch::audit_details(batch, &withheld);
+        let mails = batch::batch_mails(batch, &ids, &withheld)?;
         // Audit lines, mails and their messages as one script: one round trip to the database
         // thread, however many statements (unnumbered `?`s run on across statements).
         let mut script = sqlx::QueryBuilder::<Sqlite>::new("");
@@ -474,7 +472,7 @@ impl Store for SqliteStore {
             .map(|(message, id)| (MessageId(message), id))
             .collect();
         tx.commit().await?;
-        super::inserted(ids, withheld, mails, &outbox_ids, lease)
+        batch::inserted(ids, withheld, mails, &outbox_ids, lease)
     }
 
     async fn apply_guarded(&self, change: &Change, guard: Option<&MailGuard>) -> Result<Applied, StoreError> {
@@ -489,7 +487,7 @@ impl Store for SqliteStore {
                 held.mail = None;
                 held.new_nonce = None;
                 held.new_verification = None;
-                held.audit.detail = Some(reason.clone());
+                held.audit.detail = Some(reason.to_string());
                 c = &held;
             }
         }
@@ -611,7 +609,7 @@ async fn guard_verdict(
     recipient: &str,
     now: i64,
     guard: &MailGuard,
-) -> Result<Option<String>, StoreError> {
+) -> Result<Option<Withheld>, StoreError> {
     let suppressed: Option<i64> = sqlx::query_scalar("SELECT 1 FROM suppressed_addresses WHERE address = lower(?)")
         .bind(recipient)
         .fetch_optional(&mut **tx)
@@ -637,12 +635,12 @@ async fn guard_verdict(
         ),
         None => None,
     };
-    let counts = super::GuardCounts {
+    let counts = GuardCounts {
         suppressed: suppressed.is_some(),
         to_address,
         last_hour,
     };
-    Ok(super::withhold_reason(guard, &counts))
+    Ok(withhold(guard, &counts))
 }
 
 /// Rows per multi-row INSERT: few round trips to the database thread, few variables per statement
@@ -716,7 +714,7 @@ async fn address_lookups(
     addresses: &[String],
     now: i64,
     guard: &MailGuard,
-) -> Result<(Vec<super::AddressLookup>, Option<i64>), StoreError> {
+) -> Result<(Vec<crate::domain::AddressLookup>, Option<i64>), StoreError> {
     let list = serde_json::to_string(addresses).map_err(|e| StoreError::Corrupt(e.to_string()))?;
     let (cap_on, since) = match guard.per_address {
         Some((_, window)) => (true, now - window),
@@ -738,5 +736,5 @@ async fn address_lookups(
     .bind(now - 3600)
     .fetch_all(&mut **tx)
     .await?;
-    Ok(super::lookups_from_rows(rows, guard))
+    Ok(batch::lookups_from_rows(rows, guard))
 }
