@@ -16,6 +16,7 @@ mod postgres;
 mod records;
 mod rows;
 mod search;
+mod shared;
 mod sqlite;
 
 use std::sync::Arc;

@@ -15,10 +15,13 @@ use std::sync::{Arc, Weak};
 use tokio::sync::Notify;
 
 use super::records::{
-    Applied, Audit, AuditRecord, Change, Inserted, ListQuery, MessageSummary, Purged, Submission, SuppressedAddress,
+    Applied, AuditRecord, Change, Inserted, ListQuery, MessageSummary, Purged, Submission, SuppressedAddress,
 };
-use super::{Store, StoreError, batch, rows, search};
-use crate::domain::{GuardCounts, MailGuard, Message, MessageId, Status, Withheld, withhold};
+use super::{Store, StoreError, batch, rows, search, shared};
+
+/// The statements both engines share, for PostgreSQL.
+type Sql = shared::Sql<Postgres>;
+use crate::domain::{MailGuard, Message, MessageId, Status, Withheld, withhold};
 use crate::mail::handover::Lease;
 use crate::mail::queue::{OutboxItem, OutboxRecord, OutgoingMail, SendOutcome};
 
@@ -29,12 +32,18 @@ pub struct PgStore {
 }
 
 /// The channel every write notifies (inside its transaction, so it is delivered on commit only).
-const CHANGES_CHANNEL: &str = "formgate_changes";
+/// A macro so that statement texts can name it at compile time (`concat!`): they stay literals.
+macro_rules! changes_channel {
+    () => {
+        "formgate_changes"
+    };
+}
+const CHANGES_CHANNEL: &str = changes_channel!();
+/// Wakes every watcher of [`CHANGES_CHANNEL`] (on commit, when run in a transaction).
+const NOTIFY_CHANGES: &str = concat!("SELECT pg_notify('", changes_channel!(), "', '')");
 
 async fn notify_change(tx: &mut Transaction<'_, Postgres>) -> Result<(), StoreError> {
-    sqlx::query("SELECT pg_notify('formgate_changes', '')")
-        .execute(&mut **tx)
-        .await?;
+    sqlx::query(NOTIFY_CHANGES).execute(&mut **tx).await?;
     Ok(())
 }
 
@@ -98,14 +107,7 @@ impl PgStore {
     /// Records on each unreadable claimed row why (see `rows::SET_ASIDE_UNREADABLE`).
     async fn set_aside(&self, unreadable: &[(i64, String)], now: i64) -> Result<(), StoreError> {
         let mut tx = self.pool.begin().await?;
-        for (id, error) in unreadable {
-            sqlx::query(rows::SET_ASIDE_UNREADABLE)
-                .bind(error)
-                .bind(now)
-                .bind(id)
-                .execute(&mut *tx)
-                .await?;
-        }
+        Sql::set_aside(&mut tx, unreadable, now).await?;
         // Mail states show on the dashboard.
         notify_change(&mut tx).await?;
         tx.commit().await?;
@@ -140,42 +142,14 @@ async fn insert_outbox(
     Ok(())
 }
 
-async fn insert_audit(
-    tx: &mut Transaction<'_, Postgres>,
-    id: MessageId,
-    now: i64,
-    audit: &Audit,
-    from: Option<Status>,
-    to: Status,
-) -> Result<(), StoreError> {
-    sqlx::query(
-        "INSERT INTO audit (message_id, at, actor, action, from_status, to_status, detail) VALUES ($1, $2, $3, $4, $5, $6, $7)",
-    )
-    .bind(id.0)
-    .bind(now)
-    .bind(&audit.actor)
-    .bind(audit.action)
-    .bind(from.map(Status::as_str))
-    .bind(to.as_str())
-    .bind(&audit.detail)
-    .execute(&mut **tx)
-    .await?;
-    Ok(())
-}
-
 #[async_trait]
 impl Store for PgStore {
     async fn ping(&self) -> Result<(), StoreError> {
-        sqlx::query("SELECT 1").execute(&self.pool).await?;
-        Ok(())
+        Sql::ping(&self.pool).await
     }
 
     async fn message(&self, id: MessageId) -> Result<Option<Message>, StoreError> {
-        let row = sqlx::query("SELECT * FROM messages WHERE id = $1")
-            .bind(id.0)
-            .fetch_optional(&self.pool)
-            .await?;
-        row.as_ref().map(rows::message).transpose()
+        Sql::message(&self.pool, id).await
     }
 
     async fn apply(&self, c: &Change) -> Result<bool, StoreError> {
@@ -193,35 +167,15 @@ impl Store for PgStore {
     }
 
     async fn record_code_failure(&self, id: MessageId, nonce: &str) -> Result<i64, StoreError> {
-        let n: Option<i64> = sqlx::query_scalar(
-            "UPDATE messages SET code_failures = code_failures + 1 WHERE id = $1 AND nonce = $2 RETURNING code_failures",
-        )
-        .bind(id.0)
-        .bind(nonce)
-        .fetch_optional(&self.pool)
-        .await?;
-        Ok(n.unwrap_or(i64::MAX))
+        Sql::record_code_failure(&self.pool, id, nonce).await
     }
 
     async fn audit_trail(&self, id: MessageId) -> Result<Vec<AuditRecord>, StoreError> {
-        let rows = sqlx::query(
-            "SELECT at, actor, action, from_status, to_status, detail FROM audit WHERE message_id = $1 ORDER BY id",
-        )
-        .bind(id.0)
-        .fetch_all(&self.pool)
-        .await?;
-        rows.iter().map(rows::audit).collect()
+        Sql::audit_trail(&self.pool, id).await
     }
 
     async fn outbox_for_message(&self, id: MessageId) -> Result<Vec<OutboxRecord>, StoreError> {
-        let rows = sqlx::query(
-            "SELECT id, kind, recipient, message_id_header, state, attempts, created_at, next_attempt_at, last_error, last_attempt_at, sent_at, lease_owner
-             FROM outbox WHERE message_id = $1 ORDER BY id",
-        )
-        .bind(id.0)
-        .fetch_all(&self.pool)
-        .await?;
-        rows.iter().map(rows::outbox_record).collect()
+        Sql::outbox_for_message(&self.pool, id).await
     }
 
     async fn claim_outbox(
@@ -301,21 +255,12 @@ impl Store for PgStore {
         .execute(&self.pool)
         .await?;
         // Mail states show on the dashboard; one signal per batch, not per mail.
-        sqlx::query("SELECT pg_notify('formgate_changes', '')")
-            .execute(&self.pool)
-            .await?;
+        sqlx::query(NOTIFY_CHANGES).execute(&self.pool).await?;
         Ok(())
     }
 
     async fn release_leases(&self, owner: &str) -> Result<u64, StoreError> {
-        let n = sqlx::query(
-            "UPDATE outbox SET lease_owner = NULL, lease_until = NULL WHERE lease_owner = $1 AND state = 'queued'",
-        )
-        .bind(owner)
-        .execute(&self.pool)
-        .await?
-        .rows_affected();
-        Ok(n)
+        Sql::release_leases(&self.pool, owner).await
     }
 
     async fn next_outbox_due(&self) -> Result<Option<i64>, StoreError> {
@@ -339,10 +284,7 @@ impl Store for PgStore {
     }
 
     async fn counts(&self) -> Result<Vec<(Status, i64)>, StoreError> {
-        let rows = sqlx::query("SELECT status, COUNT(*) AS n FROM messages GROUP BY status")
-            .fetch_all(&self.pool)
-            .await?;
-        rows.iter().map(rows::status_count).collect()
+        Sql::counts(&self.pool).await
     }
 
     async fn changes(&self) -> Option<Arc<Notify>> {
@@ -359,19 +301,10 @@ impl Store for PgStore {
 
     async fn purge(&self, trashed_before: i64, unverified_before: i64) -> Result<Purged, StoreError> {
         let mut tx = self.pool.begin().await?;
-        let trashed = sqlx::query("DELETE FROM messages WHERE status = 'deleted' AND deleted_at < $1")
-            .bind(trashed_before)
-            .execute(&mut *tx)
-            .await?
-            .rows_affected();
-        let unverified = sqlx::query("DELETE FROM messages WHERE status IN ('pending', 'spam') AND created_at < $1")
-            .bind(unverified_before)
-            .execute(&mut *tx)
-            .await?
-            .rows_affected();
+        let purged = Sql::purge(&mut tx, trashed_before, unverified_before).await?;
         notify_change(&mut tx).await?;
         tx.commit().await?;
-        Ok(Purged { trashed, unverified })
+        Ok(purged)
     }
 
     async fn insert_batch(
@@ -425,48 +358,23 @@ impl Store for PgStore {
     async fn apply_guarded(&self, change: &Change, guard: Option<&MailGuard>) -> Result<Applied, StoreError> {
         let mut tx = self.pool.begin().await?;
         let mut withheld = None;
-        let mut held;
-        let mut c = change;
         if let (Some(guard), Some(mail)) = (guard, &change.mail) {
-            withheld = guard_verdict(&mut tx, &mail.recipient, change.now, guard).await?;
-            if let Some(reason) = &withheld {
-                held = change.clone();
-                held.mail = None;
-                held.new_nonce = None;
-                held.new_verification = None;
-                held.audit.detail = Some(reason.to_string());
-                c = &held;
-            }
+            // The advisory lock (released at commit) serialises transactions that would mail the
+            // same address, so two concurrent posts cannot both count zero.
+            sqlx::query("SELECT pg_advisory_xact_lock(hashtext(lower($1)))")
+                .bind(&mail.recipient)
+                .execute(&mut *tx)
+                .await?;
+            withheld = withhold(
+                guard,
+                &Sql::guard_counts(&mut tx, &mail.recipient, change.now, guard).await?,
+            );
         }
+        let held = withheld.as_ref().map(|why| shared::withheld_change(change, why));
+        let c = held.as_ref().unwrap_or(change);
         // A concurrent apply on the same row waits here for our commit, then re-evaluates the WHERE
         // against the row we wrote: its `status = $7` (or nonce) no longer holds and it changes nothing.
-        let updated = sqlx::query(
-            "UPDATE messages SET
-                status = $1,
-                updated_at = $2,
-                nonce = COALESCE($3, nonce),
-                confirmed_nonce = COALESCE($4, confirmed_nonce),
-                verify_expires_at = COALESCE($5, verify_expires_at),
-                verify_mails = verify_mails + CASE WHEN $5 IS NULL THEN 0 ELSE 1 END,
-                code_failures = CASE WHEN $5 IS NULL THEN code_failures ELSE 0 END,
-                verified_at = CASE WHEN $1 = 'verified' THEN $2 ELSE verified_at END,
-                released_at = CASE WHEN $1 = 'released' THEN $2 ELSE released_at END,
-                deleted_at = CASE WHEN $1 = 'deleted' THEN $2 ELSE NULL END,
-                status_before_delete = CASE WHEN $1 = 'deleted' THEN status ELSE NULL END
-             WHERE id = $6 AND status = $7 AND ($8::TEXT IS NULL OR nonce = $8)",
-        )
-        .bind(c.to.as_str())
-        .bind(c.now)
-        .bind(&c.new_nonce)
-        .bind(&c.confirmed_nonce)
-        .bind(c.new_verification)
-        .bind(c.id.0)
-        .bind(c.from.as_str())
-        .bind(&c.expect_nonce)
-        .execute(&mut *tx)
-        .await?
-        .rows_affected();
-        if updated == 0 {
+        if Sql::update_message(&mut tx, c).await? == 0 {
             // Someone else got there first (or the caller's view was stale): change nothing.
             tx.rollback().await?;
             return Ok(Applied {
@@ -474,7 +382,7 @@ impl Store for PgStore {
                 withheld: None,
             });
         }
-        insert_audit(&mut tx, c.id, c.now, &c.audit, Some(c.from), c.to).await?;
+        Sql::insert_audit(&mut tx, c.id, c.now, &c.audit, Some(c.from), c.to).await?;
         if let Some(mail) = &c.mail {
             insert_outbox(&mut tx, c.id, c.now, mail).await?;
         }
@@ -484,41 +392,15 @@ impl Store for PgStore {
     }
 
     async fn suppress(&self, address: &str, now: i64, reason: &str) -> Result<bool, StoreError> {
-        let n = sqlx::query(
-            "INSERT INTO suppressed_addresses (address, created_at, reason) VALUES (lower($1), $2, $3) ON CONFLICT (address) DO NOTHING",
-        )
-        .bind(address)
-        .bind(now)
-        .bind(reason)
-        .execute(&self.pool)
-        .await?
-        .rows_affected();
-        Ok(n > 0)
+        Sql::suppress(&self.pool, address, now, reason).await
     }
 
     async fn unsuppress(&self, address: &str) -> Result<bool, StoreError> {
-        let n = sqlx::query("DELETE FROM suppressed_addresses WHERE address = lower($1)")
-            .bind(address)
-            .execute(&self.pool)
-            .await?
-            .rows_affected();
-        Ok(n > 0)
+        Sql::unsuppress(&self.pool, address).await
     }
 
     async fn suppressed(&self) -> Result<Vec<SuppressedAddress>, StoreError> {
-        let rows: Vec<(String, i64, String)> = sqlx::query_as(
-            "SELECT address, created_at, reason FROM suppressed_addresses ORDER BY created_at DESC, address",
-        )
-        .fetch_all(&self.pool)
-        .await?;
-        Ok(rows
-            .into_iter()
-            .map(|(address, created_at, reason)| SuppressedAddress {
-                address,
-                created_at,
-                reason,
-            })
-            .collect())
+        Sql::suppressed(&self.pool).await
     }
 
     async fn count_request(
@@ -542,58 +424,8 @@ impl Store for PgStore {
     }
 
     async fn prune_rate_limits(&self, now: i64) -> Result<u64, StoreError> {
-        let done = sqlx::query("DELETE FROM rate_limits WHERE expires_at < $1")
-            .bind(now)
-            .execute(&self.pool)
-            .await?;
-        Ok(done.rows_affected())
+        Sql::prune_rate_limits(&self.pool, now).await
     }
-}
-
-/// Looks up what `guard` needs, inside the write transaction. The advisory lock (released at
-/// commit) serialises transactions that would mail the same address, so two concurrent posts
-/// cannot both count zero.
-async fn guard_verdict(
-    tx: &mut Transaction<'_, Postgres>,
-    recipient: &str,
-    now: i64,
-    guard: &MailGuard,
-) -> Result<Option<Withheld>, StoreError> {
-    sqlx::query("SELECT pg_advisory_xact_lock(hashtext(lower($1)))")
-        .bind(recipient)
-        .execute(&mut **tx)
-        .await?;
-    let suppressed: Option<i32> = sqlx::query_scalar("SELECT 1 FROM suppressed_addresses WHERE address = lower($1)")
-        .bind(recipient)
-        .fetch_optional(&mut **tx)
-        .await?;
-    let to_address = match guard.per_address {
-        Some((_, window)) => Some(
-            sqlx::query_scalar(
-                "SELECT COUNT(*) FROM outbox WHERE lower(recipient) = lower($1) AND created_at > $2 AND kind = 'verify'",
-            )
-            .bind(recipient)
-            .bind(now - window)
-            .fetch_one(&mut **tx)
-            .await?,
-        ),
-        None => None,
-    };
-    let last_hour = match guard.per_hour {
-        Some(_) => Some(
-            sqlx::query_scalar("SELECT COUNT(*) FROM outbox WHERE created_at > $1")
-                .bind(now - 3600)
-                .fetch_one(&mut **tx)
-                .await?,
-        ),
-        None => None,
-    };
-    let counts = GuardCounts {
-        suppressed: suppressed.is_some(),
-        to_address,
-        last_hour,
-    };
-    Ok(withhold(guard, &counts))
 }
 
 /// A stored batch: its message ids, why mails were withheld, the mails queued and their rows.
@@ -639,7 +471,7 @@ async fn insert_rows<'e>(
     lease: Option<&Lease>,
 ) -> Result<Vec<(MessageId, i64)>, StoreError> {
     let details = batch::audit_details(batch, withheld);
-    let rows: Vec<(Option<i64>, Option<i64>)> = sqlx::query_as(
+    let rows: Vec<(Option<i64>, Option<i64>)> = sqlx::query_as(concat!(
         "WITH m AS (
             INSERT INTO messages (id, status, name, email, subject, body, ip, user_agent, created_at, updated_at, nonce, verify_expires_at)
             SELECT id, status, name, email, subject, body, ip, user_agent, created_at, created_at, nonce, verify_expires_at
@@ -663,8 +495,10 @@ async fn insert_rows<'e>(
          )
          SELECT message_id, id FROM o
          UNION ALL
-         SELECT NULL, NULL FROM (SELECT pg_notify('formgate_changes', '')) AS n WHERE (SELECT count(*) FROM m) > 0",
-    )
+         SELECT NULL, NULL FROM (SELECT pg_notify('",
+        changes_channel!(),
+        "', '')) AS n WHERE (SELECT count(*) FROM m) > 0"
+    ))
     .bind(ids.iter().map(|id| id.0).collect::<Vec<_>>())
     .bind(batch.iter().map(|s| s.status().as_str()).collect::<Vec<_>>())
     .bind(batch.iter().map(|s| s.msg.name.as_str()).collect::<Vec<_>>())

@@ -13,12 +13,16 @@ use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePo
 use sqlx::{Sqlite, Transaction};
 
 use super::records::{
-    Applied, Audit, AuditRecord, Change, Inserted, ListQuery, MessageSummary, Purged, Submission, SuppressedAddress,
+    Applied, AuditRecord, Change, Inserted, ListQuery, MessageSummary, Purged, Submission, SuppressedAddress,
 };
+use super::shared;
 use super::{Store, StoreError, batch, rows, search};
-use crate::domain::{GuardCounts, MailGuard, Message, MessageId, Status, Withheld, withhold};
+use crate::domain::{MailGuard, Message, MessageId, Status, withhold};
 use crate::mail::handover::Lease;
 use crate::mail::queue::{MailBody, OutboxItem, OutboxRecord, OutgoingMail, SendOutcome};
+
+/// The statements both engines share, for SQLite.
+type Sql = shared::Sql<Sqlite>;
 
 pub struct SqliteStore {
     writer: SqlitePool,
@@ -70,27 +74,10 @@ impl SqliteStore {
     /// Records on each claimed row whose message is gone why (see `rows::SET_ASIDE_UNREADABLE`).
     async fn set_aside(&self, unreadable: &[(i64, String)], now: i64) -> Result<(), StoreError> {
         let mut tx = self.write_tx().await?;
-        set_aside_in(&mut tx, unreadable, now).await?;
+        Sql::set_aside(&mut tx, unreadable, now).await?;
         tx.commit().await?;
         Ok(())
     }
-}
-
-/// Records on each unreadable claimed row why, inside `tx` (see `rows::SET_ASIDE_UNREADABLE`).
-async fn set_aside_in(
-    tx: &mut Transaction<'static, Sqlite>,
-    unreadable: &[(i64, String)],
-    now: i64,
-) -> Result<(), StoreError> {
-    for (id, error) in unreadable {
-        sqlx::query(rows::SET_ASIDE_UNREADABLE)
-            .bind(error)
-            .bind(now)
-            .bind(id)
-            .execute(&mut **tx)
-            .await?;
-    }
-    Ok(())
 }
 
 impl Drop for SqliteStore {
@@ -182,40 +169,14 @@ fn push_outbox_inserts(
     }
 }
 
-async fn insert_audit(
-    tx: &mut Transaction<'_, Sqlite>,
-    id: MessageId,
-    now: i64,
-    audit: &Audit,
-    from: Option<Status>,
-    to: Status,
-) -> Result<(), StoreError> {
-    sqlx::query("INSERT INTO audit (message_id, at, actor, action, from_status, to_status, detail) VALUES (?, ?, ?, ?, ?, ?, ?)")
-        .bind(id.0)
-        .bind(now)
-        .bind(&audit.actor)
-        .bind(audit.action)
-        .bind(from.map(Status::as_str))
-        .bind(to.as_str())
-        .bind(&audit.detail)
-        .execute(&mut **tx)
-        .await?;
-    Ok(())
-}
-
 #[async_trait]
 impl Store for SqliteStore {
     async fn ping(&self) -> Result<(), StoreError> {
-        sqlx::query("SELECT 1").execute(&self.reader).await?;
-        Ok(())
+        Sql::ping(&self.reader).await
     }
 
     async fn message(&self, id: MessageId) -> Result<Option<Message>, StoreError> {
-        let row = sqlx::query("SELECT * FROM messages WHERE id = ?")
-            .bind(id.0)
-            .fetch_optional(&self.reader)
-            .await?;
-        row.as_ref().map(rows::message).transpose()
+        Sql::message(&self.reader, id).await
     }
 
     async fn apply(&self, c: &Change) -> Result<bool, StoreError> {
@@ -239,35 +200,15 @@ impl Store for SqliteStore {
     }
 
     async fn record_code_failure(&self, id: MessageId, nonce: &str) -> Result<i64, StoreError> {
-        let n: Option<i64> = sqlx::query_scalar(
-            "UPDATE messages SET code_failures = code_failures + 1 WHERE id = ? AND nonce = ? RETURNING code_failures",
-        )
-        .bind(id.0)
-        .bind(nonce)
-        .fetch_optional(&self.writer)
-        .await?;
-        Ok(n.unwrap_or(i64::MAX))
+        Sql::record_code_failure(&self.writer, id, nonce).await
     }
 
     async fn audit_trail(&self, id: MessageId) -> Result<Vec<AuditRecord>, StoreError> {
-        let rows = sqlx::query(
-            "SELECT at, actor, action, from_status, to_status, detail FROM audit WHERE message_id = ? ORDER BY id",
-        )
-        .bind(id.0)
-        .fetch_all(&self.reader)
-        .await?;
-        rows.iter().map(rows::audit).collect()
+        Sql::audit_trail(&self.reader, id).await
     }
 
     async fn outbox_for_message(&self, id: MessageId) -> Result<Vec<OutboxRecord>, StoreError> {
-        let rows = sqlx::query(
-            "SELECT id, kind, recipient, message_id_header, state, attempts, created_at, next_attempt_at, last_error, last_attempt_at, sent_at, lease_owner
-             FROM outbox WHERE message_id = ? ORDER BY id",
-        )
-        .bind(id.0)
-        .fetch_all(&self.reader)
-        .await?;
-        rows.iter().map(rows::outbox_record).collect()
+        Sql::outbox_for_message(&self.reader, id).await
     }
 
     async fn claim_outbox(
@@ -295,7 +236,7 @@ impl Store for SqliteStore {
         .fetch_all(&mut *tx)
         .await?;
         let (mut items, mut unreadable) = rows::claimed_items(&rows);
-        set_aside_in(&mut tx, &unreadable, now).await?;
+        Sql::set_aside(&mut tx, &unreadable, now).await?;
         tx.commit().await?;
         // Rendered messages never change: read them after the claim, off the writer.
         let rendered: Vec<i64> = items
@@ -373,14 +314,7 @@ impl Store for SqliteStore {
     }
 
     async fn release_leases(&self, owner: &str) -> Result<u64, StoreError> {
-        let n = sqlx::query(
-            "UPDATE outbox SET lease_owner = NULL, lease_until = NULL WHERE lease_owner = ? AND state = 'queued'",
-        )
-        .bind(owner)
-        .execute(&self.writer)
-        .await?
-        .rows_affected();
-        Ok(n)
+        Sql::release_leases(&self.writer, owner).await
     }
 
     async fn next_outbox_due(&self) -> Result<Option<i64>, StoreError> {
@@ -403,26 +337,14 @@ impl Store for SqliteStore {
     }
 
     async fn counts(&self) -> Result<Vec<(Status, i64)>, StoreError> {
-        let rows = sqlx::query("SELECT status, COUNT(*) AS n FROM messages GROUP BY status")
-            .fetch_all(&self.reader)
-            .await?;
-        rows.iter().map(rows::status_count).collect()
+        Sql::counts(&self.reader).await
     }
 
     async fn purge(&self, trashed_before: i64, unverified_before: i64) -> Result<Purged, StoreError> {
         let mut tx = self.write_tx().await?;
-        let trashed = sqlx::query("DELETE FROM messages WHERE status = 'deleted' AND deleted_at < ?")
-            .bind(trashed_before)
-            .execute(&mut *tx)
-            .await?
-            .rows_affected();
-        let unverified = sqlx::query("DELETE FROM messages WHERE status IN ('pending', 'spam') AND created_at < ?")
-            .bind(unverified_before)
-            .execute(&mut *tx)
-            .await?
-            .rows_affected();
+        let purged = Sql::purge(&mut tx, trashed_before, unverified_before).await?;
         tx.commit().await?;
-        Ok(Purged { trashed, unverified })
+        Ok(purged)
     }
 
     async fn insert_batch(
@@ -476,49 +398,18 @@ impl Store for SqliteStore {
     }
 
     async fn apply_guarded(&self, change: &Change, guard: Option<&MailGuard>) -> Result<Applied, StoreError> {
+        // BEGIN IMMEDIATE: no other writer can queue a mail between the guard's counts and ours.
         let mut tx = self.write_tx().await?;
         let mut withheld = None;
-        let mut held;
-        let mut c = change;
         if let (Some(guard), Some(mail)) = (guard, &change.mail) {
-            withheld = guard_verdict(&mut tx, &mail.recipient, change.now, guard).await?;
-            if let Some(reason) = &withheld {
-                held = change.clone();
-                held.mail = None;
-                held.new_nonce = None;
-                held.new_verification = None;
-                held.audit.detail = Some(reason.to_string());
-                c = &held;
-            }
+            withheld = withhold(
+                guard,
+                &Sql::guard_counts(&mut tx, &mail.recipient, change.now, guard).await?,
+            );
         }
-        let to = c.to.as_str();
-        let updated = sqlx::query(
-            "UPDATE messages SET
-                status = ?1,
-                updated_at = ?2,
-                nonce = COALESCE(?3, nonce),
-                confirmed_nonce = COALESCE(?4, confirmed_nonce),
-                verify_expires_at = COALESCE(?5, verify_expires_at),
-                verify_mails = verify_mails + (?5 IS NOT NULL),
-                code_failures = CASE WHEN ?5 IS NOT NULL THEN 0 ELSE code_failures END,
-                verified_at = CASE WHEN ?1 = 'verified' THEN ?2 ELSE verified_at END,
-                released_at = CASE WHEN ?1 = 'released' THEN ?2 ELSE released_at END,
-                deleted_at = CASE WHEN ?1 = 'deleted' THEN ?2 ELSE NULL END,
-                status_before_delete = CASE WHEN ?1 = 'deleted' THEN status ELSE NULL END
-             WHERE id = ?6 AND status = ?7 AND (?8 IS NULL OR nonce = ?8)",
-        )
-        .bind(to)
-        .bind(c.now)
-        .bind(&c.new_nonce)
-        .bind(&c.confirmed_nonce)
-        .bind(c.new_verification)
-        .bind(c.id.0)
-        .bind(c.from.as_str())
-        .bind(&c.expect_nonce)
-        .execute(&mut *tx)
-        .await?
-        .rows_affected();
-        if updated == 0 {
+        let held = withheld.as_ref().map(|why| shared::withheld_change(change, why));
+        let c = held.as_ref().unwrap_or(change);
+        if Sql::update_message(&mut tx, c).await? == 0 {
             // Someone else got there first (or the caller's view was stale): change nothing.
             tx.rollback().await?;
             return Ok(Applied {
@@ -526,7 +417,7 @@ impl Store for SqliteStore {
                 withheld: None,
             });
         }
-        insert_audit(&mut tx, c.id, c.now, &c.audit, Some(c.from), c.to).await?;
+        Sql::insert_audit(&mut tx, c.id, c.now, &c.audit, Some(c.from), c.to).await?;
         if let Some(mail) = &c.mail {
             insert_outbox(&mut tx, c.id, c.now, mail).await?;
         }
@@ -535,41 +426,15 @@ impl Store for SqliteStore {
     }
 
     async fn suppress(&self, address: &str, now: i64, reason: &str) -> Result<bool, StoreError> {
-        let n = sqlx::query(
-            "INSERT INTO suppressed_addresses (address, created_at, reason) VALUES (lower(?), ?, ?) ON CONFLICT (address) DO NOTHING",
-        )
-        .bind(address)
-        .bind(now)
-        .bind(reason)
-        .execute(&self.writer)
-        .await?
-        .rows_affected();
-        Ok(n > 0)
+        Sql::suppress(&self.writer, address, now, reason).await
     }
 
     async fn unsuppress(&self, address: &str) -> Result<bool, StoreError> {
-        let n = sqlx::query("DELETE FROM suppressed_addresses WHERE address = lower(?)")
-            .bind(address)
-            .execute(&self.writer)
-            .await?
-            .rows_affected();
-        Ok(n > 0)
+        Sql::unsuppress(&self.writer, address).await
     }
 
     async fn suppressed(&self) -> Result<Vec<SuppressedAddress>, StoreError> {
-        let rows: Vec<(String, i64, String)> = sqlx::query_as(
-            "SELECT address, created_at, reason FROM suppressed_addresses ORDER BY created_at DESC, address",
-        )
-        .fetch_all(&self.reader)
-        .await?;
-        Ok(rows
-            .into_iter()
-            .map(|(address, created_at, reason)| SuppressedAddress {
-                address,
-                created_at,
-                reason,
-            })
-            .collect())
+        Sql::suppressed(&self.reader).await
     }
 
     async fn count_request(
@@ -594,53 +459,8 @@ impl Store for SqliteStore {
     }
 
     async fn prune_rate_limits(&self, now: i64) -> Result<u64, StoreError> {
-        let done = sqlx::query("DELETE FROM rate_limits WHERE expires_at < ?")
-            .bind(now)
-            .execute(&self.writer)
-            .await?;
-        Ok(done.rows_affected())
+        Sql::prune_rate_limits(&self.writer, now).await
     }
-}
-
-/// Looks up what `guard` needs, inside the write transaction (BEGIN IMMEDIATE: no other writer
-/// can queue a mail between this count and our insert).
-async fn guard_verdict(
-    tx: &mut Transaction<'_, Sqlite>,
-    recipient: &str,
-    now: i64,
-    guard: &MailGuard,
-) -> Result<Option<Withheld>, StoreError> {
-    let suppressed: Option<i64> = sqlx::query_scalar("SELECT 1 FROM suppressed_addresses WHERE address = lower(?)")
-        .bind(recipient)
-        .fetch_optional(&mut **tx)
-        .await?;
-    let to_address = match guard.per_address {
-        Some((_, window)) => Some(
-            sqlx::query_scalar(
-                "SELECT COUNT(*) FROM outbox WHERE lower(recipient) = lower(?) AND created_at > ? AND kind = 'verify'",
-            )
-            .bind(recipient)
-            .bind(now - window)
-            .fetch_one(&mut **tx)
-            .await?,
-        ),
-        None => None,
-    };
-    let last_hour = match guard.per_hour {
-        Some(_) => Some(
-            sqlx::query_scalar("SELECT COUNT(*) FROM outbox WHERE created_at > ?")
-                .bind(now - 3600)
-                .fetch_one(&mut **tx)
-                .await?,
-        ),
-        None => None,
-    };
-    let counts = GuardCounts {
-        suppressed: suppressed.is_some(),
-        to_address,
-        last_hour,
-    };
-    Ok(withhold(guard, &counts))
 }
 
 /// Rows per multi-row INSERT: few round trips to the database thread, few variables per statement
