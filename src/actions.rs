@@ -7,7 +7,6 @@
 use std::sync::Arc;
 
 use base64::Engine;
-use tokio::sync::Notify;
 
 use crate::clock::SharedClock;
 use crate::domain::{ContactForm, IllegalTransition, Message, MessageId, NewMessage, Status, Transition, VisitorEmail};
@@ -18,7 +17,7 @@ use serde::Serialize;
 use crate::clock::human_time;
 use crate::domain::{MailGuard, Withheld};
 use crate::intake::{IntakeQueue, MakeMail, NewSubmission};
-use crate::mail::handover::Handover;
+use crate::mail::handover::{Handover, WorkerBell};
 use crate::mail::queue::OutboxRecord;
 use crate::store::{Audit, AuditRecord, Change, Purged, SharedStore, StoreError, SuppressedAddress};
 use crate::token::{self, Keys, Purpose, TokenError};
@@ -143,7 +142,8 @@ pub struct UseCases {
     verify_mails: Arc<VerificationMails>,
     clock: SharedClock,
     token_ttl: i64,
-    outbox_wake: Arc<Notify>,
+    /// Rung for each mail queued in the outbox that the worker does not get in memory.
+    outbox_wake: WorkerBell,
     settings: Settings,
     /// Started on the first submission (it needs the runtime the web server runs on).
     intake: std::sync::OnceLock<IntakeQueue>,
@@ -163,7 +163,7 @@ impl UseCases {
         keys: Keys,
         composer: Composer,
         clock: SharedClock,
-        outbox_wake: Arc<Notify>,
+        outbox_wake: WorkerBell,
         settings: Settings,
     ) -> Self {
         let token_ttl = settings.token_ttl.as_secs() as i64;
@@ -239,6 +239,7 @@ impl UseCases {
             IntakeQueue::start(
                 self.store.clone(),
                 self.settings.mail_guard,
+                self.outbox_wake.clone(),
                 self.handover.get().cloned(),
             )
         });
@@ -258,14 +259,8 @@ impl UseCases {
             (None, Some(why)) => {
                 tracing::info!(message_id = id.0, %why, "message received; verification withheld")
             }
-            (None, None) => {
-                // A mail handed over wakes its worker by arriving (or the intake wakes it for one
-                // it could not hand over); with no local worker, whoever polls the outbox.
-                if self.handover.get().is_none() {
-                    self.outbox_wake.notify_one();
-                }
-                tracing::info!(message_id = id.0, "message received; verification queued");
-            }
+            // A mail handed over wakes its worker by arriving; the intake rings for the others.
+            (None, None) => tracing::info!(message_id = id.0, "message received; verification queued"),
         }
         Ok(Submitted {
             id,
@@ -515,7 +510,7 @@ impl UseCases {
         match &applied.withheld {
             Some(why) => tracing::info!(message_id = m.id.0, actor, %why, "verification withheld"),
             None => {
-                self.outbox_wake.notify_one();
+                self.outbox_wake.ring();
                 tracing::info!(message_id = m.id.0, actor, "verification sent again");
             }
         }
@@ -680,7 +675,7 @@ impl UseCases {
         if !self.store.apply(&change).await? {
             return Err(self.explain_conflict(id, Status::Released, "released").await);
         }
-        self.outbox_wake.notify_one();
+        self.outbox_wake.ring();
         tracing::info!(message_id = id.0, actor, mailed, "message released");
         Ok(Released { id, mailed })
     }

@@ -10,7 +10,9 @@ use std::sync::Arc;
 
 use anyhow::Context;
 use tokio::net::TcpListener;
-use tokio::sync::{Notify, watch};
+use tokio::sync::watch;
+
+use crate::mail::handover::WorkerBell;
 
 use crate::actions::{Settings, UseCases};
 use crate::clock::{SharedClock, SystemClock};
@@ -125,7 +127,7 @@ pub struct Services {
     pub actions: Arc<UseCases>,
     pub store: SharedStore,
     pub templates: Arc<Templates>,
-    pub outbox_wake: Arc<Notify>,
+    pub outbox_wake: WorkerBell,
     pub created_key_file: Option<PathBuf>,
     pub public_url: String,
 }
@@ -142,7 +144,7 @@ impl Services {
             .public_url
             .clone()
             .unwrap_or_else(|| default_public_url.to_string());
-        let outbox_wake = Arc::new(Notify::new());
+        let outbox_wake = WorkerBell::default();
         let composer = Composer::new(
             templates.clone(),
             config.site_name.clone(),

@@ -5,14 +5,15 @@
 //! "success". Under light load a batch is one post and nothing waits: there is no timer.
 //!
 //! With a [`Handover`], each batch's mails are queued leased to this process's worker and handed
-//! to it in memory (see `mail::handover`).
+//! to it in memory (see `mail::handover`); mails queued unleased ring the worker's bell once the
+//! batch is committed.
 
 use std::sync::Arc;
 
 use tokio::sync::{Semaphore, mpsc, oneshot};
 
 use crate::domain::{MailGuard, MessageId, NewMessage};
-use crate::mail::handover::Handover;
+use crate::mail::handover::{Handover, WorkerBell};
 use crate::mail::queue::OutgoingMail;
 use crate::store::{Inserted, SharedStore, StoreError, Submission};
 
@@ -61,10 +62,12 @@ pub struct IntakeQueue {
 
 impl IntakeQueue {
     /// Starts the queue's task (on the current tokio runtime). It ends when the queue is dropped
-    /// and every waiting post is stored. With a `handover`, mails go to that worker in memory.
-    pub fn start(store: SharedStore, guard: MailGuard, handover: Option<Handover>) -> Self {
+    /// and every waiting post is stored. With a `handover`, mails go to that worker in memory;
+    /// `bell` is rung for those that go into the outbox instead.
+    pub fn start(store: SharedStore, guard: MailGuard, bell: WorkerBell, handover: Option<Handover>) -> Self {
         let (jobs, queue) = mpsc::channel(QUEUE_DEPTH);
-        tokio::spawn(collect(store, guard, handover, queue));
+        let to_worker = ToWorker { bell, handover };
+        tokio::spawn(collect(store, guard, to_worker, queue));
         Self { jobs }
     }
 
@@ -81,8 +84,15 @@ impl IntakeQueue {
     }
 }
 
+/// How a batch's mails reach the worker: handed over in memory, or its bell rung.
+#[derive(Clone)]
+struct ToWorker {
+    bell: WorkerBell,
+    handover: Option<Handover>,
+}
+
 /// Takes what is waiting as one batch whenever a writer is free.
-async fn collect(store: SharedStore, guard: MailGuard, handover: Option<Handover>, mut queue: mpsc::Receiver<Job>) {
+async fn collect(store: SharedStore, guard: MailGuard, to_worker: ToWorker, mut queue: mpsc::Receiver<Job>) {
     let writers = Arc::new(Semaphore::new(store.intake_writers().max(1)));
     while let Some(first) = queue.recv().await {
         // Waiting for a writer BEFORE gathering is what makes batches: posts pile up meanwhile.
@@ -97,17 +107,20 @@ async fn collect(store: SharedStore, guard: MailGuard, handover: Option<Handover
             }
         }
         let store = store.clone();
-        let handover = handover.clone();
+        let to_worker = to_worker.clone();
         tokio::spawn(async move {
-            commit(&store, &guard, handover.as_ref(), batch).await;
+            commit(&store, &guard, &to_worker, batch).await;
             drop(writer);
         });
     }
 }
 
-async fn commit(store: &SharedStore, guard: &MailGuard, handover: Option<&Handover>, batch: Vec<Job>) {
+async fn commit(store: &SharedStore, guard: &MailGuard, to_worker: &ToWorker, batch: Vec<Job>) {
     let started = std::time::Instant::now();
-    let mut room = handover.and_then(|h| h.reserve(batch.len(), batch[0].submission.now));
+    let mut room = to_worker
+        .handover
+        .as_ref()
+        .and_then(|h| h.reserve(batch.len(), batch[0].submission.now));
     let result = {
         let views: Vec<Submission<'_>> = batch.iter().map(|j| j.submission.view()).collect();
         store.insert_batch(&views, guard, room.as_ref().map(|r| &r.lease)).await
@@ -119,11 +132,16 @@ async fn commit(store: &SharedStore, guard: &MailGuard, handover: Option<&Handov
     );
     match result {
         Ok(inserted) if inserted.len() == batch.len() => {
+            let mut unleased = false;
             for (job, mut inserted) in batch.into_iter().zip(inserted) {
-                if let (Some(item), Some(room)) = (inserted.leased.take(), room.as_mut()) {
-                    room.hand(item);
+                match (inserted.leased.take(), room.as_mut()) {
+                    (Some(item), Some(room)) => room.hand(item),
+                    _ => unleased |= job.submission.spam.is_none() && inserted.withheld.is_none(),
                 }
                 let _ = job.answer.send(Ok(inserted));
+            }
+            if unleased {
+                to_worker.bell.ring();
             }
         }
         Ok(inserted) => {
@@ -144,9 +162,6 @@ async fn commit(store: &SharedStore, guard: &MailGuard, handover: Option<&Handov
             // fails.
             tracing::warn!(error = %e, posts = batch.len(), "a batch of posts failed; storing them one by one");
             drop(room); // stored unleased
-            if let Some(h) = handover {
-                h.missed();
-            }
             for job in batch {
                 let one = store
                     .insert_batch(std::slice::from_ref(&job.submission.view()), guard, None)
@@ -157,6 +172,7 @@ async fn commit(store: &SharedStore, guard: &MailGuard, handover: Option<&Handov
                     });
                 let _ = job.answer.send(one);
             }
+            to_worker.bell.ring();
         }
         Err(e) => answer_all(batch, Arc::new(e)),
     }

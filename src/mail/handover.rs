@@ -6,6 +6,9 @@
 //! passes them on in memory once committed. The lease is the same as a claim's: if the process
 //! dies before the mail goes out, the lease runs out and any worker claims it. When the worker is
 //! behind (its inbox full) or stopped, mails are queued unleased and claimed as before.
+//!
+//! Whoever queues a mail the worker does not get in memory rings its [`WorkerBell`]: that is the
+//! one way to wake it.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -23,16 +26,42 @@ pub struct Lease {
     pub until: i64,
 }
 
+/// Tells this process's outbox worker "mail went into the outbox: look there" (a mail handed over
+/// wakes it by arriving). A ring while the worker is busy is kept: its next round searches.
+#[derive(Clone, Default)]
+pub struct WorkerBell {
+    inner: Arc<Bell>,
+}
+
+#[derive(Default)]
+struct Bell {
+    notify: Notify,
+    rung: AtomicBool,
+}
+
+impl WorkerBell {
+    pub fn ring(&self) {
+        self.inner.rung.store(true, Ordering::Release);
+        self.inner.notify.notify_one();
+    }
+
+    /// Whether it was rung since the last call.
+    pub fn take_rung(&self) -> bool {
+        self.inner.rung.swap(false, Ordering::AcqRel)
+    }
+
+    /// Returns at the next ring (or at once for one that came while nobody waited).
+    pub async fn rung(&self) {
+        self.inner.notify.notified().await;
+    }
+}
+
 /// The intake's end: where new mails go, leased to the worker called `owner`.
 #[derive(Clone)]
 pub struct Handover {
     owner: String,
     lease_secs: i64,
     mails: mpsc::Sender<HandedMail>,
-    /// Set when a mail went into the outbox unleased: the worker should look there soon.
-    missed: Arc<AtomicBool>,
-    /// Wakes an idle worker for such a mail (a handed-over one wakes it by arriving).
-    wake: Arc<Notify>,
 }
 
 /// A mail the worker owns from the moment it is committed.
@@ -45,29 +74,18 @@ pub struct HandedMail {
 /// The worker's end of a [`Handover`].
 pub struct HandoverInbox {
     pub mails: mpsc::Receiver<HandedMail>,
-    missed: Arc<AtomicBool>,
 }
 
-impl HandoverInbox {
-    /// Whether mails were queued unleased since the last call.
-    pub fn take_missed(&self) -> bool {
-        self.missed.swap(false, Ordering::AcqRel)
-    }
-}
-
-/// A hand-over to the worker called `owner`, whose leases last `lease_secs` and whom `wake` wakes;
-/// at most `capacity` mails wait in memory, so those waiting go out well within their lease.
-pub fn handover(owner: &str, lease_secs: i64, capacity: usize, wake: Arc<Notify>) -> (Handover, HandoverInbox) {
+/// A hand-over to the worker called `owner`, whose leases last `lease_secs`; at most `capacity`
+/// mails wait in memory, so those waiting go out well within their lease.
+pub fn handover(owner: &str, lease_secs: i64, capacity: usize) -> (Handover, HandoverInbox) {
     let (tx, rx) = mpsc::channel(capacity.max(1));
-    let missed = Arc::new(AtomicBool::new(false));
     let handover = Handover {
         owner: owner.to_owned(),
         lease_secs,
         mails: tx,
-        missed: missed.clone(),
-        wake,
     };
-    (handover, HandoverInbox { mails: rx, missed })
+    (handover, HandoverInbox { mails: rx })
 }
 
 /// Room in the worker's inbox for a batch's mails, reserved before they are stored leased (a
@@ -78,28 +96,17 @@ pub struct Reserved<'a> {
 }
 
 impl Handover {
-    /// Room for up to `n` mails queued at `now`; None when the inbox is too full (the worker is
-    /// then told to look in the outbox, where the batch's mails go unleased).
+    /// Room for up to `n` mails queued at `now`; None when the inbox is too full (the batch's
+    /// mails then go into the outbox unleased).
     pub fn reserve(&self, n: usize, now: i64) -> Option<Reserved<'_>> {
-        match self.mails.try_reserve_many(n) {
-            Ok(room) => Some(Reserved {
-                lease: Lease {
-                    owner: self.owner.clone(),
-                    until: now + self.lease_secs,
-                },
-                room,
-            }),
-            Err(_) => {
-                self.missed();
-                None
-            }
-        }
-    }
-
-    /// Mails were queued unleased: the worker looks in the outbox in its next round.
-    pub fn missed(&self) {
-        self.missed.store(true, Ordering::Release);
-        self.wake.notify_one();
+        let room = self.mails.try_reserve_many(n).ok()?;
+        Some(Reserved {
+            lease: Lease {
+                owner: self.owner.clone(),
+                until: now + self.lease_secs,
+            },
+            room,
+        })
     }
 }
 

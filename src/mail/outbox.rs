@@ -13,12 +13,12 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
-use tokio::sync::{Notify, watch};
+use tokio::sync::watch;
 use tokio::task::JoinSet;
 use tokio::time::Instant;
 
 use super::compose::ComposeError;
-use super::handover::{self, HandedMail, Handover, HandoverInbox};
+use super::handover::{self, HandedMail, Handover, HandoverInbox, WorkerBell};
 use super::queue::{OutboxItem, SendOutcome};
 use super::transport::{Lane, SendError, Transport};
 use super::verify::VerificationMails;
@@ -67,7 +67,7 @@ pub struct OutboxWorker {
     clock: SharedClock,
     config: OutboxConfig,
     owner: String,
-    wake: Arc<Notify>,
+    wake: WorkerBell,
     inbox: Option<HandoverInbox>,
 }
 
@@ -78,7 +78,7 @@ impl OutboxWorker {
         mails: Arc<VerificationMails>,
         clock: SharedClock,
         config: OutboxConfig,
-        wake: Arc<Notify>,
+        wake: WorkerBell,
     ) -> Self {
         let mut r = [0u8; 6];
         getrandom::fill(&mut r).expect("the OS random source works");
@@ -107,7 +107,7 @@ impl OutboxWorker {
             return None;
         }
         let lease = self.config.lease.as_secs() as i64;
-        let (handover, inbox) = handover::handover(&self.owner, lease, self.config.handover, self.wake.clone());
+        let (handover, inbox) = handover::handover(&self.owner, lease, self.config.handover);
         self.inbox = Some(inbox);
         Some(handover)
     }
@@ -128,7 +128,8 @@ impl OutboxWorker {
             }
             let now = self.clock.now();
             let mut items = take_handed(&mut inbox, waiting.take(), now, self.config.batch.max(1) as usize);
-            let missed = inbox.as_ref().is_some_and(HandoverInbox::take_missed);
+            // Rung: mail went into the outbox meanwhile (not handed over): look there too.
+            let missed = self.wake.take_rung();
             let search = items.is_empty() || missed || last_search.is_none_or(|t| t.elapsed() >= self.config.poll);
             if search {
                 last_search = Some(Instant::now());
@@ -209,7 +210,7 @@ impl OutboxWorker {
 
     async fn idle(&self, shutdown: &mut watch::Receiver<bool>, wait: Duration) {
         tokio::select! {
-            _ = self.wake.notified() => {}
+            _ = self.wake.rung() => {}
             _ = tokio::time::sleep(wait) => {}
             _ = shutdown.changed() => {}
         }
