@@ -223,6 +223,7 @@ impl UseCases {
     /// Like [`UseCases::submit`]; `spam` says why a bot filter caught the post: it is stored as spam
     /// and never mailed. A post over a mail cap, or naming a suppressed address, is stored pending
     /// with no mail (the audit line says why). The visitor's answer is the same in every case.
+    #[tracing::instrument(name = "submit", skip_all, fields(spam = spam.is_some(), message_id))]
     pub async fn submit_as(&self, msg: NewMessage, spam: Option<&str>) -> Result<Submitted, ActionError> {
         let now = self.clock.now();
         let nonce = new_nonce();
@@ -254,6 +255,7 @@ impl UseCases {
             })
             .await?;
         let id = inserted.id;
+        tracing::Span::current().record("message_id", id.0);
         match (spam, &inserted.withheld) {
             (Some(why), _) => tracing::info!(message_id = id.0, why, "message caught as spam; not mailed"),
             (None, Some(why)) => {
@@ -307,9 +309,11 @@ impl UseCases {
 
     /// GET of a verification link: never changes the status (mail scanners fetch links before the
     /// visitor does), only records that the link was opened.
+    #[tracing::instrument(skip_all, fields(message_id))]
     pub async fn open_link(&self, token: &str) -> Result<LinkView, ActionError> {
         let now = self.clock.now();
         let (t, m) = self.token_message(token).await?;
+        tracing::Span::current().record("message_id", m.id.0);
         if self.confirmed_with(&t, &m, now) {
             return Ok(LinkView::AlreadyConfirmed);
         }
@@ -319,9 +323,11 @@ impl UseCases {
     }
 
     /// POST of a verification link: the visitor confirms. Confirming twice is a success both times.
+    #[tracing::instrument(skip_all, fields(message_id))]
     pub async fn confirm(&self, token: &str) -> Result<MessageId, ActionError> {
         let now = self.clock.now();
         let (t, m) = self.token_message(token).await?;
+        tracing::Span::current().record("message_id", m.id.0);
         if self.confirmed_with(&t, &m, now) {
             return Ok(m.id);
         }
@@ -396,9 +402,11 @@ impl UseCases {
     }
 
     /// The visitor typed the code from the mail on the "check your inbox" page.
+    #[tracing::instrument(skip_all, fields(message_id))]
     pub async fn confirm_code(&self, receipt: &str, code: &str) -> Result<MessageId, ActionError> {
         let now = self.clock.now();
         let m = self.receipt_message(receipt, false).await?;
+        tracing::Span::current().record("message_id", m.id.0);
         match m.status {
             Status::Verified | Status::Released => return Ok(m.id),
             Status::Pending => {}
@@ -428,8 +436,10 @@ impl UseCases {
 
     /// The visitor asks for a new verification mail (from the "check your inbox" or "expired" page).
     /// Returns a fresh receipt.
+    #[tracing::instrument(skip_all, fields(message_id))]
     pub async fn resend_for_visitor(&self, receipt: &str) -> Result<String, ActionError> {
         let m = self.receipt_message(receipt, true).await?;
+        tracing::Span::current().record("message_id", m.id.0);
         if matches!(m.status, Status::Verified | Status::Released) {
             return Err(ActionError::Illegal(IllegalTransition {
                 from: m.status,
@@ -448,6 +458,7 @@ impl UseCases {
     /// A moderator resends the verification of a pending message.
     /// Exempt from the per-address and hourly caps (a person decided), never from suppression:
     /// the result says whether a mail was queued.
+    #[tracing::instrument(skip_all, fields(message_id = id.0, actor))]
     pub async fn resend(&self, id: MessageId, actor: &str) -> Result<Reverified, ActionError> {
         let m = self.load(id).await?;
         let detail = Some("by a moderator: exempt from the mail caps".to_string());
@@ -457,6 +468,7 @@ impl UseCases {
 
     /// "Not spam": a moderator moves a message a bot filter caught back to pending, and its
     /// verification mail goes out (within the caps, and never to a suppressed address).
+    #[tracing::instrument(skip_all, fields(message_id = id.0, actor))]
     pub async fn not_spam(&self, id: MessageId, actor: &str) -> Result<Reverified, ActionError> {
         let m = self.load(id).await?;
         let guard = self.settings.mail_guard;
@@ -538,6 +550,7 @@ impl UseCases {
 
     /// POST of an "I didn't send this" link: no mail to the address, ever, until a moderator
     /// lifts it. Pressing it twice is fine.
+    #[tracing::instrument(skip_all)]
     pub async fn suppress_by_link(&self, token: &str) -> Result<(), ActionError> {
         let address = self.open_suppress_link(token).await?;
         let new = self
@@ -554,6 +567,7 @@ impl UseCases {
     }
 
     /// A moderator lifts a suppression. False if the address was not suppressed.
+    #[tracing::instrument(skip_all, fields(actor))]
     pub async fn unsuppress(&self, address: &str, actor: &str) -> Result<bool, ActionError> {
         let lifted = self.store.unsuppress(address.trim()).await?;
         tracing::info!(actor, lifted, "suppression lifted");
@@ -596,6 +610,7 @@ impl UseCases {
     }
 
     /// Everything about one message: the message, its audit trail and its mail history.
+    #[tracing::instrument(skip_all, fields(message_id = id.0))]
     pub async fn details(&self, id: MessageId) -> Result<Details, ActionError> {
         let message = self.load(id).await?;
         let audit = self.store.audit_trail(id).await?;
@@ -628,6 +643,7 @@ impl UseCases {
     /// Delivers a verified message to the team: queues the staff mail (through the same outbox)
     /// and marks it released, in one transaction. Two moderators releasing at once: exactly one
     /// mail, and the other is told who was first.
+    #[tracing::instrument(skip_all, fields(message_id = id.0, actor))]
     pub async fn release(&self, id: MessageId, actor: &str) -> Result<Released, ActionError> {
         let m = self.load(id).await?;
         let to = match m.status.apply(Transition::Release) {
@@ -681,6 +697,7 @@ impl UseCases {
     }
 
     /// Moves a message to the trash (restorable).
+    #[tracing::instrument(skip_all, fields(message_id = id.0, actor))]
     pub async fn delete(&self, id: MessageId, actor: &str) -> Result<(), ActionError> {
         let m = self.load(id).await?;
         if m.status == Status::Deleted {
@@ -696,6 +713,7 @@ impl UseCases {
     }
 
     /// Takes a message out of the trash, back to where it was. Returns that status.
+    #[tracing::instrument(skip_all, fields(message_id = id.0, actor))]
     pub async fn restore(&self, id: MessageId, actor: &str) -> Result<Status, ActionError> {
         let m = self.load(id).await?;
         let before_delete = m.status_before_delete.unwrap_or(Status::Pending);
@@ -728,6 +746,7 @@ impl UseCases {
     }
 
     /// Empties the trash for good (`formgate purge`).
+    #[tracing::instrument(skip_all, fields(actor))]
     pub async fn purge_trash(&self, actor: &str) -> Result<Purged, ActionError> {
         let purged = self.store.purge(i64::MAX, i64::MIN).await?;
         tracing::info!(actor, trashed = purged.trashed, "trash purged");
@@ -736,6 +755,7 @@ impl UseCases {
 
     /// The retention rule `serve` applies hourly: trash and never-verified messages older than
     /// `purge_after` go for good.
+    #[tracing::instrument(skip_all)]
     pub async fn purge_expired(&self) -> Result<Purged, ActionError> {
         let Some(after) = self.settings.purge_after else {
             return Ok(Purged::default());

@@ -178,6 +178,7 @@ impl Store for PgStore {
         Sql::outbox_for_message(&self.pool, id).await
     }
 
+    #[tracing::instrument(skip_all, fields(engine = "postgres", limit))]
     async fn claim_outbox(
         &self,
         owner: &str,
@@ -215,6 +216,7 @@ impl Store for PgStore {
         Ok(items)
     }
 
+    #[tracing::instrument(skip_all, fields(engine = "postgres", mails = results.len()))]
     async fn finish_outbox(&self, owner: &str, now: i64, results: &[(i64, SendOutcome)]) -> Result<(), StoreError> {
         if results.is_empty() {
             return Ok(());
@@ -299,6 +301,7 @@ impl Store for PgStore {
         Some(notify.clone())
     }
 
+    #[tracing::instrument(skip_all, fields(engine = "postgres"))]
     async fn purge(&self, trashed_before: i64, unverified_before: i64) -> Result<Purged, StoreError> {
         let mut tx = self.pool.begin().await?;
         let purged = Sql::purge(&mut tx, trashed_before, unverified_before).await?;
@@ -307,6 +310,7 @@ impl Store for PgStore {
         Ok(purged)
     }
 
+    #[tracing::instrument(skip_all, fields(engine = "postgres", posts = batch.len()))]
     async fn insert_batch(
         &self,
         batch: &[Submission<'_>],
@@ -355,6 +359,7 @@ impl Store for PgStore {
         INTAKE_WRITERS
     }
 
+    #[tracing::instrument(skip_all, fields(engine = "postgres", message_id = change.id.0))]
     async fn apply_guarded(&self, change: &Change, guard: Option<&MailGuard>) -> Result<Applied, StoreError> {
         let mut tx = self.pool.begin().await?;
         let mut withheld = None;

@@ -211,6 +211,7 @@ impl Store for SqliteStore {
         Sql::outbox_for_message(&self.reader, id).await
     }
 
+    #[tracing::instrument(skip_all, fields(engine = "sqlite", limit))]
     async fn claim_outbox(
         &self,
         owner: &str,
@@ -281,6 +282,7 @@ impl Store for SqliteStore {
         Ok(items)
     }
 
+    #[tracing::instrument(skip_all, fields(engine = "sqlite", mails = results.len()))]
     async fn finish_outbox(&self, owner: &str, now: i64, results: &[(i64, SendOutcome)]) -> Result<(), StoreError> {
         if results.is_empty() {
             return Ok(());
@@ -340,6 +342,7 @@ impl Store for SqliteStore {
         Sql::counts(&self.reader).await
     }
 
+    #[tracing::instrument(skip_all, fields(engine = "sqlite"))]
     async fn purge(&self, trashed_before: i64, unverified_before: i64) -> Result<Purged, StoreError> {
         let mut tx = self.write_tx().await?;
         let purged = Sql::purge(&mut tx, trashed_before, unverified_before).await?;
@@ -347,6 +350,7 @@ impl Store for SqliteStore {
         Ok(purged)
     }
 
+    #[tracing::instrument(skip_all, fields(engine = "sqlite", posts = batch.len()))]
     async fn insert_batch(
         &self,
         batch: &[Submission<'_>],
@@ -397,6 +401,7 @@ impl Store for SqliteStore {
         batch::inserted(ids, withheld, mails, &outbox_ids, lease)
     }
 
+    #[tracing::instrument(skip_all, fields(engine = "sqlite", message_id = change.id.0))]
     async fn apply_guarded(&self, change: &Change, guard: Option<&MailGuard>) -> Result<Applied, StoreError> {
         // BEGIN IMMEDIATE: no other writer can queue a mail between the guard's counts and ours.
         let mut tx = self.write_tx().await?;
