@@ -65,8 +65,10 @@ pub trait Store: Send + Sync + 'static {
     async fn message(&self, id: MessageId) -> Result<Option<Message>, StoreError>;
 
     /// Applies `change` if the message is still in `change.from` (and has the expected nonce).
-    /// Returns false, changing nothing, when it is not.
-    async fn apply(&self, change: &Change) -> Result<bool, StoreError>;
+    /// Returns false, changing nothing, when it is not. ([`Store::apply_guarded`] with no guard.)
+    async fn apply(&self, change: &Change) -> Result<bool, StoreError> {
+        Ok(self.apply_guarded(change, None).await?.done)
+    }
 
     /// The first time a verification link is opened (a GET: no status change).
     async fn record_link_opened(&self, id: MessageId, now: i64) -> Result<(), StoreError>;

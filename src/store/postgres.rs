@@ -21,7 +21,7 @@ use super::{Store, StoreError, batch, rows, search, shared};
 
 /// The statements both engines share, for PostgreSQL.
 type Sql = shared::Sql<Postgres>;
-use crate::domain::{MailGuard, Message, MessageId, Status, Withheld, withhold};
+use crate::domain::{MailGuard, Message, MessageId, Status, Withheld};
 use crate::mail::handover::Lease;
 use crate::mail::queue::{OutboxItem, OutboxRecord, OutgoingMail, SendOutcome};
 
@@ -150,10 +150,6 @@ impl Store for PgStore {
 
     async fn message(&self, id: MessageId) -> Result<Option<Message>, StoreError> {
         Sql::message(&self.pool, id).await
-    }
-
-    async fn apply(&self, c: &Change) -> Result<bool, StoreError> {
-        Ok(self.apply_guarded(c, None).await?.done)
     }
 
     async fn record_link_opened(&self, id: MessageId, now: i64) -> Result<(), StoreError> {
@@ -362,32 +358,27 @@ impl Store for PgStore {
     #[tracing::instrument(skip_all, fields(engine = "postgres", message_id = change.id.0))]
     async fn apply_guarded(&self, change: &Change, guard: Option<&MailGuard>) -> Result<Applied, StoreError> {
         let mut tx = self.pool.begin().await?;
-        let mut withheld = None;
-        if let (Some(guard), Some(mail)) = (guard, &change.mail) {
-            // The advisory lock (released at commit) serialises transactions that would mail the
-            // same address, so two concurrent posts cannot both count zero.
-            sqlx::query("SELECT pg_advisory_xact_lock(hashtext(lower($1)))")
-                .bind(&mail.recipient)
-                .execute(&mut *tx)
-                .await?;
-            withheld = withhold(
-                guard,
-                &Sql::guard_counts(&mut tx, &mail.recipient, change.now, guard).await?,
-            );
-        }
+        let withheld = match (guard, &change.mail) {
+            (Some(guard), Some(mail)) => {
+                // The advisory lock (released at commit) serialises transactions that would mail
+                // the same address, so two concurrent posts cannot both count zero.
+                sqlx::query("SELECT pg_advisory_xact_lock(hashtext(lower($1)))")
+                    .bind(&mail.recipient)
+                    .execute(&mut *tx)
+                    .await?;
+                Sql::verdict(&mut tx, &mail.recipient, change.now, guard).await?
+            }
+            _ => None,
+        };
         let held = withheld.as_ref().map(|why| shared::withheld_change(change, why));
         let c = held.as_ref().unwrap_or(change);
         // A concurrent apply on the same row waits here for our commit, then re-evaluates the WHERE
         // against the row we wrote: its `status = $7` (or nonce) no longer holds and it changes nothing.
-        if Sql::update_message(&mut tx, c).await? == 0 {
+        if !Sql::apply_change(&mut tx, c).await? {
             // Someone else got there first (or the caller's view was stale): change nothing.
             tx.rollback().await?;
-            return Ok(Applied {
-                done: false,
-                withheld: None,
-            });
+            return Ok(Applied::NOT_DONE);
         }
-        Sql::insert_audit(&mut tx, c.id, c.now, &c.audit, Some(c.from), c.to).await?;
         if let Some(mail) = &c.mail {
             insert_outbox(&mut tx, c.id, c.now, mail).await?;
         }

@@ -142,6 +142,14 @@ pub struct Applied {
     pub withheld: Option<Withheld>,
 }
 
+impl Applied {
+    /// The message had moved on: nothing was changed (nor withheld).
+    pub const NOT_DONE: Applied = Applied {
+        done: false,
+        withheld: None,
+    };
+}
+
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct SuppressedAddress {
     pub address: String,

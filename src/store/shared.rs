@@ -10,7 +10,7 @@ use sqlx::{ColumnIndex, Database, Decode, Encode, Executor, IntoArguments, Type}
 use super::error::StoreError;
 use super::records::{Audit, AuditRecord, Change, Purged, SuppressedAddress};
 use super::rows;
-use crate::domain::{GuardCounts, MailGuard, Message, MessageId, Status};
+use crate::domain::{GuardCounts, MailGuard, Message, MessageId, Status, Withheld, withhold};
 use crate::mail::queue::OutboxRecord;
 
 /// How many rows a statement changed, whichever the engine.
@@ -192,7 +192,7 @@ where
 
     /// The compare-and-swap of `Store::apply`: changes the message only if it is still in
     /// `c.from` (and has the expected nonce). Returns how many rows changed (0 or 1).
-    pub(super) async fn update_message(conn: &mut DB::Connection, c: &Change) -> Result<u64, StoreError> {
+    async fn update_message(conn: &mut DB::Connection, c: &Change) -> Result<u64, StoreError> {
         let done = sqlx::query(
             "UPDATE messages SET
                 status = $1,
@@ -221,9 +221,28 @@ where
         Ok(done.affected())
     }
 
-    /// What `guard` needs to decide on a mail to `recipient`, looked up inside the caller's write
-    /// transaction (which must keep other writers from queueing to it meanwhile).
-    pub(super) async fn guard_counts(
+    /// The compare-and-swap and its audit line, inside the caller's transaction. False, having
+    /// written nothing, when the message had moved on (the caller rolls back).
+    pub(super) async fn apply_change(conn: &mut DB::Connection, c: &Change) -> Result<bool, StoreError> {
+        if Self::update_message(conn, c).await? == 0 {
+            return Ok(false);
+        }
+        Self::insert_audit(conn, c.id, c.now, &c.audit, Some(c.from), c.to).await?;
+        Ok(true)
+    }
+
+    /// The mail cap's verdict on a mail to `recipient`, from counts looked up inside the caller's
+    /// write transaction (which must keep other writers from queueing to it meanwhile).
+    pub(super) async fn verdict(
+        conn: &mut DB::Connection,
+        recipient: &str,
+        now: i64,
+        guard: &MailGuard,
+    ) -> Result<Option<Withheld>, StoreError> {
+        Ok(withhold(guard, &Self::guard_counts(conn, recipient, now, guard).await?))
+    }
+
+    async fn guard_counts(
         conn: &mut DB::Connection,
         recipient: &str,
         now: i64,
@@ -323,7 +342,7 @@ where
 
 /// The change `apply_guarded` makes when the guard withholds its mail: no mail, and the nonce
 /// and expiry left as they were (older links keep working); the audit line says why.
-pub(super) fn withheld_change(change: &Change, why: &crate::domain::Withheld) -> Change {
+pub(super) fn withheld_change(change: &Change, why: &Withheld) -> Change {
     let mut held = change.clone();
     held.mail = None;
     held.new_nonce = None;

@@ -17,7 +17,7 @@ use super::records::{
 };
 use super::shared;
 use super::{Store, StoreError, batch, rows, search};
-use crate::domain::{MailGuard, Message, MessageId, Status, withhold};
+use crate::domain::{MailGuard, Message, MessageId, Status};
 use crate::mail::handover::Lease;
 use crate::mail::queue::{MailBody, OutboxItem, OutboxRecord, OutgoingMail, SendOutcome};
 
@@ -177,10 +177,6 @@ impl Store for SqliteStore {
 
     async fn message(&self, id: MessageId) -> Result<Option<Message>, StoreError> {
         Sql::message(&self.reader, id).await
-    }
-
-    async fn apply(&self, c: &Change) -> Result<bool, StoreError> {
-        Ok(self.apply_guarded(c, None).await?.done)
     }
 
     async fn record_link_opened(&self, id: MessageId, now: i64) -> Result<(), StoreError> {
@@ -405,24 +401,17 @@ impl Store for SqliteStore {
     async fn apply_guarded(&self, change: &Change, guard: Option<&MailGuard>) -> Result<Applied, StoreError> {
         // BEGIN IMMEDIATE: no other writer can queue a mail between the guard's counts and ours.
         let mut tx = self.write_tx().await?;
-        let mut withheld = None;
-        if let (Some(guard), Some(mail)) = (guard, &change.mail) {
-            withheld = withhold(
-                guard,
-                &Sql::guard_counts(&mut tx, &mail.recipient, change.now, guard).await?,
-            );
-        }
+        let withheld = match (guard, &change.mail) {
+            (Some(guard), Some(mail)) => Sql::verdict(&mut tx, &mail.recipient, change.now, guard).await?,
+            _ => None,
+        };
         let held = withheld.as_ref().map(|why| shared::withheld_change(change, why));
         let c = held.as_ref().unwrap_or(change);
-        if Sql::update_message(&mut tx, c).await? == 0 {
+        if !Sql::apply_change(&mut tx, c).await? {
             // Someone else got there first (or the caller's view was stale): change nothing.
             tx.rollback().await?;
-            return Ok(Applied {
-                done: false,
-                withheld: None,
-            });
+            return Ok(Applied::NOT_DONE);
         }
-        Sql::insert_audit(&mut tx, c.id, c.now, &c.audit, Some(c.from), c.to).await?;
         if let Some(mail) = &c.mail {
             insert_outbox(&mut tx, c.id, c.now, mail).await?;
         }
