@@ -5,12 +5,15 @@
 //!
 //! - `records.rs`: what goes in and comes back (read models, a change, a submission);
 //! - `error.rs`: [`StoreError`];
-//! - `shared.rs`: the statements both engines run as they are; `sqlite.rs` / `postgres.rs`: what
-//!   differs (connection set-up, the batch insert, the claim, the finish, the change feed);
+//! - `engine.rs`: the one `Store` implementation, for any `Engine`; `shared.rs`: the
+//!   statements every engine runs as they are; `sqlite.rs` / `postgres.rs`: only what differs
+//!   (connection set-up, the batch insert, the claim, the finish, the change feed, the
+//!   per-address lock, `next_due`);
 //! - `rows.rs`: rows into records, for both; `search.rs`: the dashboard's `list` query;
 //! - `batch.rs`: a batch insert's bookkeeping around the mail cap (`domain::mail_cap`).
 
 mod batch;
+mod engine;
 mod error;
 mod postgres;
 mod records;

@@ -14,16 +14,13 @@ use sqlx::{Postgres, Transaction};
 use std::sync::{Arc, Weak};
 use tokio::sync::Notify;
 
-use super::records::{
-    Applied, AuditRecord, Change, Inserted, ListQuery, MessageSummary, Purged, Submission, SuppressedAddress,
-};
-use super::{Store, StoreError, batch, rows, search, shared};
-
-/// The statements both engines share, for PostgreSQL.
-type Sql = shared::Sql<Postgres>;
-use crate::domain::{MailGuard, Message, MessageId, Status, Withheld};
+use super::engine::Engine;
+use super::records::{Inserted, ListQuery, MessageSummary, Submission};
+use super::shared::Dialect;
+use super::{StoreError, batch, rows, search};
+use crate::domain::{MailGuard, MessageId, Withheld};
 use crate::mail::handover::Lease;
-use crate::mail::queue::{OutboxItem, OutboxRecord, OutgoingMail, SendOutcome};
+use crate::mail::queue::{OutboxItem, OutgoingMail, SendOutcome};
 
 pub struct PgStore {
     pool: PgPool,
@@ -41,11 +38,6 @@ macro_rules! changes_channel {
 const CHANGES_CHANNEL: &str = changes_channel!();
 /// Wakes every watcher of [`CHANGES_CHANNEL`] (on commit, when run in a transaction).
 const NOTIFY_CHANGES: &str = concat!("SELECT pg_notify('", changes_channel!(), "', '')");
-
-async fn notify_change(tx: &mut Transaction<'_, Postgres>) -> Result<(), StoreError> {
-    sqlx::query(NOTIFY_CHANGES).execute(&mut **tx).await?;
-    Ok(())
-}
 
 /// Forwards notifications to `notify` until the store is dropped; reconnects after a lost
 /// connection (and wakes the watcher then, since changes may have been missed meanwhile).
@@ -107,49 +99,71 @@ impl PgStore {
     /// Records on each unreadable claimed row why (see `rows::SET_ASIDE_UNREADABLE`).
     async fn set_aside(&self, unreadable: &[(i64, String)], now: i64) -> Result<(), StoreError> {
         let mut tx = self.pool.begin().await?;
-        Sql::set_aside(&mut tx, unreadable, now).await?;
+        Postgres::set_aside(&mut tx, unreadable, now).await?;
         // Mail states show on the dashboard.
-        notify_change(&mut tx).await?;
+        self.announce(&mut tx).await?;
         tx.commit().await?;
         Ok(())
     }
 }
 
-async fn insert_outbox(
-    tx: &mut Transaction<'_, Postgres>,
-    message_id: MessageId,
-    now: i64,
-    mail: &OutgoingMail,
-) -> Result<(), StoreError> {
-    let (payload, link_nonce, link_expires_at) = rows::body_columns(&mail.body);
-    sqlx::query(
-        "INSERT INTO outbox (message_id, kind, recipient, sender, message_id_header, payload, link_nonce, link_expires_at,
-                             created_at, next_attempt_at, give_up_at)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $9, $10)",
-    )
-    .bind(message_id.0)
-    .bind(mail.kind.as_str())
-    .bind(&mail.recipient)
-    .bind(&mail.sender)
-    .bind(&mail.message_id_header)
-    .bind(payload)
-    .bind(link_nonce)
-    .bind(link_expires_at)
-    .bind(now)
-    .bind(mail.give_up_at)
-    .execute(&mut **tx)
-    .await?;
-    Ok(())
-}
-
 #[async_trait]
-impl Store for PgStore {
-    async fn ping(&self) -> Result<(), StoreError> {
-        Sql::ping(&self.pool).await
+impl Engine for PgStore {
+    type Db = Postgres;
+
+    fn reads(&self) -> &PgPool {
+        &self.pool
     }
 
-    async fn message(&self, id: MessageId) -> Result<Option<Message>, StoreError> {
-        Sql::message(&self.pool, id).await
+    fn writes(&self) -> &PgPool {
+        &self.pool
+    }
+
+    async fn write_tx(&self) -> Result<Transaction<'static, Postgres>, StoreError> {
+        Ok(self.pool.begin().await?)
+    }
+
+    /// The advisory lock (released at commit) serialises transactions that would mail the same
+    /// address, so two concurrent posts cannot both count zero.
+    async fn lock_address(&self, tx: &mut PgConnection, recipient: &str) -> Result<(), StoreError> {
+        sqlx::query("SELECT pg_advisory_xact_lock(hashtext(lower($1)))")
+            .bind(recipient)
+            .execute(tx)
+            .await?;
+        Ok(())
+    }
+
+    async fn queue_mail(
+        &self,
+        tx: &mut PgConnection,
+        message_id: MessageId,
+        now: i64,
+        mail: &OutgoingMail,
+    ) -> Result<(), StoreError> {
+        let (payload, link_nonce, link_expires_at) = rows::body_columns(&mail.body);
+        sqlx::query(
+            "INSERT INTO outbox (message_id, kind, recipient, sender, message_id_header, payload, link_nonce, link_expires_at,
+                                 created_at, next_attempt_at, give_up_at)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $9, $10)",
+        )
+        .bind(message_id.0)
+        .bind(mail.kind.as_str())
+        .bind(&mail.recipient)
+        .bind(&mail.sender)
+        .bind(&mail.message_id_header)
+        .bind(payload)
+        .bind(link_nonce)
+        .bind(link_expires_at)
+        .bind(now)
+        .bind(mail.give_up_at)
+        .execute(tx)
+        .await?;
+        Ok(())
+    }
+
+    async fn announce(&self, tx: &mut PgConnection) -> Result<(), StoreError> {
+        sqlx::query(NOTIFY_CHANGES).execute(tx).await?;
+        Ok(())
     }
 
     async fn record_link_opened(&self, id: MessageId, now: i64) -> Result<(), StoreError> {
@@ -162,19 +176,6 @@ impl Store for PgStore {
         Ok(())
     }
 
-    async fn record_code_failure(&self, id: MessageId, nonce: &str) -> Result<i64, StoreError> {
-        Sql::record_code_failure(&self.pool, id, nonce).await
-    }
-
-    async fn audit_trail(&self, id: MessageId) -> Result<Vec<AuditRecord>, StoreError> {
-        Sql::audit_trail(&self.pool, id).await
-    }
-
-    async fn outbox_for_message(&self, id: MessageId) -> Result<Vec<OutboxRecord>, StoreError> {
-        Sql::outbox_for_message(&self.pool, id).await
-    }
-
-    #[tracing::instrument(skip_all, fields(engine = "postgres", limit))]
     async fn claim_outbox(
         &self,
         owner: &str,
@@ -212,7 +213,6 @@ impl Store for PgStore {
         Ok(items)
     }
 
-    #[tracing::instrument(skip_all, fields(engine = "postgres", mails = results.len()))]
     async fn finish_outbox(&self, owner: &str, now: i64, results: &[(i64, SendOutcome)]) -> Result<(), StoreError> {
         if results.is_empty() {
             return Ok(());
@@ -257,10 +257,6 @@ impl Store for PgStore {
         Ok(())
     }
 
-    async fn release_leases(&self, owner: &str) -> Result<u64, StoreError> {
-        Sql::release_leases(&self.pool, owner).await
-    }
-
     async fn next_outbox_due(&self) -> Result<Option<i64>, StoreError> {
         let due: Option<i64> = sqlx::query_scalar(
             "SELECT MIN(GREATEST(next_attempt_at, COALESCE(lease_until + 1, 0))) FROM outbox WHERE state = 'queued'",
@@ -281,10 +277,6 @@ impl Store for PgStore {
         rows.iter().map(rows::summary).collect()
     }
 
-    async fn counts(&self) -> Result<Vec<(Status, i64)>, StoreError> {
-        Sql::counts(&self.pool).await
-    }
-
     async fn changes(&self) -> Option<Arc<Notify>> {
         let notify = self
             .changes
@@ -297,16 +289,6 @@ impl Store for PgStore {
         Some(notify.clone())
     }
 
-    #[tracing::instrument(skip_all, fields(engine = "postgres"))]
-    async fn purge(&self, trashed_before: i64, unverified_before: i64) -> Result<Purged, StoreError> {
-        let mut tx = self.pool.begin().await?;
-        let purged = Sql::purge(&mut tx, trashed_before, unverified_before).await?;
-        notify_change(&mut tx).await?;
-        tx.commit().await?;
-        Ok(purged)
-    }
-
-    #[tracing::instrument(skip_all, fields(engine = "postgres", posts = batch.len()))]
     async fn insert_batch(
         &self,
         batch: &[Submission<'_>],
@@ -355,50 +337,6 @@ impl Store for PgStore {
         INTAKE_WRITERS
     }
 
-    #[tracing::instrument(skip_all, fields(engine = "postgres", message_id = change.id.0))]
-    async fn apply_guarded(&self, change: &Change, guard: Option<&MailGuard>) -> Result<Applied, StoreError> {
-        let mut tx = self.pool.begin().await?;
-        let withheld = match (guard, &change.mail) {
-            (Some(guard), Some(mail)) => {
-                // The advisory lock (released at commit) serialises transactions that would mail
-                // the same address, so two concurrent posts cannot both count zero.
-                sqlx::query("SELECT pg_advisory_xact_lock(hashtext(lower($1)))")
-                    .bind(&mail.recipient)
-                    .execute(&mut *tx)
-                    .await?;
-                Sql::verdict(&mut tx, &mail.recipient, change.now, guard).await?
-            }
-            _ => None,
-        };
-        let held = withheld.as_ref().map(|why| shared::withheld_change(change, why));
-        let c = held.as_ref().unwrap_or(change);
-        // A concurrent apply on the same row waits here for our commit, then re-evaluates the WHERE
-        // against the row we wrote: its `status = $7` (or nonce) no longer holds and it changes nothing.
-        if !Sql::apply_change(&mut tx, c).await? {
-            // Someone else got there first (or the caller's view was stale): change nothing.
-            tx.rollback().await?;
-            return Ok(Applied::NOT_DONE);
-        }
-        if let Some(mail) = &c.mail {
-            insert_outbox(&mut tx, c.id, c.now, mail).await?;
-        }
-        notify_change(&mut tx).await?;
-        tx.commit().await?;
-        Ok(Applied { done: true, withheld })
-    }
-
-    async fn suppress(&self, address: &str, now: i64, reason: &str) -> Result<bool, StoreError> {
-        Sql::suppress(&self.pool, address, now, reason).await
-    }
-
-    async fn unsuppress(&self, address: &str) -> Result<bool, StoreError> {
-        Sql::unsuppress(&self.pool, address).await
-    }
-
-    async fn suppressed(&self) -> Result<Vec<SuppressedAddress>, StoreError> {
-        Sql::suppressed(&self.pool).await
-    }
-
     async fn count_request(
         &self,
         bucket: &str,
@@ -417,10 +355,6 @@ impl Store for PgStore {
         .fetch_one(&self.pool)
         .await?;
         Ok(count)
-    }
-
-    async fn prune_rate_limits(&self, now: i64) -> Result<u64, StoreError> {
-        Sql::prune_rate_limits(&self.pool, now).await
     }
 }
 

@@ -1,11 +1,10 @@
 //! The statements both engines run as they are, written once. SQLite binds `$N` by its number,
-//! so one text serves both; what really differs (connection set-up, the batch insert, the claim,
-//! the finish, the change feed, the per-address lock, `next_due`) stays in `sqlite.rs` and
-//! `postgres.rs`, which call these with their own pool or transaction.
+//! so one text serves both. `engine.rs` builds the `Store` on them; what really differs stays in
+//! `sqlite.rs` and `postgres.rs`.
 
-use std::marker::PhantomData;
+use std::future::Future;
 
-use sqlx::{ColumnIndex, Database, Decode, Encode, Executor, IntoArguments, Type};
+use sqlx::{ColumnIndex, Database, Decode, Encode, Executor, IntoArguments, Pool, Type};
 
 use super::error::StoreError;
 use super::records::{Audit, AuditRecord, Change, Purged, SuppressedAddress};
@@ -30,11 +29,98 @@ impl Affected for sqlx::postgres::PgQueryResult {
     }
 }
 
-/// The shared statements for engine `DB`: `Sql::message(&pool, id)`, `Sql::insert_audit(&mut *tx, …)`.
-/// Each takes any executor of that engine (a pool, a connection, a transaction's connection).
-pub(super) struct Sql<DB>(PhantomData<DB>);
+/// The statements every engine runs alike, for engine `Self`: `Sqlite::message(&pool, id)`,
+/// `Postgres::insert_audit(&mut tx, …)`. Implemented once, below, for every sqlx engine that
+/// can bind and read the types formgate's schema uses; `engine.rs` builds the `Store` on them.
+pub trait Dialect: Database {
+    fn ping(pool: &Pool<Self>) -> impl Future<Output = Result<(), StoreError>> + Send;
 
-impl<DB> Sql<DB>
+    fn message(pool: &Pool<Self>, id: MessageId) -> impl Future<Output = Result<Option<Message>, StoreError>> + Send;
+
+    /// Counts a wrong code against the message's current nonce; `i64::MAX` when the nonce moved on.
+    fn record_code_failure(
+        pool: &Pool<Self>,
+        id: MessageId,
+        nonce: &str,
+    ) -> impl Future<Output = Result<i64, StoreError>> + Send;
+
+    fn audit_trail(
+        pool: &Pool<Self>,
+        id: MessageId,
+    ) -> impl Future<Output = Result<Vec<AuditRecord>, StoreError>> + Send;
+
+    fn outbox_for_message(
+        pool: &Pool<Self>,
+        id: MessageId,
+    ) -> impl Future<Output = Result<Vec<OutboxRecord>, StoreError>> + Send;
+
+    fn release_leases(pool: &Pool<Self>, owner: &str) -> impl Future<Output = Result<u64, StoreError>> + Send;
+
+    /// Records on each unreadable claimed row why (see `rows::SET_ASIDE_UNREADABLE`).
+    fn set_aside(
+        conn: &mut Self::Connection,
+        unreadable: &[(i64, String)],
+        now: i64,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+
+    fn counts(pool: &Pool<Self>) -> impl Future<Output = Result<Vec<(Status, i64)>, StoreError>> + Send;
+
+    /// Both deletes of `Store::purge`, inside the caller's transaction.
+    fn purge(
+        conn: &mut Self::Connection,
+        trashed_before: i64,
+        unverified_before: i64,
+    ) -> impl Future<Output = Result<Purged, StoreError>> + Send;
+
+    fn insert_audit(
+        conn: &mut Self::Connection,
+        id: MessageId,
+        now: i64,
+        audit: &Audit,
+        from: Option<Status>,
+        to: Status,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+
+    /// The compare-and-swap of `Store::apply`: changes the message only if it is still in
+    /// `c.from` (and has the expected nonce). Returns how many rows changed (0 or 1).
+    fn update_message(conn: &mut Self::Connection, c: &Change) -> impl Future<Output = Result<u64, StoreError>> + Send;
+
+    /// The compare-and-swap and its audit line, inside the caller's transaction. False, having
+    /// written nothing, when the message had moved on (the caller rolls back).
+    fn apply_change(conn: &mut Self::Connection, c: &Change) -> impl Future<Output = Result<bool, StoreError>> + Send;
+
+    /// The mail cap's verdict on a mail to `recipient`, from counts looked up inside the caller's
+    /// write transaction (which must keep other writers from queueing to it meanwhile).
+    fn verdict(
+        conn: &mut Self::Connection,
+        recipient: &str,
+        now: i64,
+        guard: &MailGuard,
+    ) -> impl Future<Output = Result<Option<Withheld>, StoreError>> + Send;
+
+    fn guard_counts(
+        conn: &mut Self::Connection,
+        recipient: &str,
+        now: i64,
+        guard: &MailGuard,
+    ) -> impl Future<Output = Result<GuardCounts, StoreError>> + Send;
+
+    /// "I didn't send this": false if the address was suppressed already.
+    fn suppress(
+        pool: &Pool<Self>,
+        address: &str,
+        now: i64,
+        reason: &str,
+    ) -> impl Future<Output = Result<bool, StoreError>> + Send;
+
+    fn unsuppress(pool: &Pool<Self>, address: &str) -> impl Future<Output = Result<bool, StoreError>> + Send;
+
+    fn suppressed(pool: &Pool<Self>) -> impl Future<Output = Result<Vec<SuppressedAddress>, StoreError>> + Send;
+
+    fn prune_rate_limits(pool: &Pool<Self>, now: i64) -> impl Future<Output = Result<u64, StoreError>> + Send;
+}
+
+impl<DB> Dialect for DB
 where
     DB: Database,
     DB::QueryResult: Affected,
@@ -52,84 +138,62 @@ where
     for<'c> &'c str: ColumnIndex<DB::Row>,
     usize: ColumnIndex<DB::Row>,
 {
-    pub(super) async fn ping<'e>(db: impl Executor<'e, Database = DB>) -> Result<(), StoreError> {
-        sqlx::query("SELECT 1").execute(db).await?;
+    async fn ping(pool: &Pool<DB>) -> Result<(), StoreError> {
+        sqlx::query("SELECT 1").execute(pool).await?;
         Ok(())
     }
 
-    pub(super) async fn message<'e>(
-        db: impl Executor<'e, Database = DB>,
-        id: MessageId,
-    ) -> Result<Option<Message>, StoreError> {
+    async fn message(pool: &Pool<DB>, id: MessageId) -> Result<Option<Message>, StoreError> {
         let row = sqlx::query("SELECT * FROM messages WHERE id = $1")
             .bind(id.0)
-            .fetch_optional(db)
+            .fetch_optional(pool)
             .await?;
         row.as_ref().map(rows::message).transpose()
     }
 
-    /// Counts a wrong code against the message's current nonce; `i64::MAX` when the nonce moved on.
-    pub(super) async fn record_code_failure<'e>(
-        db: impl Executor<'e, Database = DB>,
-        id: MessageId,
-        nonce: &str,
-    ) -> Result<i64, StoreError> {
+    async fn record_code_failure(pool: &Pool<DB>, id: MessageId, nonce: &str) -> Result<i64, StoreError> {
         let n: Option<i64> = sqlx::query_scalar(
             "UPDATE messages SET code_failures = code_failures + 1 WHERE id = $1 AND nonce = $2 RETURNING code_failures",
         )
         .bind(id.0)
         .bind(nonce)
-        .fetch_optional(db)
+        .fetch_optional(pool)
         .await?;
         Ok(n.unwrap_or(i64::MAX))
     }
 
-    pub(super) async fn audit_trail<'e>(
-        db: impl Executor<'e, Database = DB>,
-        id: MessageId,
-    ) -> Result<Vec<AuditRecord>, StoreError> {
+    async fn audit_trail(pool: &Pool<DB>, id: MessageId) -> Result<Vec<AuditRecord>, StoreError> {
         let rows = sqlx::query(
             "SELECT at, actor, action, from_status, to_status, detail FROM audit WHERE message_id = $1 ORDER BY id",
         )
         .bind(id.0)
-        .fetch_all(db)
+        .fetch_all(pool)
         .await?;
         rows.iter().map(rows::audit).collect()
     }
 
-    pub(super) async fn outbox_for_message<'e>(
-        db: impl Executor<'e, Database = DB>,
-        id: MessageId,
-    ) -> Result<Vec<OutboxRecord>, StoreError> {
+    async fn outbox_for_message(pool: &Pool<DB>, id: MessageId) -> Result<Vec<OutboxRecord>, StoreError> {
         let rows = sqlx::query(
             "SELECT id, kind, recipient, message_id_header, state, attempts, created_at, next_attempt_at, last_error, last_attempt_at, sent_at, lease_owner
              FROM outbox WHERE message_id = $1 ORDER BY id",
         )
         .bind(id.0)
-        .fetch_all(db)
+        .fetch_all(pool)
         .await?;
         rows.iter().map(rows::outbox_record).collect()
     }
 
-    pub(super) async fn release_leases<'e>(
-        db: impl Executor<'e, Database = DB>,
-        owner: &str,
-    ) -> Result<u64, StoreError> {
+    async fn release_leases(pool: &Pool<DB>, owner: &str) -> Result<u64, StoreError> {
         let done = sqlx::query(
             "UPDATE outbox SET lease_owner = NULL, lease_until = NULL WHERE lease_owner = $1 AND state = 'queued'",
         )
         .bind(owner)
-        .execute(db)
+        .execute(pool)
         .await?;
         Ok(done.affected())
     }
 
-    /// Records on each unreadable claimed row why (see `rows::SET_ASIDE_UNREADABLE`).
-    pub(super) async fn set_aside(
-        conn: &mut DB::Connection,
-        unreadable: &[(i64, String)],
-        now: i64,
-    ) -> Result<(), StoreError> {
+    async fn set_aside(conn: &mut DB::Connection, unreadable: &[(i64, String)], now: i64) -> Result<(), StoreError> {
         for (id, error) in unreadable {
             sqlx::query(rows::SET_ASIDE_UNREADABLE)
                 .bind(error.as_str())
@@ -141,15 +205,14 @@ where
         Ok(())
     }
 
-    pub(super) async fn counts<'e>(db: impl Executor<'e, Database = DB>) -> Result<Vec<(Status, i64)>, StoreError> {
+    async fn counts(pool: &Pool<DB>) -> Result<Vec<(Status, i64)>, StoreError> {
         let rows = sqlx::query("SELECT status, COUNT(*) AS n FROM messages GROUP BY status")
-            .fetch_all(db)
+            .fetch_all(pool)
             .await?;
         rows.iter().map(rows::status_count).collect()
     }
 
-    /// Both deletes of `Store::purge`, inside the caller's transaction.
-    pub(super) async fn purge(
+    async fn purge(
         conn: &mut DB::Connection,
         trashed_before: i64,
         unverified_before: i64,
@@ -167,7 +230,7 @@ where
         Ok(Purged { trashed, unverified })
     }
 
-    pub(super) async fn insert_audit(
+    async fn insert_audit(
         conn: &mut DB::Connection,
         id: MessageId,
         now: i64,
@@ -190,8 +253,6 @@ where
         Ok(())
     }
 
-    /// The compare-and-swap of `Store::apply`: changes the message only if it is still in
-    /// `c.from` (and has the expected nonce). Returns how many rows changed (0 or 1).
     async fn update_message(conn: &mut DB::Connection, c: &Change) -> Result<u64, StoreError> {
         let done = sqlx::query(
             "UPDATE messages SET
@@ -221,25 +282,24 @@ where
         Ok(done.affected())
     }
 
-    /// The compare-and-swap and its audit line, inside the caller's transaction. False, having
-    /// written nothing, when the message had moved on (the caller rolls back).
-    pub(super) async fn apply_change(conn: &mut DB::Connection, c: &Change) -> Result<bool, StoreError> {
-        if Self::update_message(conn, c).await? == 0 {
+    async fn apply_change(conn: &mut DB::Connection, c: &Change) -> Result<bool, StoreError> {
+        if <DB as Dialect>::update_message(conn, c).await? == 0 {
             return Ok(false);
         }
-        Self::insert_audit(conn, c.id, c.now, &c.audit, Some(c.from), c.to).await?;
+        <DB as Dialect>::insert_audit(conn, c.id, c.now, &c.audit, Some(c.from), c.to).await?;
         Ok(true)
     }
 
-    /// The mail cap's verdict on a mail to `recipient`, from counts looked up inside the caller's
-    /// write transaction (which must keep other writers from queueing to it meanwhile).
-    pub(super) async fn verdict(
+    async fn verdict(
         conn: &mut DB::Connection,
         recipient: &str,
         now: i64,
         guard: &MailGuard,
     ) -> Result<Option<Withheld>, StoreError> {
-        Ok(withhold(guard, &Self::guard_counts(conn, recipient, now, guard).await?))
+        Ok(withhold(
+            guard,
+            &<DB as Dialect>::guard_counts(conn, recipient, now, guard).await?,
+        ))
     }
 
     async fn guard_counts(
@@ -281,42 +341,31 @@ where
         })
     }
 
-    /// "I didn't send this": false if the address was suppressed already.
-    pub(super) async fn suppress<'e>(
-        db: impl Executor<'e, Database = DB>,
-        address: &str,
-        now: i64,
-        reason: &str,
-    ) -> Result<bool, StoreError> {
+    async fn suppress(pool: &Pool<DB>, address: &str, now: i64, reason: &str) -> Result<bool, StoreError> {
         let done = sqlx::query(
             "INSERT INTO suppressed_addresses (address, created_at, reason) VALUES (lower($1), $2, $3) ON CONFLICT (address) DO NOTHING",
         )
         .bind(address)
         .bind(now)
         .bind(reason)
-        .execute(db)
+        .execute(pool)
         .await?;
         Ok(done.affected() > 0)
     }
 
-    pub(super) async fn unsuppress<'e>(
-        db: impl Executor<'e, Database = DB>,
-        address: &str,
-    ) -> Result<bool, StoreError> {
+    async fn unsuppress(pool: &Pool<DB>, address: &str) -> Result<bool, StoreError> {
         let done = sqlx::query("DELETE FROM suppressed_addresses WHERE address = lower($1)")
             .bind(address)
-            .execute(db)
+            .execute(pool)
             .await?;
         Ok(done.affected() > 0)
     }
 
-    pub(super) async fn suppressed<'e>(
-        db: impl Executor<'e, Database = DB>,
-    ) -> Result<Vec<SuppressedAddress>, StoreError> {
+    async fn suppressed(pool: &Pool<DB>) -> Result<Vec<SuppressedAddress>, StoreError> {
         let rows: Vec<(String, i64, String)> = sqlx::query_as(
             "SELECT address, created_at, reason FROM suppressed_addresses ORDER BY created_at DESC, address",
         )
-        .fetch_all(db)
+        .fetch_all(pool)
         .await?;
         Ok(rows
             .into_iter()
@@ -328,13 +377,10 @@ where
             .collect())
     }
 
-    pub(super) async fn prune_rate_limits<'e>(
-        db: impl Executor<'e, Database = DB>,
-        now: i64,
-    ) -> Result<u64, StoreError> {
+    async fn prune_rate_limits(pool: &Pool<DB>, now: i64) -> Result<u64, StoreError> {
         let done = sqlx::query("DELETE FROM rate_limits WHERE expires_at < $1")
             .bind(now)
-            .execute(db)
+            .execute(pool)
             .await?;
         Ok(done.affected())
     }

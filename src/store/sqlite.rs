@@ -10,19 +10,15 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous};
-use sqlx::{Sqlite, Transaction};
+use sqlx::{Sqlite, SqliteConnection, Transaction};
 
-use super::records::{
-    Applied, AuditRecord, Change, Inserted, ListQuery, MessageSummary, Purged, Submission, SuppressedAddress,
-};
-use super::shared;
-use super::{Store, StoreError, batch, rows, search};
-use crate::domain::{MailGuard, Message, MessageId, Status};
+use super::engine::Engine;
+use super::records::{Inserted, ListQuery, MessageSummary, Submission};
+use super::shared::Dialect;
+use super::{StoreError, batch, rows, search};
+use crate::domain::{MailGuard, MessageId};
 use crate::mail::handover::Lease;
-use crate::mail::queue::{MailBody, OutboxItem, OutboxRecord, OutgoingMail, SendOutcome};
-
-/// The statements both engines share, for SQLite.
-type Sql = shared::Sql<Sqlite>;
+use crate::mail::queue::{MailBody, OutboxItem, OutgoingMail, SendOutcome};
 
 pub struct SqliteStore {
     writer: SqlitePool,
@@ -67,14 +63,10 @@ impl SqliteStore {
         })
     }
 
-    async fn write_tx(&self) -> Result<Transaction<'static, Sqlite>, StoreError> {
-        Ok(self.writer.begin_with("BEGIN IMMEDIATE").await?)
-    }
-
     /// Records on each claimed row whose message is gone why (see `rows::SET_ASIDE_UNREADABLE`).
     async fn set_aside(&self, unreadable: &[(i64, String)], now: i64) -> Result<(), StoreError> {
         let mut tx = self.write_tx().await?;
-        Sql::set_aside(&mut tx, unreadable, now).await?;
+        Sqlite::set_aside(&mut tx, unreadable, now).await?;
         tx.commit().await?;
         Ok(())
     }
@@ -104,18 +96,6 @@ async fn checkpoints(options: SqliteConnectOptions) {
             conn = None;
         }
     }
-}
-
-async fn insert_outbox(
-    tx: &mut Transaction<'_, Sqlite>,
-    message_id: MessageId,
-    now: i64,
-    mail: &OutgoingMail,
-) -> Result<(), StoreError> {
-    let mut script = sqlx::QueryBuilder::<Sqlite>::new("");
-    push_outbox_inserts(&mut script, &[(message_id, now, mail)], None);
-    script.build().execute(&mut **tx).await?;
-    Ok(())
 }
 
 /// Appends the INSERTs that queue `mails` (each: its message, the queue time, the mail) to a
@@ -170,13 +150,32 @@ fn push_outbox_inserts(
 }
 
 #[async_trait]
-impl Store for SqliteStore {
-    async fn ping(&self) -> Result<(), StoreError> {
-        Sql::ping(&self.reader).await
+impl Engine for SqliteStore {
+    type Db = Sqlite;
+
+    fn reads(&self) -> &SqlitePool {
+        &self.reader
     }
 
-    async fn message(&self, id: MessageId) -> Result<Option<Message>, StoreError> {
-        Sql::message(&self.reader, id).await
+    fn writes(&self) -> &SqlitePool {
+        &self.writer
+    }
+
+    async fn write_tx(&self) -> Result<Transaction<'static, Sqlite>, StoreError> {
+        Ok(self.writer.begin_with("BEGIN IMMEDIATE").await?)
+    }
+
+    async fn queue_mail(
+        &self,
+        tx: &mut SqliteConnection,
+        message_id: MessageId,
+        now: i64,
+        mail: &OutgoingMail,
+    ) -> Result<(), StoreError> {
+        let mut script = sqlx::QueryBuilder::<Sqlite>::new("");
+        push_outbox_inserts(&mut script, &[(message_id, now, mail)], None);
+        script.build().execute(tx).await?;
+        Ok(())
     }
 
     async fn record_link_opened(&self, id: MessageId, now: i64) -> Result<(), StoreError> {
@@ -195,19 +194,6 @@ impl Store for SqliteStore {
         Ok(())
     }
 
-    async fn record_code_failure(&self, id: MessageId, nonce: &str) -> Result<i64, StoreError> {
-        Sql::record_code_failure(&self.writer, id, nonce).await
-    }
-
-    async fn audit_trail(&self, id: MessageId) -> Result<Vec<AuditRecord>, StoreError> {
-        Sql::audit_trail(&self.reader, id).await
-    }
-
-    async fn outbox_for_message(&self, id: MessageId) -> Result<Vec<OutboxRecord>, StoreError> {
-        Sql::outbox_for_message(&self.reader, id).await
-    }
-
-    #[tracing::instrument(skip_all, fields(engine = "sqlite", limit))]
     async fn claim_outbox(
         &self,
         owner: &str,
@@ -233,7 +219,7 @@ impl Store for SqliteStore {
         .fetch_all(&mut *tx)
         .await?;
         let (mut items, mut unreadable) = rows::claimed_items(&rows);
-        Sql::set_aside(&mut tx, &unreadable, now).await?;
+        Sqlite::set_aside(&mut tx, &unreadable, now).await?;
         tx.commit().await?;
         // Rendered messages never change: read them after the claim, off the writer.
         let rendered: Vec<i64> = items
@@ -278,7 +264,6 @@ impl Store for SqliteStore {
         Ok(items)
     }
 
-    #[tracing::instrument(skip_all, fields(engine = "sqlite", mails = results.len()))]
     async fn finish_outbox(&self, owner: &str, now: i64, results: &[(i64, SendOutcome)]) -> Result<(), StoreError> {
         if results.is_empty() {
             return Ok(());
@@ -311,10 +296,6 @@ impl Store for SqliteStore {
         Ok(())
     }
 
-    async fn release_leases(&self, owner: &str) -> Result<u64, StoreError> {
-        Sql::release_leases(&self.writer, owner).await
-    }
-
     async fn next_outbox_due(&self) -> Result<Option<i64>, StoreError> {
         let due: Option<i64> = sqlx::query_scalar(
             "SELECT MIN(MAX(next_attempt_at, COALESCE(lease_until + 1, 0))) FROM outbox WHERE state = 'queued'",
@@ -334,19 +315,6 @@ impl Store for SqliteStore {
         rows.iter().map(rows::summary).collect()
     }
 
-    async fn counts(&self) -> Result<Vec<(Status, i64)>, StoreError> {
-        Sql::counts(&self.reader).await
-    }
-
-    #[tracing::instrument(skip_all, fields(engine = "sqlite"))]
-    async fn purge(&self, trashed_before: i64, unverified_before: i64) -> Result<Purged, StoreError> {
-        let mut tx = self.write_tx().await?;
-        let purged = Sql::purge(&mut tx, trashed_before, unverified_before).await?;
-        tx.commit().await?;
-        Ok(purged)
-    }
-
-    #[tracing::instrument(skip_all, fields(engine = "sqlite", posts = batch.len()))]
     async fn insert_batch(
         &self,
         batch: &[Submission<'_>],
@@ -397,40 +365,6 @@ impl Store for SqliteStore {
         batch::inserted(ids, withheld, mails, &outbox_ids, lease)
     }
 
-    #[tracing::instrument(skip_all, fields(engine = "sqlite", message_id = change.id.0))]
-    async fn apply_guarded(&self, change: &Change, guard: Option<&MailGuard>) -> Result<Applied, StoreError> {
-        // BEGIN IMMEDIATE: no other writer can queue a mail between the guard's counts and ours.
-        let mut tx = self.write_tx().await?;
-        let withheld = match (guard, &change.mail) {
-            (Some(guard), Some(mail)) => Sql::verdict(&mut tx, &mail.recipient, change.now, guard).await?,
-            _ => None,
-        };
-        let held = withheld.as_ref().map(|why| shared::withheld_change(change, why));
-        let c = held.as_ref().unwrap_or(change);
-        if !Sql::apply_change(&mut tx, c).await? {
-            // Someone else got there first (or the caller's view was stale): change nothing.
-            tx.rollback().await?;
-            return Ok(Applied::NOT_DONE);
-        }
-        if let Some(mail) = &c.mail {
-            insert_outbox(&mut tx, c.id, c.now, mail).await?;
-        }
-        tx.commit().await?;
-        Ok(Applied { done: true, withheld })
-    }
-
-    async fn suppress(&self, address: &str, now: i64, reason: &str) -> Result<bool, StoreError> {
-        Sql::suppress(&self.writer, address, now, reason).await
-    }
-
-    async fn unsuppress(&self, address: &str) -> Result<bool, StoreError> {
-        Sql::unsuppress(&self.writer, address).await
-    }
-
-    async fn suppressed(&self) -> Result<Vec<SuppressedAddress>, StoreError> {
-        Sql::suppressed(&self.reader).await
-    }
-
     async fn count_request(
         &self,
         bucket: &str,
@@ -450,10 +384,6 @@ impl Store for SqliteStore {
         .fetch_one(&self.writer)
         .await?;
         Ok(count)
-    }
-
-    async fn prune_rate_limits(&self, now: i64) -> Result<u64, StoreError> {
-        Sql::prune_rate_limits(&self.writer, now).await
     }
 }
 
