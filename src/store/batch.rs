@@ -21,6 +21,15 @@ pub(super) fn mailable_addresses(batch: &[Submission<'_>]) -> Vec<String> {
         .collect()
 }
 
+/// The batch lookup's per-address parameters: whether the cap is on, and the time its window
+/// starts (mails queued after it count).
+pub(super) fn per_address_window(guard: &MailGuard, now: i64) -> (bool, i64) {
+    match guard.per_address {
+        Some((_, window)) => (true, now - window),
+        None => (false, now),
+    }
+}
+
 /// A backend's lookup rows (address as posted, as lower-cased, suppressed, recent mails, mails in
 /// the last hour) as lookups and the hourly count.
 pub(super) fn lookups_from_rows(

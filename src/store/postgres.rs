@@ -474,10 +474,7 @@ async fn lookups_and_ids(
     now: i64,
     guard: &MailGuard,
 ) -> Result<(Vec<crate::domain::AddressLookup>, Option<i64>, Vec<MessageId>), StoreError> {
-    let (cap_on, since) = match guard.per_address {
-        Some((_, window)) => (true, now - window),
-        None => (false, now),
-    };
+    let (cap_on, since) = batch::per_address_window(guard, now);
     type Row = (
         Option<String>,
         Option<String>,

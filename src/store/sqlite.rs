@@ -460,10 +460,7 @@ async fn address_lookups(
     guard: &MailGuard,
 ) -> Result<(Vec<crate::domain::AddressLookup>, Option<i64>), StoreError> {
     let list = serde_json::to_string(addresses).map_err(|e| StoreError::Corrupt(e.to_string()))?;
-    let (cap_on, since) = match guard.per_address {
-        Some((_, window)) => (true, now - window),
-        None => (false, now),
-    };
+    let (cap_on, since) = batch::per_address_window(guard, now);
     let rows: Vec<(String, String, bool, i64, i64)> = sqlx::query_as(
         "SELECT a.value, lower(a.value),
                 EXISTS (SELECT 1 FROM suppressed_addresses s WHERE s.address = lower(a.value)),
