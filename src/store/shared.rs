@@ -81,10 +81,6 @@ pub trait Dialect: Database {
         to: Status,
     ) -> impl Future<Output = Result<(), StoreError>> + Send;
 
-    /// The compare-and-swap of `Store::apply`: changes the message only if it is still in
-    /// `c.from` (and has the expected nonce). Returns how many rows changed (0 or 1).
-    fn update_message(conn: &mut Self::Connection, c: &Change) -> impl Future<Output = Result<u64, StoreError>> + Send;
-
     /// The compare-and-swap and its audit line, inside the caller's transaction. False, having
     /// written nothing, when the message had moved on (the caller rolls back).
     fn apply_change(conn: &mut Self::Connection, c: &Change) -> impl Future<Output = Result<bool, StoreError>> + Send;
@@ -97,13 +93,6 @@ pub trait Dialect: Database {
         now: i64,
         guard: &MailGuard,
     ) -> impl Future<Output = Result<Option<Withheld>, StoreError>> + Send;
-
-    fn guard_counts(
-        conn: &mut Self::Connection,
-        recipient: &str,
-        now: i64,
-        guard: &MailGuard,
-    ) -> impl Future<Output = Result<GuardCounts, StoreError>> + Send;
 
     /// "I didn't send this": false if the address was suppressed already.
     fn suppress(
@@ -253,7 +242,7 @@ where
         Ok(())
     }
 
-    async fn update_message(conn: &mut DB::Connection, c: &Change) -> Result<u64, StoreError> {
+    async fn apply_change(conn: &mut DB::Connection, c: &Change) -> Result<bool, StoreError> {
         let done = sqlx::query(
             "UPDATE messages SET
                 status = $1,
@@ -279,11 +268,7 @@ where
         .bind(c.expect_nonce.as_deref())
         .execute(&mut *conn)
         .await?;
-        Ok(done.affected())
-    }
-
-    async fn apply_change(conn: &mut DB::Connection, c: &Change) -> Result<bool, StoreError> {
-        if <DB as Dialect>::update_message(conn, c).await? == 0 {
+        if done.affected() == 0 {
             return Ok(false);
         }
         <DB as Dialect>::insert_audit(conn, c.id, c.now, &c.audit, Some(c.from), c.to).await?;
@@ -296,18 +281,6 @@ where
         now: i64,
         guard: &MailGuard,
     ) -> Result<Option<Withheld>, StoreError> {
-        Ok(withhold(
-            guard,
-            &<DB as Dialect>::guard_counts(conn, recipient, now, guard).await?,
-        ))
-    }
-
-    async fn guard_counts(
-        conn: &mut DB::Connection,
-        recipient: &str,
-        now: i64,
-        guard: &MailGuard,
-    ) -> Result<GuardCounts, StoreError> {
         let suppressed: Option<i32> =
             sqlx::query_scalar("SELECT 1 FROM suppressed_addresses WHERE address = lower($1)")
                 .bind(recipient)
@@ -334,11 +307,12 @@ where
             ),
             None => None,
         };
-        Ok(GuardCounts {
+        let counts = GuardCounts {
             suppressed: suppressed.is_some(),
             to_address,
             last_hour,
-        })
+        };
+        Ok(withhold(guard, &counts))
     }
 
     async fn suppress(pool: &Pool<DB>, address: &str, now: i64, reason: &str) -> Result<bool, StoreError> {
