@@ -123,3 +123,57 @@ impl Reserved<'_> {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_ring_is_kept_until_the_worker_looks() {
+        let bell = WorkerBell::default();
+        assert!(!bell.take_rung());
+        bell.ring();
+        bell.ring();
+        // Rung while nobody waited: the next wait returns at once, and the worker searches once.
+        tokio::time::timeout(std::time::Duration::from_secs(1), bell.rung())
+            .await
+            .expect("a ring wakes a later wait");
+        assert!(bell.take_rung());
+        assert!(!bell.take_rung(), "one search per ring, however many rang");
+    }
+
+    #[test]
+    fn mails_handed_over_carry_their_lease_and_a_full_inbox_refuses_a_batch() {
+        let (to_worker, mut inbox) = handover("w", 120, 2);
+        assert!(to_worker.reserve(3, 1_000).is_none(), "no room for three");
+        let mut room = to_worker.reserve(2, 1_000).expect("room for two");
+        assert_eq!(
+            room.lease,
+            Lease {
+                owner: "w".into(),
+                until: 1_120
+            }
+        );
+        let item = OutboxItem::queued(
+            7,
+            crate::domain::MessageId(3),
+            1_000,
+            crate::mail::queue::OutgoingMail {
+                kind: crate::mail::queue::MailKind::Verify,
+                recipient: "a@example.org".into(),
+                sender: "f@example.org".into(),
+                message_id_header: "<m@example.org>".into(),
+                body: crate::mail::queue::MailBody::Rendered(b"x".to_vec()),
+                give_up_at: 2_000,
+            },
+        );
+        room.hand(item.clone());
+        drop(room);
+        let handed = inbox.mails.try_recv().expect("handed over");
+        assert_eq!((handed.item, handed.lease_until), (item, 1_120));
+        assert!(
+            inbox.mails.try_recv().is_err(),
+            "the unused place is given back, not sent"
+        );
+    }
+}
