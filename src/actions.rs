@@ -7,7 +7,6 @@
 use std::sync::Arc;
 
 use base64::Engine;
-use tokio::sync::Notify;
 
 use crate::clock::SharedClock;
 use crate::domain::{ContactForm, IllegalTransition, Message, MessageId, NewMessage, Status, Transition, VisitorEmail};
@@ -16,10 +15,11 @@ use lettre::message::Mailbox;
 use serde::Serialize;
 
 use crate::clock::human_time;
-use crate::store::{
-    Audit, AuditRecord, Change, Handover, IntakeQueue, MailGuard, MakeMail, NewSubmission, OutboxRecord, Purged,
-    SharedStore, StoreError, SuppressedAddress,
-};
+use crate::domain::{MailGuard, Withheld};
+use crate::intake::{IntakeQueue, MakeMail, NewSubmission};
+use crate::mail::handover::{Handover, WorkerBell};
+use crate::mail::queue::OutboxRecord;
+use crate::store::{Audit, AuditRecord, Change, Purged, SharedStore, StoreError, SuppressedAddress};
 use crate::token::{self, Keys, Purpose, TokenError};
 
 /// Wrong codes allowed before the message needs a new verification mail.
@@ -109,8 +109,8 @@ pub struct Released {
 /// verification mail may have been withheld (suppressed address, a mail cap).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Reverified {
-    /// Why no mail was queued, if none was (the store's reason, as on the audit line).
-    pub withheld: Option<String>,
+    /// Why no mail was queued, if none was (its `Display` is the audit line's reason).
+    pub withheld: Option<Withheld>,
 }
 
 impl Reverified {
@@ -120,11 +120,10 @@ impl Reverified {
 
     /// Why no mail went out, in a few words for "…, but no mail: {why}"; None when one was queued.
     pub fn why_no_mail(&self) -> Option<String> {
-        let why = self.withheld.as_deref()?;
-        if why.contains("(suppressed)") {
-            return Some("the address is suppressed".into());
+        match self.withheld? {
+            Withheld::Suppressed => Some("the address is suppressed".into()),
+            other => Some(other.reason()),
         }
-        Some(why.strip_prefix("verification withheld: ").unwrap_or(why).to_string())
     }
 }
 
@@ -143,7 +142,8 @@ pub struct UseCases {
     verify_mails: Arc<VerificationMails>,
     clock: SharedClock,
     token_ttl: i64,
-    outbox_wake: Arc<Notify>,
+    /// Rung for each mail queued in the outbox that the worker does not get in memory.
+    outbox_wake: WorkerBell,
     settings: Settings,
     /// Started on the first submission (it needs the runtime the web server runs on).
     intake: std::sync::OnceLock<IntakeQueue>,
@@ -163,7 +163,7 @@ impl UseCases {
         keys: Keys,
         composer: Composer,
         clock: SharedClock,
-        outbox_wake: Arc<Notify>,
+        outbox_wake: WorkerBell,
         settings: Settings,
     ) -> Self {
         let token_ttl = settings.token_ttl.as_secs() as i64;
@@ -223,6 +223,7 @@ impl UseCases {
     /// Like [`UseCases::submit`]; `spam` says why a bot filter caught the post: it is stored as spam
     /// and never mailed. A post over a mail cap, or naming a suppressed address, is stored pending
     /// with no mail (the audit line says why). The visitor's answer is the same in every case.
+    #[tracing::instrument(name = "submit", skip_all, fields(spam = spam.is_some(), message_id))]
     pub async fn submit_as(&self, msg: NewMessage, spam: Option<&str>) -> Result<Submitted, ActionError> {
         let now = self.clock.now();
         let nonce = new_nonce();
@@ -239,6 +240,7 @@ impl UseCases {
             IntakeQueue::start(
                 self.store.clone(),
                 self.settings.mail_guard,
+                self.outbox_wake.clone(),
                 self.handover.get().cloned(),
             )
         });
@@ -253,19 +255,14 @@ impl UseCases {
             })
             .await?;
         let id = inserted.id;
+        tracing::Span::current().record("message_id", id.0);
         match (spam, &inserted.withheld) {
             (Some(why), _) => tracing::info!(message_id = id.0, why, "message caught as spam; not mailed"),
             (None, Some(why)) => {
-                tracing::info!(message_id = id.0, why = %why, "message received; verification withheld")
+                tracing::info!(message_id = id.0, %why, "message received; verification withheld")
             }
-            (None, None) => {
-                // A mail handed over wakes its worker by arriving (or the intake wakes it for one
-                // it could not hand over); with no local worker, whoever polls the outbox.
-                if self.handover.get().is_none() {
-                    self.outbox_wake.notify_one();
-                }
-                tracing::info!(message_id = id.0, "message received; verification queued");
-            }
+            // A mail handed over wakes its worker by arriving; the intake rings for the others.
+            (None, None) => tracing::info!(message_id = id.0, "message received; verification queued"),
         }
         Ok(Submitted {
             id,
@@ -312,9 +309,11 @@ impl UseCases {
 
     /// GET of a verification link: never changes the status (mail scanners fetch links before the
     /// visitor does), only records that the link was opened.
+    #[tracing::instrument(skip_all, fields(message_id))]
     pub async fn open_link(&self, token: &str) -> Result<LinkView, ActionError> {
         let now = self.clock.now();
         let (t, m) = self.token_message(token).await?;
+        tracing::Span::current().record("message_id", m.id.0);
         if self.confirmed_with(&t, &m, now) {
             return Ok(LinkView::AlreadyConfirmed);
         }
@@ -324,9 +323,11 @@ impl UseCases {
     }
 
     /// POST of a verification link: the visitor confirms. Confirming twice is a success both times.
+    #[tracing::instrument(skip_all, fields(message_id))]
     pub async fn confirm(&self, token: &str) -> Result<MessageId, ActionError> {
         let now = self.clock.now();
         let (t, m) = self.token_message(token).await?;
+        tracing::Span::current().record("message_id", m.id.0);
         if self.confirmed_with(&t, &m, now) {
             return Ok(m.id);
         }
@@ -401,9 +402,11 @@ impl UseCases {
     }
 
     /// The visitor typed the code from the mail on the "check your inbox" page.
+    #[tracing::instrument(skip_all, fields(message_id))]
     pub async fn confirm_code(&self, receipt: &str, code: &str) -> Result<MessageId, ActionError> {
         let now = self.clock.now();
         let m = self.receipt_message(receipt, false).await?;
+        tracing::Span::current().record("message_id", m.id.0);
         match m.status {
             Status::Verified | Status::Released => return Ok(m.id),
             Status::Pending => {}
@@ -433,8 +436,10 @@ impl UseCases {
 
     /// The visitor asks for a new verification mail (from the "check your inbox" or "expired" page).
     /// Returns a fresh receipt.
+    #[tracing::instrument(skip_all, fields(message_id))]
     pub async fn resend_for_visitor(&self, receipt: &str) -> Result<String, ActionError> {
         let m = self.receipt_message(receipt, true).await?;
+        tracing::Span::current().record("message_id", m.id.0);
         if matches!(m.status, Status::Verified | Status::Released) {
             return Err(ActionError::Illegal(IllegalTransition {
                 from: m.status,
@@ -453,6 +458,7 @@ impl UseCases {
     /// A moderator resends the verification of a pending message.
     /// Exempt from the per-address and hourly caps (a person decided), never from suppression:
     /// the result says whether a mail was queued.
+    #[tracing::instrument(skip_all, fields(message_id = id.0, actor))]
     pub async fn resend(&self, id: MessageId, actor: &str) -> Result<Reverified, ActionError> {
         let m = self.load(id).await?;
         let detail = Some("by a moderator: exempt from the mail caps".to_string());
@@ -462,6 +468,7 @@ impl UseCases {
 
     /// "Not spam": a moderator moves a message a bot filter caught back to pending, and its
     /// verification mail goes out (within the caps, and never to a suppressed address).
+    #[tracing::instrument(skip_all, fields(message_id = id.0, actor))]
     pub async fn not_spam(&self, id: MessageId, actor: &str) -> Result<Reverified, ActionError> {
         let m = self.load(id).await?;
         let guard = self.settings.mail_guard;
@@ -513,9 +520,9 @@ impl UseCases {
             return Err(ActionError::Conflict(m.id));
         }
         match &applied.withheld {
-            Some(why) => tracing::info!(message_id = m.id.0, actor, why = %why, "verification withheld"),
+            Some(why) => tracing::info!(message_id = m.id.0, actor, %why, "verification withheld"),
             None => {
-                self.outbox_wake.notify_one();
+                self.outbox_wake.ring();
                 tracing::info!(message_id = m.id.0, actor, "verification sent again");
             }
         }
@@ -543,6 +550,7 @@ impl UseCases {
 
     /// POST of an "I didn't send this" link: no mail to the address, ever, until a moderator
     /// lifts it. Pressing it twice is fine.
+    #[tracing::instrument(skip_all)]
     pub async fn suppress_by_link(&self, token: &str) -> Result<(), ActionError> {
         let address = self.open_suppress_link(token).await?;
         let new = self
@@ -559,6 +567,7 @@ impl UseCases {
     }
 
     /// A moderator lifts a suppression. False if the address was not suppressed.
+    #[tracing::instrument(skip_all, fields(actor))]
     pub async fn unsuppress(&self, address: &str, actor: &str) -> Result<bool, ActionError> {
         let lifted = self.store.unsuppress(address.trim()).await?;
         tracing::info!(actor, lifted, "suppression lifted");
@@ -601,6 +610,7 @@ impl UseCases {
     }
 
     /// Everything about one message: the message, its audit trail and its mail history.
+    #[tracing::instrument(skip_all, fields(message_id = id.0))]
     pub async fn details(&self, id: MessageId) -> Result<Details, ActionError> {
         let message = self.load(id).await?;
         let audit = self.store.audit_trail(id).await?;
@@ -633,6 +643,7 @@ impl UseCases {
     /// Delivers a verified message to the team: queues the staff mail (through the same outbox)
     /// and marks it released, in one transaction. Two moderators releasing at once: exactly one
     /// mail, and the other is told who was first.
+    #[tracing::instrument(skip_all, fields(message_id = id.0, actor))]
     pub async fn release(&self, id: MessageId, actor: &str) -> Result<Released, ActionError> {
         let m = self.load(id).await?;
         let to = match m.status.apply(Transition::Release) {
@@ -680,12 +691,13 @@ impl UseCases {
         if !self.store.apply(&change).await? {
             return Err(self.explain_conflict(id, Status::Released, "released").await);
         }
-        self.outbox_wake.notify_one();
+        self.outbox_wake.ring();
         tracing::info!(message_id = id.0, actor, mailed, "message released");
         Ok(Released { id, mailed })
     }
 
     /// Moves a message to the trash (restorable).
+    #[tracing::instrument(skip_all, fields(message_id = id.0, actor))]
     pub async fn delete(&self, id: MessageId, actor: &str) -> Result<(), ActionError> {
         let m = self.load(id).await?;
         if m.status == Status::Deleted {
@@ -701,6 +713,7 @@ impl UseCases {
     }
 
     /// Takes a message out of the trash, back to where it was. Returns that status.
+    #[tracing::instrument(skip_all, fields(message_id = id.0, actor))]
     pub async fn restore(&self, id: MessageId, actor: &str) -> Result<Status, ActionError> {
         let m = self.load(id).await?;
         let before_delete = m.status_before_delete.unwrap_or(Status::Pending);
@@ -733,6 +746,7 @@ impl UseCases {
     }
 
     /// Empties the trash for good (`formgate purge`).
+    #[tracing::instrument(skip_all, fields(actor))]
     pub async fn purge_trash(&self, actor: &str) -> Result<Purged, ActionError> {
         let purged = self.store.purge(i64::MAX, i64::MIN).await?;
         tracing::info!(actor, trashed = purged.trashed, "trash purged");
@@ -741,6 +755,7 @@ impl UseCases {
 
     /// The retention rule `serve` applies hourly: trash and never-verified messages older than
     /// `purge_after` go for good.
+    #[tracing::instrument(skip_all)]
     pub async fn purge_expired(&self) -> Result<Purged, ActionError> {
         let Some(after) = self.settings.purge_after else {
             return Ok(Purged::default());

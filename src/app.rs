@@ -10,7 +10,9 @@ use std::sync::Arc;
 
 use anyhow::Context;
 use tokio::net::TcpListener;
-use tokio::sync::{Notify, watch};
+use tokio::sync::watch;
+
+use crate::mail::handover::WorkerBell;
 
 use crate::actions::{Settings, UseCases};
 use crate::clock::{SharedClock, SystemClock};
@@ -125,7 +127,7 @@ pub struct Services {
     pub actions: Arc<UseCases>,
     pub store: SharedStore,
     pub templates: Arc<Templates>,
-    pub outbox_wake: Arc<Notify>,
+    pub outbox_wake: WorkerBell,
     pub created_key_file: Option<PathBuf>,
     pub public_url: String,
 }
@@ -142,7 +144,7 @@ impl Services {
             .public_url
             .clone()
             .unwrap_or_else(|| default_public_url.to_string());
-        let outbox_wake = Arc::new(Notify::new());
+        let outbox_wake = WorkerBell::default();
         let composer = Composer::new(
             templates.clone(),
             config.site_name.clone(),
@@ -156,7 +158,7 @@ impl Services {
             staff_inbox: config.staff_inbox.clone(),
             auto_release: config.auto_release,
             purge_after: config.purge_after,
-            mail_guard: crate::store::MailGuard {
+            mail_guard: crate::domain::MailGuard {
                 per_address: config
                     .verify_mails_per_address
                     .map(|(n, window)| (i64::from(n), window.as_secs() as i64)),

@@ -15,9 +15,9 @@ use lettre::message::header::{ContentType, Header, HeaderName, HeaderValue};
 use lettre::message::{Mailbox, MultiPart, SinglePart};
 use minijinja::context;
 
+use super::queue::{MailBody, MailKind, OutgoingMail};
 use crate::clock::human_time;
 use crate::domain::{Message, MessageId};
-use crate::store::{MailBody, MailKind, OutgoingMail};
 use crate::templates::Templates;
 
 /// RFC 3834: tells auto-responders not to answer (no vacation-reply loops with the form).

@@ -2,7 +2,9 @@
 //! `.eml` files when no SMTP is configured), and the outbox worker that retries until it is out.
 
 mod compose;
+pub mod handover;
 mod outbox;
+pub mod queue;
 mod transport;
 mod verify;
 

@@ -3,7 +3,7 @@
 //! Rows are claimed with a lease in a short write transaction, sent OUTSIDE any transaction over a
 //! few reused connections in parallel, and their outcome recorded in one batch. New submissions'
 //! mails skip the claim: they are queued already leased to this worker and handed to it in memory
-//! (`store::Handover`); the outbox is searched for the rest (retries, other instances' mails, mails
+//! (`mail::handover`); the outbox is searched for the rest (retries, other instances' mails, mails
 //! that found the hand-over full) when that runs dry, when told to, and every `poll`. A worker that dies
 //! mid-send leaves leases that expire, and the mail is sent again by whoever claims it next:
 //! at-least-once, with the same Message-ID, never lost. On a clean shutdown the worker finishes
@@ -13,15 +13,17 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
-use tokio::sync::{Notify, watch};
+use tokio::sync::watch;
 use tokio::task::JoinSet;
 use tokio::time::Instant;
 
 use super::compose::ComposeError;
+use super::handover::{self, HandedMail, Handover, HandoverInbox, WorkerBell};
+use super::queue::{OutboxItem, SendOutcome};
 use super::transport::{Lane, SendError, Transport};
 use super::verify::VerificationMails;
 use crate::clock::SharedClock;
-use crate::store::{self, HandedMail, Handover, HandoverInbox, OutboxItem, SendOutcome, SharedStore};
+use crate::store::SharedStore;
 
 #[derive(Clone, Debug)]
 pub struct OutboxConfig {
@@ -65,7 +67,7 @@ pub struct OutboxWorker {
     clock: SharedClock,
     config: OutboxConfig,
     owner: String,
-    wake: Arc<Notify>,
+    wake: WorkerBell,
     inbox: Option<HandoverInbox>,
 }
 
@@ -76,7 +78,7 @@ impl OutboxWorker {
         mails: Arc<VerificationMails>,
         clock: SharedClock,
         config: OutboxConfig,
-        wake: Arc<Notify>,
+        wake: WorkerBell,
     ) -> Self {
         let mut r = [0u8; 6];
         getrandom::fill(&mut r).expect("the OS random source works");
@@ -105,7 +107,7 @@ impl OutboxWorker {
             return None;
         }
         let lease = self.config.lease.as_secs() as i64;
-        let (handover, inbox) = store::handover(&self.owner, lease, self.config.handover, self.wake.clone());
+        let (handover, inbox) = handover::handover(&self.owner, lease, self.config.handover);
         self.inbox = Some(inbox);
         Some(handover)
     }
@@ -126,7 +128,8 @@ impl OutboxWorker {
             }
             let now = self.clock.now();
             let mut items = take_handed(&mut inbox, waiting.take(), now, self.config.batch.max(1) as usize);
-            let missed = inbox.as_ref().is_some_and(HandoverInbox::take_missed);
+            // Rung: mail went into the outbox meanwhile (not handed over): look there too.
+            let missed = self.wake.take_rung();
             let search = items.is_empty() || missed || last_search.is_none_or(|t| t.elapsed() >= self.config.poll);
             if search {
                 last_search = Some(Instant::now());
@@ -207,7 +210,7 @@ impl OutboxWorker {
 
     async fn idle(&self, shutdown: &mut watch::Receiver<bool>, wait: Duration) {
         tokio::select! {
-            _ = self.wake.notified() => {}
+            _ = self.wake.rung() => {}
             _ = tokio::time::sleep(wait) => {}
             _ = shutdown.changed() => {}
         }
@@ -267,6 +270,7 @@ impl OutboxWorker {
         (lanes, results)
     }
 
+    #[tracing::instrument(name = "record_sends", skip_all, fields(mails = results.len()))]
     async fn record(&self, results: &[(i64, SendOutcome)]) {
         for attempt in 0..5 {
             match self.store.finish_outbox(&self.owner, self.clock.now(), results).await {

@@ -21,8 +21,8 @@ use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::TcpStream;
 use tokio_rustls::rustls;
 
+use super::queue::OutboxItem;
 use crate::config::{MailTarget, SmtpTls, SmtpUrl};
-use crate::store::OutboxItem;
 
 /// Why a send failed, as the outbox needs to know it.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -108,6 +108,7 @@ const IDLE_CHECK_AFTER: Duration = Duration::from_secs(5);
 
 impl Lane {
     /// Sends `message` (the complete mail) to the row's recipient.
+    #[tracing::instrument(name = "send_mail", skip_all, fields(outbox = item.id, kind = item.kind.as_str(), attempt = item.attempts + 1))]
     pub async fn send(&mut self, item: &OutboxItem, message: &[u8]) -> Result<(), SendError> {
         match &self.transport {
             Transport::Dir(dir) => write_eml(dir, item, message)

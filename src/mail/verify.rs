@@ -9,8 +9,8 @@
 use std::sync::Arc;
 
 use super::compose::{ComposeError, Composer, VerifyMail};
+use super::queue::{MailBody, MailKind, OutboxItem, OutgoingMail, VerificationLink};
 use crate::domain::{MessageId, VisitorEmail};
-use crate::store::{MailBody, MailKind, OutboxItem, OutgoingMail, VerificationLink};
 use crate::token::{Keys, Purpose};
 
 /// How long the "I didn't send this" link in a verification mail works (a year: long after the

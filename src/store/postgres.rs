@@ -14,11 +14,13 @@ use sqlx::{Postgres, Transaction};
 use std::sync::{Arc, Weak};
 use tokio::sync::Notify;
 
-use super::{
-    Applied, Audit, AuditRecord, Change, Inserted, Lease, ListQuery, MailGuard, MessageSummary, OutboxItem,
-    OutboxRecord, OutgoingMail, Purged, SendOutcome, Store, StoreError, Submission, SuppressedAddress, rows,
-};
-use crate::domain::{Message, MessageId, Status};
+use super::engine::Engine;
+use super::records::{Inserted, ListQuery, MessageSummary, Submission};
+use super::shared::Dialect;
+use super::{StoreError, batch, rows, search};
+use crate::domain::{MailGuard, MessageId, Withheld};
+use crate::mail::handover::Lease;
+use crate::mail::queue::{OutboxItem, OutgoingMail, SendOutcome};
 
 pub struct PgStore {
     pool: PgPool,
@@ -27,14 +29,15 @@ pub struct PgStore {
 }
 
 /// The channel every write notifies (inside its transaction, so it is delivered on commit only).
-const CHANGES_CHANNEL: &str = "formgate_changes";
-
-async fn notify_change(tx: &mut Transaction<'_, Postgres>) -> Result<(), StoreError> {
-    sqlx::query("SELECT pg_notify('formgate_changes', '')")
-        .execute(&mut **tx)
-        .await?;
-    Ok(())
+/// A macro so that statement texts can name it at compile time (`concat!`): they stay literals.
+macro_rules! changes_channel {
+    () => {
+        "formgate_changes"
+    };
 }
+const CHANGES_CHANNEL: &str = changes_channel!();
+/// Wakes every watcher of [`CHANGES_CHANNEL`] (on commit, when run in a transaction).
+const NOTIFY_CHANGES: &str = concat!("SELECT pg_notify('", changes_channel!(), "', '')");
 
 /// Forwards notifications to `notify` until the store is dropped; reconnects after a lost
 /// connection (and wakes the watcher then, since changes may have been missed meanwhile).
@@ -96,88 +99,71 @@ impl PgStore {
     /// Records on each unreadable claimed row why (see `rows::SET_ASIDE_UNREADABLE`).
     async fn set_aside(&self, unreadable: &[(i64, String)], now: i64) -> Result<(), StoreError> {
         let mut tx = self.pool.begin().await?;
-        for (id, error) in unreadable {
-            sqlx::query(rows::SET_ASIDE_UNREADABLE)
-                .bind(error)
-                .bind(now)
-                .bind(id)
-                .execute(&mut *tx)
-                .await?;
-        }
+        Postgres::set_aside(&mut tx, unreadable, now).await?;
         // Mail states show on the dashboard.
-        notify_change(&mut tx).await?;
+        self.announce(&mut tx).await?;
         tx.commit().await?;
         Ok(())
     }
 }
 
-async fn insert_outbox(
-    tx: &mut Transaction<'_, Postgres>,
-    message_id: MessageId,
-    now: i64,
-    mail: &OutgoingMail,
-) -> Result<(), StoreError> {
-    let (payload, link_nonce, link_expires_at) = mail.body.columns();
-    sqlx::query(
-        "INSERT INTO outbox (message_id, kind, recipient, sender, message_id_header, payload, link_nonce, link_expires_at,
-                             created_at, next_attempt_at, give_up_at)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $9, $10)",
-    )
-    .bind(message_id.0)
-    .bind(mail.kind.as_str())
-    .bind(&mail.recipient)
-    .bind(&mail.sender)
-    .bind(&mail.message_id_header)
-    .bind(payload)
-    .bind(link_nonce)
-    .bind(link_expires_at)
-    .bind(now)
-    .bind(mail.give_up_at)
-    .execute(&mut **tx)
-    .await?;
-    Ok(())
-}
-
-async fn insert_audit(
-    tx: &mut Transaction<'_, Postgres>,
-    id: MessageId,
-    now: i64,
-    audit: &Audit,
-    from: Option<Status>,
-    to: Status,
-) -> Result<(), StoreError> {
-    sqlx::query(
-        "INSERT INTO audit (message_id, at, actor, action, from_status, to_status, detail) VALUES ($1, $2, $3, $4, $5, $6, $7)",
-    )
-    .bind(id.0)
-    .bind(now)
-    .bind(&audit.actor)
-    .bind(audit.action)
-    .bind(from.map(Status::as_str))
-    .bind(to.as_str())
-    .bind(&audit.detail)
-    .execute(&mut **tx)
-    .await?;
-    Ok(())
-}
-
 #[async_trait]
-impl Store for PgStore {
-    async fn ping(&self) -> Result<(), StoreError> {
-        sqlx::query("SELECT 1").execute(&self.pool).await?;
+impl Engine for PgStore {
+    type Db = Postgres;
+
+    fn reads(&self) -> &PgPool {
+        &self.pool
+    }
+
+    fn writes(&self) -> &PgPool {
+        &self.pool
+    }
+
+    async fn write_tx(&self) -> Result<Transaction<'static, Postgres>, StoreError> {
+        Ok(self.pool.begin().await?)
+    }
+
+    /// The advisory lock (released at commit) serialises transactions that would mail the same
+    /// address, so two concurrent posts cannot both count zero.
+    async fn lock_address(&self, tx: &mut PgConnection, recipient: &str) -> Result<(), StoreError> {
+        sqlx::query("SELECT pg_advisory_xact_lock(hashtext(lower($1)))")
+            .bind(recipient)
+            .execute(tx)
+            .await?;
         Ok(())
     }
 
-    async fn message(&self, id: MessageId) -> Result<Option<Message>, StoreError> {
-        let row = sqlx::query("SELECT * FROM messages WHERE id = $1")
-            .bind(id.0)
-            .fetch_optional(&self.pool)
-            .await?;
-        row.as_ref().map(rows::message).transpose()
+    async fn queue_mail(
+        &self,
+        tx: &mut PgConnection,
+        message_id: MessageId,
+        now: i64,
+        mail: &OutgoingMail,
+    ) -> Result<(), StoreError> {
+        let (payload, link_nonce, link_expires_at) = rows::body_columns(&mail.body);
+        sqlx::query(
+            "INSERT INTO outbox (message_id, kind, recipient, sender, message_id_header, payload, link_nonce, link_expires_at,
+                                 created_at, next_attempt_at, give_up_at)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $9, $10)",
+        )
+        .bind(message_id.0)
+        .bind(mail.kind.as_str())
+        .bind(&mail.recipient)
+        .bind(&mail.sender)
+        .bind(&mail.message_id_header)
+        .bind(payload)
+        .bind(link_nonce)
+        .bind(link_expires_at)
+        .bind(now)
+        .bind(mail.give_up_at)
+        .execute(tx)
+        .await?;
+        Ok(())
     }
 
-    async fn apply(&self, c: &Change) -> Result<bool, StoreError> {
-        Ok(self.apply_guarded(c, None).await?.done)
+    async fn announce(&self, tx: &mut PgConnection) -> Result<(), StoreError> {
+        sqlx::query(NOTIFY_CHANGES).execute(tx).await?;
+        Ok(())
     }
 
     async fn record_link_opened(&self, id: MessageId, now: i64) -> Result<(), StoreError> {
@@ -188,38 +174,6 @@ impl Store for PgStore {
             .execute(&self.pool)
             .await?;
         Ok(())
-    }
-
-    async fn record_code_failure(&self, id: MessageId, nonce: &str) -> Result<i64, StoreError> {
-        let n: Option<i64> = sqlx::query_scalar(
-            "UPDATE messages SET code_failures = code_failures + 1 WHERE id = $1 AND nonce = $2 RETURNING code_failures",
-        )
-        .bind(id.0)
-        .bind(nonce)
-        .fetch_optional(&self.pool)
-        .await?;
-        Ok(n.unwrap_or(i64::MAX))
-    }
-
-    async fn audit_trail(&self, id: MessageId) -> Result<Vec<AuditRecord>, StoreError> {
-        let rows = sqlx::query(
-            "SELECT at, actor, action, from_status, to_status, detail FROM audit WHERE message_id = $1 ORDER BY id",
-        )
-        .bind(id.0)
-        .fetch_all(&self.pool)
-        .await?;
-        rows.iter().map(rows::audit).collect()
-    }
-
-    async fn outbox_for_message(&self, id: MessageId) -> Result<Vec<OutboxRecord>, StoreError> {
-        let rows = sqlx::query(
-            "SELECT id, kind, recipient, message_id_header, state, attempts, created_at, next_attempt_at, last_error, last_attempt_at, sent_at, lease_owner
-             FROM outbox WHERE message_id = $1 ORDER BY id",
-        )
-        .bind(id.0)
-        .fetch_all(&self.pool)
-        .await?;
-        rows.iter().map(rows::outbox_record).collect()
     }
 
     async fn claim_outbox(
@@ -299,21 +253,8 @@ impl Store for PgStore {
         .execute(&self.pool)
         .await?;
         // Mail states show on the dashboard; one signal per batch, not per mail.
-        sqlx::query("SELECT pg_notify('formgate_changes', '')")
-            .execute(&self.pool)
-            .await?;
+        sqlx::query(NOTIFY_CHANGES).execute(&self.pool).await?;
         Ok(())
-    }
-
-    async fn release_leases(&self, owner: &str) -> Result<u64, StoreError> {
-        let n = sqlx::query(
-            "UPDATE outbox SET lease_owner = NULL, lease_until = NULL WHERE lease_owner = $1 AND state = 'queued'",
-        )
-        .bind(owner)
-        .execute(&self.pool)
-        .await?
-        .rows_affected();
-        Ok(n)
     }
 
     async fn next_outbox_due(&self) -> Result<Option<i64>, StoreError> {
@@ -326,21 +267,14 @@ impl Store for PgStore {
     }
 
     async fn list(&self, q: &ListQuery) -> Result<Vec<MessageSummary>, StoreError> {
-        let mut qb = super::list_query::<Postgres>(
+        let mut qb = search::list_query::<Postgres>(
             q,
-            super::TextMatch::Ilike,
+            search::TextMatch::Ilike,
             "LEFT JOIN LATERAL (SELECT kind, state, attempts, last_error, next_attempt_at FROM outbox
                                 WHERE message_id = m.id ORDER BY id DESC LIMIT 1) o ON TRUE",
         );
         let rows = qb.build().fetch_all(&self.pool).await?;
         rows.iter().map(rows::summary).collect()
-    }
-
-    async fn counts(&self) -> Result<Vec<(Status, i64)>, StoreError> {
-        let rows = sqlx::query("SELECT status, COUNT(*) AS n FROM messages GROUP BY status")
-            .fetch_all(&self.pool)
-            .await?;
-        rows.iter().map(rows::status_count).collect()
     }
 
     async fn changes(&self) -> Option<Arc<Notify>> {
@@ -355,23 +289,6 @@ impl Store for PgStore {
         Some(notify.clone())
     }
 
-    async fn purge(&self, trashed_before: i64, unverified_before: i64) -> Result<Purged, StoreError> {
-        let mut tx = self.pool.begin().await?;
-        let trashed = sqlx::query("DELETE FROM messages WHERE status = 'deleted' AND deleted_at < $1")
-            .bind(trashed_before)
-            .execute(&mut *tx)
-            .await?
-            .rows_affected();
-        let unverified = sqlx::query("DELETE FROM messages WHERE status IN ('pending', 'spam') AND created_at < $1")
-            .bind(unverified_before)
-            .execute(&mut *tx)
-            .await?
-            .rows_affected();
-        notify_change(&mut tx).await?;
-        tx.commit().await?;
-        Ok(Purged { trashed, unverified })
-    }
-
     async fn insert_batch(
         &self,
         batch: &[Submission<'_>],
@@ -381,7 +298,7 @@ impl Store for PgStore {
         let Some(first) = batch.first() else {
             return Ok(Vec::new());
         };
-        let addresses = super::mailable_addresses(batch);
+        let addresses = batch::mailable_addresses(batch);
         // Round trips are what a batch costs here (each one a wake-up of a backend on a busy
         // machine), so a batch makes as few as it can: with no per-address cap, two statements
         // and no transaction (the second stores everything at once, atomic on its own); with the
@@ -411,112 +328,13 @@ impl Store for PgStore {
             )
             .await?
         };
-        super::inserted(stored.ids, stored.withheld, stored.mails, &stored.outbox_ids, lease)
+        batch::inserted(stored.ids, stored.withheld, stored.mails, &stored.outbox_ids, lease)
     }
 
     fn intake_writers(&self) -> usize {
         // One batch fills while others commit; the rest of the pool stays free for the outbox,
         // verification and moderators.
         INTAKE_WRITERS
-    }
-
-    async fn apply_guarded(&self, change: &Change, guard: Option<&MailGuard>) -> Result<Applied, StoreError> {
-        let mut tx = self.pool.begin().await?;
-        let mut withheld = None;
-        let mut held;
-        let mut c = change;
-        if let (Some(guard), Some(mail)) = (guard, &change.mail) {
-            withheld = guard_verdict(&mut tx, &mail.recipient, change.now, guard).await?;
-            if let Some(reason) = &withheld {
-                held = change.clone();
-                held.mail = None;
-                held.new_nonce = None;
-                held.new_verification = None;
-                held.audit.detail = Some(reason.clone());
-                c = &held;
-            }
-        }
-        // A concurrent apply on the same row waits here for our commit, then re-evaluates the WHERE
-        // against the row we wrote: its `status = $7` (or nonce) no longer holds and it changes nothing.
-        let updated = sqlx::query(
-            "UPDATE messages SET
-                status = $1,
-                updated_at = $2,
-                nonce = COALESCE($3, nonce),
-                confirmed_nonce = COALESCE($4, confirmed_nonce),
-                verify_expires_at = COALESCE($5, verify_expires_at),
-                verify_mails = verify_mails + CASE WHEN $5 IS NULL THEN 0 ELSE 1 END,
-                code_failures = CASE WHEN $5 IS NULL THEN code_failures ELSE 0 END,
-                verified_at = CASE WHEN $1 = 'verified' THEN $2 ELSE verified_at END,
-                released_at = CASE WHEN $1 = 'released' THEN $2 ELSE released_at END,
-                deleted_at = CASE WHEN $1 = 'deleted' THEN $2 ELSE NULL END,
-                status_before_delete = CASE WHEN $1 = 'deleted' THEN status ELSE NULL END
-             WHERE id = $6 AND status = $7 AND ($8::TEXT IS NULL OR nonce = $8)",
-        )
-        .bind(c.to.as_str())
-        .bind(c.now)
-        .bind(&c.new_nonce)
-        .bind(&c.confirmed_nonce)
-        .bind(c.new_verification)
-        .bind(c.id.0)
-        .bind(c.from.as_str())
-        .bind(&c.expect_nonce)
-        .execute(&mut *tx)
-        .await?
-        .rows_affected();
-        if updated == 0 {
-            // Someone else got there first (or the caller's view was stale): change nothing.
-            tx.rollback().await?;
-            return Ok(Applied {
-                done: false,
-                withheld: None,
-            });
-        }
-        insert_audit(&mut tx, c.id, c.now, &c.audit, Some(c.from), c.to).await?;
-        if let Some(mail) = &c.mail {
-            insert_outbox(&mut tx, c.id, c.now, mail).await?;
-        }
-        notify_change(&mut tx).await?;
-        tx.commit().await?;
-        Ok(Applied { done: true, withheld })
-    }
-
-    async fn suppress(&self, address: &str, now: i64, reason: &str) -> Result<bool, StoreError> {
-        let n = sqlx::query(
-            "INSERT INTO suppressed_addresses (address, created_at, reason) VALUES (lower($1), $2, $3) ON CONFLICT (address) DO NOTHING",
-        )
-        .bind(address)
-        .bind(now)
-        .bind(reason)
-        .execute(&self.pool)
-        .await?
-        .rows_affected();
-        Ok(n > 0)
-    }
-
-    async fn unsuppress(&self, address: &str) -> Result<bool, StoreError> {
-        let n = sqlx::query("DELETE FROM suppressed_addresses WHERE address = lower($1)")
-            .bind(address)
-            .execute(&self.pool)
-            .await?
-            .rows_affected();
-        Ok(n > 0)
-    }
-
-    async fn suppressed(&self) -> Result<Vec<SuppressedAddress>, StoreError> {
-        let rows: Vec<(String, i64, String)> = sqlx::query_as(
-            "SELECT address, created_at, reason FROM suppressed_addresses ORDER BY created_at DESC, address",
-        )
-        .fetch_all(&self.pool)
-        .await?;
-        Ok(rows
-            .into_iter()
-            .map(|(address, created_at, reason)| SuppressedAddress {
-                address,
-                created_at,
-                reason,
-            })
-            .collect())
     }
 
     async fn count_request(
@@ -538,66 +356,12 @@ impl Store for PgStore {
         .await?;
         Ok(count)
     }
-
-    async fn prune_rate_limits(&self, now: i64) -> Result<u64, StoreError> {
-        let done = sqlx::query("DELETE FROM rate_limits WHERE expires_at < $1")
-            .bind(now)
-            .execute(&self.pool)
-            .await?;
-        Ok(done.rows_affected())
-    }
-}
-
-/// Looks up what `guard` needs, inside the write transaction. The advisory lock (released at
-/// commit) serialises transactions that would mail the same address, so two concurrent posts
-/// cannot both count zero.
-async fn guard_verdict(
-    tx: &mut Transaction<'_, Postgres>,
-    recipient: &str,
-    now: i64,
-    guard: &MailGuard,
-) -> Result<Option<String>, StoreError> {
-    sqlx::query("SELECT pg_advisory_xact_lock(hashtext(lower($1)))")
-        .bind(recipient)
-        .execute(&mut **tx)
-        .await?;
-    let suppressed: Option<i32> = sqlx::query_scalar("SELECT 1 FROM suppressed_addresses WHERE address = lower($1)")
-        .bind(recipient)
-        .fetch_optional(&mut **tx)
-        .await?;
-    let to_address = match guard.per_address {
-        Some((_, window)) => Some(
-            sqlx::query_scalar(
-                "SELECT COUNT(*) FROM outbox WHERE lower(recipient) = lower($1) AND created_at > $2 AND kind = 'verify'",
-            )
-            .bind(recipient)
-            .bind(now - window)
-            .fetch_one(&mut **tx)
-            .await?,
-        ),
-        None => None,
-    };
-    let last_hour = match guard.per_hour {
-        Some(_) => Some(
-            sqlx::query_scalar("SELECT COUNT(*) FROM outbox WHERE created_at > $1")
-                .bind(now - 3600)
-                .fetch_one(&mut **tx)
-                .await?,
-        ),
-        None => None,
-    };
-    let counts = super::GuardCounts {
-        suppressed: suppressed.is_some(),
-        to_address,
-        last_hour,
-    };
-    Ok(super::withhold_reason(guard, &counts))
 }
 
 /// A stored batch: its message ids, why mails were withheld, the mails queued and their rows.
 struct StoredBatch {
     ids: Vec<MessageId>,
-    withheld: Vec<Option<String>>,
+    withheld: Vec<Option<Withheld>>,
     mails: Vec<(MessageId, i64, OutgoingMail)>,
     outbox_ids: Vec<(MessageId, i64)>,
 }
@@ -613,9 +377,9 @@ async fn store_batch(
     lease: Option<&Lease>,
 ) -> Result<StoredBatch, StoreError> {
     let (lookups, last_hour, ids) = lookups_and_ids(&mut *conn, addresses, batch.len(), now, guard).await?;
-    let withheld = super::batch_verdicts(guard, batch, lookups, last_hour);
+    let withheld = batch::verdicts(guard, batch, lookups, last_hour);
     // A mail's Message-ID names its message: the ids are taken from the sequence first.
-    let mails = super::batch_mails(batch, &ids, &withheld)?;
+    let mails = batch::batch_mails(batch, &ids, &withheld)?;
     let outbox_ids = insert_rows(&mut *conn, batch, &ids, &withheld, &mails, lease).await?;
     Ok(StoredBatch {
         ids,
@@ -632,16 +396,12 @@ async fn insert_rows<'e>(
     db: impl sqlx::PgExecutor<'e>,
     batch: &[Submission<'_>],
     ids: &[MessageId],
-    withheld: &[Option<String>],
+    withheld: &[Option<Withheld>],
     mails: &[(MessageId, i64, OutgoingMail)],
     lease: Option<&Lease>,
 ) -> Result<Vec<(MessageId, i64)>, StoreError> {
-    let details: Vec<Option<String>> = batch
-        .iter()
-        .zip(withheld)
-        .map(|(s, w)| s.audit_detail(w.as_deref()))
-        .collect();
-    let rows: Vec<(Option<i64>, Option<i64>)> = sqlx::query_as(
+    let details = batch::audit_details(batch, withheld);
+    let rows: Vec<(Option<i64>, Option<i64>)> = sqlx::query_as(concat!(
         "WITH m AS (
             INSERT INTO messages (id, status, name, email, subject, body, ip, user_agent, created_at, updated_at, nonce, verify_expires_at)
             SELECT id, status, name, email, subject, body, ip, user_agent, created_at, created_at, nonce, verify_expires_at
@@ -665,8 +425,10 @@ async fn insert_rows<'e>(
          )
          SELECT message_id, id FROM o
          UNION ALL
-         SELECT NULL, NULL FROM (SELECT pg_notify('formgate_changes', '')) AS n WHERE (SELECT count(*) FROM m) > 0",
-    )
+         SELECT NULL, NULL FROM (SELECT pg_notify('",
+        changes_channel!(),
+        "', '')) AS n WHERE (SELECT count(*) FROM m) > 0"
+    ))
     .bind(ids.iter().map(|id| id.0).collect::<Vec<_>>())
     .bind(batch.iter().map(|s| s.status().as_str()).collect::<Vec<_>>())
     .bind(batch.iter().map(|s| s.msg.name.as_str()).collect::<Vec<_>>())
@@ -684,11 +446,11 @@ async fn insert_rows<'e>(
     .bind(mails.iter().map(|(_, _, m)| m.recipient.as_str()).collect::<Vec<_>>())
     .bind(mails.iter().map(|(_, _, m)| m.sender.as_str()).collect::<Vec<_>>())
     .bind(mails.iter().map(|(_, _, m)| m.message_id_header.as_str()).collect::<Vec<_>>())
-    .bind(mails.iter().map(|(_, _, m)| m.body.columns().0).collect::<Vec<_>>())
+    .bind(mails.iter().map(|(_, _, m)| rows::body_columns(&m.body).0).collect::<Vec<_>>())
     .bind(mails.iter().map(|(_, now, _)| *now).collect::<Vec<_>>())
     .bind(mails.iter().map(|(_, _, m)| m.give_up_at).collect::<Vec<_>>())
-    .bind(mails.iter().map(|(_, _, m)| m.body.columns().1).collect::<Vec<_>>())
-    .bind(mails.iter().map(|(_, _, m)| m.body.columns().2).collect::<Vec<_>>())
+    .bind(mails.iter().map(|(_, _, m)| rows::body_columns(&m.body).1).collect::<Vec<_>>())
+    .bind(mails.iter().map(|(_, _, m)| rows::body_columns(&m.body).2).collect::<Vec<_>>())
     .bind(lease.map(|l| l.owner.as_str()))
     .bind(lease.map(|l| l.until))
     .fetch_all(db)
@@ -711,11 +473,8 @@ async fn lookups_and_ids(
     n: usize,
     now: i64,
     guard: &MailGuard,
-) -> Result<(Vec<super::AddressLookup>, Option<i64>, Vec<MessageId>), StoreError> {
-    let (cap_on, since) = match guard.per_address {
-        Some((_, window)) => (true, now - window),
-        None => (false, now),
-    };
+) -> Result<(Vec<crate::domain::AddressLookup>, Option<i64>, Vec<MessageId>), StoreError> {
+    let (cap_on, since) = batch::per_address_window(guard, now);
     type Row = (
         Option<String>,
         Option<String>,
@@ -763,6 +522,6 @@ async fn lookups_and_ids(
         )));
     }
     ids.sort_unstable();
-    let (lookups, last_hour) = super::lookups_from_rows(lookups, guard);
+    let (lookups, last_hour) = batch::lookups_from_rows(lookups, guard);
     Ok((lookups, last_hour, ids.into_iter().map(MessageId).collect()))
 }

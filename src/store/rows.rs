@@ -4,11 +4,56 @@
 
 use sqlx::{ColumnIndex, Decode, Row, Type};
 
-use super::{
-    AuditRecord, MailBody, MailKind, MailSummary, MessageSummary, OutboxItem, OutboxRecord, OutboxState, StoreError,
-    parse_status,
-};
+use super::error::StoreError;
+use super::records::{AuditRecord, MailSummary, MessageSummary};
 use crate::domain::{Message, MessageId, Status};
+use crate::mail::queue::{MailBody, MailKind, OutboxItem, OutboxRecord, OutboxState, VerificationLink};
+
+/// A status read back from the database; anything unknown means the data is corrupt.
+pub(super) fn parse_status(s: &str) -> Result<Status, StoreError> {
+    s.parse().map_err(StoreError::Corrupt)
+}
+
+fn parse_kind(s: &str) -> Result<MailKind, StoreError> {
+    match s {
+        "verify" => Ok(MailKind::Verify),
+        "release" => Ok(MailKind::Release),
+        other => Err(StoreError::Corrupt(format!("mail kind {other:?}"))),
+    }
+}
+
+fn parse_state(s: &str) -> Result<OutboxState, StoreError> {
+    match s {
+        "queued" => Ok(OutboxState::Queued),
+        "sent" => Ok(OutboxState::Sent),
+        "dead" => Ok(OutboxState::Dead),
+        other => Err(StoreError::Corrupt(format!("outbox state {other:?}"))),
+    }
+}
+
+/// The columns an outbox row keeps of a body: `(payload, link_nonce, link_expires_at)`, exactly
+/// one side set.
+pub(super) fn body_columns(body: &MailBody) -> (Option<&[u8]>, Option<&str>, Option<i64>) {
+    match body {
+        MailBody::Rendered(bytes) => (Some(bytes), None, None),
+        MailBody::Verification(link) => (None, Some(&link.nonce), Some(link.expires_at)),
+    }
+}
+
+/// Back from those columns.
+fn body_from_columns(
+    payload: Option<Vec<u8>>,
+    link_nonce: Option<String>,
+    link_expires_at: Option<i64>,
+) -> Result<MailBody, StoreError> {
+    match (payload, link_nonce, link_expires_at) {
+        (None, Some(nonce), Some(expires_at)) => Ok(MailBody::Verification(VerificationLink { nonce, expires_at })),
+        (Some(bytes), None, None) => Ok(MailBody::Rendered(bytes)),
+        _ => Err(StoreError::Corrupt(
+            "an outbox row needs either its rendered message or its link, not both or neither".into(),
+        )),
+    }
+}
 
 fn opt_status(s: Option<String>) -> Result<Option<Status>, StoreError> {
     s.as_deref().map(parse_status).transpose()
@@ -60,8 +105,8 @@ where
 {
     let mail = match r.try_get::<Option<String>, _>("mail_kind")? {
         Some(kind) => Some(MailSummary {
-            kind: MailKind::parse(&kind)?,
-            state: OutboxState::parse(&r.try_get::<String, _>("mail_state")?)?,
+            kind: parse_kind(&kind)?,
+            state: parse_state(&r.try_get::<String, _>("mail_state")?)?,
             attempts: r.try_get("mail_attempts")?,
             last_error: r.try_get("mail_error")?,
             next_attempt_at: r.try_get("mail_next")?,
@@ -109,10 +154,10 @@ where
 {
     Ok(OutboxRecord {
         id: r.try_get("id")?,
-        kind: MailKind::parse(&r.try_get::<String, _>("kind")?)?,
+        kind: parse_kind(&r.try_get::<String, _>("kind")?)?,
         recipient: r.try_get("recipient")?,
         message_id_header: r.try_get("message_id_header")?,
-        state: OutboxState::parse(&r.try_get::<String, _>("state")?)?,
+        state: parse_state(&r.try_get::<String, _>("state")?)?,
         attempts: r.try_get("attempts")?,
         created_at: r.try_get("created_at")?,
         next_attempt_at: r.try_get("next_attempt_at")?,
@@ -134,11 +179,11 @@ where
     Ok(OutboxItem {
         id: r.try_get("id")?,
         message_id: r.try_get::<Option<i64>, _>("message_id")?.map(MessageId),
-        kind: MailKind::parse(&r.try_get::<String, _>("kind")?)?,
+        kind: parse_kind(&r.try_get::<String, _>("kind")?)?,
         recipient: r.try_get("recipient")?,
         sender: r.try_get("sender")?,
         message_id_header: r.try_get("message_id_header")?,
-        body: MailBody::from_columns(
+        body: body_from_columns(
             r.try_get("payload")?,
             r.try_get("link_nonce")?,
             r.try_get("link_expires_at")?,

@@ -10,13 +10,15 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous};
-use sqlx::{Sqlite, Transaction};
+use sqlx::{Sqlite, SqliteConnection, Transaction};
 
-use super::{
-    Applied, AuditRecord, Change, Inserted, Lease, ListQuery, MailBody, MailGuard, MessageSummary, OutboxItem,
-    OutboxRecord, OutgoingMail, Purged, SendOutcome, Store, StoreError, Submission, SuppressedAddress, rows,
-};
-use crate::domain::{Message, MessageId, Status};
+use super::engine::Engine;
+use super::records::{Inserted, ListQuery, MessageSummary, Submission};
+use super::shared::Dialect;
+use super::{StoreError, batch, rows, search};
+use crate::domain::{MailGuard, MessageId};
+use crate::mail::handover::Lease;
+use crate::mail::queue::{MailBody, OutboxItem, OutgoingMail, SendOutcome};
 
 pub struct SqliteStore {
     writer: SqlitePool,
@@ -61,34 +63,13 @@ impl SqliteStore {
         })
     }
 
-    async fn write_tx(&self) -> Result<Transaction<'static, Sqlite>, StoreError> {
-        Ok(self.writer.begin_with("BEGIN IMMEDIATE").await?)
-    }
-
     /// Records on each claimed row whose message is gone why (see `rows::SET_ASIDE_UNREADABLE`).
     async fn set_aside(&self, unreadable: &[(i64, String)], now: i64) -> Result<(), StoreError> {
         let mut tx = self.write_tx().await?;
-        set_aside_in(&mut tx, unreadable, now).await?;
+        Sqlite::set_aside(&mut tx, unreadable, now).await?;
         tx.commit().await?;
         Ok(())
     }
-}
-
-/// Records on each unreadable claimed row why, inside `tx` (see `rows::SET_ASIDE_UNREADABLE`).
-async fn set_aside_in(
-    tx: &mut Transaction<'static, Sqlite>,
-    unreadable: &[(i64, String)],
-    now: i64,
-) -> Result<(), StoreError> {
-    for (id, error) in unreadable {
-        sqlx::query(rows::SET_ASIDE_UNREADABLE)
-            .bind(error)
-            .bind(now)
-            .bind(id)
-            .execute(&mut **tx)
-            .await?;
-    }
-    Ok(())
 }
 
 impl Drop for SqliteStore {
@@ -117,18 +98,6 @@ async fn checkpoints(options: SqliteConnectOptions) {
     }
 }
 
-async fn insert_outbox(
-    tx: &mut Transaction<'_, Sqlite>,
-    message_id: MessageId,
-    now: i64,
-    mail: &OutgoingMail,
-) -> Result<(), StoreError> {
-    let mut script = sqlx::QueryBuilder::<Sqlite>::new("");
-    push_outbox_inserts(&mut script, &[(message_id, now, mail)], None);
-    script.build().execute(&mut **tx).await?;
-    Ok(())
-}
-
 /// Appends the INSERTs that queue `mails` (each: its message, the queue time, the mail) to a
 /// script: the outbox rows, then the rendered payloads, in power-of-two chunks. Each message
 /// gets one new mail per script, so its newest outbox row is the one just inserted.
@@ -144,7 +113,7 @@ fn push_outbox_inserts(
                                  created_at, next_attempt_at, give_up_at, lease_owner, lease_until) ",
         );
         script.push_values(&mails[range], |mut row, (id, now, mail)| {
-            let (_, link_nonce, link_expires_at) = mail.body.columns();
+            let (_, link_nonce, link_expires_at) = rows::body_columns(&mail.body);
             row.push_bind(id.0)
                 .push_bind(mail.kind.as_str())
                 .push_bind(mail.recipient.clone())
@@ -180,44 +149,33 @@ fn push_outbox_inserts(
     }
 }
 
-async fn insert_audit(
-    tx: &mut Transaction<'_, Sqlite>,
-    id: MessageId,
-    now: i64,
-    audit: &super::Audit,
-    from: Option<Status>,
-    to: Status,
-) -> Result<(), StoreError> {
-    sqlx::query("INSERT INTO audit (message_id, at, actor, action, from_status, to_status, detail) VALUES (?, ?, ?, ?, ?, ?, ?)")
-        .bind(id.0)
-        .bind(now)
-        .bind(&audit.actor)
-        .bind(audit.action)
-        .bind(from.map(Status::as_str))
-        .bind(to.as_str())
-        .bind(&audit.detail)
-        .execute(&mut **tx)
-        .await?;
-    Ok(())
-}
-
 #[async_trait]
-impl Store for SqliteStore {
-    async fn ping(&self) -> Result<(), StoreError> {
-        sqlx::query("SELECT 1").execute(&self.reader).await?;
+impl Engine for SqliteStore {
+    type Db = Sqlite;
+
+    fn reads(&self) -> &SqlitePool {
+        &self.reader
+    }
+
+    fn writes(&self) -> &SqlitePool {
+        &self.writer
+    }
+
+    async fn write_tx(&self) -> Result<Transaction<'static, Sqlite>, StoreError> {
+        Ok(self.writer.begin_with("BEGIN IMMEDIATE").await?)
+    }
+
+    async fn queue_mail(
+        &self,
+        tx: &mut SqliteConnection,
+        message_id: MessageId,
+        now: i64,
+        mail: &OutgoingMail,
+    ) -> Result<(), StoreError> {
+        let mut script = sqlx::QueryBuilder::<Sqlite>::new("");
+        push_outbox_inserts(&mut script, &[(message_id, now, mail)], None);
+        script.build().execute(tx).await?;
         Ok(())
-    }
-
-    async fn message(&self, id: MessageId) -> Result<Option<Message>, StoreError> {
-        let row = sqlx::query("SELECT * FROM messages WHERE id = ?")
-            .bind(id.0)
-            .fetch_optional(&self.reader)
-            .await?;
-        row.as_ref().map(rows::message).transpose()
-    }
-
-    async fn apply(&self, c: &Change) -> Result<bool, StoreError> {
-        Ok(self.apply_guarded(c, None).await?.done)
     }
 
     async fn record_link_opened(&self, id: MessageId, now: i64) -> Result<(), StoreError> {
@@ -234,38 +192,6 @@ impl Store for SqliteStore {
                 .await?;
         }
         Ok(())
-    }
-
-    async fn record_code_failure(&self, id: MessageId, nonce: &str) -> Result<i64, StoreError> {
-        let n: Option<i64> = sqlx::query_scalar(
-            "UPDATE messages SET code_failures = code_failures + 1 WHERE id = ? AND nonce = ? RETURNING code_failures",
-        )
-        .bind(id.0)
-        .bind(nonce)
-        .fetch_optional(&self.writer)
-        .await?;
-        Ok(n.unwrap_or(i64::MAX))
-    }
-
-    async fn audit_trail(&self, id: MessageId) -> Result<Vec<AuditRecord>, StoreError> {
-        let rows = sqlx::query(
-            "SELECT at, actor, action, from_status, to_status, detail FROM audit WHERE message_id = ? ORDER BY id",
-        )
-        .bind(id.0)
-        .fetch_all(&self.reader)
-        .await?;
-        rows.iter().map(rows::audit).collect()
-    }
-
-    async fn outbox_for_message(&self, id: MessageId) -> Result<Vec<OutboxRecord>, StoreError> {
-        let rows = sqlx::query(
-            "SELECT id, kind, recipient, message_id_header, state, attempts, created_at, next_attempt_at, last_error, last_attempt_at, sent_at, lease_owner
-             FROM outbox WHERE message_id = ? ORDER BY id",
-        )
-        .bind(id.0)
-        .fetch_all(&self.reader)
-        .await?;
-        rows.iter().map(rows::outbox_record).collect()
     }
 
     async fn claim_outbox(
@@ -293,7 +219,7 @@ impl Store for SqliteStore {
         .fetch_all(&mut *tx)
         .await?;
         let (mut items, mut unreadable) = rows::claimed_items(&rows);
-        set_aside_in(&mut tx, &unreadable, now).await?;
+        Sqlite::set_aside(&mut tx, &unreadable, now).await?;
         tx.commit().await?;
         // Rendered messages never change: read them after the claim, off the writer.
         let rendered: Vec<i64> = items
@@ -370,17 +296,6 @@ impl Store for SqliteStore {
         Ok(())
     }
 
-    async fn release_leases(&self, owner: &str) -> Result<u64, StoreError> {
-        let n = sqlx::query(
-            "UPDATE outbox SET lease_owner = NULL, lease_until = NULL WHERE lease_owner = ? AND state = 'queued'",
-        )
-        .bind(owner)
-        .execute(&self.writer)
-        .await?
-        .rows_affected();
-        Ok(n)
-    }
-
     async fn next_outbox_due(&self) -> Result<Option<i64>, StoreError> {
         let due: Option<i64> = sqlx::query_scalar(
             "SELECT MIN(MAX(next_attempt_at, COALESCE(lease_until + 1, 0))) FROM outbox WHERE state = 'queued'",
@@ -391,36 +306,13 @@ impl Store for SqliteStore {
     }
 
     async fn list(&self, q: &ListQuery) -> Result<Vec<MessageSummary>, StoreError> {
-        let mut qb = super::list_query::<Sqlite>(
+        let mut qb = search::list_query::<Sqlite>(
             q,
-            super::TextMatch::SqliteAnyCase,
+            search::TextMatch::SqliteAnyCase,
             "LEFT JOIN outbox o ON o.id = (SELECT MAX(id) FROM outbox WHERE message_id = m.id)",
         );
         let rows = qb.build().fetch_all(&self.reader).await?;
         rows.iter().map(rows::summary).collect()
-    }
-
-    async fn counts(&self) -> Result<Vec<(Status, i64)>, StoreError> {
-        let rows = sqlx::query("SELECT status, COUNT(*) AS n FROM messages GROUP BY status")
-            .fetch_all(&self.reader)
-            .await?;
-        rows.iter().map(rows::status_count).collect()
-    }
-
-    async fn purge(&self, trashed_before: i64, unverified_before: i64) -> Result<Purged, StoreError> {
-        let mut tx = self.write_tx().await?;
-        let trashed = sqlx::query("DELETE FROM messages WHERE status = 'deleted' AND deleted_at < ?")
-            .bind(trashed_before)
-            .execute(&mut *tx)
-            .await?
-            .rows_affected();
-        let unverified = sqlx::query("DELETE FROM messages WHERE status IN ('pending', 'spam') AND created_at < ?")
-            .bind(unverified_before)
-            .execute(&mut *tx)
-            .await?
-            .rows_affected();
-        tx.commit().await?;
-        Ok(Purged { trashed, unverified })
     }
 
     async fn insert_batch(
@@ -433,20 +325,16 @@ impl Store for SqliteStore {
             return Ok(Vec::new());
         };
         let mut tx = self.write_tx().await?;
-        let addresses = super::mailable_addresses(batch);
+        let addresses = batch::mailable_addresses(batch);
         let withheld = if addresses.is_empty() {
             vec![None; batch.len()]
         } else {
             let (lookups, last_hour) = address_lookups(&mut tx, &addresses, first.now, guard).await?;
-            super::batch_verdicts(guard, batch, lookups, last_hour)
+            batch::verdicts(guard, batch, lookups, last_hour)
         };
         let ids = insert_messages(&mut tx, batch).await?;
-        let details: Vec<Option<String>> = batch
-            .iter()
-            .zip(&withheld)
-            .map(|(s, w)| s.audit_detail(w.as_deref()))
-            .collect();
-        let mails = super::batch_mails(batch, &ids, &withheld)?;
+        let details = batch::audit_details(batch, &withheld);
+        let mails = batch::batch_mails(batch, &ids, &withheld)?;
         // Audit lines, mails and their messages as one script: one round trip to the database
         // thread, however many statements (unnumbered `?`s run on across statements).
         let mut script = sqlx::QueryBuilder::<Sqlite>::new("");
@@ -474,104 +362,7 @@ impl Store for SqliteStore {
             .map(|(message, id)| (MessageId(message), id))
             .collect();
         tx.commit().await?;
-        super::inserted(ids, withheld, mails, &outbox_ids, lease)
-    }
-
-    async fn apply_guarded(&self, change: &Change, guard: Option<&MailGuard>) -> Result<Applied, StoreError> {
-        let mut tx = self.write_tx().await?;
-        let mut withheld = None;
-        let mut held;
-        let mut c = change;
-        if let (Some(guard), Some(mail)) = (guard, &change.mail) {
-            withheld = guard_verdict(&mut tx, &mail.recipient, change.now, guard).await?;
-            if let Some(reason) = &withheld {
-                held = change.clone();
-                held.mail = None;
-                held.new_nonce = None;
-                held.new_verification = None;
-                held.audit.detail = Some(reason.clone());
-                c = &held;
-            }
-        }
-        let to = c.to.as_str();
-        let updated = sqlx::query(
-            "UPDATE messages SET
-                status = ?1,
-                updated_at = ?2,
-                nonce = COALESCE(?3, nonce),
-                confirmed_nonce = COALESCE(?4, confirmed_nonce),
-                verify_expires_at = COALESCE(?5, verify_expires_at),
-                verify_mails = verify_mails + (?5 IS NOT NULL),
-                code_failures = CASE WHEN ?5 IS NOT NULL THEN 0 ELSE code_failures END,
-                verified_at = CASE WHEN ?1 = 'verified' THEN ?2 ELSE verified_at END,
-                released_at = CASE WHEN ?1 = 'released' THEN ?2 ELSE released_at END,
-                deleted_at = CASE WHEN ?1 = 'deleted' THEN ?2 ELSE NULL END,
-                status_before_delete = CASE WHEN ?1 = 'deleted' THEN status ELSE NULL END
-             WHERE id = ?6 AND status = ?7 AND (?8 IS NULL OR nonce = ?8)",
-        )
-        .bind(to)
-        .bind(c.now)
-        .bind(&c.new_nonce)
-        .bind(&c.confirmed_nonce)
-        .bind(c.new_verification)
-        .bind(c.id.0)
-        .bind(c.from.as_str())
-        .bind(&c.expect_nonce)
-        .execute(&mut *tx)
-        .await?
-        .rows_affected();
-        if updated == 0 {
-            // Someone else got there first (or the caller's view was stale): change nothing.
-            tx.rollback().await?;
-            return Ok(Applied {
-                done: false,
-                withheld: None,
-            });
-        }
-        insert_audit(&mut tx, c.id, c.now, &c.audit, Some(c.from), c.to).await?;
-        if let Some(mail) = &c.mail {
-            insert_outbox(&mut tx, c.id, c.now, mail).await?;
-        }
-        tx.commit().await?;
-        Ok(Applied { done: true, withheld })
-    }
-
-    async fn suppress(&self, address: &str, now: i64, reason: &str) -> Result<bool, StoreError> {
-        let n = sqlx::query(
-            "INSERT INTO suppressed_addresses (address, created_at, reason) VALUES (lower(?), ?, ?) ON CONFLICT (address) DO NOTHING",
-        )
-        .bind(address)
-        .bind(now)
-        .bind(reason)
-        .execute(&self.writer)
-        .await?
-        .rows_affected();
-        Ok(n > 0)
-    }
-
-    async fn unsuppress(&self, address: &str) -> Result<bool, StoreError> {
-        let n = sqlx::query("DELETE FROM suppressed_addresses WHERE address = lower(?)")
-            .bind(address)
-            .execute(&self.writer)
-            .await?
-            .rows_affected();
-        Ok(n > 0)
-    }
-
-    async fn suppressed(&self) -> Result<Vec<SuppressedAddress>, StoreError> {
-        let rows: Vec<(String, i64, String)> = sqlx::query_as(
-            "SELECT address, created_at, reason FROM suppressed_addresses ORDER BY created_at DESC, address",
-        )
-        .fetch_all(&self.reader)
-        .await?;
-        Ok(rows
-            .into_iter()
-            .map(|(address, created_at, reason)| SuppressedAddress {
-                address,
-                created_at,
-                reason,
-            })
-            .collect())
+        batch::inserted(ids, withheld, mails, &outbox_ids, lease)
     }
 
     async fn count_request(
@@ -594,55 +385,6 @@ impl Store for SqliteStore {
         .await?;
         Ok(count)
     }
-
-    async fn prune_rate_limits(&self, now: i64) -> Result<u64, StoreError> {
-        let done = sqlx::query("DELETE FROM rate_limits WHERE expires_at < ?")
-            .bind(now)
-            .execute(&self.writer)
-            .await?;
-        Ok(done.rows_affected())
-    }
-}
-
-/// Looks up what `guard` needs, inside the write transaction (BEGIN IMMEDIATE: no other writer
-/// can queue a mail between this count and our insert).
-async fn guard_verdict(
-    tx: &mut Transaction<'_, Sqlite>,
-    recipient: &str,
-    now: i64,
-    guard: &MailGuard,
-) -> Result<Option<String>, StoreError> {
-    let suppressed: Option<i64> = sqlx::query_scalar("SELECT 1 FROM suppressed_addresses WHERE address = lower(?)")
-        .bind(recipient)
-        .fetch_optional(&mut **tx)
-        .await?;
-    let to_address = match guard.per_address {
-        Some((_, window)) => Some(
-            sqlx::query_scalar(
-                "SELECT COUNT(*) FROM outbox WHERE lower(recipient) = lower(?) AND created_at > ? AND kind = 'verify'",
-            )
-            .bind(recipient)
-            .bind(now - window)
-            .fetch_one(&mut **tx)
-            .await?,
-        ),
-        None => None,
-    };
-    let last_hour = match guard.per_hour {
-        Some(_) => Some(
-            sqlx::query_scalar("SELECT COUNT(*) FROM outbox WHERE created_at > ?")
-                .bind(now - 3600)
-                .fetch_one(&mut **tx)
-                .await?,
-        ),
-        None => None,
-    };
-    let counts = super::GuardCounts {
-        suppressed: suppressed.is_some(),
-        to_address,
-        last_hour,
-    };
-    Ok(super::withhold_reason(guard, &counts))
 }
 
 /// Rows per multi-row INSERT: few round trips to the database thread, few variables per statement
@@ -716,12 +458,9 @@ async fn address_lookups(
     addresses: &[String],
     now: i64,
     guard: &MailGuard,
-) -> Result<(Vec<super::AddressLookup>, Option<i64>), StoreError> {
+) -> Result<(Vec<crate::domain::AddressLookup>, Option<i64>), StoreError> {
     let list = serde_json::to_string(addresses).map_err(|e| StoreError::Corrupt(e.to_string()))?;
-    let (cap_on, since) = match guard.per_address {
-        Some((_, window)) => (true, now - window),
-        None => (false, now),
-    };
+    let (cap_on, since) = batch::per_address_window(guard, now);
     let rows: Vec<(String, String, bool, i64, i64)> = sqlx::query_as(
         "SELECT a.value, lower(a.value),
                 EXISTS (SELECT 1 FROM suppressed_addresses s WHERE s.address = lower(a.value)),
@@ -738,5 +477,5 @@ async fn address_lookups(
     .bind(now - 3600)
     .fetch_all(&mut **tx)
     .await?;
-    Ok(super::lookups_from_rows(rows, guard))
+    Ok(batch::lookups_from_rows(rows, guard))
 }

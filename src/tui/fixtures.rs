@@ -2,7 +2,8 @@
 
 use crate::actions::Details;
 use crate::domain::{Message, MessageId, Status};
-use crate::store::{AuditRecord, MailKind, MailSummary, MessageSummary, OutboxRecord, OutboxState};
+use crate::mail::queue::{MailKind, OutboxRecord, OutboxState};
+use crate::store::{AuditRecord, MailSummary, MessageSummary};
 
 use super::state::{State, Tab};
 

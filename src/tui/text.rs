@@ -255,10 +255,10 @@ pub const LAST_ERROR: &str = "last error:";
 pub const NOT_YET: &str = "not yet";
 pub const UNKNOWN: &str = "unknown";
 
-pub fn mail_kind(kind: crate::store::MailKind) -> &'static str {
+pub fn mail_kind(kind: crate::mail::queue::MailKind) -> &'static str {
     match kind {
-        crate::store::MailKind::Verify => "verify",
-        crate::store::MailKind::Release => "to staff",
+        crate::mail::queue::MailKind::Verify => "verify",
+        crate::mail::queue::MailKind::Release => "to staff",
     }
 }
 

@@ -9,8 +9,9 @@ use formgate::app::Services;
 use formgate::clock::SystemClock;
 use formgate::config::{Config, MailTarget, SmtpUrl};
 use formgate::domain::{ContactForm, MessageId, NewMessage, Status};
+use formgate::mail::queue::MailKind;
 use formgate::mail::{OutboxConfig, OutboxWorker, Transport};
-use formgate::store::{Audit, Change, MailKind};
+use formgate::store::{Audit, Change};
 
 use crate::support::smtp::TestSmtp;
 

@@ -1,7 +1,7 @@
 //! POST /contact: what a visitor (or a script) sends, and what comes back.
 
 use formgate::domain::{MessageId, Status};
-use formgate::store::MailKind;
+use formgate::mail::queue::MailKind;
 
 use crate::support::app::{Backend, TestApp, on_every_backend, receipt_from_redirect};
 

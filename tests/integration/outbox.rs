@@ -5,7 +5,8 @@ use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use formgate::domain::{ContactForm, MessageId, NewMessage};
-use formgate::store::{self, MailBody, MailKind, OutboxState, OutgoingMail};
+use formgate::mail::queue::{MailBody, MailKind, OutboxState, OutgoingMail, VerificationLink};
+use formgate::store;
 
 use crate::support::app::{Backend, Options, TestApp, on_every_backend, receipt_from_redirect, verify_path};
 use crate::support::pg::TestDatabase;
@@ -187,7 +188,7 @@ async fn a_verification_mail_renders_the_same_on_every_attempt_and_keeps_its_own
 async fn an_unrenderable_verification_mail_is_dead_lettered_with_the_reason(backend: Backend) {
     let Some(seeded) = seeded_database_with(backend, 1, |_| {
         let mut mail = fake_verify_mail("not an address");
-        mail.body = MailBody::Verification(store::VerificationLink {
+        mail.body = MailBody::Verification(VerificationLink {
             nonce: "nonce".into(),
             expires_at: 4_000_000_000,
         });
@@ -383,10 +384,7 @@ async fn seeded_database_with(
             ..Default::default()
         };
         let msg = NewMessage::parse(&form, None, None).unwrap();
-        store
-            .insert_message(&msg, now, "nonce", now + 3600, &|_| Ok(mail(&email)))
-            .await
-            .unwrap();
+        crate::support::store::insert_message(&store, &msg, now, "nonce", now + 3600, &|_| Ok(mail(&email))).await;
     }
     Some(Seeded { dir, url, database })
 }

@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use formgate::config::{Config, MailTarget, SmtpUrl};
 use formgate::domain::MessageId;
-use formgate::store::OutboxState;
+use formgate::mail::queue::OutboxState;
 use tokio::task::JoinSet;
 
 use crate::support::app::{Backend, Options, TestApp, client};

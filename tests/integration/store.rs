@@ -6,10 +6,8 @@ use std::collections::HashSet;
 use std::sync::Arc;
 
 use formgate::domain::{ContactForm, MessageId, NewMessage, Status};
-use formgate::store::{
-    Audit, Change, ListQuery, MailBody, MailKind, OutboxState, OutgoingMail, PgStore, SendOutcome, SharedStore,
-    SqliteStore,
-};
+use formgate::mail::queue::{MailBody, MailKind, OutboxState, OutgoingMail, SendOutcome};
+use formgate::store::{Audit, Change, ListQuery, PgStore, SharedStore, SqliteStore};
 
 use crate::support::pg::TestDatabase;
 
@@ -39,12 +37,10 @@ fn mail(to: &str, n: usize) -> OutgoingMail {
 
 async fn insert(store: &SharedStore, i: usize, at: i64, body: &str) -> MessageId {
     let msg = new_message(i, body);
-    store
-        .insert_message(&msg, at, &format!("nonce{i}"), at + 3600, &|_| {
-            Ok(mail(&format!("v{i}@example.org"), i))
-        })
-        .await
-        .unwrap()
+    crate::support::store::insert_message(store, &msg, at, &format!("nonce{i}"), at + 3600, &|_| {
+        Ok(mail(&format!("v{i}@example.org"), i))
+    })
+    .await
 }
 
 fn change(id: MessageId, from: Status, to: Status, now: i64, nonce: Option<&str>) -> Change {

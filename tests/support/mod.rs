@@ -1,3 +1,4 @@
 pub mod app;
 pub mod pg;
 pub mod smtp;
+pub mod store;

@@ -9,7 +9,7 @@ use ratatui::text::{Line, Span};
 use super::{age, bold, datetime, dim, error, heading, warn, width, wrap};
 use crate::actions::Details;
 use crate::domain::{MessageId, Status};
-use crate::store::OutboxState;
+use crate::mail::queue::OutboxState;
 use crate::tui::safe::{display_safe, safe, safe_lines};
 use crate::tui::state::State;
 use crate::tui::text;

@@ -21,7 +21,8 @@ use ratatui::widgets::Widget;
 
 use super::state::State;
 use super::text;
-use crate::store::{MailSummary, OutboxState};
+use crate::mail::queue::OutboxState;
+use crate::store::MailSummary;
 
 pub fn draw(frame: &mut Frame, app: &State) {
     frame.render_widget(app, frame.area());

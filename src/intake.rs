@@ -3,14 +3,19 @@
 //! commit and round trips) the ceiling. Posts that arrive while a transaction is running wait in
 //! a queue and are stored together by the next one, each still durable before its visitor hears
 //! "success". Under light load a batch is one post and nothing waits: there is no timer.
+//!
+//! With a [`Handover`], each batch's mails are queued leased to this process's worker and handed
+//! to it in memory (see `mail::handover`); mails queued unleased ring the worker's bell once the
+//! batch is committed.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
 
-use tokio::sync::{Notify, Semaphore, mpsc, oneshot};
+use tokio::sync::{Semaphore, mpsc, oneshot};
 
-use super::{Inserted, Lease, MailGuard, OutboxItem, OutgoingMail, SharedStore, StoreError, Submission};
-use crate::domain::{MessageId, NewMessage};
+use crate::domain::{MailGuard, MessageId, NewMessage};
+use crate::mail::handover::{Handover, WorkerBell};
+use crate::mail::queue::OutgoingMail;
+use crate::store::{Inserted, SharedStore, StoreError, Submission};
 
 /// Posts stored by one transaction at most (a transaction stays short; SQLite's other writers,
 /// the outbox worker and moderators, wait at most that long).
@@ -50,67 +55,6 @@ struct Job {
     answer: oneshot::Sender<Result<Inserted, StoreError>>,
 }
 
-/// The hand-over from intake to this process's outbox worker. A mail claimed by the worker after
-/// it was queued costs a second write of its row (the claim) besides the one recording its
-/// outcome; on PostgreSQL that write was a third of a submission's database work. So the intake
-/// queues the mails of a batch already leased to the local worker and passes them on in memory
-/// once committed. The lease is the same as a claim's: if the process dies before the mail goes
-/// out, the lease runs out and any worker claims it. When the worker is behind (its inbox full)
-/// or stopped, mails are queued unleased and claimed as before.
-#[derive(Clone)]
-pub struct Handover {
-    owner: String,
-    lease_secs: i64,
-    mails: mpsc::Sender<HandedMail>,
-    /// Set when a mail went into the outbox unleased: the worker should look there soon.
-    missed: Arc<AtomicBool>,
-    /// Wakes an idle worker for such a mail (a handed-over one wakes it by arriving).
-    wake: Arc<Notify>,
-}
-
-impl Handover {
-    /// Mails were queued unleased: the worker looks in the outbox in its next round.
-    fn missed(&self) {
-        self.missed.store(true, Ordering::Release);
-        self.wake.notify_one();
-    }
-}
-
-/// A mail the worker owns from the moment it is committed.
-#[derive(Debug)]
-pub struct HandedMail {
-    pub item: OutboxItem,
-    pub lease_until: i64,
-}
-
-/// The worker's end of a [`Handover`].
-pub struct HandoverInbox {
-    pub mails: mpsc::Receiver<HandedMail>,
-    missed: Arc<AtomicBool>,
-}
-
-impl HandoverInbox {
-    /// Whether mails were queued unleased since the last call.
-    pub fn take_missed(&self) -> bool {
-        self.missed.swap(false, Ordering::AcqRel)
-    }
-}
-
-/// A hand-over to the worker called `owner`, whose leases last `lease_secs` and whom `wake` wakes;
-/// at most `capacity` mails wait in memory, so those waiting go out well within their lease.
-pub fn handover(owner: &str, lease_secs: i64, capacity: usize, wake: Arc<Notify>) -> (Handover, HandoverInbox) {
-    let (tx, rx) = mpsc::channel(capacity.max(1));
-    let missed = Arc::new(AtomicBool::new(false));
-    let handover = Handover {
-        owner: owner.to_owned(),
-        lease_secs,
-        mails: tx,
-        missed: missed.clone(),
-        wake,
-    };
-    (handover, HandoverInbox { mails: rx, missed })
-}
-
 /// The way in for new messages: [`IntakeQueue::store`] returns once the message is committed.
 pub struct IntakeQueue {
     jobs: mpsc::Sender<Job>,
@@ -118,10 +62,12 @@ pub struct IntakeQueue {
 
 impl IntakeQueue {
     /// Starts the queue's task (on the current tokio runtime). It ends when the queue is dropped
-    /// and every waiting post is stored. With a `handover`, mails go to that worker in memory.
-    pub fn start(store: SharedStore, guard: MailGuard, handover: Option<Handover>) -> Self {
+    /// and every waiting post is stored. With a `handover`, mails go to that worker in memory;
+    /// `bell` is rung for those that go into the outbox instead.
+    pub fn start(store: SharedStore, guard: MailGuard, bell: WorkerBell, handover: Option<Handover>) -> Self {
         let (jobs, queue) = mpsc::channel(QUEUE_DEPTH);
-        tokio::spawn(collect(store, guard, handover, queue));
+        let to_worker = ToWorker { bell, handover };
+        tokio::spawn(collect(store, guard, to_worker, queue));
         Self { jobs }
     }
 
@@ -138,8 +84,15 @@ impl IntakeQueue {
     }
 }
 
+/// How a batch's mails reach the worker: handed over in memory, or its bell rung.
+#[derive(Clone)]
+struct ToWorker {
+    bell: WorkerBell,
+    handover: Option<Handover>,
+}
+
 /// Takes what is waiting as one batch whenever a writer is free.
-async fn collect(store: SharedStore, guard: MailGuard, handover: Option<Handover>, mut queue: mpsc::Receiver<Job>) {
+async fn collect(store: SharedStore, guard: MailGuard, to_worker: ToWorker, mut queue: mpsc::Receiver<Job>) {
     let writers = Arc::new(Semaphore::new(store.intake_writers().max(1)));
     while let Some(first) = queue.recv().await {
         // Waiting for a writer BEFORE gathering is what makes batches: posts pile up meanwhile.
@@ -154,53 +107,41 @@ async fn collect(store: SharedStore, guard: MailGuard, handover: Option<Handover
             }
         }
         let store = store.clone();
-        let handover = handover.clone();
+        let to_worker = to_worker.clone();
         tokio::spawn(async move {
-            commit(&store, &guard, handover.as_ref(), batch).await;
+            commit(&store, &guard, &to_worker, batch).await;
             drop(writer);
         });
     }
 }
 
-async fn commit(store: &SharedStore, guard: &MailGuard, handover: Option<&Handover>, batch: Vec<Job>) {
+async fn commit(store: &SharedStore, guard: &MailGuard, to_worker: &ToWorker, batch: Vec<Job>) {
     let started = std::time::Instant::now();
-    // Room in the worker's inbox for every mail the batch may queue, reserved before the mails
-    // are stored leased: a leased mail must reach its worker.
-    let mut room = handover.and_then(|h| h.mails.try_reserve_many(batch.len()).ok());
-    let lease = match (handover, &room) {
-        (Some(h), Some(_)) => Some(Lease {
-            owner: h.owner.clone(),
-            until: batch[0].submission.now + h.lease_secs,
-        }),
-        (Some(h), None) => {
-            h.missed();
-            None
-        }
-        (None, _) => None,
-    };
+    let mut room = to_worker
+        .handover
+        .as_ref()
+        .and_then(|h| h.reserve(batch.len(), batch[0].submission.now));
     let result = {
         let views: Vec<Submission<'_>> = batch.iter().map(|j| j.submission.view()).collect();
-        store.insert_batch(&views, guard, lease.as_ref()).await
+        store.insert_batch(&views, guard, room.as_ref().map(|r| &r.lease)).await
     };
     tracing::debug!(
         posts = batch.len(),
-        took_us = started.elapsed().as_micros() as u64,
+        took_us = u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX),
         "intake batch"
     );
     match result {
         Ok(inserted) if inserted.len() == batch.len() => {
+            let mut unleased = false;
             for (job, mut inserted) in batch.into_iter().zip(inserted) {
-                if let (Some(item), Some(lease)) = (inserted.leased.take(), &lease) {
-                    match room.as_mut().and_then(Iterator::next) {
-                        Some(permit) => permit.send(HandedMail {
-                            item,
-                            lease_until: lease.until,
-                        }),
-                        // Cannot happen (one place per post); were it to, the lease runs out.
-                        None => tracing::error!(outbox = item.id, "no room to hand a leased mail over"),
-                    }
+                match (inserted.leased.take(), room.as_mut()) {
+                    (Some(item), Some(room)) => room.hand(item),
+                    _ => unleased |= job.submission.spam.is_none() && inserted.withheld.is_none(),
                 }
                 let _ = job.answer.send(Ok(inserted));
+            }
+            if unleased {
+                to_worker.bell.ring();
             }
         }
         Ok(inserted) => {
@@ -220,13 +161,18 @@ async fn commit(store: &SharedStore, guard: &MailGuard, handover: Option<&Handov
             // One post's data spoiled the transaction for all: store each alone, so only that one
             // fails.
             tracing::warn!(error = %e, posts = batch.len(), "a batch of posts failed; storing them one by one");
-            if let Some(h) = handover {
-                h.missed(); // stored unleased
-            }
+            drop(room); // stored unleased
             for job in batch {
-                let one = store.insert_one(&job.submission.view(), guard).await;
+                let one = store
+                    .insert_batch(std::slice::from_ref(&job.submission.view()), guard, None)
+                    .await
+                    .and_then(|mut one| {
+                        one.pop()
+                            .ok_or_else(|| StoreError::Corrupt("a batch of one stored nothing".into()))
+                    });
                 let _ = job.answer.send(one);
             }
+            to_worker.bell.ring();
         }
         Err(e) => answer_all(batch, Arc::new(e)),
     }

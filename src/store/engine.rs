@@ -1,0 +1,237 @@
+//! One [`Store`] for every engine. What SQLite and PostgreSQL do alike is written here once, on
+//! the shared statements of `shared.rs`; an [`Engine`] (`sqlite.rs`, `postgres.rs`) supplies only
+//! what it does its own way: its pools and write transaction, the batch insert, the claim and
+//! finish of outbox rows, `next_due`, the change feed, the per-address lock.
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use sqlx::{Database, Pool, Transaction};
+use tokio::sync::Notify;
+
+use super::records::{
+    Applied, AuditRecord, Change, Inserted, ListQuery, MessageSummary, Purged, Submission, SuppressedAddress,
+};
+use super::shared::{Dialect, withheld_change};
+use super::{Store, StoreError};
+use crate::domain::{MailGuard, Message, MessageId, Status};
+use crate::mail::handover::Lease;
+use crate::mail::queue::{OutboxItem, OutboxRecord, OutgoingMail, SendOutcome};
+
+/// The connection a transaction of engine `E` runs on.
+pub type Conn<E> = <<E as Engine>::Db as Database>::Connection;
+
+/// What one engine does its own way. The methods named as on [`Store`] keep its contract.
+#[async_trait]
+pub trait Engine: Send + Sync + 'static {
+    type Db: Dialect;
+
+    /// Where reads go (SQLite: a read-only pool beside the one writer).
+    fn reads(&self) -> &Pool<Self::Db>;
+
+    /// Where writes of one statement go (SQLite: the one writer).
+    fn writes(&self) -> &Pool<Self::Db>;
+
+    /// A write transaction (SQLite: BEGIN IMMEDIATE, the write lock taken up front).
+    async fn write_tx(&self) -> Result<Transaction<'static, Self::Db>, StoreError>;
+
+    /// Inside `tx`, before the mail cap counts what went to `recipient`: keeps concurrent
+    /// transactions from mailing it meanwhile. Nothing where a write transaction already excludes
+    /// every other writer (SQLite).
+    async fn lock_address(&self, _tx: &mut Conn<Self>, _recipient: &str) -> Result<(), StoreError> {
+        Ok(())
+    }
+
+    /// Queues one mail for `message_id` inside `tx` (batches have statements of their own).
+    async fn queue_mail(
+        &self,
+        tx: &mut Conn<Self>,
+        message_id: MessageId,
+        now: i64,
+        mail: &OutgoingMail,
+    ) -> Result<(), StoreError>;
+
+    /// Tells watchers, inside `tx` (so on commit), that messages or their mail changed. Nothing
+    /// where the engine has no change feed.
+    async fn announce(&self, _tx: &mut Conn<Self>) -> Result<(), StoreError> {
+        Ok(())
+    }
+
+    async fn insert_batch(
+        &self,
+        batch: &[Submission<'_>],
+        guard: &MailGuard,
+        lease: Option<&Lease>,
+    ) -> Result<Vec<Inserted>, StoreError>;
+
+    fn intake_writers(&self) -> usize {
+        1
+    }
+
+    async fn record_link_opened(&self, id: MessageId, now: i64) -> Result<(), StoreError>;
+
+    async fn claim_outbox(
+        &self,
+        owner: &str,
+        now: i64,
+        lease_until: i64,
+        limit: i64,
+    ) -> Result<Vec<OutboxItem>, StoreError>;
+
+    async fn finish_outbox(&self, owner: &str, now: i64, results: &[(i64, SendOutcome)]) -> Result<(), StoreError>;
+
+    async fn next_outbox_due(&self) -> Result<Option<i64>, StoreError>;
+
+    async fn list(&self, query: &ListQuery) -> Result<Vec<MessageSummary>, StoreError>;
+
+    async fn changes(&self) -> Option<Arc<Notify>> {
+        None
+    }
+
+    async fn count_request(
+        &self,
+        bucket: &str,
+        key: &str,
+        window_start: i64,
+        expires_at: i64,
+    ) -> Result<i64, StoreError>;
+}
+
+#[async_trait]
+impl<E: Engine> Store for E {
+    async fn ping(&self) -> Result<(), StoreError> {
+        E::Db::ping(self.reads()).await
+    }
+
+    #[tracing::instrument(skip_all, fields(engine = <E::Db as Database>::NAME, posts = batch.len()))]
+    async fn insert_batch(
+        &self,
+        batch: &[Submission<'_>],
+        guard: &MailGuard,
+        lease: Option<&Lease>,
+    ) -> Result<Vec<Inserted>, StoreError> {
+        Engine::insert_batch(self, batch, guard, lease).await
+    }
+
+    fn intake_writers(&self) -> usize {
+        Engine::intake_writers(self)
+    }
+
+    async fn message(&self, id: MessageId) -> Result<Option<Message>, StoreError> {
+        E::Db::message(self.reads(), id).await
+    }
+
+    async fn record_link_opened(&self, id: MessageId, now: i64) -> Result<(), StoreError> {
+        Engine::record_link_opened(self, id, now).await
+    }
+
+    async fn record_code_failure(&self, id: MessageId, nonce: &str) -> Result<i64, StoreError> {
+        E::Db::record_code_failure(self.writes(), id, nonce).await
+    }
+
+    async fn audit_trail(&self, id: MessageId) -> Result<Vec<AuditRecord>, StoreError> {
+        E::Db::audit_trail(self.reads(), id).await
+    }
+
+    async fn outbox_for_message(&self, id: MessageId) -> Result<Vec<OutboxRecord>, StoreError> {
+        E::Db::outbox_for_message(self.reads(), id).await
+    }
+
+    #[tracing::instrument(skip_all, fields(engine = <E::Db as Database>::NAME, limit))]
+    async fn claim_outbox(
+        &self,
+        owner: &str,
+        now: i64,
+        lease_until: i64,
+        limit: i64,
+    ) -> Result<Vec<OutboxItem>, StoreError> {
+        Engine::claim_outbox(self, owner, now, lease_until, limit).await
+    }
+
+    #[tracing::instrument(skip_all, fields(engine = <E::Db as Database>::NAME, mails = results.len()))]
+    async fn finish_outbox(&self, owner: &str, now: i64, results: &[(i64, SendOutcome)]) -> Result<(), StoreError> {
+        Engine::finish_outbox(self, owner, now, results).await
+    }
+
+    async fn release_leases(&self, owner: &str) -> Result<u64, StoreError> {
+        E::Db::release_leases(self.writes(), owner).await
+    }
+
+    async fn next_outbox_due(&self) -> Result<Option<i64>, StoreError> {
+        Engine::next_outbox_due(self).await
+    }
+
+    async fn list(&self, query: &ListQuery) -> Result<Vec<MessageSummary>, StoreError> {
+        Engine::list(self, query).await
+    }
+
+    async fn counts(&self) -> Result<Vec<(Status, i64)>, StoreError> {
+        E::Db::counts(self.reads()).await
+    }
+
+    async fn changes(&self) -> Option<Arc<Notify>> {
+        Engine::changes(self).await
+    }
+
+    #[tracing::instrument(skip_all, fields(engine = <E::Db as Database>::NAME))]
+    async fn purge(&self, trashed_before: i64, unverified_before: i64) -> Result<Purged, StoreError> {
+        let mut tx = self.write_tx().await?;
+        let purged = E::Db::purge(&mut tx, trashed_before, unverified_before).await?;
+        self.announce(&mut tx).await?;
+        tx.commit().await?;
+        Ok(purged)
+    }
+
+    #[tracing::instrument(skip_all, fields(engine = <E::Db as Database>::NAME, message_id = change.id.0))]
+    async fn apply_guarded(&self, change: &Change, guard: Option<&MailGuard>) -> Result<Applied, StoreError> {
+        let mut tx = self.write_tx().await?;
+        let withheld = match (guard, &change.mail) {
+            (Some(guard), Some(mail)) => {
+                self.lock_address(&mut tx, &mail.recipient).await?;
+                E::Db::verdict(&mut tx, &mail.recipient, change.now, guard).await?
+            }
+            _ => None,
+        };
+        let held = withheld.as_ref().map(|why| withheld_change(change, why));
+        let c = held.as_ref().unwrap_or(change);
+        // A concurrent apply on the same row waits for our commit (PostgreSQL: the row lock;
+        // SQLite: the one writer), then finds its `status` (or nonce) no longer as it expected.
+        if !E::Db::apply_change(&mut tx, c).await? {
+            // Someone else got there first (or the caller's view was stale): change nothing.
+            tx.rollback().await?;
+            return Ok(Applied::NOT_DONE);
+        }
+        if let Some(mail) = &c.mail {
+            self.queue_mail(&mut tx, c.id, c.now, mail).await?;
+        }
+        self.announce(&mut tx).await?;
+        tx.commit().await?;
+        Ok(Applied { done: true, withheld })
+    }
+
+    async fn suppress(&self, address: &str, now: i64, reason: &str) -> Result<bool, StoreError> {
+        E::Db::suppress(self.writes(), address, now, reason).await
+    }
+
+    async fn unsuppress(&self, address: &str) -> Result<bool, StoreError> {
+        E::Db::unsuppress(self.writes(), address).await
+    }
+
+    async fn suppressed(&self) -> Result<Vec<SuppressedAddress>, StoreError> {
+        E::Db::suppressed(self.reads()).await
+    }
+
+    async fn count_request(
+        &self,
+        bucket: &str,
+        key: &str,
+        window_start: i64,
+        expires_at: i64,
+    ) -> Result<i64, StoreError> {
+        Engine::count_request(self, bucket, key, window_start, expires_at).await
+    }
+
+    async fn prune_rate_limits(&self, now: i64) -> Result<u64, StoreError> {
+        E::Db::prune_rate_limits(self.writes(), now).await
+    }
+}

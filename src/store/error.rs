@@ -1,0 +1,40 @@
+//! What can go wrong in the store.
+
+use std::sync::Arc;
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("database error: {0}")]
+    Database(#[from] sqlx::Error),
+    #[error("migration failed: {0}")]
+    Migrate(#[from] sqlx::migrate::MigrateError),
+    #[error("unexpected value in the database: {0}")]
+    Corrupt(String),
+    #[error("unsupported database_url `{0}`")]
+    Unsupported(String),
+    #[error("could not make the mail to queue: {0}")]
+    Mail(String),
+    /// One failure answered to every submission of a group-committed batch.
+    #[error(transparent)]
+    Batch(Arc<StoreError>),
+    #[error("the intake queue has stopped")]
+    IntakeStopped,
+}
+
+impl StoreError {
+    /// True when the failure is about one submission's data (a render error, a constraint, a value
+    /// the database refuses) rather than the database as a whole: the rest of its batch can still
+    /// be stored without it.
+    pub fn concerns_one_submission(&self) -> bool {
+        match self {
+            StoreError::Mail(_) => true,
+            StoreError::Database(sqlx::Error::Encode(_)) => true,
+            StoreError::Database(sqlx::Error::Database(db)) => {
+                // A constraint, or PostgreSQL's class 22 (data exception: a NUL byte in text, …).
+                !matches!(db.kind(), sqlx::error::ErrorKind::Other)
+                    || db.code().is_some_and(|c| c.starts_with("22") && c.len() == 5)
+            }
+            _ => false,
+        }
+    }
+}
