@@ -152,9 +152,7 @@ pub struct UseCases {
 }
 
 fn new_nonce() -> String {
-    let mut b = [0u8; 16];
-    getrandom::fill(&mut b).expect("the OS random source works");
-    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(b)
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(crate::token::random_bytes::<16>())
 }
 
 impl UseCases {
@@ -166,7 +164,7 @@ impl UseCases {
         outbox_wake: WorkerBell,
         settings: Settings,
     ) -> Self {
-        let token_ttl = settings.token_ttl.as_secs() as i64;
+        let token_ttl = crate::clock::seconds(settings.token_ttl);
         let composer = Arc::new(composer);
         let verify_mails = Arc::new(VerificationMails::new(
             keys.clone(),
@@ -760,7 +758,7 @@ impl UseCases {
         let Some(after) = self.settings.purge_after else {
             return Ok(Purged::default());
         };
-        let cutoff = self.clock.now() - after.as_secs() as i64;
+        let cutoff = self.clock.now() - crate::clock::seconds(after);
         let purged = self.store.purge(cutoff, cutoff).await?;
         if purged.trashed + purged.unverified > 0 {
             tracing::info!(

@@ -24,6 +24,8 @@ use crate::web::{self, WebState};
 
 pub struct Server {
     listener: TcpListener,
+    /// Where `listener` is bound (port 0 in tests: the port the OS chose).
+    addr: SocketAddr,
     state: WebState,
     worker: OutboxWorker,
     store: SharedStore,
@@ -74,6 +76,7 @@ impl Server {
         }
         Ok(Self {
             listener,
+            addr: bound,
             state,
             worker,
             store: services.store,
@@ -84,7 +87,7 @@ impl Server {
     }
 
     pub fn local_addr(&self) -> SocketAddr {
-        self.listener.local_addr().expect("a bound listener has an address")
+        self.addr
     }
 
     pub fn store(&self) -> SharedStore {
@@ -161,7 +164,7 @@ impl Services {
             mail_guard: crate::domain::MailGuard {
                 per_address: config
                     .verify_mails_per_address
-                    .map(|(n, window)| (i64::from(n), window.as_secs() as i64)),
+                    .map(|(n, window)| (i64::from(n), crate::clock::seconds(window))),
                 per_hour: config.max_mails_per_hour.map(i64::from),
             },
             require_form_token: config.require_form_token,

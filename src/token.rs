@@ -227,6 +227,16 @@ impl Unverified {
     }
 }
 
+/// `N` bytes from the operating system's random source (nonces, Message-IDs, worker names).
+pub fn random_bytes<const N: usize>() -> [u8; N] {
+    let mut bytes = [0u8; N];
+    // Without the OS random source nothing formgate signs or names would be unguessable: stopping
+    // is the only safe answer, and on Linux getrandom(2) does not fail once the pool is ready.
+    #[allow(clippy::expect_used)]
+    getrandom::fill(&mut bytes).expect("the OS random source works");
+    bytes
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

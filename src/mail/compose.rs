@@ -77,7 +77,7 @@ impl Composer {
             site_name,
             public_url,
             from,
-            mail_lifetime: mail_lifetime.as_secs() as i64,
+            mail_lifetime: crate::clock::seconds(mail_lifetime),
         }
     }
 
@@ -109,8 +109,7 @@ impl Composer {
 
     /// A Message-ID unique to this mail: `<formgate.KIND.ID.RANDOM@sender-domain>`.
     pub fn new_message_id(&self, kind: MailKind, id: MessageId) -> String {
-        let mut r = [0u8; 9];
-        getrandom::fill(&mut r).expect("the OS random source works");
+        let r = crate::token::random_bytes::<9>();
         let domain = self.from.email.domain();
         format!(
             "<formgate.{}.{}.{}@{}>",
@@ -223,7 +222,7 @@ impl Composer {
             // Subject lines fold; a newline can never come from the parsed visitor fields anyway.
             .subject(subject.replace(['\r', '\n'], " ").trim())
             .message_id(Some(message_id.to_string()))
-            .date(UNIX_EPOCH + Duration::from_secs(now.max(0) as u64))
+            .date(UNIX_EPOCH + Duration::from_secs(u64::try_from(now).unwrap_or(0)))
             .header(AutoSubmitted)
             .multipart(
                 MultiPart::alternative()

@@ -80,8 +80,7 @@ impl OutboxWorker {
         config: OutboxConfig,
         wake: WorkerBell,
     ) -> Self {
-        let mut r = [0u8; 6];
-        getrandom::fill(&mut r).expect("the OS random source works");
+        let r = crate::token::random_bytes::<6>();
         let host = std::env::var("HOSTNAME").unwrap_or_else(|_| "host".into());
         let owner = format!(
             "{host}:{}:{}",
@@ -106,7 +105,7 @@ impl OutboxWorker {
         if self.config.handover == 0 {
             return None;
         }
-        let lease = self.config.lease.as_secs() as i64;
+        let lease = crate::clock::seconds(self.config.lease);
         let (handover, inbox) = handover::handover(&self.owner, lease, self.config.handover);
         self.inbox = Some(inbox);
         Some(handover)
@@ -127,13 +126,18 @@ impl OutboxWorker {
                 break;
             }
             let now = self.clock.now();
-            let mut items = take_handed(&mut inbox, waiting.take(), now, self.config.batch.max(1) as usize);
+            let mut items = take_handed(
+                &mut inbox,
+                waiting.take(),
+                now,
+                usize::try_from(self.config.batch.max(1)).unwrap_or(1),
+            );
             // Rung: mail went into the outbox meanwhile (not handed over): look there too.
             let missed = self.wake.take_rung();
             let search = items.is_empty() || missed || last_search.is_none_or(|t| t.elapsed() >= self.config.poll);
             if search {
                 last_search = Some(Instant::now());
-                let lease_until = now + self.config.lease.as_secs() as i64;
+                let lease_until = now + crate::clock::seconds(self.config.lease);
                 match self
                     .store
                     .claim_outbox(&self.owner, now, lease_until, self.config.batch)
@@ -151,7 +155,8 @@ impl OutboxWorker {
             }
             if items.is_empty() {
                 let wait = match self.store.next_outbox_due().await {
-                    Ok(Some(due)) => Duration::from_secs((due - now).clamp(0, 3600) as u64).min(self.config.poll),
+                    Ok(Some(due)) => Duration::from_secs(u64::try_from((due - now).clamp(0, 3600)).unwrap_or(0))
+                        .min(self.config.poll),
                     _ => self.config.poll,
                 };
                 waiting = self

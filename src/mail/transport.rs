@@ -89,6 +89,8 @@ fn tls_config() -> rustls::ClientConfig {
     let roots = rustls::RootCertStore {
         roots: webpki_roots::TLS_SERVER_ROOTS.to_vec(),
     };
+    // ring implements every protocol version rustls defaults to: this cannot fail.
+    #[allow(clippy::expect_used)]
     rustls::ClientConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
         .with_safe_default_protocol_versions()
         .expect("ring supports the default TLS versions")
@@ -158,10 +160,10 @@ impl Lane {
             self.conn = None;
         }
         self.last_used = Some(tokio::time::Instant::now());
-        if self.conn.is_none() {
-            self.conn = Some(connect(s).await?);
-        }
-        let conn = self.conn.as_mut().expect("connected above");
+        let conn = match self.conn {
+            Some(ref mut conn) => conn,
+            None => self.conn.insert(connect(s).await?),
+        };
         match tokio::time::timeout(s.timeout, conn.send(&envelope, message)).await {
             Ok(Ok(_)) => Ok(()),
             Ok(Err(e)) => Err(SendError::from_smtp(e)),

@@ -501,7 +501,7 @@ async fn lookups_and_ids(
     .bind(since)
     .bind(guard.per_hour.is_some())
     .bind(now - 3600)
-    .bind(n as i64)
+    .bind(i64::try_from(n).unwrap_or(i64::MAX))
     .fetch_all(conn)
     .await?;
     let mut lookups = Vec::with_capacity(addresses.len());
