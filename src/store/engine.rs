@@ -80,21 +80,14 @@ pub trait Engine: Send + Sync + 'static {
 
     async fn finish_outbox(&self, owner: &str, now: i64, results: &[(i64, SendOutcome)]) -> Result<(), StoreError>;
 
-    async fn next_outbox_due(&self) -> Result<Option<i64>, StoreError>;
+    /// The one SELECT of [`Store::next_outbox_due`], in the engine's spelling of "the larger of".
+    const NEXT_DUE: &'static str;
 
     async fn list(&self, query: &ListQuery) -> Result<Vec<MessageSummary>, StoreError>;
 
     async fn changes(&self) -> Option<Arc<Notify>> {
         None
     }
-
-    async fn count_request(
-        &self,
-        bucket: &str,
-        key: &str,
-        window_start: i64,
-        expires_at: i64,
-    ) -> Result<i64, StoreError>;
 }
 
 #[async_trait]
@@ -158,7 +151,7 @@ impl<E: Engine> Store for E {
     }
 
     async fn next_outbox_due(&self) -> Result<Option<i64>, StoreError> {
-        Engine::next_outbox_due(self).await
+        E::Db::next_outbox_due(self.reads(), E::NEXT_DUE).await
     }
 
     async fn list(&self, query: &ListQuery) -> Result<Vec<MessageSummary>, StoreError> {
@@ -228,7 +221,7 @@ impl<E: Engine> Store for E {
         window_start: i64,
         expires_at: i64,
     ) -> Result<i64, StoreError> {
-        Engine::count_request(self, bucket, key, window_start, expires_at).await
+        E::Db::count_request(self.writes(), bucket, key, window_start, expires_at).await
     }
 
     async fn prune_rate_limits(&self, now: i64) -> Result<u64, StoreError> {

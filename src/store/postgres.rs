@@ -111,6 +111,9 @@ impl PgStore {
 impl Engine for PgStore {
     type Db = Postgres;
 
+    const NEXT_DUE: &'static str =
+        "SELECT MIN(GREATEST(next_attempt_at, COALESCE(lease_until + 1, 0))) FROM outbox WHERE state = 'queued'";
+
     fn reads(&self) -> &PgPool {
         &self.pool
     }
@@ -257,15 +260,6 @@ impl Engine for PgStore {
         Ok(())
     }
 
-    async fn next_outbox_due(&self) -> Result<Option<i64>, StoreError> {
-        let due: Option<i64> = sqlx::query_scalar(
-            "SELECT MIN(GREATEST(next_attempt_at, COALESCE(lease_until + 1, 0))) FROM outbox WHERE state = 'queued'",
-        )
-        .fetch_one(&self.pool)
-        .await?;
-        Ok(due)
-    }
-
     async fn list(&self, q: &ListQuery) -> Result<Vec<MessageSummary>, StoreError> {
         let mut qb = search::list_query::<Postgres>(
             q,
@@ -335,26 +329,6 @@ impl Engine for PgStore {
         // One batch fills while others commit; the rest of the pool stays free for the outbox,
         // verification and moderators.
         INTAKE_WRITERS
-    }
-
-    async fn count_request(
-        &self,
-        bucket: &str,
-        key: &str,
-        window_start: i64,
-        expires_at: i64,
-    ) -> Result<i64, StoreError> {
-        let count = sqlx::query_scalar(
-            "INSERT INTO rate_limits (bucket, key, window_start, count, expires_at) VALUES ($1, $2, $3, 1, $4)
-             ON CONFLICT (bucket, key, window_start) DO UPDATE SET count = rate_limits.count + 1 RETURNING count",
-        )
-        .bind(bucket)
-        .bind(key)
-        .bind(window_start)
-        .bind(expires_at)
-        .fetch_one(&self.pool)
-        .await?;
-        Ok(count)
     }
 }
 

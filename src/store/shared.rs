@@ -107,6 +107,22 @@ pub trait Dialect: Database {
     fn suppressed(pool: &Pool<Self>) -> impl Future<Output = Result<Vec<SuppressedAddress>, StoreError>> + Send;
 
     fn prune_rate_limits(pool: &Pool<Self>, now: i64) -> impl Future<Output = Result<u64, StoreError>> + Send;
+
+    /// One atomic upsert of a rate-limit window; the count so far, this request included. A single
+    /// statement commits on its own (SQLite needs no BEGIN IMMEDIATE for it).
+    fn count_request(
+        pool: &Pool<Self>,
+        bucket: &str,
+        key: &str,
+        window_start: i64,
+        expires_at: i64,
+    ) -> impl Future<Output = Result<i64, StoreError>> + Send;
+
+    /// `sql`: the engine's `SELECT MIN(the larger of next_attempt_at and the lease's end)`.
+    fn next_outbox_due(
+        pool: &Pool<Self>,
+        sql: &'static str,
+    ) -> impl Future<Output = Result<Option<i64>, StoreError>> + Send;
 }
 
 impl<DB> Dialect for DB
@@ -357,6 +373,33 @@ where
             .execute(pool)
             .await?;
         Ok(done.affected())
+    }
+
+    async fn count_request(
+        pool: &Pool<DB>,
+        bucket: &str,
+        key: &str,
+        window_start: i64,
+        expires_at: i64,
+    ) -> Result<i64, StoreError> {
+        // The existing row's count is qualified: unqualified, PostgreSQL finds `count` ambiguous
+        // (it could also be `excluded.count`); SQLite reads both spellings alike.
+        let count = sqlx::query_scalar(
+            "INSERT INTO rate_limits (bucket, key, window_start, count, expires_at) VALUES ($1, $2, $3, 1, $4)
+             ON CONFLICT (bucket, key, window_start) DO UPDATE SET count = rate_limits.count + 1 RETURNING count",
+        )
+        .bind(bucket)
+        .bind(key)
+        .bind(window_start)
+        .bind(expires_at)
+        .fetch_one(pool)
+        .await?;
+        Ok(count)
+    }
+
+    async fn next_outbox_due(pool: &Pool<DB>, sql: &'static str) -> Result<Option<i64>, StoreError> {
+        let due: Option<i64> = sqlx::query_scalar(sql).fetch_one(pool).await?;
+        Ok(due)
     }
 }
 

@@ -153,6 +153,9 @@ fn push_outbox_inserts(
 impl Engine for SqliteStore {
     type Db = Sqlite;
 
+    const NEXT_DUE: &'static str =
+        "SELECT MIN(MAX(next_attempt_at, COALESCE(lease_until + 1, 0))) FROM outbox WHERE state = 'queued'";
+
     fn reads(&self) -> &SqlitePool {
         &self.reader
     }
@@ -296,15 +299,6 @@ impl Engine for SqliteStore {
         Ok(())
     }
 
-    async fn next_outbox_due(&self) -> Result<Option<i64>, StoreError> {
-        let due: Option<i64> = sqlx::query_scalar(
-            "SELECT MIN(MAX(next_attempt_at, COALESCE(lease_until + 1, 0))) FROM outbox WHERE state = 'queued'",
-        )
-        .fetch_one(&self.reader)
-        .await?;
-        Ok(due)
-    }
-
     async fn list(&self, q: &ListQuery) -> Result<Vec<MessageSummary>, StoreError> {
         let mut qb = search::list_query::<Sqlite>(
             q,
@@ -363,27 +357,6 @@ impl Engine for SqliteStore {
             .collect();
         tx.commit().await?;
         batch::inserted(ids, withheld, mails, &outbox_ids, lease)
-    }
-
-    async fn count_request(
-        &self,
-        bucket: &str,
-        key: &str,
-        window_start: i64,
-        expires_at: i64,
-    ) -> Result<i64, StoreError> {
-        // A single statement commits on its own; no BEGIN IMMEDIATE needed for one upsert.
-        let count = sqlx::query_scalar(
-            "INSERT INTO rate_limits (bucket, key, window_start, count, expires_at) VALUES (?, ?, ?, 1, ?)
-             ON CONFLICT (bucket, key, window_start) DO UPDATE SET count = count + 1 RETURNING count",
-        )
-        .bind(bucket)
-        .bind(key)
-        .bind(window_start)
-        .bind(expires_at)
-        .fetch_one(&self.writer)
-        .await?;
-        Ok(count)
     }
 }
 
