@@ -127,6 +127,53 @@ impl Reverified {
     }
 }
 
+/// The moderator's verbs, one per use-case below. The dashboard and the CLI both run them
+/// through [`UseCases::perform`], so each says in its own words what the same outcome was.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Verb {
+    Release,
+    Resend,
+    Delete,
+    Restore,
+    /// A message a bot filter caught is not spam: back to pending, verification mailed.
+    NotSpam,
+}
+
+impl Verb {
+    /// Whether the state machine allows this verb on a message in `status` (the use-case checks
+    /// again: this only keeps a front end from offering what cannot work).
+    pub fn allowed_from(self, status: Status) -> bool {
+        let t = match self {
+            Verb::Release => Transition::Release,
+            Verb::Resend => Transition::Resend,
+            Verb::Delete => Transition::Delete,
+            // Where it goes back to does not matter for whether it can.
+            Verb::Restore => Transition::Restore {
+                before_delete: Status::Pending,
+            },
+            Verb::NotSpam => Transition::NotSpam,
+        };
+        status.apply(t).is_ok()
+    }
+}
+
+/// How one verb on one message ended.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Outcome {
+    Released {
+        mailed: bool,
+    },
+    /// `no_mail`: why the mail was withheld (suppressed address, a cap), if it was.
+    Resent {
+        no_mail: Option<String>,
+    },
+    Deleted,
+    Restored(Status),
+    NotSpam {
+        no_mail: Option<String>,
+    },
+}
+
 /// A message with everything a moderator may want to see about it.
 #[derive(Clone, Debug, Serialize)]
 pub struct Details {
@@ -642,6 +689,26 @@ impl UseCases {
     /// and marks it released, in one transaction. Two moderators releasing at once: exactly one
     /// mail, and the other is told who was first.
     #[tracing::instrument(skip_all, fields(message_id = id.0, actor))]
+    /// Runs one moderator's verb on one message: what the dashboard's keys and the CLI's verbs do.
+    pub async fn perform(&self, verb: Verb, id: MessageId, actor: &str) -> Result<Outcome, ActionError> {
+        Ok(match verb {
+            Verb::Release => Outcome::Released {
+                mailed: self.release(id, actor).await?.mailed,
+            },
+            Verb::Resend => Outcome::Resent {
+                no_mail: self.resend(id, actor).await?.why_no_mail(),
+            },
+            Verb::Delete => {
+                self.delete(id, actor).await?;
+                Outcome::Deleted
+            }
+            Verb::Restore => Outcome::Restored(self.restore(id, actor).await?),
+            Verb::NotSpam => Outcome::NotSpam {
+                no_mail: self.not_spam(id, actor).await?.why_no_mail(),
+            },
+        })
+    }
+
     pub async fn release(&self, id: MessageId, actor: &str) -> Result<Released, ActionError> {
         let m = self.load(id).await?;
         let to = match m.status.apply(Transition::Release) {

@@ -3,21 +3,14 @@
 use std::io::Write;
 use std::process::ExitCode;
 
-use crate::actions::ActionError;
+use crate::actions::Outcome;
 use crate::app::Services;
 use crate::domain::{MessageId, Status};
 use crate::store::ListQuery;
 
 use super::output;
 
-#[derive(Clone, Copy, Debug)]
-pub enum Verb {
-    Release,
-    Resend,
-    Delete,
-    Restore,
-    NotSpam,
-}
+pub use crate::actions::Verb;
 
 #[derive(Clone, Copy, Debug, clap::ValueEnum)]
 pub enum ExportFormat {
@@ -32,36 +25,18 @@ pub enum ExportFormat {
 pub async fn each(services: &Services, verb: Verb, ids: &[MessageId], actor: &str) -> anyhow::Result<ExitCode> {
     let mut failed = false;
     for &id in ids {
-        let outcome: Result<String, ActionError> = match verb {
-            Verb::Release => services.actions.release(id, actor).await.map(|r| {
-                match (&services.actions.settings().staff_inbox, r.mailed) {
-                    (Some(inbox), true) => format!("released #{id}: queued for {inbox}"),
-                    _ => format!("released #{id} (no staff_inbox configured: marked released, not mailed)"),
-                }
-            }),
-            Verb::Resend => services.actions.resend(id, actor).await.map(|r| match r.why_no_mail() {
-                None => format!("resent the verification of #{id}"),
-                Some(why) => format!("resend of #{id} recorded, but no mail: {why}"),
-            }),
-            Verb::Delete => services
-                .actions
-                .delete(id, actor)
-                .await
-                .map(|()| format!("moved #{id} to the trash")),
-            Verb::Restore => services
-                .actions
-                .restore(id, actor)
-                .await
-                .map(|s| format!("restored #{id} to {s}")),
-            Verb::NotSpam => services
-                .actions
-                .not_spam(id, actor)
-                .await
-                .map(|r| match r.why_no_mail() {
-                    None => format!("#{id} is not spam: pending, verification mail queued"),
-                    Some(why) => format!("#{id} is not spam: pending, but no mail: {why}"),
-                }),
-        };
+        let outcome = services.actions.perform(verb, id, actor).await.map(|o| match o {
+            Outcome::Released { mailed } => match (&services.actions.settings().staff_inbox, mailed) {
+                (Some(inbox), true) => format!("released #{id}: queued for {inbox}"),
+                _ => format!("released #{id} (no staff_inbox configured: marked released, not mailed)"),
+            },
+            Outcome::Resent { no_mail: None } => format!("resent the verification of #{id}"),
+            Outcome::Resent { no_mail: Some(why) } => format!("resend of #{id} recorded, but no mail: {why}"),
+            Outcome::Deleted => format!("moved #{id} to the trash"),
+            Outcome::Restored(s) => format!("restored #{id} to {s}"),
+            Outcome::NotSpam { no_mail: None } => format!("#{id} is not spam: pending, verification mail queued"),
+            Outcome::NotSpam { no_mail: Some(why) } => format!("#{id} is not spam: pending, but no mail: {why}"),
+        });
         match outcome {
             Ok(line) => println!("{line}"),
             Err(e) => {

@@ -2,43 +2,17 @@
 //! asks the outside world to do ([`Effect`]: read the database, run a use-case).
 
 use crate::actions::Details;
-use crate::domain::{MessageId, Status, Transition};
+use crate::domain::{MessageId, Status};
 use crate::store::MessageSummary;
 
 use super::state::Tab;
 
-/// The moderator's verbs, one per use-case in `actions.rs`.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Verb {
-    Release,
-    Resend,
-    Delete,
-    Restore,
-    /// A message a bot filter caught is not spam: back to pending, verification mailed.
-    NotSpam,
-}
+/// The verbs and their outcomes are the use-cases' own (`actions.rs`): the CLI runs the same.
+pub use crate::actions::{Outcome, Verb};
 
-impl Verb {
-    /// Whether the state machine allows this verb on a message in `status` (the use-case checks
-    /// again: this only keeps the dashboard from offering what cannot work).
-    pub fn allowed_from(self, status: Status) -> bool {
-        let t = match self {
-            Verb::Release => Transition::Release,
-            Verb::Resend => Transition::Resend,
-            Verb::Delete => Transition::Delete,
-            // Where it goes back to does not matter for whether it can.
-            Verb::Restore => Transition::Restore {
-                before_delete: Status::Pending,
-            },
-            Verb::NotSpam => Transition::NotSpam,
-        };
-        status.apply(t).is_ok()
-    }
-
-    /// Delete always asks first; the others ask only when they act on several messages.
-    pub fn always_confirm(self) -> bool {
-        matches!(self, Verb::Delete | Verb::NotSpam)
-    }
+/// Delete always asks first; the others ask only when they act on several messages.
+pub fn always_confirm(verb: Verb) -> bool {
+    matches!(verb, Verb::Delete | Verb::NotSpam)
 }
 
 /// Sort key of a row (newest first): the keyset `ListQuery::after` takes.
@@ -78,23 +52,6 @@ pub struct Loaded {
     pub rows: Vec<MessageSummary>,
     pub counts: Vec<(Status, i64)>,
     pub details: Option<Result<Details, String>>,
-}
-
-/// How one verb on one message ended.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum Outcome {
-    Released {
-        mailed: bool,
-    },
-    /// `no_mail`: why the mail was withheld (suppressed address, a cap), if it was.
-    Resent {
-        no_mail: Option<String>,
-    },
-    Deleted,
-    Restored(Status),
-    NotSpam {
-        no_mail: Option<String>,
-    },
 }
 
 /// The results of one verb on one or more messages, in the order they were run.

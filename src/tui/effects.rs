@@ -8,7 +8,7 @@ use tokio::sync::mpsc::UnboundedSender;
 use tokio::task::JoinHandle;
 use tracing::instrument::WithSubscriber;
 
-use super::action::{Action, Effect, LoadRequest, Loaded, Outcome, Report, Verb};
+use super::action::{Action, Effect, LoadRequest, Loaded, Report, Verb};
 use crate::actions::UseCases;
 use crate::domain::MessageId;
 use crate::store::ListQuery;
@@ -114,20 +114,7 @@ async fn load(actions: &UseCases, request: LoadRequest) -> Action {
 async fn run(actions: &UseCases, actor: &str, verb: Verb, ids: Vec<MessageId>) -> Report {
     let mut results = Vec::with_capacity(ids.len());
     for id in ids {
-        let result = match verb {
-            Verb::Release => actions
-                .release(id, actor)
-                .await
-                .map(|r| Outcome::Released { mailed: r.mailed }),
-            Verb::Resend => actions.resend(id, actor).await.map(|r| Outcome::Resent {
-                no_mail: r.why_no_mail(),
-            }),
-            Verb::Delete => actions.delete(id, actor).await.map(|()| Outcome::Deleted),
-            Verb::Restore => actions.restore(id, actor).await.map(Outcome::Restored),
-            Verb::NotSpam => actions.not_spam(id, actor).await.map(|r| Outcome::NotSpam {
-                no_mail: r.why_no_mail(),
-            }),
-        };
+        let result = actions.perform(verb, id, actor).await;
         results.push((id, result.map_err(|e| one_line(&e.to_string()))));
     }
     Report { verb, results }

@@ -319,7 +319,7 @@ fn act(app: &mut State, verb: Verb, targets: Vec<(MessageId, Option<Status>)>) -
         return None;
     }
     let skipped = total - ids.len();
-    if verb.always_confirm() || ids.len() > 1 || skipped > 0 {
+    if super::action::always_confirm(verb) || ids.len() > 1 || skipped > 0 {
         app.confirm = Some(Confirm {
             verb,
             ids,
