@@ -249,8 +249,12 @@ async fn new_mails_are_handed_to_the_local_worker_leased(store: SharedStore) {
         bell.clone(),
         Some(to_worker),
     ));
+    // The first post alone, so at least one batch fits the inbox: had all N posts formed one
+    // batch, larger than the room, nothing would be handed over (a batch is leased whole).
+    let first = queue.store(submission(0, false)).await.unwrap();
+    assert_eq!(first.leased, None, "the intake keeps the item for the worker");
     let mut tasks = tokio::task::JoinSet::new();
-    for i in 0..N {
+    for i in 1..N {
         let queue = queue.clone();
         tasks.spawn(async move { queue.store(submission(i, false)).await.unwrap() });
     }
