@@ -268,7 +268,7 @@ impl UseCases {
     /// Like [`UseCases::submit`]; `spam` says why a bot filter caught the post: it is stored as spam
     /// and never mailed. A post over a mail cap, or naming a suppressed address, is stored pending
     /// with no mail (the audit line says why). The visitor's answer is the same in every case.
-    #[tracing::instrument(name = "submit", skip_all, fields(spam = spam.is_some(), message_id))]
+    #[tracing::instrument(level = "debug", name = "submit", skip_all, fields(spam = spam.is_some(), message_id))]
     pub async fn submit_as(&self, msg: NewMessage, spam: Option<&str>) -> Result<Submitted, ActionError> {
         let now = self.clock.now();
         let nonce = new_nonce();
@@ -354,7 +354,7 @@ impl UseCases {
 
     /// GET of a verification link: never changes the status (mail scanners fetch links before the
     /// visitor does), only records that the link was opened.
-    #[tracing::instrument(skip_all, fields(message_id))]
+    #[tracing::instrument(level = "debug", skip_all, fields(message_id))]
     pub async fn open_link(&self, token: &str) -> Result<LinkView, ActionError> {
         let now = self.clock.now();
         let (t, m) = self.token_message(token).await?;
@@ -368,7 +368,7 @@ impl UseCases {
     }
 
     /// POST of a verification link: the visitor confirms. Confirming twice is a success both times.
-    #[tracing::instrument(skip_all, fields(message_id))]
+    #[tracing::instrument(level = "debug", skip_all, fields(message_id))]
     pub async fn confirm(&self, token: &str) -> Result<MessageId, ActionError> {
         let now = self.clock.now();
         let (t, m) = self.token_message(token).await?;
@@ -447,7 +447,7 @@ impl UseCases {
     }
 
     /// The visitor typed the code from the mail on the "check your inbox" page.
-    #[tracing::instrument(skip_all, fields(message_id))]
+    #[tracing::instrument(level = "debug", skip_all, fields(message_id))]
     pub async fn confirm_code(&self, receipt: &str, code: &str) -> Result<MessageId, ActionError> {
         let now = self.clock.now();
         let m = self.receipt_message(receipt, false).await?;
@@ -481,7 +481,7 @@ impl UseCases {
 
     /// The visitor asks for a new verification mail (from the "check your inbox" or "expired" page).
     /// Returns a fresh receipt.
-    #[tracing::instrument(skip_all, fields(message_id))]
+    #[tracing::instrument(level = "debug", skip_all, fields(message_id))]
     pub async fn resend_for_visitor(&self, receipt: &str) -> Result<String, ActionError> {
         let m = self.receipt_message(receipt, true).await?;
         tracing::Span::current().record("message_id", m.id.0);
@@ -595,7 +595,7 @@ impl UseCases {
 
     /// POST of an "I didn't send this" link: no mail to the address, ever, until a moderator
     /// lifts it. Pressing it twice is fine.
-    #[tracing::instrument(skip_all)]
+    #[tracing::instrument(level = "debug", skip_all)]
     pub async fn suppress_by_link(&self, token: &str) -> Result<(), ActionError> {
         let address = self.open_suppress_link(token).await?;
         let new = self

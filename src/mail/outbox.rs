@@ -275,7 +275,7 @@ impl OutboxWorker {
         (lanes, results)
     }
 
-    #[tracing::instrument(name = "record_sends", skip_all, fields(mails = results.len()))]
+    #[tracing::instrument(level = "debug", name = "record_sends", skip_all, fields(mails = results.len()))]
     async fn record(&self, results: &[(i64, SendOutcome)]) {
         for attempt in 0..5 {
             match self.store.finish_outbox(&self.owner, self.clock.now(), results).await {

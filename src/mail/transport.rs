@@ -110,7 +110,7 @@ const IDLE_CHECK_AFTER: Duration = Duration::from_secs(5);
 
 impl Lane {
     /// Sends `message` (the complete mail) to the row's recipient.
-    #[tracing::instrument(name = "send_mail", skip_all, fields(outbox = item.id, kind = item.kind.as_str(), attempt = item.attempts + 1))]
+    #[tracing::instrument(level = "debug", name = "send_mail", skip_all, fields(outbox = item.id, kind = item.kind.as_str(), attempt = item.attempts + 1))]
     pub async fn send(&mut self, item: &OutboxItem, message: &[u8]) -> Result<(), SendError> {
         match &self.transport {
             Transport::Dir(dir) => write_eml(dir, item, message)

@@ -96,7 +96,7 @@ impl<E: Engine> Store for E {
         E::Db::ping(self.reads()).await
     }
 
-    #[tracing::instrument(skip_all, fields(engine = <E::Db as Database>::NAME, posts = batch.len()))]
+    #[tracing::instrument(level = "debug", skip_all, fields(engine = <E::Db as Database>::NAME, posts = batch.len()))]
     async fn insert_batch(
         &self,
         batch: &[Submission<'_>],
@@ -130,7 +130,7 @@ impl<E: Engine> Store for E {
         E::Db::outbox_for_message(self.reads(), id).await
     }
 
-    #[tracing::instrument(skip_all, fields(engine = <E::Db as Database>::NAME, limit))]
+    #[tracing::instrument(level = "debug", skip_all, fields(engine = <E::Db as Database>::NAME, limit))]
     async fn claim_outbox(
         &self,
         owner: &str,
@@ -141,7 +141,7 @@ impl<E: Engine> Store for E {
         Engine::claim_outbox(self, owner, now, lease_until, limit).await
     }
 
-    #[tracing::instrument(skip_all, fields(engine = <E::Db as Database>::NAME, mails = results.len()))]
+    #[tracing::instrument(level = "debug", skip_all, fields(engine = <E::Db as Database>::NAME, mails = results.len()))]
     async fn finish_outbox(&self, owner: &str, now: i64, results: &[(i64, SendOutcome)]) -> Result<(), StoreError> {
         Engine::finish_outbox(self, owner, now, results).await
     }
@@ -166,7 +166,7 @@ impl<E: Engine> Store for E {
         Engine::changes(self).await
     }
 
-    #[tracing::instrument(skip_all, fields(engine = <E::Db as Database>::NAME))]
+    #[tracing::instrument(level = "debug", skip_all, fields(engine = <E::Db as Database>::NAME))]
     async fn purge(&self, trashed_before: i64, unverified_before: i64) -> Result<Purged, StoreError> {
         let mut tx = self.write_tx().await?;
         let purged = E::Db::purge(&mut tx, trashed_before, unverified_before).await?;
@@ -175,7 +175,7 @@ impl<E: Engine> Store for E {
         Ok(purged)
     }
 
-    #[tracing::instrument(skip_all, fields(engine = <E::Db as Database>::NAME, message_id = change.id.0))]
+    #[tracing::instrument(level = "debug", skip_all, fields(engine = <E::Db as Database>::NAME, message_id = change.id.0))]
     async fn apply_guarded(&self, change: &Change, guard: Option<&MailGuard>) -> Result<Applied, StoreError> {
         let mut tx = self.write_tx().await?;
         let withheld = match (guard, &change.mail) {

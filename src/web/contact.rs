@@ -39,7 +39,7 @@ pub fn router(state: &WebState) -> Router<WebState> {
     pages.merge(sends_mail).merge(confirms)
 }
 
-#[tracing::instrument(skip_all)]
+#[tracing::instrument(level = "debug", skip_all)]
 async fn form_page(State(state): State<WebState>) -> Response {
     let form_token = state.actions.form_token();
     state.page(
@@ -60,7 +60,7 @@ async fn stylesheet() -> Response {
         .into_response()
 }
 
-#[tracing::instrument(skip_all, fields(message_id))]
+#[tracing::instrument(level = "debug", skip_all, fields(message_id))]
 async fn submit(
     State(state): State<WebState>,
     format: Format,
@@ -109,7 +109,7 @@ struct SentQuery {
     resent: Option<String>,
 }
 
-#[tracing::instrument(skip_all)]
+#[tracing::instrument(level = "debug", skip_all)]
 async fn sent_page(State(state): State<WebState>, Query(q): Query<SentQuery>) -> Response {
     state.page(
         StatusCode::OK,
@@ -118,7 +118,7 @@ async fn sent_page(State(state): State<WebState>, Query(q): Query<SentQuery>) ->
     )
 }
 
-#[tracing::instrument(skip_all)]
+#[tracing::instrument(level = "debug", skip_all)]
 async fn confirmed_page(State(state): State<WebState>) -> Response {
     state.page(StatusCode::OK, "confirmed", ())
 }
@@ -131,7 +131,7 @@ struct CodeForm {
     code: String,
 }
 
-#[tracing::instrument(skip_all, fields(message_id))]
+#[tracing::instrument(level = "debug", skip_all, fields(message_id))]
 async fn code(
     State(state): State<WebState>,
     format: Format,
@@ -162,7 +162,7 @@ struct ResendForm {
     receipt: String,
 }
 
-#[tracing::instrument(skip_all)]
+#[tracing::instrument(level = "debug", skip_all)]
 async fn resend(
     State(state): State<WebState>,
     format: Format,

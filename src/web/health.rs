@@ -12,7 +12,7 @@ pub fn router() -> Router<WebState> {
     Router::new().route("/healthz", get(healthz))
 }
 
-#[tracing::instrument(skip_all)]
+#[tracing::instrument(level = "debug", skip_all)]
 async fn healthz(State(state): State<WebState>) -> (StatusCode, &'static str) {
     match state.actions.store().ping().await {
         Ok(()) => (StatusCode::OK, "ok\n"),

@@ -102,7 +102,7 @@ async fn log_request(req: Request, next: Next) -> Response {
         .map(|p| p.as_str().to_owned())
         .unwrap_or_else(|| "(unmatched)".into());
     let method = req.method().clone();
-    let span = tracing::info_span!("request", %method, route);
+    let span = tracing::debug_span!("request", %method, route);
     let started = Instant::now();
     let res = next.run(req).instrument(span).await;
     let micros = u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX);

@@ -34,13 +34,13 @@ pub fn router(state: &WebState) -> Router<WebState> {
 }
 
 /// "I didn't send this": GET shows one button and changes nothing; POST suppresses the address.
-#[tracing::instrument(skip_all)]
+#[tracing::instrument(level = "debug", skip_all)]
 async fn show_suppress(State(state): State<WebState>, Path(token): Path<String>) -> Result<Response, WebError> {
     state.actions.open_suppress_link(&token).await?;
     Ok(state.page(StatusCode::OK, "suppress", minijinja::context! { token }))
 }
 
-#[tracing::instrument(skip_all)]
+#[tracing::instrument(level = "debug", skip_all)]
 async fn suppress(
     State(state): State<WebState>,
     format: Format,
@@ -55,7 +55,7 @@ async fn suppress(
     })
 }
 
-#[tracing::instrument(skip_all)]
+#[tracing::instrument(level = "debug", skip_all)]
 async fn show(State(state): State<WebState>, Path(token): Path<String>) -> Result<Response, WebError> {
     let t = token.clone();
     let view = state
@@ -67,7 +67,7 @@ async fn show(State(state): State<WebState>, Path(token): Path<String>) -> Resul
     })
 }
 
-#[tracing::instrument(skip_all, fields(message_id))]
+#[tracing::instrument(level = "debug", skip_all, fields(message_id))]
 async fn confirm(
     State(state): State<WebState>,
     format: Format,
