@@ -18,7 +18,7 @@ mod values;
 pub use layers::{ConfigError, Key, KeyDefault, Layers, Optional, Setting, Source, Value};
 pub use smtp::{SmtpTls, SmtpUrl};
 pub use table::KEYS;
-pub use values::{IpNet, RateLimit, Secret, parse_duration, parse_per_window};
+pub use values::{IpNet, Origin, RateLimit, Secret, parse_duration, parse_per_window};
 
 use std::fmt;
 use std::net::{Ipv4Addr, SocketAddr};

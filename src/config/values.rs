@@ -384,13 +384,20 @@ impl Value for Folder {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Origin(pub String);
 
+impl Origin {
+    /// `https://example.org:8443/path` → `https://example.org:8443` (default ports dropped), as
+    /// browsers send it in an `Origin` header; None for anything that is not an http(s) URL,
+    /// `null` included.
+    pub fn of(url: &str) -> Option<String> {
+        let u = url::Url::parse(url).ok()?;
+        matches!(u.scheme(), "http" | "https").then(|| u.origin().ascii_serialization())
+    }
+}
+
 impl Value for Origin {
     fn from_text(text: &str) -> Result<Self, String> {
-        let origin = url::Url::parse(text)
-            .ok()
-            .filter(|u| matches!(u.scheme(), "http" | "https"))
-            .map(|u| u.origin().ascii_serialization())
-            .ok_or_else(|| format!("`{text}` is not an origin; write e.g. https://www.example.org"))?;
+        let origin =
+            Origin::of(text).ok_or_else(|| format!("`{text}` is not an origin; write e.g. https://www.example.org"))?;
         if origin != text.trim_end_matches('/') {
             return Err(format!(
                 "`{text}` has a path; an origin is only scheme://host[:port], e.g. {origin}"

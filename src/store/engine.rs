@@ -29,8 +29,11 @@ pub trait Engine: Send + Sync + 'static {
     /// Where reads go (SQLite: a read-only pool beside the one writer).
     fn reads(&self) -> &Pool<Self::Db>;
 
-    /// Where writes of one statement go (SQLite: the one writer).
-    fn writes(&self) -> &Pool<Self::Db>;
+    /// Where writes of one statement go: where reads go, unless the engine has a writer of its
+    /// own (SQLite: the one writer connection).
+    fn writes(&self) -> &Pool<Self::Db> {
+        self.reads()
+    }
 
     /// A write transaction (SQLite: BEGIN IMMEDIATE, the write lock taken up front).
     async fn write_tx(&self) -> Result<Transaction<'static, Self::Db>, StoreError>;

@@ -118,10 +118,6 @@ impl Engine for PgStore {
         &self.pool
     }
 
-    fn writes(&self) -> &PgPool {
-        &self.pool
-    }
-
     async fn write_tx(&self) -> Result<Transaction<'static, Postgres>, StoreError> {
         Ok(self.pool.begin().await?)
     }

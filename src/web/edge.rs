@@ -13,7 +13,7 @@ use axum::response::{IntoResponse, Response};
 
 use super::WebState;
 use super::error::{Chain, WebError};
-use crate::config::{Config, IpNet, RateLimit};
+use crate::config::{Config, IpNet, Origin, RateLimit};
 
 /// The client's address as formgate believes it; set by [`guard`] on the routes it guards.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -42,20 +42,13 @@ impl Edge {
         Self {
             trusted_proxies: config.trusted_proxies.clone(),
             allowed_origins: config.allowed_origins.clone(),
-            own_origin: origin_of(public_url),
+            own_origin: Origin::of(public_url),
             contact: config.rate_limit_contact,
             verify: config.rate_limit_verify,
             body_timeout: config.body_timeout,
             last_prune: AtomicI64::new(0),
         }
     }
-}
-
-/// `https://example.org:8443/path` → `https://example.org:8443` (default ports dropped); None for
-/// anything that is not an http(s) URL, `null` included.
-pub fn origin_of(url: &str) -> Option<String> {
-    let u = url::Url::parse(url).ok()?;
-    matches!(u.scheme(), "http" | "https").then(|| u.origin().ascii_serialization())
 }
 
 /// The client behind the TCP peer `peer`. Forwarding headers are believed only when the peer is
@@ -221,7 +214,7 @@ pub async fn guard(State(guard): State<Guard>, mut req: Request, next: Next) -> 
         let host = req.headers().get(header::HOST).and_then(|h| h.to_str().ok());
         if same_origin(text, edge.own_origin.as_deref(), host) {
             // Our own pages: no CORS needed.
-        } else if origin_of(text).is_some_and(|o| edge.allowed_origins.contains(&o)) {
+        } else if Origin::of(text).is_some_and(|o| edge.allowed_origins.contains(&o)) {
             cors_origin = Some(origin.clone());
         } else {
             tracing::info!(route, origin = text, "post from a site not in allowed_origins refused");
