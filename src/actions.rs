@@ -503,7 +503,7 @@ impl UseCases {
     /// A moderator resends the verification of a pending message.
     /// Exempt from the per-address and hourly caps (a person decided), never from suppression:
     /// the result says whether a mail was queued.
-    #[tracing::instrument(skip_all, fields(message_id = id.0, actor))]
+    #[tracing::instrument(skip_all, fields(message_id = id.0, actor = %actor))]
     pub async fn resend(&self, id: MessageId, actor: &str) -> Result<Reverified, ActionError> {
         let m = self.load(id).await?;
         let detail = Some("by a moderator: exempt from the mail caps".to_string());
@@ -513,7 +513,7 @@ impl UseCases {
 
     /// "Not spam": a moderator moves a message a bot filter caught back to pending, and its
     /// verification mail goes out (within the caps, and never to a suppressed address).
-    #[tracing::instrument(skip_all, fields(message_id = id.0, actor))]
+    #[tracing::instrument(skip_all, fields(message_id = id.0, actor = %actor))]
     pub async fn not_spam(&self, id: MessageId, actor: &str) -> Result<Reverified, ActionError> {
         let m = self.load(id).await?;
         let guard = self.settings.mail_guard;
@@ -612,7 +612,7 @@ impl UseCases {
     }
 
     /// A moderator lifts a suppression. False if the address was not suppressed.
-    #[tracing::instrument(skip_all, fields(actor))]
+    #[tracing::instrument(skip_all, fields(actor = %actor))]
     pub async fn unsuppress(&self, address: &str, actor: &str) -> Result<bool, ActionError> {
         let lifted = self.store.unsuppress(address.trim()).await?;
         tracing::info!(actor, lifted, "suppression lifted");
@@ -688,7 +688,7 @@ impl UseCases {
     /// Delivers a verified message to the team: queues the staff mail (through the same outbox)
     /// and marks it released, in one transaction. Two moderators releasing at once: exactly one
     /// mail, and the other is told who was first.
-    #[tracing::instrument(skip_all, fields(message_id = id.0, actor))]
+    #[tracing::instrument(skip_all, fields(message_id = id.0, actor = %actor))]
     /// Runs one moderator's verb on one message: what the dashboard's keys and the CLI's verbs do.
     pub async fn perform(&self, verb: Verb, id: MessageId, actor: &str) -> Result<Outcome, ActionError> {
         Ok(match verb {
@@ -762,7 +762,7 @@ impl UseCases {
     }
 
     /// Moves a message to the trash (restorable).
-    #[tracing::instrument(skip_all, fields(message_id = id.0, actor))]
+    #[tracing::instrument(skip_all, fields(message_id = id.0, actor = %actor))]
     pub async fn delete(&self, id: MessageId, actor: &str) -> Result<(), ActionError> {
         let m = self.load(id).await?;
         if m.status == Status::Deleted {
@@ -778,7 +778,7 @@ impl UseCases {
     }
 
     /// Takes a message out of the trash, back to where it was. Returns that status.
-    #[tracing::instrument(skip_all, fields(message_id = id.0, actor))]
+    #[tracing::instrument(skip_all, fields(message_id = id.0, actor = %actor))]
     pub async fn restore(&self, id: MessageId, actor: &str) -> Result<Status, ActionError> {
         let m = self.load(id).await?;
         let before_delete = m.status_before_delete.unwrap_or(Status::Pending);
@@ -811,7 +811,7 @@ impl UseCases {
     }
 
     /// Empties the trash for good (`formgate purge`).
-    #[tracing::instrument(skip_all, fields(actor))]
+    #[tracing::instrument(skip_all, fields(actor = %actor))]
     pub async fn purge_trash(&self, actor: &str) -> Result<Purged, ActionError> {
         let purged = self.store.purge(i64::MAX, i64::MIN).await?;
         tracing::info!(actor, trashed = purged.trashed, "trash purged");

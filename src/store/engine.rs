@@ -133,7 +133,7 @@ impl<E: Engine> Store for E {
         E::Db::outbox_for_message(self.reads(), id).await
     }
 
-    #[tracing::instrument(level = "debug", skip_all, fields(engine = <E::Db as Database>::NAME, limit))]
+    #[tracing::instrument(level = "debug", skip_all, fields(engine = <E::Db as Database>::NAME, limit = limit))]
     async fn claim_outbox(
         &self,
         owner: &str,
