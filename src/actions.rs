@@ -9,9 +9,10 @@ use std::sync::Arc;
 use base64::Engine;
 
 use crate::clock::SharedClock;
-use crate::domain::{ContactForm, IllegalTransition, Message, MessageId, NewMessage, Status, Transition, VisitorEmail};
+use crate::domain::{IllegalTransition, Message, MessageId, NewMessage, Status, Transition, VisitorEmail};
+use crate::forms::Catalog;
+use crate::forms::accept::BotFields;
 use crate::mail::{Composer, SUPPRESS_LINK_TTL, VerificationMails};
-use lettre::message::Mailbox;
 use serde::Serialize;
 
 use crate::clock::human_time;
@@ -85,16 +86,10 @@ pub struct Settings {
     pub token_ttl: std::time::Duration,
     /// With no SMTP configured, log verification links so a site owner can try formgate at once.
     pub log_links: bool,
-    /// Where released messages are mailed; None: release only marks them.
-    pub staff_inbox: Option<Mailbox>,
-    /// Release every message the moment its sender confirms it (the plain contact-form flow).
-    pub auto_release: bool,
     /// Trash, spam and never-verified messages older than this are purged by `serve`; None: never.
     pub purge_after: Option<std::time::Duration>,
     /// Caps on automatic verification mail (a moderator's resend is exempt; suppression is not).
     pub mail_guard: MailGuard,
-    /// A post without the form page's signed time field is spam.
-    pub require_form_token: bool,
 }
 
 /// What a release did.
@@ -103,6 +98,15 @@ pub struct Released {
     pub id: MessageId,
     /// False when no `staff_inbox` is configured: released (for export) but not mailed.
     pub mailed: bool,
+    /// Who the staff mail was queued for (the form's `staff_inbox`), as one line.
+    pub to: String,
+}
+
+/// A visitor confirmed a message: which, and on which form (for its thank-you page).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Confirmed {
+    pub id: MessageId,
+    pub form: String,
 }
 
 /// What a moderator's resend or "not spam" did: the change is recorded either way, but the
@@ -162,6 +166,8 @@ impl Verb {
 pub enum Outcome {
     Released {
         mailed: bool,
+        /// The staff inbox(es) it was queued for.
+        to: String,
     },
     /// `no_mail`: why the mail was withheld (suppressed address, a cap), if it was.
     Resent {
@@ -192,6 +198,8 @@ pub struct UseCases {
     /// Rung for each mail queued in the outbox that the worker does not get in memory.
     outbox_wake: WorkerBell,
     settings: Settings,
+    /// Every form and its settings (staff inbox, auto-release, …).
+    forms: Arc<Catalog>,
     /// Started on the first submission (it needs the runtime the web server runs on).
     intake: std::sync::OnceLock<IntakeQueue>,
     /// This process's outbox worker, when it runs one (`serve`): new mails go to it in memory.
@@ -210,6 +218,7 @@ impl UseCases {
         clock: SharedClock,
         outbox_wake: WorkerBell,
         settings: Settings,
+        forms: Arc<Catalog>,
     ) -> Self {
         let token_ttl = crate::clock::seconds(settings.token_ttl);
         let composer = Arc::new(composer);
@@ -227,6 +236,7 @@ impl UseCases {
             token_ttl,
             outbox_wake,
             settings,
+            forms,
             intake: std::sync::OnceLock::new(),
             handover: std::sync::OnceLock::new(),
         }
@@ -240,6 +250,11 @@ impl UseCases {
 
     pub fn settings(&self) -> &Settings {
         &self.settings
+    }
+
+    /// The site's forms.
+    pub fn forms(&self) -> &Arc<Catalog> {
+        &self.forms
     }
 
     pub fn store(&self) -> &SharedStore {
@@ -369,19 +384,23 @@ impl UseCases {
 
     /// POST of a verification link: the visitor confirms. Confirming twice is a success both times.
     #[tracing::instrument(level = "debug", skip_all, fields(message_id))]
-    pub async fn confirm(&self, token: &str) -> Result<MessageId, ActionError> {
+    pub async fn confirm(&self, token: &str) -> Result<Confirmed, ActionError> {
         let now = self.clock.now();
         let (t, m) = self.token_message(token).await?;
         tracing::Span::current().record("message_id", m.id.0);
         if self.confirmed_with(&t, &m, now) {
-            return Ok(m.id);
+            return Ok(Confirmed { id: m.id, form: m.form });
         }
         self.check_pending_link(&t, &m, now)?;
         self.store.record_link_opened(m.id, now).await?;
         self.verify_now(&m, now, "link").await
     }
 
-    async fn verify_now(&self, m: &Message, now: i64, how: &str) -> Result<MessageId, ActionError> {
+    async fn verify_now(&self, m: &Message, now: i64, how: &str) -> Result<Confirmed, ActionError> {
+        let confirmed = Confirmed {
+            id: m.id,
+            form: m.form.clone(),
+        };
         let to = m.status.apply(Transition::Verify)?;
         let change = Change {
             id: m.id,
@@ -401,20 +420,20 @@ impl UseCases {
         };
         if self.store.apply(&change).await? {
             tracing::info!(message_id = m.id.0, how, "message verified");
-            if self.settings.auto_release
+            if self.forms.entry_of(&m.form).auto_release
                 && let Err(e) = self.release(m.id, "auto-release").await
             {
                 // The visitor's part is done either way; a moderator can still release by hand.
                 tracing::error!(message_id = m.id.0, error = %e, "auto-release failed");
             }
-            return Ok(m.id);
+            return Ok(confirmed);
         }
         // Lost a race: fine if the winner was this same confirmation (a double click).
         let again = self.load(m.id).await?;
         if matches!(again.status, Status::Verified | Status::Released)
             && again.confirmed_nonce.as_deref() == Some(m.nonce.as_str())
         {
-            Ok(m.id)
+            Ok(confirmed)
         } else {
             Err(ActionError::Conflict(m.id))
         }
@@ -448,12 +467,12 @@ impl UseCases {
 
     /// The visitor typed the code from the mail on the "check your inbox" page.
     #[tracing::instrument(level = "debug", skip_all, fields(message_id))]
-    pub async fn confirm_code(&self, receipt: &str, code: &str) -> Result<MessageId, ActionError> {
+    pub async fn confirm_code(&self, receipt: &str, code: &str) -> Result<Confirmed, ActionError> {
         let now = self.clock.now();
         let m = self.receipt_message(receipt, false).await?;
         tracing::Span::current().record("message_id", m.id.0);
         match m.status {
-            Status::Verified | Status::Released => return Ok(m.id),
+            Status::Verified | Status::Released => return Ok(Confirmed { id: m.id, form: m.form }),
             Status::Pending => {}
             _ => return Err(ActionError::InvalidLink),
         }
@@ -630,13 +649,13 @@ impl UseCases {
     /// field that is forged, older than [`FORM_MAX_AGE`] or younger than [`FORM_MIN_SECS`], is
     /// always suspect; a missing time field only with `require_form_token` (the JSON API and
     /// sites' own forms do not have one).
-    pub fn bot_verdict(&self, form: &ContactForm) -> Option<&'static str> {
-        if form.website.as_deref().is_some_and(|w| !w.trim().is_empty()) {
+    pub fn bot_verdict(&self, bot: &BotFields, require_form_token: bool) -> Option<&'static str> {
+        if bot.honeypot.as_deref().is_some_and(|w| !w.trim().is_empty()) {
             return Some("honeypot field filled");
         }
-        let token = match form.form_token.as_deref().map(str::trim) {
+        let token = match bot.form_token.as_deref().map(str::trim) {
             Some(t) if !t.is_empty() => t,
-            _ if self.settings.require_form_token => return Some("no form token"),
+            _ if require_form_token => return Some("no form token"),
             _ => return None,
         };
         let now = self.clock.now();
@@ -692,9 +711,13 @@ impl UseCases {
     /// Runs one moderator's verb on one message: what the dashboard's keys and the CLI's verbs do.
     pub async fn perform(&self, verb: Verb, id: MessageId, actor: &str) -> Result<Outcome, ActionError> {
         Ok(match verb {
-            Verb::Release => Outcome::Released {
-                mailed: self.release(id, actor).await?.mailed,
-            },
+            Verb::Release => {
+                let r = self.release(id, actor).await?;
+                Outcome::Released {
+                    mailed: r.mailed,
+                    to: r.to,
+                }
+            }
             Verb::Resend => Outcome::Resent {
                 no_mail: self.resend(id, actor).await?.why_no_mail(),
             },
@@ -723,13 +746,21 @@ impl UseCases {
             Err(e) => return Err(e.into()),
         };
         let now = self.clock.now();
-        let mail = match &self.settings.staff_inbox {
-            Some(inbox) => Some(
+        let form = self.forms.entry_of(&m.form);
+        let recipients = form
+            .staff_inbox
+            .iter()
+            .map(ToString::to_string)
+            .collect::<Vec<_>>()
+            .join(", ");
+        let mail = if form.staff_inbox.is_empty() {
+            None
+        } else {
+            Some(
                 self.composer
-                    .release(&m, inbox, now)
+                    .release(&m, form, now)
                     .map_err(|e| StoreError::Mail(e.to_string()))?,
-            ),
-            None => None,
+            )
         };
         let mailed = mail.is_some();
         let detail = if mailed {
@@ -758,7 +789,11 @@ impl UseCases {
         }
         self.outbox_wake.ring();
         tracing::info!(message_id = id.0, actor, mailed, "message released");
-        Ok(Released { id, mailed })
+        Ok(Released {
+            id,
+            mailed,
+            to: recipients,
+        })
     }
 
     /// Moves a message to the trash (restorable).

@@ -17,6 +17,7 @@ use crate::mail::handover::WorkerBell;
 use crate::actions::{Settings, UseCases};
 use crate::clock::{SharedClock, SystemClock};
 use crate::config::{Config, MailTarget};
+use crate::forms::Catalog;
 use crate::mail::{Composer, OutboxConfig, OutboxWorker, Transport};
 use crate::store::{self, SharedStore};
 use crate::templates::Templates;
@@ -60,7 +61,11 @@ impl Server {
             actions: services.actions.clone(),
             templates: services.templates,
             site_name: config.site_name.as_str().into(),
-            edge: Arc::new(web::edge::Edge::new(config, &services.public_url)),
+            edge: Arc::new(web::edge::Edge::new(
+                config,
+                services.actions.forms(),
+                &services.public_url,
+            )),
         };
         let transport = Transport::new(&config.mail, config.smtp_timeout);
         let mut worker = OutboxWorker::new(
@@ -92,6 +97,11 @@ impl Server {
 
     pub fn store(&self) -> SharedStore {
         self.store.clone()
+    }
+
+    /// The site's forms, as configured.
+    pub fn forms(&self) -> &Arc<Catalog> {
+        self.state.actions.forms()
     }
 
     /// Serves until `shutdown` resolves, then drains and returns.
@@ -158,8 +168,6 @@ impl Services {
         let settings = Settings {
             token_ttl: config.token_ttl,
             log_links: matches!(config.mail, MailTarget::Dir(_)),
-            staff_inbox: config.staff_inbox.clone(),
-            auto_release: config.auto_release,
             purge_after: config.purge_after,
             mail_guard: crate::domain::MailGuard {
                 per_address: config
@@ -167,8 +175,8 @@ impl Services {
                     .map(|(n, window)| (i64::from(n), crate::clock::seconds(window))),
                 per_hour: config.max_mails_per_hour.map(i64::from),
             },
-            require_form_token: config.require_form_token,
         };
+        let forms = Arc::new(Catalog::new(config.forms(), &config.default_form, templates.clone())?);
         let actions = Arc::new(UseCases::new(
             store.clone(),
             keys,
@@ -176,6 +184,7 @@ impl Services {
             clock,
             outbox_wake.clone(),
             settings,
+            forms,
         ));
         Ok(Services {
             actions,

@@ -7,6 +7,7 @@ pub mod cli;
 pub mod clock;
 pub mod config;
 pub mod domain;
+pub mod forms;
 pub mod intake;
 pub mod mail;
 pub mod store;

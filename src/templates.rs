@@ -143,11 +143,16 @@ mod tests {
         let html = t
             .render(
                 "pages/form.html",
-                minijinja::context! { site_name => "S", form => minijinja::context!{ name => "<script>x</script>", email => "", subject => "", message => "" }, errors => minijinja::context!{} },
+                minijinja::context! {
+                    site_name => "S",
+                    fields => vec![minijinja::context! { name => "name", kind => "text", widget => "input", label => "<b>Name</b>", max_length => 200 }],
+                    values => minijinja::context! { name => vec!["<script>x</script>"] },
+                    errors => minijinja::context! {},
+                },
             )
             .unwrap();
         assert!(html.contains("value=\"&lt;script&gt;x&lt;"), "{html}");
-        assert!(!html.contains("<script>x"));
+        assert!(!html.contains("<script>x") && !html.contains("<b>Name"));
     }
 
     #[test]

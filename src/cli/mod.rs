@@ -273,9 +273,18 @@ async fn serve(config: &Config) -> anyhow::Result<()> {
             println!("  signing keys             {} from configuration", k.len())
         }
     }
-    match &config.staff_inbox {
-        Some(m) => println!("  released messages go to  {m}"),
-        None => println!("  released messages go to  (no staff_inbox set)"),
+    for form in app.forms().iter() {
+        let inbox = if form.staff_inbox.is_empty() {
+            "(no staff_inbox set)".to_string()
+        } else {
+            form.staff_inbox
+                .iter()
+                .map(ToString::to_string)
+                .collect::<Vec<_>>()
+                .join(", ")
+        };
+        let path = form.path(form.default);
+        println!("  form {:<19} {}{path} → {inbox}", form.slug, app.public_url);
     }
     app.run(shutdown_signal()).await
 }

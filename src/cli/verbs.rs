@@ -26,10 +26,10 @@ pub async fn each(services: &Services, verb: Verb, ids: &[MessageId], actor: &st
     let mut failed = false;
     for &id in ids {
         let outcome = services.actions.perform(verb, id, actor).await.map(|o| match o {
-            Outcome::Released { mailed } => match (&services.actions.settings().staff_inbox, mailed) {
-                (Some(inbox), true) => format!("released #{id}: queued for {inbox}"),
-                _ => format!("released #{id} (no staff_inbox configured: marked released, not mailed)"),
-            },
+            Outcome::Released { mailed: true, to } => format!("released #{id}: queued for {to}"),
+            Outcome::Released { mailed: false, .. } => {
+                format!("released #{id} (no staff_inbox configured: marked released, not mailed)")
+            }
             Outcome::Resent { no_mail: None } => format!("resent the verification of #{id}"),
             Outcome::Resent { no_mail: Some(why) } => format!("resend of #{id} recorded, but no mail: {why}"),
             Outcome::Deleted => format!("moved #{id} to the trash"),
@@ -59,6 +59,7 @@ pub async fn list(
         .store
         .list(&ListQuery {
             status,
+            form: None,
             search,
             after: None,
             limit: limit.clamp(1, 10_000),
@@ -147,6 +148,7 @@ pub async fn export(services: &Services, format: ExportFormat, status: Option<St
             .store
             .list(&ListQuery {
                 status,
+                form: None,
                 search: None,
                 after,
                 limit: 500,

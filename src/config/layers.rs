@@ -149,6 +149,19 @@ impl<'a> Layers<'a> {
         }
     }
 
+    /// The raw TOML value of `key` in this scope's table (for what is more than one value: `forms`).
+    pub(crate) fn raw(&self, key: &str) -> Option<&'a toml::Value> {
+        self.table.get(key)
+    }
+
+    pub(crate) fn label(&self) -> &str {
+        &self.label
+    }
+
+    pub(crate) fn env(&self) -> &'a dyn Fn(&str) -> Option<String> {
+        self.env
+    }
+
     /// The value this scope sets for `key`, the environment winning over the table; None when
     /// neither sets it. A blank environment variable unsets the key (the file's value is not used
     /// either) for types where blank means unset.
@@ -341,7 +354,7 @@ mod tests {
             );
             let site = SITE_NAME.resolve_or(&layers, site_name.clone()).unwrap();
             let inbox = STAFF_INBOX.resolve_or(&layers, staff_inbox.clone()).unwrap();
-            (site.0, inbox.map(|m| m.email.to_string()))
+            (site.0, inbox.map(|m| m.0[0].email.to_string()))
         };
         assert_eq!(form("contact"), ("Top".into(), Some("contact@example.org".into())));
         assert_eq!(form("press"), ("Press".into(), Some("top@example.org".into())));

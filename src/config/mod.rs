@@ -10,6 +10,7 @@
 //!   will inherit the top-level values.
 //! - `smtp.rs`: `smtp_url`.
 
+pub mod forms;
 mod layers;
 mod smtp;
 pub mod table;
@@ -59,7 +60,8 @@ pub struct Config {
     pub smtp_connections: usize,
     pub mail_from: lettre::message::Mailbox,
     pub mail_lifetime: Duration,
-    pub staff_inbox: Option<lettre::message::Mailbox>,
+    /// Where released messages go (every form's unless it sets its own); empty: not mailed.
+    pub staff_inbox: Vec<lettre::message::Mailbox>,
     pub keys: KeySource,
     pub token_ttl: Duration,
     pub ui_dir: Option<PathBuf>,
@@ -80,6 +82,13 @@ pub struct Config {
     /// None: no hourly cap.
     pub max_mails_per_hour: Option<u32>,
     pub require_form_token: bool,
+    /// The form at `/` and `/contact`.
+    pub default_form: String,
+    /// The default form's title when it sets none (None: `Contact <site_name>`).
+    pub title: Option<String>,
+    pub thank_you_url: Option<String>,
+    /// What each `[forms.NAME]` table sets; empty: one open form, `default_form`.
+    pub forms: Vec<forms::FormTable>,
 }
 
 impl fmt::Debug for Config {
@@ -94,7 +103,10 @@ impl fmt::Debug for Config {
             .field("smtp_connections", &self.smtp_connections)
             .field("mail_from", &self.mail_from.to_string())
             .field("mail_lifetime", &self.mail_lifetime)
-            .field("staff_inbox", &self.staff_inbox.as_ref().map(ToString::to_string))
+            .field(
+                "staff_inbox",
+                &self.staff_inbox.iter().map(ToString::to_string).collect::<Vec<_>>(),
+            )
             .field("keys", &self.keys)
             .field("token_ttl", &self.token_ttl)
             .field("ui_dir", &self.ui_dir)
@@ -109,6 +121,10 @@ impl fmt::Debug for Config {
             .field("verify_mails_per_address", &self.verify_mails_per_address)
             .field("max_mails_per_hour", &self.max_mails_per_hour)
             .field("require_form_token", &self.require_form_token)
+            .field("default_form", &self.default_form)
+            .field("title", &self.title)
+            .field("thank_you_url", &self.thank_you_url)
+            .field("forms", &self.forms)
             .finish()
     }
 }
@@ -150,7 +166,10 @@ pub fn redact_url(raw: &str) -> String {
 /// should not pass silently).
 fn parse_file(text: &str, label: &str) -> Result<toml::Table, ConfigError> {
     let table: toml::Table = toml::from_str(text).map_err(|e| err("formgate.toml", format!("{e}")))?;
-    if let Some(unknown) = table.keys().find(|k| !KEYS.iter().any(|key| key.name == k.as_str())) {
+    if let Some(unknown) = table
+        .keys()
+        .find(|k| k.as_str() != "forms" && !KEYS.iter().any(|key| key.name == k.as_str()))
+    {
         let known: Vec<&str> = KEYS.iter().map(|key| key.name).collect();
         return Err(ConfigError {
             key: unknown.clone(),
@@ -202,7 +221,7 @@ impl Config {
             Some(inline) => KeySource::Inline(inline.0),
             None => KeySource::File(SECRET_KEY_FILE.resolve(l)?),
         };
-        Ok(Config {
+        Config {
             listen: LISTEN.resolve(l)?,
             public_url: PUBLIC_URL.resolve(l)?.map(|u| u.0),
             site_name: SITE_NAME.resolve(l)?.0,
@@ -212,7 +231,7 @@ impl Config {
             smtp_connections: SMTP_CONNECTIONS.resolve(l)?.0,
             mail_from: MAIL_FROM.resolve(l)?,
             mail_lifetime: MAIL_LIFETIME.resolve(l)?,
-            staff_inbox: STAFF_INBOX.resolve(l)?,
+            staff_inbox: STAFF_INBOX.resolve(l)?.map(|i| i.0).unwrap_or_default(),
             keys,
             token_ttl: TOKEN_TTL.resolve(l)?,
             ui_dir: UI_DIR.resolve(l)?.map(|d| d.0),
@@ -230,7 +249,70 @@ impl Config {
             verify_mails_per_address: VERIFY_MAILS_PER_ADDRESS.resolve(l)?.0,
             max_mails_per_hour: MAX_MAILS_PER_HOUR.resolve(l)?.0,
             require_form_token: REQUIRE_FORM_TOKEN.resolve(l)?,
-        })
+            default_form: DEFAULT_FORM.resolve(l)?.0,
+            title: TITLE.resolve(l)?.map(|t| t.0),
+            thank_you_url: THANK_YOU_URL.resolve(l)?.map(|u| u.0),
+            forms: forms::parse_forms(l.raw("forms"), l.label(), l.env())?,
+        }
+        .checked_forms()
+    }
+
+    /// `default_form` must name a form when there are `[forms.NAME]` tables.
+    fn checked_forms(self) -> Result<Config, ConfigError> {
+        if !self.forms.is_empty() && !self.forms.iter().any(|f| f.slug == self.default_form) {
+            let names: Vec<&str> = self.forms.iter().map(|f| f.slug.as_str()).collect();
+            return Err(ConfigError {
+                key: "default_form".into(),
+                message: format!(
+                    "there is no form `{}`; the forms are {} (set `default_form` to one of them, or add `[forms.{}]`)",
+                    self.default_form,
+                    names.join(", "),
+                    self.default_form
+                ),
+                from: None,
+            });
+        }
+        Ok(self)
+    }
+
+    /// Every form with its settings resolved: what the form's table sets, else the top-level
+    /// value. With no `[forms.NAME]` table, one open form, `default_form`, as formgate always had.
+    pub fn forms(&self) -> Vec<crate::forms::Form> {
+        let top = forms::FormTable {
+            slug: self.default_form.clone(),
+            ..forms::FormTable::default()
+        };
+        let tables = if self.forms.is_empty() {
+            std::slice::from_ref(&top)
+        } else {
+            &self.forms[..]
+        };
+        tables
+            .iter()
+            .map(|t| {
+                let site_name = t.site_name.clone().unwrap_or_else(|| self.site_name.clone());
+                let title = t
+                    .title
+                    .clone()
+                    .or_else(|| self.title.clone())
+                    .unwrap_or_else(|| format!("Contact {site_name}"));
+                crate::forms::Form {
+                    slug: t.slug.clone(),
+                    title,
+                    site_name,
+                    staff_inbox: t.staff_inbox.clone().unwrap_or_else(|| self.staff_inbox.clone()),
+                    allowed_origins: t
+                        .allowed_origins
+                        .clone()
+                        .unwrap_or_else(|| self.allowed_origins.clone()),
+                    auto_release: t.auto_release.unwrap_or(self.auto_release),
+                    thank_you_url: t.thank_you_url.clone().or_else(|| self.thank_you_url.clone()),
+                    require_form_token: t.require_form_token.unwrap_or(self.require_form_token),
+                    ui_dir: t.ui_dir.clone().or_else(|| self.ui_dir.clone()),
+                    fields: t.fields.clone(),
+                }
+            })
+            .collect()
     }
 
     /// A configuration for tests and embedding: everything default except what the caller sets.

@@ -15,8 +15,8 @@ use lettre::message::Mailbox;
 use super::layers::{Key, Optional, Setting};
 use super::smtp::SmtpUrl;
 use super::values::{
-    Cap, Connections, DatabaseUrl, Days, Folder, IpNet, List, OneLine, Origin, PerWindow, PublicUrl, RateLimit,
-    SecretKeys,
+    Cap, Connections, DatabaseUrl, Days, Folder, FormSlug, Inboxes, IpNet, List, OneLine, Origin, PerWindow, PublicUrl,
+    RateLimit, SecretKeys, WebAddress,
 };
 
 /// Declares each row as a `pub const` descriptor and lists them all in `KEYS`.
@@ -75,6 +75,21 @@ table! {
         "formgate",
         "the name visitors see on pages and in mails",
     );
+    DEFAULT_FORM: Setting<FormSlug> = Setting::new(
+        "default_form",
+        "contact",
+        "the form served at `/` and `/contact` (see Forms)",
+    );
+    TITLE: Optional<OneLine> = Optional::new(
+        "title",
+        "`Contact <site_name>`",
+        "a form's heading, page title and the tag in its staff mail's subject",
+    );
+    THANK_YOU_URL: Optional<WebAddress> = Optional::new(
+        "thank_you_url",
+        "unset: formgate's own pages",
+        "where visitors go after posting (a link) and after confirming (a redirect); never taken from the request",
+    );
     DATABASE_URL: Setting<DatabaseUrl> = Setting::new(
         "database_url",
         "sqlite://formgate.db",
@@ -110,10 +125,10 @@ table! {
         "3d",
         "how long the outbox retries a mail before it gives up",
     );
-    STAFF_INBOX: Optional<Mailbox> = Optional::new(
+    STAFF_INBOX: Optional<Inboxes> = Optional::new(
         "staff_inbox",
         "unset",
-        "where released messages are delivered",
+        "where released messages are delivered: one mailbox or a list (`[\"sales@example.org\", \"Boss <boss@example.org>\"]`; env: comma-separated)",
     );
     SECRET_KEYS: Optional<SecretKeys> = Optional::new(
         "secret_keys",

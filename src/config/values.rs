@@ -352,6 +352,61 @@ impl Value for DatabaseUrl {
     }
 }
 
+/// `staff_inbox`: one mailbox or several, as a TOML list or (also in the environment) comma-separated.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Inboxes(pub Vec<Mailbox>);
+
+impl Value for Inboxes {
+    fn from_text(text: &str) -> Result<Self, String> {
+        let list: lettre::message::Mailboxes = text.parse().map_err(|_| {
+            format!("`{text}` is not a mailbox or a comma-separated list of them; write e.g. `Team <team@example.org>`")
+        })?;
+        Ok(Inboxes(list.into_iter().collect()))
+    }
+
+    fn from_toml(value: &toml::Value) -> Result<Self, String> {
+        match value {
+            toml::Value::String(text) => Self::from_text(text),
+            _ => toml_strings(value)?
+                .into_iter()
+                .map(Mailbox::from_text)
+                .collect::<Result<_, _>>()
+                .map(Inboxes),
+        }
+    }
+}
+
+/// A web address to send visitors to (`thank_you_url`): http or https, kept as written.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct WebAddress(pub String);
+
+impl Value for WebAddress {
+    fn from_text(text: &str) -> Result<Self, String> {
+        match url::Url::parse(text) {
+            Ok(u) if matches!(u.scheme(), "http" | "https") && u.host_str().is_some() => Ok(WebAddress(u.to_string())),
+            _ => Err(format!(
+                "`{text}` is not a web address; write e.g. https://www.example.org/thanks"
+            )),
+        }
+    }
+}
+
+/// A form's name (`default_form`): 1–40 lower-case letters, digits or `-`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct FormSlug(pub String);
+
+impl Value for FormSlug {
+    fn from_text(text: &str) -> Result<Self, String> {
+        if super::forms::is_slug(text) {
+            Ok(FormSlug(text.to_string()))
+        } else {
+            Err(format!(
+                "`{text}` is not a form's name: 1–40 lower-case letters, digits or `-`"
+            ))
+        }
+    }
+}
+
 /// One line of text without control characters (`site_name`).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct OneLine(pub String);

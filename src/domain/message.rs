@@ -4,7 +4,7 @@ use std::str::FromStr;
 
 use serde::{Deserialize, Serialize};
 
-use super::{Status, VisitorEmail};
+use super::{Field, Status, VisitorEmail};
 
 /// A message's number: what moderators type (`formgate release 42`) and what the JSON API returns.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
@@ -51,7 +51,11 @@ pub struct ContactForm {
 }
 
 /// Per-field error messages, keyed by the form's field names; serialised as `{"email": "…"}`.
-pub type FieldErrors = BTreeMap<&'static str, String>;
+pub type FieldErrors = BTreeMap<String, String>;
+
+/// The form every message belongs to unless configuration says otherwise (and every message
+/// stored before there were several forms).
+pub const DEFAULT_FORM: &str = "contact";
 
 fn single_line(field: &str, value: &str) -> Result<(), String> {
     if value.chars().any(|c| matches!(c, '\r' | '\n' | '\0')) {
@@ -123,6 +127,10 @@ impl MessageBody {
         within("message", &s, MAX_BODY)?;
         Ok(Self(s))
     }
+    /// No message: a declared form without a `message` field.
+    pub fn none() -> Self {
+        Self(String::new())
+    }
     pub fn as_str(&self) -> &str {
         &self.0
     }
@@ -131,10 +139,14 @@ impl MessageBody {
 /// A submission that passed every check; only this can be stored.
 #[derive(Clone, Debug)]
 pub struct NewMessage {
+    /// The slug of the form it was posted to.
+    pub form: String,
     pub name: VisitorName,
     pub email: VisitorEmail,
     pub subject: Option<Subject>,
     pub body: MessageBody,
+    /// Everything else the visitor sent, in order (the form's own fields).
+    pub fields: Vec<Field>,
     /// Consent record: where the submission came from.
     pub ip: Option<String>,
     pub user_agent: Option<String>,
@@ -145,24 +157,26 @@ impl NewMessage {
     pub fn parse(form: &ContactForm, ip: Option<String>, user_agent: Option<String>) -> Result<Self, FieldErrors> {
         let mut errors = FieldErrors::new();
         let name = VisitorName::parse(&form.name)
-            .map_err(|e| errors.insert("name", e))
+            .map_err(|e| errors.insert("name".into(), e))
             .ok();
         let email = VisitorEmail::parse(&form.email)
-            .map_err(|e| errors.insert("email", e))
+            .map_err(|e| errors.insert("email".into(), e))
             .ok();
         let subject = Subject::parse(form.subject.as_deref())
-            .map_err(|e| errors.insert("subject", e))
+            .map_err(|e| errors.insert("subject".into(), e))
             .ok();
         let body = MessageBody::parse(&form.message)
-            .map_err(|e| errors.insert("message", e))
+            .map_err(|e| errors.insert("message".into(), e))
             .ok();
         match (name, email, subject, body) {
             (Some(name), Some(email), Some(subject), Some(body)) if errors.is_empty() => {
                 Ok(NewMessage {
+                    form: DEFAULT_FORM.to_string(),
                     name,
                     email,
                     subject,
                     body,
+                    fields: Vec::new(),
                     ip,
                     // A user agent is kept for the consent record only; cap what a client can make us store.
                     user_agent: user_agent.map(|ua| ua.chars().take(512).collect()),
@@ -178,10 +192,15 @@ impl NewMessage {
 pub struct Message {
     pub id: MessageId,
     pub status: Status,
+    /// The slug of the form it was posted to.
+    pub form: String,
     pub name: String,
     pub email: String,
     pub subject: Option<String>,
     pub body: String,
+    /// The form's own fields as the visitor sent them, in order (see `forms::shown_fields` for
+    /// them with their labels).
+    pub fields: Vec<Field>,
     pub ip: Option<String>,
     pub user_agent: Option<String>,
     pub created_at: i64,
@@ -231,7 +250,7 @@ mod tests {
     fn every_bad_field_is_reported_at_once() {
         let errors = NewMessage::parse(&form("", "nope", Some("a\nb"), ""), None, None).unwrap_err();
         assert_eq!(
-            errors.keys().copied().collect::<Vec<_>>(),
+            errors.keys().map(String::as_str).collect::<Vec<_>>(),
             ["email", "message", "name", "subject"]
         );
     }

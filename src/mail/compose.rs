@@ -18,6 +18,7 @@ use minijinja::context;
 use super::queue::{MailBody, MailKind, OutgoingMail};
 use crate::clock::human_time;
 use crate::domain::{Message, MessageId};
+use crate::forms::{Entry, shown_fields};
 use crate::templates::Templates;
 
 /// RFC 3834: tells auto-responders not to answer (no vacation-reply loops with the form).
@@ -120,17 +121,27 @@ impl Composer {
         )
     }
 
-    /// The mail to the team for a released message. `Reply-To` is the visitor, so staff answer
-    /// with one click; `From` stays formgate's own sender (mail from the visitor's domain sent by
-    /// us would fail SPF/DMARC).
-    pub fn release(&self, m: &Message, to: &Mailbox, now: i64) -> Result<OutgoingMail, ComposeError> {
+    /// The mail to the team for a released message, to every inbox of its form. `Reply-To` is
+    /// the visitor, so staff answer with one click; `From` stays formgate's own sender (mail from
+    /// the visitor's domain sent by us would fail SPF/DMARC). The subject names the form; the
+    /// form's own fields are listed in its order, with their labels. Only the visitor's
+    /// `subject` can reach the Subject header (it was parsed as one line at the edge).
+    pub fn release(&self, m: &Message, form: &Entry, now: i64) -> Result<OutgoingMail, ComposeError> {
         let first_line = m.body.lines().find(|l| !l.trim().is_empty()).unwrap_or("").trim();
         let subject_line = match &m.subject {
             Some(s) => s.clone(),
-            None => first_line.chars().take(60).collect::<String>(),
+            None if !first_line.is_empty() => first_line.chars().take(60).collect::<String>(),
+            None => format!("Message #{} from {}", m.id, m.name),
         };
+        let fields: Vec<_> = shown_fields(form, &m.fields)
+            .into_iter()
+            .map(|f| context! { name => f.name, label => f.label, value => f.value.display() })
+            .collect();
         let ctx = context! {
-            site_name => &self.site_name,
+            site_name => &form.site_name,
+            form => &form.slug,
+            form_title => &form.title,
+            tag => &form.mail_tag,
             id => m.id.0,
             name => &m.name,
             email => &m.email,
@@ -140,10 +151,12 @@ impl Composer {
             verified => m.verified_at.map(human_time).unwrap_or_else(|| "(not recorded)".into()),
             ip => m.ip.as_deref().unwrap_or("(unknown)"),
             body => &m.body,
+            fields,
         };
-        let subject = self.templates.render("email/release.subject.txt", &ctx)?;
-        let text = self.templates.render("email/release.txt", &ctx)?;
-        let html = self.templates.render("email/release.html", &ctx)?;
+        let templates = &form.templates;
+        let subject = templates.render("email/release.subject.txt", &ctx)?;
+        let text = templates.render("email/release.txt", &ctx)?;
+        let html = templates.render("email/release.html", &ctx)?;
         let visitor_address = m
             .email
             .parse()
@@ -152,7 +165,7 @@ impl Composer {
         self.build(
             MailKind::Release,
             m.id,
-            to.clone(),
+            &form.staff_inbox,
             Some(reply_to),
             &subject,
             text,
@@ -173,7 +186,7 @@ impl Composer {
         let subject = self.templates.render("email/verify.subject.txt", &ctx)?;
         let text = self.templates.render("email/verify.txt", &ctx)?;
         let html = self.templates.render("email/verify.html", &ctx)?;
-        let email = self.email(Self::mailbox(m.to)?, None, &subject, text, html, message_id, m.now)?;
+        let email = self.email(&[Self::mailbox(m.to)?], None, &subject, text, html, message_id, m.now)?;
         Ok(email.formatted())
     }
 
@@ -183,7 +196,7 @@ impl Composer {
         &self,
         kind: MailKind,
         id: MessageId,
-        to: Mailbox,
+        to: &[Mailbox],
         reply_to: Option<Mailbox>,
         subject: &str,
         text: String,
@@ -191,10 +204,11 @@ impl Composer {
         now: i64,
     ) -> Result<OutgoingMail, ComposeError> {
         let message_id = self.new_message_id(kind, id);
-        let email = self.email(to.clone(), reply_to, subject, text, html, &message_id, now)?;
+        let email = self.email(to, reply_to, subject, text, html, &message_id, now)?;
         Ok(OutgoingMail {
             kind,
-            recipient: to.email.to_string(),
+            // Every address, comma-separated: the envelope's RCPT TOs (see `transport`).
+            recipient: to.iter().map(|m| m.email.to_string()).collect::<Vec<_>>().join(", "),
             sender: self.from.email.to_string(),
             message_id_header: message_id,
             body: MailBody::Rendered(email.formatted()),
@@ -206,7 +220,7 @@ impl Composer {
     #[allow(clippy::too_many_arguments)]
     fn email(
         &self,
-        to: Mailbox,
+        to: &[Mailbox],
         reply_to: Option<Mailbox>,
         subject: &str,
         text: String,
@@ -214,7 +228,10 @@ impl Composer {
         message_id: &str,
         now: i64,
     ) -> Result<Email, ComposeError> {
-        let mut builder = Email::builder().from(self.from.clone()).to(to);
+        let mut builder = Email::builder().from(self.from.clone());
+        for mailbox in to {
+            builder = builder.to(mailbox.clone());
+        }
         if let Some(reply_to) = reply_to {
             builder = builder.reply_to(reply_to);
         }

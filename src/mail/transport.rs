@@ -141,11 +141,15 @@ impl Lane {
                     .parse()
                     .map_err(|e| SendError::Permanent(format!("bad sender address: {e}")))?,
             ),
-            vec![
-                item.recipient
-                    .parse()
-                    .map_err(|e| SendError::Permanent(format!("bad recipient address: {e}")))?,
-            ],
+            // A staff mail to several inboxes keeps them comma-separated (addresses hold no comma).
+            item.recipient
+                .split(',')
+                .map(|a| {
+                    a.trim()
+                        .parse()
+                        .map_err(|e| SendError::Permanent(format!("bad recipient address: {e}")))
+                })
+                .collect::<Result<Vec<_>, _>>()?,
         )
         .map_err(|e| SendError::Permanent(e.to_string()))?;
         // A connection kept idle may have been closed by the server: test it cheaply first.

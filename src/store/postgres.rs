@@ -18,7 +18,7 @@ use super::engine::Engine;
 use super::records::{Inserted, ListQuery, MessageSummary, Submission};
 use super::shared::Dialect;
 use super::{StoreError, batch, rows, search};
-use crate::domain::{MailGuard, MessageId, Withheld};
+use crate::domain::{MailGuard, MessageId, Withheld, fields_to_json};
 use crate::mail::handover::Lease;
 use crate::mail::queue::{OutboxItem, OutgoingMail, SendOutcome};
 
@@ -373,11 +373,13 @@ async fn insert_rows<'e>(
     let details = batch::audit_details(batch, withheld);
     let rows: Vec<(Option<i64>, Option<i64>)> = sqlx::query_as(concat!(
         "WITH m AS (
-            INSERT INTO messages (id, status, name, email, subject, body, ip, user_agent, created_at, updated_at, nonce, verify_expires_at)
-            SELECT id, status, name, email, subject, body, ip, user_agent, created_at, created_at, nonce, verify_expires_at
+            INSERT INTO messages (id, status, name, email, subject, body, ip, user_agent, created_at, updated_at, nonce,
+                                  verify_expires_at, form, fields)
+            SELECT id, status, name, email, subject, body, ip, user_agent, created_at, created_at, nonce, verify_expires_at,
+                   form, fields
             FROM unnest($1::int8[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[], $8::text[],
-                        $9::int8[], $10::text[], $11::int8[])
-                 AS i (id, status, name, email, subject, body, ip, user_agent, created_at, nonce, verify_expires_at)
+                        $9::int8[], $10::text[], $11::int8[], $25::text[], $26::text[])
+                 AS i (id, status, name, email, subject, body, ip, user_agent, created_at, nonce, verify_expires_at, form, fields)
             RETURNING id
          ), a AS (
             INSERT INTO audit (message_id, at, actor, action, from_status, to_status, detail)
@@ -423,6 +425,8 @@ async fn insert_rows<'e>(
     .bind(mails.iter().map(|(_, _, m)| rows::body_columns(&m.body).2).collect::<Vec<_>>())
     .bind(lease.map(|l| l.owner.as_str()))
     .bind(lease.map(|l| l.until))
+    .bind(batch.iter().map(|s| s.msg.form.as_str()).collect::<Vec<_>>())
+    .bind(batch.iter().map(|s| fields_to_json(&s.msg.fields)).collect::<Vec<_>>())
     .fetch_all(db)
     .await?;
     // The notification's row has no ids.

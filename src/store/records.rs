@@ -49,6 +49,8 @@ pub struct Change {
 pub struct MessageSummary {
     pub id: MessageId,
     pub status: Status,
+    /// The slug of the form it was posted to.
+    pub form: String,
     pub name: String,
     pub email: String,
     pub subject: Option<String>,
@@ -76,7 +78,9 @@ pub struct MailSummary {
 #[derive(Clone, Debug, Default)]
 pub struct ListQuery {
     pub status: Option<Status>,
-    /// Case-insensitive substring of name, email, subject or body.
+    /// Only this form's messages (its slug).
+    pub form: Option<String>,
+    /// Case-insensitive substring of name, email, subject, body or the form's own fields.
     pub search: Option<String>,
     pub after: Option<(i64, MessageId)>,
     pub limit: i64,

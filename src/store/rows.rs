@@ -6,7 +6,7 @@ use sqlx::{ColumnIndex, Decode, Row, Type};
 
 use super::error::StoreError;
 use super::records::{AuditRecord, MailSummary, MessageSummary};
-use crate::domain::{Message, MessageId, Status};
+use crate::domain::{Message, MessageId, Status, fields_from_json};
 use crate::mail::queue::{MailBody, MailKind, OutboxItem, OutboxRecord, OutboxState, VerificationLink};
 
 /// A status read back from the database; anything unknown means the data is corrupt.
@@ -73,10 +73,12 @@ where
     Ok(Message {
         id: MessageId(r.try_get("id")?),
         status: parse_status(&r.try_get::<String, _>("status")?)?,
+        form: r.try_get("form")?,
         name: r.try_get("name")?,
         email: r.try_get("email")?,
         subject: r.try_get("subject")?,
         body: r.try_get("body")?,
+        fields: fields_from_json(&r.try_get::<String, _>("fields")?).map_err(StoreError::Corrupt)?,
         ip: r.try_get("ip")?,
         user_agent: r.try_get("user_agent")?,
         created_at: r.try_get("created_at")?,
@@ -116,6 +118,7 @@ where
     Ok(MessageSummary {
         id: MessageId(r.try_get("id")?),
         status: parse_status(&r.try_get::<String, _>("status")?)?,
+        form: r.try_get("form")?,
         name: r.try_get("name")?,
         email: r.try_get("email")?,
         subject: r.try_get("subject")?,

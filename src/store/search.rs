@@ -110,7 +110,7 @@ where
     &'a str: sqlx::Encode<'a, DB> + sqlx::Type<DB>,
 {
     let mut qb = sqlx::QueryBuilder::new(
-        "SELECT m.id, m.status, m.name, m.email, m.subject, substr(m.body, 1, 200) AS preview, m.created_at,
+        "SELECT m.id, m.status, m.form, m.name, m.email, m.subject, substr(m.body, 1, 200) AS preview, m.created_at,
                 m.verified_at, m.released_at, m.deleted_at,
                 o.kind AS mail_kind, o.state AS mail_state, o.attempts AS mail_attempts, o.last_error AS mail_error,
                 o.next_attempt_at AS mail_next
@@ -118,6 +118,9 @@ where
     );
     if let Some(status) = q.status {
         qb.push(" AND status = ").push_bind(status.as_str());
+    }
+    if let Some(form) = q.form.as_deref() {
+        qb.push(" AND form = ").push_bind(form);
     }
     if let Some((at, id)) = q.after {
         // Spelled out rather than a row value: both planners turn this into an index range.
@@ -130,7 +133,7 @@ where
     }
     if let Some(needle) = q.search.as_deref().filter(|s| !s.is_empty()) {
         qb.push(" AND (");
-        for (i, column) in ["name", "email", "subject", "body"].iter().enumerate() {
+        for (i, column) in ["name", "email", "subject", "body", "fields"].iter().enumerate() {
             if i > 0 {
                 qb.push(" OR ");
             }

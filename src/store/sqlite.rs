@@ -16,7 +16,7 @@ use super::engine::Engine;
 use super::records::{Inserted, ListQuery, MessageSummary, Submission};
 use super::shared::Dialect;
 use super::{StoreError, batch, rows, search};
-use crate::domain::{MailGuard, MessageId};
+use crate::domain::{MailGuard, MessageId, fields_to_json};
 use crate::mail::handover::Lease;
 use crate::mail::queue::{MailBody, OutboxItem, OutgoingMail, SendOutcome};
 
@@ -392,14 +392,16 @@ async fn insert_messages(
     let mut script = sqlx::QueryBuilder::<Sqlite>::new("");
     for range in pow2_chunks(batch.len()) {
         script.push(
-            "INSERT INTO messages (status, name, email, subject, body, ip, user_agent, created_at, updated_at, nonce, verify_expires_at) ",
+            "INSERT INTO messages (status, form, name, email, subject, body, fields, ip, user_agent, created_at, updated_at, nonce, verify_expires_at) ",
         );
         script.push_values(&batch[range], |mut row, s| {
             row.push_bind(s.status().as_str())
+                .push_bind(s.msg.form.as_str())
                 .push_bind(s.msg.name.as_str())
                 .push_bind(s.msg.email.as_str())
                 .push_bind(s.msg.subject.as_ref().map(|x| x.as_str()))
                 .push_bind(s.msg.body.as_str())
+                .push_bind(fields_to_json(&s.msg.fields))
                 .push_bind(s.msg.ip.as_deref())
                 .push_bind(s.msg.user_agent.as_deref())
                 .push_bind(s.now)

@@ -68,6 +68,7 @@ async fn load(actions: &UseCases, request: LoadRequest) -> Action {
     let store = actions.store();
     let query = ListQuery {
         status: Some(request.tab.status()),
+        form: None,
         search: request.filter.clone(),
         after: request.after,
         limit: request.limit,

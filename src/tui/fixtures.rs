@@ -18,6 +18,7 @@ pub fn created(i: i64) -> i64 {
 pub fn row(i: i64, status: Status) -> MessageSummary {
     MessageSummary {
         id: MessageId(i),
+        form: "contact".into(),
         status,
         name: format!("Visitor {i}"),
         email: format!("v{i}@example.org"),
@@ -54,6 +55,7 @@ fn summary(
 ) -> MessageSummary {
     MessageSummary {
         id: MessageId(id),
+        form: "contact".into(),
         status,
         name: name.into(),
         email: email.into(),
@@ -251,6 +253,8 @@ pub fn details(id: i64, status: Status) -> Details {
     Details {
         message: Message {
             id: MessageId(id),
+            form: "contact".into(),
+            fields: Vec::new(),
             status,
             name: "Ada Lovelace".into(),
             email: "ada@example.org".into(),
@@ -313,6 +317,7 @@ pub const HOSTILE: &str = "clear\u{1b}[2J clip\u{1b}]52;c;cm0gLXJmIH4=\u{7} titl
 pub fn hostile_row(id: i64) -> MessageSummary {
     MessageSummary {
         id: MessageId(id),
+        form: "contact".into(),
         status: Status::Pending,
         name: HOSTILE.into(),
         email: format!("{HOSTILE}@example.org"),

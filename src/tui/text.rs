@@ -115,8 +115,8 @@ pub fn ids(ids: &[MessageId]) -> String {
 
 fn outcome(id: MessageId, outcome: &Outcome) -> String {
     match outcome {
-        Outcome::Released { mailed: true } => format!("released #{id} (mailed to staff)"),
-        Outcome::Released { mailed: false } => {
+        Outcome::Released { mailed: true, .. } => format!("released #{id} (mailed to staff)"),
+        Outcome::Released { mailed: false, .. } => {
             format!("released #{id} — no staff_inbox configured, not mailed")
         }
         Outcome::Resent { no_mail: None } => format!("resent the verification mail of #{id}"),
@@ -143,7 +143,7 @@ pub fn report(report: &Report) -> String {
     let unmailed = report
         .results
         .iter()
-        .filter(|(_, r)| matches!(r, Ok(Outcome::Released { mailed: false })))
+        .filter(|(_, r)| matches!(r, Ok(Outcome::Released { mailed: false, .. })))
         .count();
     if unmailed > 0 {
         s.push_str(&format!(" ({unmailed} not mailed: no staff_inbox configured)"));

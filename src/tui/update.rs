@@ -712,7 +712,13 @@ mod tests {
         let report = Report {
             verb: Verb::Release,
             results: vec![
-                (MessageId(3), Ok(Outcome::Released { mailed: true })),
+                (
+                    MessageId(3),
+                    Ok(Outcome::Released {
+                        mailed: true,
+                        to: "team@example.org".into(),
+                    }),
+                ),
                 (MessageId(2), Err("message 2 was already released by bob at Mon".into())),
             ],
         };
@@ -734,9 +740,21 @@ mod tests {
             verb: Verb::Release,
             results: vec![(MessageId(4), Ok(outcome))],
         };
-        update(&mut app, Action::Done(one(Outcome::Released { mailed: true })));
+        update(
+            &mut app,
+            Action::Done(one(Outcome::Released {
+                mailed: true,
+                to: "team@example.org".into(),
+            })),
+        );
         assert_eq!(app.status.clone().unwrap().text, "released #4 (mailed to staff)");
-        update(&mut app, Action::Done(one(Outcome::Released { mailed: false })));
+        update(
+            &mut app,
+            Action::Done(one(Outcome::Released {
+                mailed: false,
+                to: String::new(),
+            })),
+        );
         assert_eq!(
             app.status.clone().unwrap().text,
             "released #4 — no staff_inbox configured, not mailed"

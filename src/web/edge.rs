@@ -2,6 +2,7 @@
 //! from trusted proxies), where a browser post comes from (Origin allowlist and CORS), and how often
 //! one client may post (fixed-window counters in the database, so every instance shares them).
 
+use std::collections::HashMap;
 use std::net::{IpAddr, Ipv6Addr, SocketAddr};
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::time::Duration;
@@ -14,6 +15,7 @@ use axum::response::{IntoResponse, Response};
 use super::WebState;
 use super::error::{Chain, WebError};
 use crate::config::{Config, IpNet, Origin, RateLimit};
+use crate::forms::Catalog;
 
 /// The client's address as formgate believes it; set by [`guard`] on the routes it guards.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -22,8 +24,8 @@ pub struct ClientIp(pub IpAddr);
 /// What the edge needs from the configuration, resolved once at start.
 pub struct Edge {
     trusted_proxies: Vec<IpNet>,
-    /// Cross-origin sites allowed to post, as ASCII origins (`https://www.example.org`).
-    allowed_origins: Vec<String>,
+    /// Cross-origin sites allowed to post, as ASCII origins (`https://www.example.org`), per form.
+    origins: FormOrigins,
     /// The origin of `public_url`: formgate's own pages.
     own_origin: Option<String>,
     contact: Option<RateLimit>,
@@ -32,16 +34,50 @@ pub struct Edge {
     last_prune: AtomicI64,
 }
 
+/// Which other sites may post where: a form's post takes its form's `allowed_origins`; a post
+/// that names no form (a typed code, a resend, a confirmation) takes any form's, since the
+/// visitor's page may be any of them.
+struct FormOrigins {
+    by_form: HashMap<String, Vec<String>>,
+    default_form: String,
+    any: Vec<String>,
+}
+
+impl FormOrigins {
+    fn for_request(&self, route: &str, path: &str) -> &[String] {
+        let form = match route {
+            "/contact" => Some(self.default_form.as_str()),
+            "/f/{form}" => path.strip_prefix("/f/"),
+            _ => None,
+        };
+        match form {
+            Some(slug) => self.by_form.get(slug).map_or(&[][..], Vec::as_slice),
+            None => &self.any,
+        }
+    }
+}
+
 /// How often stale counters are deleted (by whichever request comes first after that).
 const PRUNE_EVERY: i64 = 600;
 /// How long a browser may cache a CORS preflight answer.
 const PREFLIGHT_MAX_AGE: &str = "600";
 
 impl Edge {
-    pub fn new(config: &Config, public_url: &str) -> Self {
+    pub fn new(config: &Config, forms: &Catalog, public_url: &str) -> Self {
+        let by_form: HashMap<String, Vec<String>> = forms
+            .iter()
+            .map(|f| (f.slug.clone(), f.allowed_origins.clone()))
+            .collect();
+        let mut any: Vec<String> = by_form.values().flatten().cloned().collect();
+        any.sort();
+        any.dedup();
         Self {
             trusted_proxies: config.trusted_proxies.clone(),
-            allowed_origins: config.allowed_origins.clone(),
+            origins: FormOrigins {
+                by_form,
+                default_form: forms.default_entry().slug.clone(),
+                any,
+            },
             own_origin: Origin::of(public_url),
             contact: config.rate_limit_contact,
             verify: config.rate_limit_verify,
@@ -214,7 +250,7 @@ pub async fn guard(State(guard): State<Guard>, mut req: Request, next: Next) -> 
         let host = req.headers().get(header::HOST).and_then(|h| h.to_str().ok());
         if same_origin(text, edge.own_origin.as_deref(), host) {
             // Our own pages: no CORS needed.
-        } else if Origin::of(text).is_some_and(|o| edge.allowed_origins.contains(&o)) {
+        } else if Origin::of(text).is_some_and(|o| edge.origins.for_request(&route, req.uri().path()).contains(&o)) {
             cors_origin = Some(origin.clone());
         } else {
             tracing::info!(route, origin = text, "post from a site not in allowed_origins refused");

@@ -15,15 +15,18 @@ use serde_json::json;
 
 use super::MAX_BODY;
 use crate::actions::ActionError;
-use crate::domain::{ContactForm, FieldErrors};
+use crate::domain::FieldErrors;
 
 #[derive(Debug)]
 pub enum WebError {
     /// A use-case said no (or the database did not answer).
     Action(ActionError),
-    /// The contact form's fields did not parse: the form again, input kept, errors beside fields.
+    /// A form's fields did not pass its checks: the form again, input kept, errors beside fields.
     Invalid {
-        form: Box<ContactForm>,
+        /// The form's slug.
+        form: String,
+        /// What was posted, by name, to fill the inputs again.
+        values: std::collections::BTreeMap<String, Vec<String>>,
         errors: FieldErrors,
         /// The time trap's token the form is re-shown with (the one it was first served with).
         form_token: String,
@@ -32,8 +35,12 @@ pub enum WebError {
     /// with the field marked.
     CodeNotAccepted {
         receipt: String,
+        /// The form the page belongs to (its slug), as the page posted it.
+        form: Option<String>,
         error: ActionError,
     },
+    /// `/f/{form}` names no configured form.
+    NoSuchForm(String),
     /// The body is over [`MAX_BODY`] (declared or counted).
     TooLarge,
     /// The client stopped sending before the body was complete (`body_timeout`).
@@ -41,6 +48,8 @@ pub enum WebError {
     UnsupportedType,
     BadJson(serde_json::Error),
     BadForm(serde_urlencoded::de::Error),
+    /// A JSON post whose shape no form takes (not an object, a nested value): what is wrong.
+    BadFields(String),
     NotUtf8,
     /// A browser post from a site not in `allowed_origins` (the Origin as sent).
     ForeignOrigin(String),
@@ -74,8 +83,11 @@ impl WebError {
             WebError::TooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             WebError::TimedOut => StatusCode::REQUEST_TIMEOUT,
             WebError::UnsupportedType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            WebError::BadJson(_) | WebError::BadForm(_) | WebError::NotUtf8 => StatusCode::BAD_REQUEST,
+            WebError::BadJson(_) | WebError::BadForm(_) | WebError::BadFields(_) | WebError::NotUtf8 => {
+                StatusCode::BAD_REQUEST
+            }
             WebError::ForeignOrigin(_) => StatusCode::FORBIDDEN,
+            WebError::NoSuchForm(_) => StatusCode::NOT_FOUND,
             WebError::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
         }
     }
@@ -94,7 +106,9 @@ impl WebError {
             }
             WebError::BadJson(e) => format!("the JSON body could not be read: {e}"),
             WebError::BadForm(e) => format!("the form data could not be read: {e}"),
+            WebError::BadFields(e) => e.clone(),
             WebError::NotUtf8 => "the form data is not valid UTF-8".to_string(),
+            WebError::NoSuchForm(slug) => format!("There is no form `{slug}`."),
             WebError::ForeignOrigin(origin) => format!(
                 "This form does not accept posts from {origin}. The site owner can add that origin to `allowed_origins`."
             ),
@@ -128,16 +142,28 @@ impl WebError {
                 ActionError::Store(_) => error("unavailable"),
             },
             WebError::Invalid {
-                form,
+                values,
                 errors,
                 form_token,
-            } => ("form", context! { form, errors, form_token }),
-            WebError::CodeNotAccepted { receipt, error } => ("sent", context! { receipt, error => error.to_string() }),
+                ..
+            } => {
+                // `form`: each field's first value, as overrides written for one form read them.
+                let first: std::collections::BTreeMap<&str, &str> = values
+                    .iter()
+                    .filter_map(|(k, v)| Some((k.as_str(), v.first()?.as_str())))
+                    .collect();
+                ("form", context! { values, form => first, errors, form_token })
+            }
+            WebError::CodeNotAccepted { receipt, error, .. } => {
+                ("sent", context! { receipt, error => error.to_string() })
+            }
+            WebError::NoSuchForm(_) => error("not_found"),
             WebError::TooLarge => ("error", context! { reason => "too_large", max_kib => MAX_BODY / 1024 }),
             WebError::TimedOut => error("timed_out"),
             WebError::UnsupportedType => error("unsupported_type"),
             WebError::BadJson(e) => ("error", context! { reason => "bad_json", detail => e.to_string() }),
             WebError::BadForm(e) => ("error", context! { reason => "bad_form", detail => e.to_string() }),
+            WebError::BadFields(e) => ("error", context! { reason => "bad_json", detail => e }),
             WebError::NotUtf8 => error("not_utf8"),
             WebError::ForeignOrigin(origin) => ("error", context! { reason => "foreign_origin", origin }),
             WebError::RateLimited { retry_after } => (
@@ -164,10 +190,16 @@ impl IntoResponse for WebError {
             res.headers_mut()
                 .insert(header::RETRY_AFTER, HeaderValue::from(retry_after));
         }
+        let form = match &self {
+            WebError::Invalid { form, .. } => Some(form.clone()),
+            WebError::CodeNotAccepted { form, .. } => form.clone(),
+            _ => None,
+        };
         res.extensions_mut().insert(ErrorAnswer {
             json: self.json(),
             page,
             ctx,
+            form,
         });
         res
     }
@@ -179,6 +211,8 @@ pub struct ErrorAnswer {
     pub json: serde_json::Value,
     pub page: &'static str,
     pub ctx: minijinja::Value,
+    /// The form whose page this is (its templates and its values are used), if any.
+    pub form: Option<String>,
 }
 
 /// Displays an error with its causes: `outer: inner: innermost`. A cause that its error's own
@@ -230,7 +264,7 @@ mod tests {
         before.add_template("pages/error.html", ERROR_PAGE_BEFORE).unwrap();
         let bad_json = serde_json::from_str::<serde_json::Value>("{not json").unwrap_err();
         let json_detail = bad_json.to_string();
-        let bad_form = serde_urlencoded::from_str::<ContactForm>("email=a&email=b").unwrap_err();
+        let bad_form = serde_urlencoded::from_str::<crate::domain::ContactForm>("email=a&email=b").unwrap_err();
         let form_detail = bad_form.to_string();
         let cases: Vec<(WebError, &str, String)> = vec![
             (

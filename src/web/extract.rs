@@ -11,6 +11,7 @@ use serde::de::DeserializeOwned;
 
 use super::error::WebError;
 use super::{MAX_BODY, WebState};
+use crate::forms::Posted;
 
 /// How the client wants its answer: JSON when it sends JSON or asks for it, a page otherwise.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -60,11 +61,45 @@ impl<T: DeserializeOwned> FromRequest<WebState> for Submission<T> {
     }
 }
 
+/// A post to a form: every field, in order, in either encoding (see [`Posted`]); read under the
+/// same rules as [`Submission`].
+pub struct PostedForm(pub Posted);
+
+impl FromRequest<WebState> for PostedForm {
+    type Rejection = WebError;
+
+    async fn from_request(req: Request, state: &WebState) -> Result<Self, WebError> {
+        let (parts, body) = req.into_parts();
+        let (bytes, json) = read_bytes(&parts.headers, body, state.edge.body_timeout).await?;
+        if json {
+            Posted::from_json(&bytes).map(PostedForm).map_err(WebError::BadFields)
+        } else {
+            strict_utf8_form(&bytes)?;
+            Ok(PostedForm(Posted::from_form(&bytes)))
+        }
+    }
+}
+
 async fn read_body<T: DeserializeOwned>(
     headers: &HeaderMap,
     body: Body,
     timeout: std::time::Duration,
 ) -> Result<T, WebError> {
+    let (bytes, json) = read_bytes(headers, body, timeout).await?;
+    if json {
+        serde_json::from_slice(&bytes).map_err(WebError::BadJson)
+    } else {
+        strict_utf8_form(&bytes)?;
+        serde_urlencoded::from_bytes(&bytes).map_err(WebError::BadForm)
+    }
+}
+
+/// The body's bytes, and whether they are JSON (else form-encoded).
+async fn read_bytes(
+    headers: &HeaderMap,
+    body: Body,
+    timeout: std::time::Duration,
+) -> Result<(axum::body::Bytes, bool), WebError> {
     let declared = headers
         .get(header::CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())
@@ -88,12 +123,7 @@ async fn read_body<T: DeserializeOwned>(
         .await
         .map_err(|_| WebError::TimedOut)?
         .map_err(|_| WebError::TooLarge)?;
-    if json {
-        serde_json::from_slice(&bytes).map_err(WebError::BadJson)
-    } else {
-        strict_utf8_form(&bytes)?;
-        serde_urlencoded::from_bytes(&bytes).map_err(WebError::BadForm)
-    }
+    Ok((bytes, json))
 }
 
 /// `serde_urlencoded` replaces invalid UTF-8 with U+FFFD; a visitor's text silently changed is

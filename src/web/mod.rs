@@ -3,10 +3,10 @@
 //! with the edge's guard attached to the posts it protects (`edge`), merged here with the layers
 //! every response passes: error bodies, security headers, the request log.
 
-mod contact;
 pub mod edge;
 mod error;
 mod extract;
+mod forms;
 mod health;
 mod respond;
 pub mod serve;
@@ -62,7 +62,7 @@ impl WebState {
 
 pub fn router(state: WebState) -> Router {
     Router::new()
-        .merge(contact::router(&state))
+        .merge(forms::router(&state))
         .merge(verify::router(&state))
         .merge(health::router())
         .layer(middleware::from_fn_with_state(state.clone(), respond::answer_errors))

@@ -73,12 +73,12 @@ async fn confirm(
     format: Format,
     Path(token): Path<String>,
 ) -> Result<Response, WebError> {
-    let id = state
+    let confirmed = state
         .run_to_completion(move |a| async move { a.confirm(&token).await })
         .await?;
-    tracing::Span::current().record("message_id", display(id));
+    tracing::Span::current().record("message_id", display(confirmed.id));
     Ok(match format {
-        Format::Json => Json(json!({ "status": "verified", "id": id })).into_response(),
-        Format::Html => state.page(StatusCode::OK, "confirmed", ()),
+        Format::Json => Json(json!({ "status": "verified", "id": confirmed.id })).into_response(),
+        Format::Html => super::forms::after_confirming(&state, &confirmed),
     })
 }

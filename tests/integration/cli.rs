@@ -30,7 +30,7 @@ impl Fixture {
         let db = format!("sqlite://{}", dir.path().join("formgate.db").display());
         let mut config = Config::for_tests(db.clone(), MailTarget::Dir(dir.path().join("mail")));
         config.keys = formgate::config::KeySource::Inline(vec![formgate::config::Secret(KEY.into())]);
-        config.staff_inbox = Some("Team <team@example.org>".parse().unwrap());
+        config.staff_inbox = vec!["Team <team@example.org>".parse().unwrap()];
         config.mail_from = "Example Forms <forms@example.org>".parse().unwrap();
         let services = Services::open(&config, Arc::new(SystemClock), "http://127.0.0.1:8080")
             .await

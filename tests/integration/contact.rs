@@ -223,8 +223,8 @@ async fn limits_are_enforced_with_clear_statuses(backend: Backend) {
         .unwrap();
     assert_eq!(
         res.status(),
-        400,
-        "a duplicated field is ambiguous, not silently first- or last-wins"
+        422,
+        "a duplicated field is ambiguous, not silently first- or last-wins: refused, naming it"
     );
     assert!(app.store.message(MessageId(1)).await.unwrap().is_none());
 }

@@ -32,7 +32,7 @@ async fn open(staff_inbox: Option<&str>) -> Dashboard {
     let dir = tempfile::tempdir().unwrap();
     let db = format!("sqlite://{}", dir.path().join("x.db").display());
     let mut config = Config::for_tests(db, MailTarget::Dir(dir.path().join("mail")));
-    config.staff_inbox = staff_inbox.map(|s| s.parse().unwrap());
+    config.staff_inbox = staff_inbox.into_iter().map(|s| s.parse().unwrap()).collect();
     let clock = ManualClock::new(T0);
     let services = Services::open(&config, Arc::new(clock.clone()), "http://localhost")
         .await
