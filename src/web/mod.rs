@@ -16,7 +16,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use axum::Router;
-use axum::extract::{MatchedPath, Request};
+use axum::extract::{MatchedPath, Request, State};
 use axum::http::{HeaderValue, header};
 use axum::middleware::{self, Next};
 use axum::response::Response;
@@ -61,19 +61,41 @@ impl WebState {
 }
 
 pub fn router(state: WebState) -> Router {
+    let csp = Arc::new(content_security_policy(state.actions.forms()));
     Router::new()
         .merge(forms::router(&state))
         .merge(verify::router(&state))
         .merge(health::router())
         .layer(middleware::from_fn_with_state(state.clone(), respond::answer_errors))
-        .layer(middleware::from_fn(security_headers))
+        .layer(middleware::from_fn_with_state(csp, security_headers))
         .layer(middleware::from_fn(log_request))
         .with_state(state)
 }
 
-/// Sent with every response. `no-referrer` keeps tokens in page URLs from leaking to other sites;
-/// the CSP allows only our own stylesheet and forms posting back to us.
-async fn security_headers(req: Request, next: Next) -> Response {
+/// Our own stylesheet only, and forms posting back to us. A form with a `thank_you_url` on
+/// another site adds that origin to `form-action`: browsers hold the redirect after a confirming
+/// post to it too.
+fn content_security_policy(forms: &crate::forms::Catalog) -> HeaderValue {
+    let mut targets: Vec<String> = forms
+        .iter()
+        .filter_map(|f| f.thank_you_url.as_deref().and_then(crate::config::Origin::of))
+        .collect();
+    targets.sort();
+    targets.dedup();
+    let extra: String = targets.iter().map(|o| format!(" {o}")).collect();
+    let csp = format!(
+        "default-src 'none'; style-src 'self'; img-src 'self'; form-action 'self'{extra}; frame-ancestors 'none'; base-uri 'none'"
+    );
+    // Origins are ASCII serialisations (`https://host:port`): always a valid header value.
+    HeaderValue::from_str(&csp).unwrap_or_else(|_| {
+        HeaderValue::from_static(
+            "default-src 'none'; style-src 'self'; img-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'",
+        )
+    })
+}
+
+/// Sent with every response. `no-referrer` keeps tokens in page URLs from leaking to other sites.
+async fn security_headers(State(csp): State<Arc<HeaderValue>>, req: Request, next: Next) -> Response {
     let mut res = next.run(req).await;
     let h = res.headers_mut();
     let set = |h: &mut axum::http::HeaderMap, name, value: &'static str| {
@@ -82,11 +104,7 @@ async fn security_headers(req: Request, next: Next) -> Response {
     set(h, header::X_CONTENT_TYPE_OPTIONS, "nosniff");
     set(h, header::REFERRER_POLICY, "no-referrer");
     set(h, header::X_FRAME_OPTIONS, "DENY");
-    set(
-        h,
-        header::CONTENT_SECURITY_POLICY,
-        "default-src 'none'; style-src 'self'; img-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'",
-    );
+    h.insert(header::CONTENT_SECURITY_POLICY, (*csp).clone());
     if !h.contains_key(header::CACHE_CONTROL) {
         set(h, header::CACHE_CONTROL, "no-store");
     }

@@ -19,6 +19,7 @@ mod abuse;
 mod cli;
 mod contact;
 mod edge;
+mod forms;
 mod intake;
 mod outbox;
 mod scale;
