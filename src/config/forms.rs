@@ -338,3 +338,126 @@ fn parse_field(item: &toml::Value, key: &str, label: &str) -> Result<FieldSpec, 
         verify,
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use crate::config::Config;
+    use crate::forms::FieldKind;
+
+    fn no_env(_: &str) -> Option<String> {
+        None
+    }
+
+    #[test]
+    fn forms_inherit_the_top_level_and_override_it() {
+        let c = Config::from_toml(
+            r#"
+            site_name = "Example"
+            staff_inbox = "Team <team@example.org>"
+            auto_release = true
+            [forms.contact]
+            [forms.quote]
+            title = "Request a quote"
+            staff_inbox = ["sales@example.org", "Boss <boss@example.org>"]
+            auto_release = false
+            fields = [{ name = "email", type = "email" }, { name = "budget", type = "select", options = ["a", "b"] }]
+            "#,
+            &no_env,
+        )
+        .unwrap();
+        let forms = c.forms();
+        assert_eq!(forms.len(), 2);
+        let (contact, quote) = (&forms[0], &forms[1]);
+        assert_eq!(
+            (contact.slug.as_str(), contact.title.as_str()),
+            ("contact", "Contact Example")
+        );
+        assert!(contact.auto_release && contact.is_open());
+        assert_eq!(contact.staff_inbox.len(), 1);
+        assert_eq!(quote.staff_inbox.len(), 2);
+        assert!(!quote.auto_release);
+        let fields = quote.fields.as_ref().unwrap();
+        assert!(
+            fields[0].verify && fields[0].required,
+            "the one email field is the verified address"
+        );
+        assert_eq!(fields[1].kind, FieldKind::Select);
+        // No [forms] at all: one open form, `contact`, with the top-level settings.
+        let c = Config::from_toml("", &no_env).unwrap();
+        let forms = c.forms();
+        assert_eq!((forms.len(), forms[0].slug.as_str()), (1, "contact"));
+        // A form's environment beats its table.
+        let env = |k: &str| (k == "FORMGATE_FORM_QUOTE_TITLE").then(|| "From env".to_string());
+        let c = Config::from_toml("[forms.contact]\n[forms.quote]\ntitle = \"File\"", &env).unwrap();
+        assert_eq!(c.forms()[1].title, "From env");
+    }
+
+    #[test]
+    fn each_bad_form_configuration_names_its_key_and_the_fix() {
+        for (toml, key, says) in [
+            ("[forms.Quote]", "forms.Quote", "lower-case"),
+            ("[forms.quote]\ntitel = \"x\"", "forms.quote.titel", "its keys are"),
+            ("[forms.quote]", "default_form", "there is no form `contact`"),
+            (
+                "[forms.contact]\nfields = [{ name = \"email\", type = \"emial\" }]",
+                "forms.contact.fields[0].type",
+                "the types are",
+            ),
+            (
+                "[forms.contact]\nfields = [{ name = \"email\", type = \"email\" }, { name = \"b\", type = \"select\" }]",
+                "forms.contact.fields[1].options",
+                "needs `options`",
+            ),
+            (
+                "[forms.contact]\nfields = [{ name = \"email\", type = \"email\" }, { name = \"form_token\" }]",
+                "forms.contact.fields[1].name",
+                "reserved",
+            ),
+            (
+                "[forms.contact]\nfields = [{ name = \"email\", type = \"email\" }, { name = \"_next\" }]",
+                "forms.contact.fields[1].name",
+                "reserved",
+            ),
+            (
+                "[forms.contact]\nfields = [{ name = \"name\" }]",
+                "forms.contact.fields",
+                "needs one field of type `email`",
+            ),
+            (
+                "[forms.contact]\nfields = [{ name = \"a\", type = \"email\" }, { name = \"b\", type = \"email\" }]",
+                "forms.contact.fields",
+                "verify = true",
+            ),
+            (
+                "[forms.contact]\nfields = [{ name = \"email\", type = \"email\" }, { name = \"email\" }]",
+                "forms.contact.fields[1].name",
+                "already has a field `email`",
+            ),
+            (
+                "[forms.contact]\nfields = [{ name = \"email\", type = \"email\" }, { name = \"n\", min = 3 }]",
+                "forms.contact.fields[1].min",
+                "only `number`",
+            ),
+            (
+                "[forms.contact]\nthank_you_url = \"javascript:alert(1)\"",
+                "forms.contact.thank_you_url",
+                "web address",
+            ),
+            (
+                "[forms.contact]\nstaff_inbox = [\"not a mailbox\"]",
+                "forms.contact.staff_inbox",
+                "mailbox",
+            ),
+            (
+                "[forms.contact]\nallowed_origins = [\"www.example.org\"]",
+                "forms.contact.allowed_origins",
+                "origin",
+            ),
+            ("default_form = \"Contact Us\"", "default_form", "form's name"),
+        ] {
+            let e = Config::from_toml(toml, &no_env).unwrap_err();
+            assert_eq!(e.key, key, "{toml}: {e}");
+            assert!(e.to_string().contains(says), "{toml}: {e}");
+        }
+    }
+}

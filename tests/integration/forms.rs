@@ -333,7 +333,81 @@ async fn schemas_and_pages_exist_per_form_and_unknown_forms_are_404(backend: Bac
     assert_eq!(res.status(), 404);
 }
 
+/// The migrations a database written by the previous version (no forms) has run.
+async fn previous_version_migrator(engine: &str) -> (tempfile::TempDir, sqlx::migrate::Migrator) {
+    let dir = tempfile::tempdir().unwrap();
+    let source = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("migrations")
+        .join(engine);
+    let mut names: Vec<_> = std::fs::read_dir(&source)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .filter(|n| n.as_str() < "0007")
+        .collect();
+    names.sort();
+    assert_eq!(names.len(), 6, "{names:?}");
+    for n in names {
+        std::fs::copy(source.join(&n), dir.path().join(&n)).unwrap();
+    }
+    let migrator = sqlx::migrate::Migrator::new(dir.path()).await.unwrap();
+    (dir, migrator)
+}
+
+const OLD_ROW: &str = "INSERT INTO messages (status, name, email, subject, body, ip, user_agent, created_at, updated_at, nonce, verify_expires_at)
+     VALUES ('verified', 'Old Visitor', 'old@example.org', 'Before forms', 'Kept as it was', NULL, NULL, 1700000000, 1700000000, 'n', 1800000000)";
+
+/// A database from the version before forms: its messages become form `contact` with no fields.
+async fn a_database_from_before_forms_migrates(backend: Backend) {
+    let dir = tempfile::tempdir().unwrap();
+    let Some((url, _db)) = backend.fresh_database(dir.path()).await else {
+        return;
+    };
+    match backend {
+        Backend::Sqlite => {
+            let opts = <sqlx::sqlite::SqliteConnectOptions as std::str::FromStr>::from_str(&url)
+                .unwrap()
+                .create_if_missing(true);
+            let pool = sqlx::SqlitePool::connect_with(opts).await.unwrap();
+            let (_keep, migrator) = previous_version_migrator("sqlite").await;
+            migrator.run(&pool).await.unwrap();
+            sqlx::query(OLD_ROW).execute(&pool).await.unwrap();
+            pool.close().await;
+        }
+        Backend::Postgres => {
+            let pool = sqlx::PgPool::connect(&url).await.unwrap();
+            let (_keep, migrator) = previous_version_migrator("postgres").await;
+            migrator.run(&pool).await.unwrap();
+            let row = OLD_ROW
+                .replace("INSERT INTO messages (", "INSERT INTO messages (id, ")
+                .replace("VALUES (", "VALUES (1, ");
+            sqlx::query(&row).execute(&pool).await.unwrap();
+            pool.close().await;
+        }
+    }
+    let store = formgate::store::connect(&url)
+        .await
+        .expect("the new version opens and migrates it");
+    let m = store
+        .message(MessageId(1))
+        .await
+        .unwrap()
+        .expect("the old message is still there");
+    assert_eq!((m.form.as_str(), m.fields.len()), ("contact", 0));
+    assert_eq!((m.name.as_str(), m.body.as_str()), ("Old Visitor", "Kept as it was"));
+    assert_eq!(m.status, Status::Verified);
+    let rows = store
+        .list(&formgate::store::ListQuery {
+            form: Some("contact".into()),
+            limit: 10,
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(rows.len(), 1);
+}
+
 on_every_backend!(
+    a_database_from_before_forms_migrates,
     an_open_form_keeps_every_extra_field_and_the_staff_mail_lists_them,
     an_open_form_refuses_what_it_cannot_keep_by_name,
     formspree_names_work_and_next_never_redirects,
