@@ -76,6 +76,10 @@ def main():
             if d and d["errors"]["status"] + d["errors"]["timeout"] + d["errors"]["connect"] > 0:
                 notes.append(f"{step}: errors {d['errors']}")
 
+    fg, ref = wrk("fg_declared"), wrk("ref_sqlite")
+    row("POST /f/quote, a declared form of 8 fields, on SQLite (ref: one INSERT)", "req/s",
+        fg["rps"] if fg else na("fg_declared"), ref["rps"] if ref else na("ref_sqlite"), ratio_target=0.75)
+
     ref = wrk("ref_sqlite")
     v = wrk("verify")
     row("POST /verify/{token} on SQLite (ref: one INSERT)", "req/s",

@@ -273,6 +273,31 @@ done
 note=$(python3 "$B/util.py" median-round "$RAW" sqlite "$ROUNDS" SQLite) || die "no SQLite intake figures"
 NOTES+=("$note")
 
+# A declared form with eight fields, each checked by its type, on SQLite: one round, its ratio
+# against the median SQLite round's reference.
+log "formgate: POST /f/quote (a declared form, eight fields) on SQLite"
+mkdir -p "$WORK/fg_declared"
+cat >"$WORK/fg_declared/formgate.toml" <<'TOML'
+[forms.contact]
+[forms.quote]
+fields = [
+  { name = "name", type = "text", required = true },
+  { name = "email", type = "email", required = true },
+  { name = "phone", type = "tel" },
+  { name = "budget", type = "select", options = ["< 5k", "5-20k", "> 20k"], required = true },
+  { name = "topics", type = "checkboxes", options = ["Web", "App", "Hosting"] },
+  { name = "seats", type = "number", min = 1, max = 500 },
+  { name = "message", type = "textarea", required = true },
+  { name = "consent", type = "checkbox", required = true },
+]
+TOML
+if start_fg fg_declared "sqlite://$WORK/fg_declared.db" "$SMTP"; then
+  run_wrk fg_declared "$B/lua/declared.lua" "http://127.0.0.1:$FG_PORT/f/quote"
+  stop_fg fg_declared
+else
+  na fg_declared "n/a (this build has no declared forms)"
+fi
+
 if command -v psql >/dev/null && psql -qAt "$PG/postgres" -c 'select 1' >/dev/null 2>&1; then
   pg_ok=1
   for r in $(seq "$ROUNDS"); do
