@@ -71,13 +71,13 @@ pub struct Submitted {
     pub receipt: String,
 }
 
-/// What opening a verification link (GET) shows.
+/// What opening a verification link (GET) shows, and for which form (its pages' title).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum LinkView {
     /// Show the "Confirm my message" button.
-    Confirm,
+    Confirm { form: String },
     /// Already confirmed with this link: show the thank-you page again.
-    AlreadyConfirmed,
+    AlreadyConfirmed { form: String },
 }
 
 /// The policy knobs the use-cases need from configuration.
@@ -375,11 +375,11 @@ impl UseCases {
         let (t, m) = self.token_message(token).await?;
         tracing::Span::current().record("message_id", m.id.0);
         if self.confirmed_with(&t, &m, now) {
-            return Ok(LinkView::AlreadyConfirmed);
+            return Ok(LinkView::AlreadyConfirmed { form: m.form });
         }
         self.check_pending_link(&t, &m, now)?;
         self.store.record_link_opened(m.id, now).await?;
-        Ok(LinkView::Confirm)
+        Ok(LinkView::Confirm { form: m.form })
     }
 
     /// POST of a verification link: the visitor confirms. Confirming twice is a success both times.

@@ -334,3 +334,58 @@ impl Catalog {
         self.entries.is_empty()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn form(slug: &str, ui_dir: Option<PathBuf>) -> Form {
+        Form {
+            slug: slug.into(),
+            title: slug.to_uppercase(),
+            site_name: "S".into(),
+            staff_inbox: vec![],
+            allowed_origins: vec![],
+            auto_release: false,
+            thank_you_url: None,
+            require_form_token: false,
+            ui_dir,
+            fields: None,
+        }
+    }
+
+    #[test]
+    fn a_form_with_its_own_ui_dir_renders_its_own_templates() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(dir.path().join("pages")).unwrap();
+        std::fs::write(dir.path().join("pages/confirmed.html"), "Thanks from {{ title }}").unwrap();
+        let site = Arc::new(Templates::load(None).unwrap());
+        let catalog = Catalog::new(
+            vec![form("contact", None), form("jobs", Some(dir.path().to_path_buf()))],
+            "contact",
+            site,
+        )
+        .unwrap();
+        let jobs = catalog.get("jobs").unwrap();
+        let ctx = minijinja::context! { title => "JOBS", site_name => "S" };
+        assert_eq!(
+            jobs.templates.render("pages/confirmed.html", &ctx).unwrap(),
+            "Thanks from JOBS"
+        );
+        let contact = catalog.default_entry();
+        assert!(contact.default && contact.slug == "contact");
+        assert!(
+            contact
+                .templates
+                .render("pages/confirmed.html", &ctx)
+                .unwrap()
+                .contains("<h1>Thank you</h1>")
+        );
+        // A message of a form no longer configured is handled as an open form with the default's settings.
+        assert!(catalog.entry_of("gone").is_open() && catalog.several());
+        assert_eq!(
+            jobs.mail_tag, "JOBS",
+            "several forms: the staff mail is tagged with the form's title"
+        );
+    }
+}

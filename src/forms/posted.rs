@@ -47,12 +47,13 @@ impl Posted {
     /// A JSON object whose values are strings, numbers, booleans, null (absent) or lists of
     /// strings; anything else is refused with the field's name.
     pub fn from_json(bytes: &[u8]) -> Result<Posted, String> {
-        let value: Json = serde_json::from_slice(bytes).map_err(|e| format!("the JSON body could not be read: {e}"))?;
-        let Json::Object(map) = value else {
-            return Err("the JSON body must be an object of field names and values".into());
-        };
+        let InOrder(pairs) =
+            serde_json::from_slice(bytes).map_err(|e| format!("the JSON body could not be read: {e}"))?;
         let mut posted = Posted::default();
-        for (name, value) in map {
+        for (name, value) in pairs {
+            if posted.get(&name).is_some() {
+                return Err(format!("field `{name}` is given twice in the JSON object"));
+            }
             let value = match value {
                 Json::Null => continue,
                 Json::String(s) => PostedValue::One(s),
@@ -76,6 +77,7 @@ impl Posted {
     }
 
     fn push(&mut self, name: String, value: String) {
+        // (a form-encoded name given twice is a list: a checkbox group)
         match self.fields.iter_mut().find(|(n, _)| *n == name) {
             Some((_, existing)) => {
                 let mut list = match std::mem::replace(existing, PostedValue::Many(Vec::new())) {
@@ -136,5 +138,31 @@ mod tests {
         assert!(Posted::from_json(br#"{"x": {"y": 1}}"#).unwrap_err().contains("`x`"));
         assert!(Posted::from_json(br#"[1]"#).is_err());
         assert!(Posted::from_json(br#"{"x": [[1]]}"#).unwrap_err().contains("`x`"));
+        assert!(Posted::from_json(br#"{"x": 1, "x": 2}"#).unwrap_err().contains("twice"));
+        let p = Posted::from_json(br#"{"zeta": "1", "alpha": "2"}"#).unwrap();
+        assert_eq!(p.fields[0].0, "zeta", "kept in the order written");
+    }
+}
+
+/// A JSON object's members in the order they were written (serde_json's own map sorts them).
+struct InOrder(Vec<(String, Json)>);
+
+impl<'de> serde::Deserialize<'de> for InOrder {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct Members;
+        impl<'de> serde::de::Visitor<'de> for Members {
+            type Value = InOrder;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("an object of field names and values")
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<InOrder, A::Error> {
+                let mut members = Vec::new();
+                while let Some(member) = map.next_entry::<String, Json>()? {
+                    members.push(member);
+                }
+                Ok(InOrder(members))
+            }
+        }
+        d.deserialize_map(Members)
     }
 }

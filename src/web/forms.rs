@@ -63,7 +63,7 @@ impl WebState {
     }
 
     /// A form named by a page's hidden field: that form, or the default one.
-    fn entry_or_default(&self, slug: Option<&str>) -> Arc<Entry> {
+    pub(super) fn entry_or_default(&self, slug: Option<&str>) -> Arc<Entry> {
         slug.and_then(|s| self.actions.forms().get(s).cloned())
             .unwrap_or_else(|| self.default_entry())
     }

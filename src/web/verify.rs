@@ -62,8 +62,15 @@ async fn show(State(state): State<WebState>, Path(token): Path<String>) -> Resul
         .run_to_completion(move |a| async move { a.open_link(&t).await })
         .await?;
     Ok(match view {
-        LinkView::Confirm => state.page(StatusCode::OK, "confirm", minijinja::context! { token }),
-        LinkView::AlreadyConfirmed => state.page(StatusCode::OK, "confirmed", ()),
+        LinkView::Confirm { form } => state.form_page(
+            &state.entry_or_default(Some(&form)),
+            StatusCode::OK,
+            "confirm",
+            minijinja::context! { token },
+        ),
+        LinkView::AlreadyConfirmed { form } => {
+            state.form_page(&state.entry_or_default(Some(&form)), StatusCode::OK, "confirmed", ())
+        }
     })
 }
 
