@@ -137,8 +137,17 @@ impl FieldSpec {
         }
     }
 
+    /// The most characters its value may have: the declared `max_length`, held to what the
+    /// message's own column takes (name and subject 200, an address 254).
     pub fn max_length(&self) -> usize {
-        self.max_length.unwrap_or(self.kind.default_max_length())
+        use crate::domain::message::{MAX_NAME, MAX_SUBJECT};
+        let declared = self.max_length.unwrap_or(self.kind.default_max_length());
+        match self.core() {
+            Some(Core::Name) => declared.min(MAX_NAME),
+            Some(Core::Subject) => declared.min(MAX_SUBJECT),
+            Some(Core::Email) => declared.min(254),
+            _ => declared,
+        }
     }
 }
 

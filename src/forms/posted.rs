@@ -107,6 +107,29 @@ impl Posted {
     }
 }
 
+/// A JSON object's members in the order they were written (serde_json's own map sorts them).
+struct InOrder(Vec<(String, Json)>);
+
+impl<'de> serde::Deserialize<'de> for InOrder {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct Members;
+        impl<'de> serde::de::Visitor<'de> for Members {
+            type Value = InOrder;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("an object of field names and values")
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<InOrder, A::Error> {
+                let mut members = Vec::new();
+                while let Some(member) = map.next_entry::<String, Json>()? {
+                    members.push(member);
+                }
+                Ok(InOrder(members))
+            }
+        }
+        d.deserialize_map(Members)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -141,28 +164,5 @@ mod tests {
         assert!(Posted::from_json(br#"{"x": 1, "x": 2}"#).unwrap_err().contains("twice"));
         let p = Posted::from_json(br#"{"zeta": "1", "alpha": "2"}"#).unwrap();
         assert_eq!(p.fields[0].0, "zeta", "kept in the order written");
-    }
-}
-
-/// A JSON object's members in the order they were written (serde_json's own map sorts them).
-struct InOrder(Vec<(String, Json)>);
-
-impl<'de> serde::Deserialize<'de> for InOrder {
-    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        struct Members;
-        impl<'de> serde::de::Visitor<'de> for Members {
-            type Value = InOrder;
-            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-                f.write_str("an object of field names and values")
-            }
-            fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<InOrder, A::Error> {
-                let mut members = Vec::new();
-                while let Some(member) = map.next_entry::<String, Json>()? {
-                    members.push(member);
-                }
-                Ok(InOrder(members))
-            }
-        }
-        d.deserialize_map(Members)
     }
 }
