@@ -5,8 +5,9 @@ use std::fmt::Write as _;
 use std::process::ExitCode;
 
 use crate::config::Config;
+use crate::domain::message::{MAX_NAME, MAX_SUBJECT};
 use crate::forms::accept::HONEYPOTS;
-use crate::forms::{FieldKind, FieldSpec, Form};
+use crate::forms::{Core, FieldKind, FieldSpec, Form};
 
 use super::output::safe;
 
@@ -205,6 +206,16 @@ pub fn html(form: &Form, base: &str) -> String {
     out
 }
 
+/// The most characters the form takes in this field: a field that fills the name or subject
+/// column is held to that column's limit too (as `accept` holds it).
+fn max_length(f: &FieldSpec) -> usize {
+    match f.core() {
+        Some(Core::Name) => f.max_length().min(MAX_NAME),
+        Some(Core::Subject) => f.max_length().min(MAX_SUBJECT),
+        _ => f.max_length(),
+    }
+}
+
 fn field(out: &mut String, form: &Form, f: &FieldSpec) {
     let e = escape;
     let id = e(&format!("{}-{}", form.slug, f.name));
@@ -257,7 +268,7 @@ fn field(out: &mut String, form: &Form, f: &FieldSpec) {
                     let _ = writeln!(
                         out,
                         "    <textarea id=\"{id}\" name=\"{name}\" rows=\"8\" maxlength=\"{}\"{required}{described}></textarea>",
-                        f.max_length()
+                        max_length(f)
                     );
                 }
                 FieldKind::Select => {
@@ -271,7 +282,7 @@ fn field(out: &mut String, form: &Form, f: &FieldSpec) {
                 _ => {
                     let mut attrs = String::new();
                     if !matches!(kind, FieldKind::Number | FieldKind::Date) {
-                        let _ = write!(attrs, " maxlength=\"{}\"", f.max_length());
+                        let _ = write!(attrs, " maxlength=\"{}\"", max_length(f));
                     }
                     if let Some(min) = f.min {
                         let _ = write!(attrs, " min=\"{min}\"");

@@ -685,6 +685,10 @@ async fn forms_lists_the_forms_and_prints_a_snippet_for_a_site_s_page(backend: B
     }
     assert!(html.contains(r#"type="email""#) && html.contains("<textarea") && html.contains("<select"));
     assert!(html.contains("<option>&lt;1k</option>"), "{html}");
+    assert!(
+        html.contains(r#"name="name" type="text" maxlength="200""#),
+        "the name column's limit, as the form enforces it: {html}"
+    );
     assert!(html.contains(r#"type="checkbox" name="topics" value="App""#), "{html}");
     assert!(
         html.contains("&lt;img src=x onerror=alert(1)&gt; &quot;Company&quot;"),
