@@ -2,6 +2,7 @@
 //! `migrate` and `check-config`. Exit codes: 0 success; 1 an action failed (one line on stderr
 //! per failure); 2 bad usage or configuration.
 
+mod forms;
 mod output;
 mod verbs;
 
@@ -50,6 +51,9 @@ pub enum Command {
         /// Only messages whose name, email, subject or body contains this text.
         #[arg(long)]
         search: Option<String>,
+        /// Only messages posted to this form (its slug; `formgate forms` lists them).
+        #[arg(long, value_name = "SLUG")]
+        form: Option<String>,
         /// At most this many.
         #[arg(long, default_value_t = 50)]
         limit: i64,
@@ -96,6 +100,23 @@ pub enum Command {
         format: verbs::ExportFormat,
         #[arg(long)]
         status: Option<Status>,
+        /// Only messages posted to this form; a declared form's CSV then has one column per field.
+        #[arg(long, value_name = "SLUG")]
+        form: Option<String>,
+    },
+    /// List the site's forms: their addresses, fields and where their messages go.
+    Forms {
+        #[command(subcommand)]
+        command: Option<FormsCommand>,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum FormsCommand {
+    /// Print a ready-to-paste HTML form that posts to this form, for a page of your own site.
+    Snippet {
+        /// The form's slug.
+        slug: String,
     },
 }
 
@@ -176,9 +197,16 @@ pub fn run() -> ExitCode {
             Command::List {
                 status,
                 search,
+                form,
                 limit,
                 json,
-            } => ok(verbs::list(&Services::for_moderator(&config).await?, status, search, limit, json).await),
+            } => {
+                if let Err(code) = forms::known(&config, form.as_deref()) {
+                    return Ok(code);
+                }
+                let services = Services::for_moderator(&config).await?;
+                ok(verbs::list(&services, status, search, form, limit, json).await)
+            }
             Command::Show { id, json } => ok(verbs::show(&Services::for_moderator(&config).await?, id, json).await),
             Command::Release(t) => {
                 verbs::each(
@@ -230,9 +258,17 @@ pub fn run() -> ExitCode {
                 verbs::unsuppress(&Services::for_moderator(&config).await?, &email, &actor(a)).await
             }
             Command::Purge { actor: a } => ok(verbs::purge(&Services::for_moderator(&config).await?, &actor(a)).await),
-            Command::Export { format, status } => {
-                ok(verbs::export(&Services::for_moderator(&config).await?, format, status).await)
+            Command::Export { format, status, form } => {
+                if let Err(code) = forms::known(&config, form.as_deref()) {
+                    return Ok(code);
+                }
+                let services = Services::for_moderator(&config).await?;
+                ok(verbs::export(&services, format, status, form).await)
             }
+            Command::Forms { command: None } => ok(forms::list(&config)),
+            Command::Forms {
+                command: Some(FormsCommand::Snippet { slug }),
+            } => Ok(forms::snippet(&config, &slug)),
         }
     });
     match result {

@@ -8,7 +8,9 @@ use serde::Serialize;
 
 use crate::actions::Details;
 use crate::clock::human_time;
-use crate::domain::Message;
+use crate::domain::{Field, Message};
+use crate::forms::Form;
+use crate::forms::present::{cell, shown_fields};
 use crate::mail::queue::OutboxState;
 use crate::store::MessageSummary;
 use crate::tui::safe::is_unsafe;
@@ -65,14 +67,28 @@ pub fn mail_state(row: &MessageSummary) -> String {
     }
 }
 
-pub fn table(out: &mut impl Write, rows: &[MessageSummary], now: i64) -> io::Result<()> {
+/// The list's table; with `form_column` (the site has several forms) a FORM column after STATUS.
+pub fn table(out: &mut impl Write, rows: &[MessageSummary], now: i64, form_column: bool) -> io::Result<()> {
     if rows.is_empty() {
         return writeln!(out, "no messages");
     }
+    let form = |slug: &str| {
+        if form_column {
+            format!("{} ", clip(slug, 12))
+        } else {
+            String::new()
+        }
+    };
     writeln!(
         out,
-        "{:>6}  {:<9} {:>4}  {:<20} {:<28} {:<30} MAIL",
-        "ID", "STATUS", "AGE", "NAME", "EMAIL", "SUBJECT"
+        "{:>6}  {:<9} {}{:>4}  {:<20} {:<28} {:<30} MAIL",
+        "ID",
+        "STATUS",
+        form("FORM"),
+        "AGE",
+        "NAME",
+        "EMAIL",
+        "SUBJECT"
     )?;
     for r in rows {
         let subject = r
@@ -81,9 +97,10 @@ pub fn table(out: &mut impl Write, rows: &[MessageSummary], now: i64) -> io::Res
             .unwrap_or_else(|| r.preview.lines().next().unwrap_or("").to_string());
         writeln!(
             out,
-            "{:>6}  {:<9} {:>4}  {} {} {} {}",
+            "{:>6}  {:<9} {}{:>4}  {} {} {} {}",
             r.id.0,
             r.status.as_str(),
+            form(&r.form),
             age(now, r.created_at),
             clip(&r.name, 20),
             clip(&r.email, 28),
@@ -94,10 +111,25 @@ pub fn table(out: &mut impl Write, rows: &[MessageSummary], now: i64) -> io::Res
     Ok(())
 }
 
-pub fn details(out: &mut impl Write, d: &Details) -> io::Result<()> {
+/// A message as `show --json` and `export --format json` give it: `fields` as
+/// `[{name, label, value}]` in the form's order, with the form's labels.
+pub fn message_json(m: &Message, form: &Form) -> serde_json::Result<serde_json::Value> {
+    let mut value = serde_json::to_value(m)?;
+    value["fields"] = serde_json::to_value(shown_fields(form, &m.fields))?;
+    Ok(value)
+}
+
+/// `form` is the one `entry_of(m.form)` gives (for a form no longer configured: the default's
+/// settings under another slug).
+pub fn details(out: &mut impl Write, d: &Details, form: &Form) -> io::Result<()> {
     let m = &d.message;
     let when = |t: Option<i64>| t.map(human_time).unwrap_or_else(|| "-".into());
     writeln!(out, "Message #{}  [{}]", m.id, m.status)?;
+    if form.slug == m.form {
+        writeln!(out, "Form:       {} ({})", safe(&m.form), safe(&form.title))?;
+    } else {
+        writeln!(out, "Form:       {} (no longer configured)", safe(&m.form))?;
+    }
     writeln!(out, "From:       {} <{}>", safe(&m.name), safe(&m.email))?;
     writeln!(out, "Subject:    {}", safe(m.subject.as_deref().unwrap_or("-")))?;
     writeln!(out, "Submitted:  {}", human_time(m.created_at))?;
@@ -110,6 +142,21 @@ pub fn details(out: &mut impl Write, d: &Details) -> io::Result<()> {
         when(m.verified_at),
         when(m.released_at)
     )?;
+    let shown = shown_fields(form, &m.fields);
+    if !shown.is_empty() {
+        writeln!(out)?;
+        writeln!(out, "Fields:")?;
+        let width = shown.iter().map(|f| safe(&f.label).chars().count()).max().unwrap_or(0);
+        for f in &shown {
+            let label = format!("{}:", safe(&f.label));
+            let value = f.value.display();
+            let mut lines = value.lines();
+            writeln!(out, "  {label:<w$} {}", safe(lines.next().unwrap_or("")), w = width + 1)?;
+            for more in lines {
+                writeln!(out, "  {:<w$} {}", "", safe(more), w = width + 1)?;
+            }
+        }
+    }
     writeln!(out)?;
     for line in m.body.lines() {
         writeln!(out, "    {}", safe(line))?;
@@ -180,8 +227,31 @@ const CSV_COLUMNS: &[&str] = &[
     "user_agent",
 ];
 
-pub fn csv_header(out: &mut impl Write) -> io::Result<()> {
-    writeln!(out, "{}\r", CSV_COLUMNS.join(","))
+/// After the message's own columns: `form`, then one column per declared field of the form the
+/// export is of (`columns`), or else one `fields` column holding the fields as a JSON object.
+pub fn csv_header(out: &mut impl Write, columns: Option<&[(String, String)]>) -> io::Result<()> {
+    let mut names: Vec<String> = CSV_COLUMNS.iter().map(|c| (*c).to_string()).collect();
+    names.push("form".into());
+    match columns {
+        Some(columns) => names.extend(columns.iter().map(|(name, _)| csv_cell(name))),
+        None => names.push("fields".into()),
+    }
+    writeln!(out, "{}\r", names.join(","))
+}
+
+/// The fields as one JSON object, in their order: `{"company":"Acme","topics":["a","b"]}`.
+fn fields_object(fields: &[Field]) -> String {
+    let mut s = String::from("{");
+    for (i, f) in fields.iter().enumerate() {
+        if i > 0 {
+            s.push(',');
+        }
+        s.push_str(&serde_json::to_string(&f.name).unwrap_or_default());
+        s.push(':');
+        s.push_str(&serde_json::to_string(&f.value).unwrap_or_default());
+    }
+    s.push('}');
+    s
 }
 
 /// RFC 4180 quoting, and a leading `'` on cells a spreadsheet would run as a formula.
@@ -198,9 +268,14 @@ fn csv_cell(s: &str) -> String {
     }
 }
 
-pub fn csv_row(out: &mut impl Write, m: &Message, escape_controls: bool) -> io::Result<()> {
+pub fn csv_row(
+    out: &mut impl Write,
+    m: &Message,
+    columns: Option<&[(String, String)]>,
+    escape_controls: bool,
+) -> io::Result<()> {
     let opt = |t: Option<i64>| t.map(|t| t.to_string()).unwrap_or_default();
-    let cells = [
+    let mut cells = vec![
         m.id.0.to_string(),
         m.status.as_str().to_string(),
         m.name.clone(),
@@ -212,7 +287,12 @@ pub fn csv_row(out: &mut impl Write, m: &Message, escape_controls: bool) -> io::
         opt(m.released_at),
         m.ip.clone().unwrap_or_default(),
         m.user_agent.clone().unwrap_or_default(),
+        m.form.clone(),
     ];
+    match columns {
+        Some(columns) => cells.extend(columns.iter().map(|(name, _)| cell(&m.fields, name))),
+        None => cells.push(fields_object(&m.fields)),
+    }
     let cell = |c: &String| {
         if escape_controls {
             csv_cell(&safe(c))

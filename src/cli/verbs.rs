@@ -52,6 +52,7 @@ pub async fn list(
     services: &Services,
     status: Option<Status>,
     search: Option<String>,
+    form: Option<String>,
     limit: i64,
     json: bool,
 ) -> anyhow::Result<()> {
@@ -59,7 +60,7 @@ pub async fn list(
         .store
         .list(&ListQuery {
             status,
-            form: None,
+            form,
             search,
             after: None,
             limit: limit.clamp(1, 10_000),
@@ -69,18 +70,26 @@ pub async fn list(
     if json {
         writeln!(out, "{}", output::json(&rows)?)?;
     } else {
-        output::table(&mut out, &rows, services.actions.now())?;
+        output::table(
+            &mut out,
+            &rows,
+            services.actions.now(),
+            services.actions.forms().several(),
+        )?;
     }
     Ok(())
 }
 
 pub async fn show(services: &Services, id: MessageId, json: bool) -> anyhow::Result<()> {
     let details = services.actions.details(id).await?;
+    let form = services.actions.forms().entry_of(&details.message.form);
     let mut out = std::io::stdout().lock();
     if json {
-        writeln!(out, "{}", output::json(&details)?)?;
+        let mut value = serde_json::to_value(&details)?;
+        value["message"] = output::message_json(&details.message, form)?;
+        writeln!(out, "{}", output::json(&value)?)?;
     } else {
-        output::details(&mut out, &details)?;
+        output::details(&mut out, &details, form)?;
     }
     Ok(())
 }
@@ -127,8 +136,14 @@ pub async fn purge(services: &Services, actor: &str) -> anyhow::Result<()> {
 
 /// Pages through every message (keyset pagination, so memory stays flat) with its full text.
 /// JSON escapes terminal controls losslessly; CSV cannot, so CSV written to a terminal (rather
-/// than a file or pipe) shows them escaped.
-pub async fn export(services: &Services, format: ExportFormat, status: Option<Status>) -> anyhow::Result<()> {
+/// than a file or pipe) shows them escaped. CSV of one declared form (`--form`) has a column per
+/// field; otherwise the fields are one JSON column (messages of several forms, or an open form's).
+pub async fn export(
+    services: &Services,
+    format: ExportFormat,
+    status: Option<Status>,
+    form: Option<String>,
+) -> anyhow::Result<()> {
     use std::io::IsTerminal;
     let to_terminal = std::io::stdout().is_terminal();
     if to_terminal && matches!(format, ExportFormat::Csv) {
@@ -137,10 +152,15 @@ pub async fn export(services: &Services, format: ExportFormat, status: Option<St
         );
     }
     let mut out = std::io::BufWriter::new(std::io::stdout().lock());
+    let catalog = services.actions.forms().clone();
+    let columns = form
+        .as_deref()
+        .and_then(|slug| catalog.get(slug))
+        .and_then(|entry| crate::forms::present::export_columns(entry));
     let mut after = None;
     let mut first = true;
     match format {
-        ExportFormat::Csv => output::csv_header(&mut out)?,
+        ExportFormat::Csv => output::csv_header(&mut out, columns.as_deref())?,
         ExportFormat::Json => write!(out, "[")?,
     }
     loop {
@@ -148,7 +168,7 @@ pub async fn export(services: &Services, format: ExportFormat, status: Option<St
             .store
             .list(&ListQuery {
                 status,
-                form: None,
+                form: form.clone(),
                 search: None,
                 after,
                 limit: 500,
@@ -162,9 +182,10 @@ pub async fn export(services: &Services, format: ExportFormat, status: Option<St
                 continue;
             };
             match format {
-                ExportFormat::Csv => output::csv_row(&mut out, &m, to_terminal)?,
+                ExportFormat::Csv => output::csv_row(&mut out, &m, columns.as_deref(), to_terminal)?,
                 ExportFormat::Json => {
-                    write!(out, "{}{}", if first { "\n" } else { ",\n" }, output::json(&m)?)?;
+                    let value = output::message_json(&m, catalog.entry_of(&m.form))?;
+                    write!(out, "{}{}", if first { "\n" } else { ",\n" }, output::json(&value)?)?;
                 }
             }
             first = false;

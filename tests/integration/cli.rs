@@ -13,6 +13,8 @@ use formgate::mail::queue::MailKind;
 use formgate::mail::{OutboxConfig, OutboxWorker, Transport};
 use formgate::store::{Audit, Change};
 
+use crate::support::app::{Backend, on_every_backend};
+use crate::support::pg::TestDatabase;
 use crate::support::smtp::TestSmtp;
 
 const KEY: &str = "cli-test-key-0123456789-0123456789-0123456789";
@@ -22,6 +24,10 @@ struct Fixture {
     db: String,
     services: Services,
     config: Config,
+    /// `--config FILE` for the binary (the `[forms.NAME]` tables have no environment form).
+    config_file: Option<std::path::PathBuf>,
+    /// A PostgreSQL test database, dropped last.
+    _pg: Option<TestDatabase>,
 }
 
 impl Fixture {
@@ -40,7 +46,46 @@ impl Fixture {
             db,
             services,
             config,
+            config_file: None,
+            _pg: None,
         }
+    }
+
+    /// On `backend`, with the configuration `toml` (its forms) for both the in-process services
+    /// and the binary. None: PostgreSQL is unreachable and the test skips itself.
+    async fn with_config(backend: Backend, toml: &str) -> Option<Fixture> {
+        let dir = tempfile::tempdir().unwrap();
+        let (db, pg) = backend.fresh_database(dir.path()).await?;
+        let file = dir.path().join("formgate.toml");
+        std::fs::write(&file, toml).unwrap();
+        let mut config = Config::from_toml(toml, &|_| None).unwrap();
+        config.database_url = db.clone();
+        config.mail = MailTarget::Dir(dir.path().join("mail"));
+        config.keys = formgate::config::KeySource::Inline(vec![formgate::config::Secret(KEY.into())]);
+        config.verify_mails_per_address = None;
+        config.max_mails_per_hour = None;
+        let services = Services::open(&config, Arc::new(SystemClock), "http://127.0.0.1:8080")
+            .await
+            .unwrap();
+        Some(Fixture {
+            _dir: dir,
+            db,
+            services,
+            config,
+            config_file: Some(file),
+            _pg: pg,
+        })
+    }
+
+    /// A post to form `slug` (a JSON object, as the JSON API takes it), accepted by that form's
+    /// rules and stored.
+    async fn post(&self, slug: &str, json: serde_json::Value) -> MessageId {
+        let forms = self.services.actions.forms().clone();
+        let form = forms.get(slug).expect("a configured form");
+        let posted = formgate::forms::Posted::from_json(json.to_string().as_bytes()).unwrap();
+        let accepted = formgate::forms::accept::accept(form, &posted, Some("198.51.100.7".into()), None)
+            .unwrap_or_else(|r| panic!("refused: {:?}", r.errors));
+        self.services.actions.submit(accepted.msg).await.unwrap().id
     }
 
     /// A message from `name`, confirmed by its sender when `verified`.
@@ -85,6 +130,9 @@ impl Fixture {
 
     fn command(&self, args: &[&str]) -> Command {
         let mut c = Command::new(env!("CARGO_BIN_EXE_formgate"));
+        if let Some(file) = &self.config_file {
+            c.arg("--config").arg(file);
+        }
         c.args(args)
             .env("FORMGATE_DATABASE_URL", &self.db)
             .env("FORMGATE_SECRET_KEYS", KEY)
@@ -410,3 +458,263 @@ async fn suppressed_addresses_and_spam_are_handled_from_the_command_line() {
     let out = f.run(&["not-spam", &spam.to_string()]);
     assert_eq!(out.status.code(), Some(1), "only spam can be not spam");
 }
+
+/// Two forms: the default, open `contact`, and a declared `quote` whose labels are hostile HTML.
+const TWO_FORMS: &str = r#"
+public_url = "https://forms.example.org"
+staff_inbox = "Team <team@example.org>"
+default_form = "contact"
+
+[forms.contact]
+
+[forms.quote]
+title = "Ask for a quote"
+allowed_origins = ["https://www.example.org"]
+fields = [
+  { name = "name", type = "text", label = "Your name", required = true },
+  { name = "email", type = "email", label = "Your email", required = true },
+  { name = "company", type = "text", label = "<img src=x onerror=alert(1)> \"Company\"" },
+  { name = "budget", type = "select", label = "Budget", options = ["<1k", "1-5k"] },
+  { name = "topics", type = "checkboxes", label = "Topics", options = ["Web", "App"] },
+  { name = "consent", type = "checkbox", label = "I agree", required = true },
+  { name = "message", type = "textarea", label = "Your message", required = true },
+]
+"#;
+
+fn lines(o: &Output) -> Vec<String> {
+    stdout(o).split("\r\n").map(str::to_owned).collect()
+}
+
+async fn verbs_know_each_message_s_form_and_fields(backend: Backend) {
+    let Some(f) = Fixture::with_config(backend, TWO_FORMS).await else {
+        return;
+    };
+    let hello = f
+        .post(
+            "contact",
+            serde_json::json!({"name": "Ada", "email": "ada@example.org", "message": "Hello", "ref": "newsletter"}),
+        )
+        .await;
+    let quote = f
+        .post(
+            "quote",
+            serde_json::json!({
+                "name": "Bob", "email": "bob@example.org", "message": "A shop, please",
+                "company": "=SUM(A1)", "budget": "1-5k", "topics": ["Web", "App"], "consent": true,
+            }),
+        )
+        .await;
+
+    // list --form
+    let out = f.run(&["list", "--form", "quote", "--json"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let rows: serde_json::Value = serde_json::from_str(&stdout(&out)).unwrap();
+    assert_eq!(rows.as_array().unwrap().len(), 1, "{rows}");
+    assert_eq!(rows[0]["id"], quote.0);
+    assert_eq!(rows[0]["form"], "quote");
+    let out = f.run(&["list", "--form", "nope"]);
+    assert_eq!(out.status.code(), Some(2), "an unknown form is bad usage");
+    assert_eq!(
+        stderr(&out).trim(),
+        "formgate: there is no form `nope`; the forms are contact, quote"
+    );
+    let out = f.run(&["list"]);
+    let text = stdout(&out);
+    let header = text.lines().next().unwrap();
+    assert!(header.contains(" FORM "), "several forms: a FORM column: {text}");
+    assert!(text.lines().any(|l| l.contains("quote") && l.contains("Bob")), "{text}");
+    assert!(
+        text.lines().any(|l| l.contains("contact") && l.contains("Ada")),
+        "{text}"
+    );
+
+    // show --json: the fields in the form's order, with its labels, values as stored.
+    let out = f.run(&["show", &quote.to_string(), "--json"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let shown: serde_json::Value = serde_json::from_str(&stdout(&out)).unwrap();
+    let m = &shown["message"];
+    assert_eq!(m["form"], "quote");
+    assert_eq!(
+        m["fields"],
+        serde_json::json!([
+            {"name": "company", "label": "<img src=x onerror=alert(1)> \"Company\"", "value": "=SUM(A1)"},
+            {"name": "budget", "label": "Budget", "value": "1-5k"},
+            {"name": "topics", "label": "Topics", "value": ["Web", "App"]},
+            {"name": "consent", "label": "I agree", "value": true},
+        ])
+    );
+    let out = f.run(&["show", &hello.to_string(), "--json"]);
+    let shown: serde_json::Value = serde_json::from_str(&stdout(&out)).unwrap();
+    assert_eq!(
+        shown["message"]["fields"],
+        serde_json::json!([{"name": "ref", "label": "ref", "value": "newsletter"}]),
+        "an open form's extra field, under its name"
+    );
+
+    // show: the form and the labelled fields after the header.
+    let out = f.run(&["show", &quote.to_string()]);
+    let text = stdout(&out);
+    assert!(text.contains("Form:       quote (Ask for a quote)"), "{text}");
+    for line in ["Budget:", "1-5k", "Topics:", "Web, App", "I agree:", "yes"] {
+        assert!(text.contains(line), "{line}: {text}");
+    }
+    assert!(
+        text.find("Fields:").unwrap() < text.find("A shop, please").unwrap(),
+        "fields come before the body: {text}"
+    );
+
+    // export --form of a declared form: one column per field, defused.
+    let out = f.run(&["export", "--form", "quote", "--format", "csv"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let rows = lines(&out);
+    assert_eq!(
+        rows[0],
+        "id,status,name,email,subject,message,created_at,verified_at,released_at,ip,user_agent,form,company,budget,topics,consent"
+    );
+    assert_eq!(rows.len(), 3, "header, one message, and the final line end: {rows:?}");
+    assert!(
+        rows[1].ends_with(",quote,'=SUM(A1),1-5k,\"Web, App\",yes"),
+        "{}",
+        rows[1]
+    );
+
+    // An open form's (or a mixed) export: the fields as one JSON column.
+    let out = f.run(&["export", "--form", "contact", "--format", "csv"]);
+    let rows = lines(&out);
+    assert!(rows[0].ends_with(",user_agent,form,fields"), "{}", rows[0]);
+    assert_eq!(rows.len(), 3, "{rows:?}");
+    assert!(
+        rows[1].ends_with(r#",contact,"{""ref"":""newsletter""}""#),
+        "{}",
+        rows[1]
+    );
+    let out = f.run(&["export", "--format", "csv"]);
+    let rows = lines(&out);
+    assert!(rows[0].ends_with(",form,fields"), "{}", rows[0]);
+    assert!(
+        rows[1].contains(
+            r#",quote,"{""company"":""=SUM(A1)"",""budget"":""1-5k"",""topics"":[""Web"",""App""],""consent"":true}""#
+        ),
+        "{}",
+        rows[1]
+    );
+
+    // JSON export: every message with its form and labelled fields.
+    let out = f.run(&["export", "--format", "json"]);
+    let all: serde_json::Value = serde_json::from_str(&stdout(&out)).unwrap();
+    let all = all.as_array().unwrap();
+    assert_eq!(all.len(), 2);
+    assert_eq!(all[0]["form"], "quote", "newest first");
+    assert_eq!(all[0]["fields"][1]["label"], "Budget");
+    assert_eq!(all[1]["form"], "contact");
+    assert_eq!(all[1]["fields"][0]["value"], "newsletter");
+    let out = f.run(&["export", "--form", "nope"]);
+    assert_eq!(out.status.code(), Some(2));
+
+    // A field's name and value are visitor text: shown on the terminal made safe.
+    let evil = f
+        .post(
+            "contact",
+            serde_json::json!({
+                "name": "Eve", "email": "eve@example.org", "message": "hi",
+                "x": "a\u{1b}]0;pwned\u{7}\u{9b}31m\u{202e}b\nsecond line",
+            }),
+        )
+        .await;
+    let out = f.run(&["show", &evil.to_string()]);
+    let text = stdout(&out);
+    let bad: Vec<char> = text
+        .chars()
+        .filter(|c| (c.is_control() && *c != '\n') || ('\u{202a}'..='\u{202e}').contains(c))
+        .collect();
+    assert!(bad.is_empty(), "show printed raw control characters {bad:?}: {text}");
+    assert!(text.contains("second line"), "{text}");
+}
+
+async fn forms_lists_the_forms_and_prints_a_snippet_for_a_site_s_page(backend: Backend) {
+    let Some(f) = Fixture::with_config(backend, TWO_FORMS).await else {
+        return;
+    };
+    let out = f.run(&["forms"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let text = stdout(&out);
+    let (contact, quote) = text.split_once("\n\n").expect("one block per form");
+    assert!(contact.starts_with("contact (default)  Contact "), "{text}");
+    for url in [
+        "https://forms.example.org/f/contact",
+        "https://forms.example.org/contact",
+        "https://forms.example.org/f/contact/schema",
+    ] {
+        assert!(contact.contains(url), "{url}: {contact}");
+    }
+    assert!(contact.contains("open:"), "{contact}");
+    assert!(
+        contact.contains("staff_inbox      Team <team@example.org>"),
+        "{contact}"
+    );
+    assert!(quote.starts_with("quote  Ask for a quote\n"), "{quote}");
+    assert!(quote.contains("https://forms.example.org/f/quote/schema"), "{quote}");
+    assert!(!quote.contains("/contact"), "{quote}");
+    assert!(quote.contains("declared:"), "{quote}");
+    assert!(
+        quote
+            .lines()
+            .any(|l| l.trim_start().starts_with("budget") && l.contains("select") && l.contains("optional")),
+        "{quote}"
+    );
+    assert!(
+        quote
+            .lines()
+            .any(|l| l.trim_start().starts_with("email") && l.contains("required, verified")),
+        "{quote}"
+    );
+    assert!(quote.contains("allowed_origins  https://www.example.org"), "{quote}");
+    assert!(quote.contains("thank_you_url    "), "{quote}");
+
+    let out = f.run(&["forms", "snippet", "quote"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let html = stdout(&out);
+    assert!(
+        html.contains(r#"<form method="post" action="https://forms.example.org/f/quote""#),
+        "{html}"
+    );
+    for name in [
+        "name", "email", "company", "budget", "topics", "consent", "message", "website",
+    ] {
+        assert!(html.contains(&format!("name=\"{name}\"")), "{name}: {html}");
+    }
+    assert!(html.contains(r#"type="email""#) && html.contains("<textarea") && html.contains("<select"));
+    assert!(html.contains("<option>&lt;1k</option>"), "{html}");
+    assert!(
+        html.contains(r#"name="name" type="text" maxlength="200""#),
+        "the name column's limit, as the form enforces it: {html}"
+    );
+    assert!(html.contains(r#"type="checkbox" name="topics" value="App""#), "{html}");
+    assert!(
+        html.contains("&lt;img src=x onerror=alert(1)&gt; &quot;Company&quot;"),
+        "the hostile label is escaped: {html}"
+    );
+    assert!(!html.contains("<img"), "{html}");
+    assert!(
+        html.contains(r#"aria-hidden="true" style="position:absolute;"#),
+        "the honeypot is hidden without formgate's stylesheet: {html}"
+    );
+    assert!(html.contains(r#"<button type="submit">"#));
+    assert_eq!(stderr(&out), "", "the form allows www.example.org: no note");
+
+    let out = f.run(&["forms", "snippet", "contact"]);
+    assert!(out.status.success());
+    assert!(
+        stderr(&out).contains("sets no allowed_origins"),
+        "a form no other site may post says so: {}",
+        stderr(&out)
+    );
+    let out = f.run(&["forms", "snippet", "nope"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(stderr(&out).contains("the forms are contact, quote"));
+}
+
+on_every_backend!(
+    verbs_know_each_message_s_form_and_fields,
+    forms_lists_the_forms_and_prints_a_snippet_for_a_site_s_page,
+);
