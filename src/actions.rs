@@ -747,12 +747,7 @@ impl UseCases {
         };
         let now = self.clock.now();
         let form = self.forms.entry_of(&m.form);
-        let recipients = form
-            .staff_inbox
-            .iter()
-            .map(ToString::to_string)
-            .collect::<Vec<_>>()
-            .join(", ");
+        let recipients = form.inboxes();
         let mail = if form.staff_inbox.is_empty() {
             None
         } else {

@@ -111,11 +111,7 @@ fn describe(out: &mut String, form: &Form, default: bool, base: &str) {
     let inbox = if form.staff_inbox.is_empty() {
         "(none: released messages are not mailed)".to_string()
     } else {
-        form.staff_inbox
-            .iter()
-            .map(ToString::to_string)
-            .collect::<Vec<_>>()
-            .join(", ")
+        form.inboxes()
     };
     let _ = writeln!(out, "  staff_inbox      {}", safe(&inbox));
     let origins = if form.allowed_origins.is_empty() {
@@ -319,18 +315,7 @@ mod tests {
 
     #[test]
     fn an_open_form_snippet_has_its_four_fields_and_the_honeypot() {
-        let form = Form {
-            slug: "contact".into(),
-            title: "Contact <us>".into(),
-            site_name: "S".into(),
-            staff_inbox: vec![],
-            allowed_origins: vec![],
-            auto_release: false,
-            thank_you_url: None,
-            require_form_token: false,
-            ui_dir: None,
-            fields: None,
-        };
+        let form = Form::open("contact", "Contact <us>", "S");
         let html = html(&form, "https://forms.example.org");
         assert!(
             html.contains(r#"action="https://forms.example.org/f/contact""#),

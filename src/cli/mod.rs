@@ -313,11 +313,7 @@ async fn serve(config: &Config) -> anyhow::Result<()> {
         let inbox = if form.staff_inbox.is_empty() {
             "(no staff_inbox set)".to_string()
         } else {
-            form.staff_inbox
-                .iter()
-                .map(ToString::to_string)
-                .collect::<Vec<_>>()
-                .join(", ")
+            form.inboxes()
         };
         let path = form.path(form.default);
         println!("  form {:<19} {}{path} → {inbox}", form.slug, app.public_url);

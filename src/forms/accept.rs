@@ -506,18 +506,7 @@ mod tests {
     use crate::forms::open_fields;
 
     fn open_form() -> Form {
-        Form {
-            slug: "contact".into(),
-            title: "Contact".into(),
-            site_name: "S".into(),
-            staff_inbox: vec![],
-            allowed_origins: vec![],
-            auto_release: false,
-            thank_you_url: None,
-            require_form_token: false,
-            ui_dir: None,
-            fields: None,
-        }
+        Form::open("contact", "Contact", "S")
     }
 
     fn field(name: &str, kind: FieldKind, required: bool) -> FieldSpec {

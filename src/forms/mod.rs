@@ -173,6 +173,31 @@ pub struct Form {
 }
 
 impl Form {
+    /// An open form with no settings of its own: no inbox, no other origins, formgate's pages.
+    pub fn open(slug: &str, title: &str, site_name: &str) -> Form {
+        Form {
+            slug: slug.into(),
+            title: title.into(),
+            site_name: site_name.into(),
+            staff_inbox: Vec::new(),
+            allowed_origins: Vec::new(),
+            auto_release: false,
+            thank_you_url: None,
+            require_form_token: false,
+            ui_dir: None,
+            fields: None,
+        }
+    }
+
+    /// Its staff inboxes as one line (`a@x.org, Boss <b@x.org>`); empty when it has none.
+    pub fn inboxes(&self) -> String {
+        self.staff_inbox
+            .iter()
+            .map(ToString::to_string)
+            .collect::<Vec<_>>()
+            .join(", ")
+    }
+
     /// The field list visitors see: the declared one, or an open form's four.
     pub fn visible_fields(&self) -> Vec<FieldSpec> {
         match &self.fields {
@@ -350,16 +375,8 @@ mod tests {
 
     fn form(slug: &str, ui_dir: Option<PathBuf>) -> Form {
         Form {
-            slug: slug.into(),
-            title: slug.to_uppercase(),
-            site_name: "S".into(),
-            staff_inbox: vec![],
-            allowed_origins: vec![],
-            auto_release: false,
-            thank_you_url: None,
-            require_form_token: false,
             ui_dir,
-            fields: None,
+            ..Form::open(slug, &slug.to_uppercase(), "S")
         }
     }
 

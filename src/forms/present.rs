@@ -104,16 +104,8 @@ mod tests {
             ..open_fields()[0].clone()
         });
         let form = Form {
-            slug: "q".into(),
-            title: "Q".into(),
-            site_name: "S".into(),
-            staff_inbox: vec![],
-            allowed_origins: vec![],
-            auto_release: false,
-            thank_you_url: None,
-            require_form_token: false,
-            ui_dir: None,
             fields: Some(fields),
+            ..Form::open("q", "Q", "S")
         };
         let stored = vec![
             Field::new("old", FieldValue::Text("kept".into())),
