@@ -94,6 +94,7 @@ pub fn update(app: &mut State, action: Action) -> Option<Effect> {
             None
         }
         Mode::Suppressed => suppressed_mode(app, action),
+        Mode::FormPicker => form_picker_mode(app, action),
         Mode::Filter => filter_mode(app, action),
         Mode::Detail => detail_mode(app, action),
         Mode::Normal => normal_mode(app, action),
@@ -186,8 +187,44 @@ fn normal_mode(app: &mut State, action: Action) -> Option<Effect> {
             None
         }
         Action::ToggleSuppressed => open_suppressed(app),
+        Action::PickForm => {
+            if app.several_forms() {
+                let at = app
+                    .form
+                    .as_deref()
+                    .and_then(|slug| app.forms.iter().position(|f| f.slug == slug))
+                    .map_or(0, |i| i + 1);
+                app.form_picker = Some(at);
+            } else {
+                say(app, Tone::Info, text::ONE_FORM);
+            }
+            None
+        }
         _ => None,
     }
+}
+
+/// The form picker: move, then Enter shows that form's messages (and counts), Esc changes nothing.
+fn form_picker_mode(app: &mut State, action: Action) -> Option<Effect> {
+    let last = app.forms.len();
+    let at = app.form_picker.as_mut()?;
+    match action {
+        Action::Down => *at = (*at + 1).min(last),
+        Action::Up => *at = at.saturating_sub(1),
+        Action::PageDown | Action::Bottom => *at = last,
+        Action::PageUp | Action::Top => *at = 0,
+        Action::Cancel => app.form_picker = None,
+        Action::ApplyForm => {
+            let chosen = at.checked_sub(1).and_then(|i| app.forms.get(i)).map(|f| f.slug.clone());
+            app.form_picker = None;
+            if chosen != app.form {
+                app.form = chosen;
+                return Some(reset(app));
+            }
+        }
+        _ => {}
+    }
+    None
 }
 
 fn open_suppressed(app: &mut State) -> Option<Effect> {
@@ -391,6 +428,7 @@ fn request(app: &mut State, kind: LoadKind, after: Option<Key>, limit: usize) ->
         kind,
         tab: app.tab,
         filter: app.filter.clone(),
+        form: app.form.clone(),
         after,
         limit: i64::try_from(limit).unwrap_or(i64::MAX),
         detail: app.detail.as_ref().map(|d| d.id),
@@ -433,6 +471,10 @@ fn loaded(app: &mut State, l: Loaded) -> Option<Effect> {
     if app.db_down {
         app.db_down = false;
         say(app, Tone::Info, text::DB_BACK);
+    }
+    if l.request.form != app.form {
+        // Rows and counts of a form no longer shown (the next load is the current one's).
+        return None;
     }
     app.counts = l.counts;
     if l.request.tab != app.tab || l.request.filter != app.filter {
