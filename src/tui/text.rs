@@ -68,11 +68,6 @@ pub fn filter_badge(filter: &str) -> String {
     format!("/{filter}")
 }
 
-/// The picked form in the top line.
-pub fn form_badge(title: &str) -> String {
-    format!("form: {title}")
-}
-
 pub const FILTER_PROMPT: &str = "/";
 pub const FILTER_HINT: &str = "type to filter name, email, subject and message · Enter apply · Esc cancel";
 

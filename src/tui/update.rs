@@ -1110,4 +1110,63 @@ mod tests {
         assert!(update(&mut app, Action::Tick(NOW + 1)).is_none());
         assert_eq!(app.now, NOW + 1, "the clock moves anyway");
     }
+
+    #[test]
+    fn f_picks_a_form_whose_rows_and_counts_are_loaded_and_esc_changes_nothing() {
+        let mut app = app_with(Tab::Pending, 3);
+        assert!(press(&mut app, "f").is_empty());
+        assert_eq!(app.mode(), Mode::Normal, "one form: nothing to pick");
+        assert_eq!(app.status.clone().unwrap().text, text::ONE_FORM);
+
+        app.forms = fixtures::forms();
+        assert!(press(&mut app, "f").is_empty());
+        assert_eq!((app.mode(), app.form_picker), (Mode::FormPicker, Some(0)));
+        assert!(press(&mut app, "jjjjrd").is_empty(), "verbs do nothing in the picker");
+        assert_eq!(app.form_picker, Some(3), "clamped to the last form");
+        assert!(app.confirm.is_none());
+        press(&mut app, "kk\x1b");
+        assert_eq!((app.mode(), app.form.as_deref()), (Mode::Normal, None), "Esc cancels");
+
+        press(&mut app, "fj");
+        let req = load(press(&mut app, "\n").pop());
+        assert_eq!(app.mode(), Mode::Normal);
+        assert_eq!(app.form.as_deref(), Some("contact"));
+        assert_eq!((req.kind, req.form.as_deref()), (LoadKind::Reset, Some("contact")));
+        assert!(app.rows.is_empty(), "a new list");
+        press(&mut app, "f");
+        assert_eq!(app.form_picker, Some(1), "the picker opens on the form shown");
+        assert!(press(&mut app, "\n").is_empty(), "the same form: no reload");
+
+        // An answer for another form is dropped, counts and all.
+        let mut stale = req.clone();
+        stale.form = Some("quote".into());
+        let counts = app.counts.clone();
+        update(
+            &mut app,
+            Action::Loaded(Box::new(Loaded {
+                request: stale,
+                rows: vec![fixtures::row(9, Status::Pending)],
+                counts: vec![(Status::Pending, 99)],
+                details: None,
+            })),
+        );
+        assert!(app.rows.is_empty());
+        assert_eq!(app.counts, counts);
+
+        // Every request carries the form: the retry, the refresh, a tab switch.
+        let req = load(update(&mut app, Action::Tick(NOW)));
+        assert_eq!((req.kind, req.form.as_deref()), (LoadKind::Reset, Some("contact")));
+        answer(&mut app, req, vec![fixtures::row(2, Status::Pending)]);
+        assert_eq!(ids(&app), [2]);
+        let tick = load(update(&mut app, Action::Tick(NOW + 1)));
+        assert_eq!(tick.form.as_deref(), Some("contact"));
+        answer(&mut app, tick, vec![fixtures::row(2, Status::Pending)]);
+        let tab = load(press(&mut app, "2").pop());
+        assert_eq!(tab.form.as_deref(), Some("contact"));
+        answer(&mut app, tab, vec![]);
+
+        press(&mut app, "fg");
+        let all = load(press(&mut app, "\n").pop());
+        assert_eq!((app.form.as_deref(), all.form), (None, None), "All forms");
+    }
 }

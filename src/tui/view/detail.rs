@@ -226,11 +226,11 @@ pub fn lines(app: &State, d: &Details, cols: usize) -> Vec<Line<'static>> {
     out
 }
 
-/// `  Label: value`, wrapped like the body, each of the value's lines on its own. Label and lines
-/// already safe.
+/// `  Label: value`, wrapped like the body, each of the value's lines on its own, continuation
+/// lines indented under the label. Label and lines already safe.
 fn field<S: AsRef<str>>(out: &mut Vec<Line<'static>>, label: &str, value: &[S], cols: usize) {
     let lead = format!("{label}:");
-    let room = cols.saturating_sub(2).max(10);
+    let room = cols.saturating_sub(4).max(10);
     let mut first = true;
     for line in value {
         let text = if first {
@@ -245,7 +245,8 @@ fn field<S: AsRef<str>>(out: &mut Vec<Line<'static>>, label: &str, value: &[S], 
                     Span::styled(lead.clone(), dim()),
                     Span::raw(rest.to_string()),
                 ],
-                _ => vec![Span::raw("  "), Span::raw(part)],
+                _ if first => vec![Span::raw("  "), Span::raw(part)],
+                _ => vec![Span::raw("    "), Span::raw(part)],
             };
             first = false;
             out.push(Line::from(spans));

@@ -19,7 +19,7 @@ const FORM_COLS: (usize, usize) = (4, 14);
 
 /// Column widths for a table `cols` wide: fixed marks, id, age and mail (and form); the rest
 /// shared 3:4:5 by name, email and subject. The form column is 0 wide (and absent) on a site with
-/// one form.
+/// one form, and while one form is picked (the top line names it).
 fn widths(app: &State, cols: usize) -> ([usize; 7], usize) {
     let id = app
         .rows
@@ -31,7 +31,7 @@ fn widths(app: &State, cols: usize) -> ([usize; 7], usize) {
         .to_string()
         .len();
     let mail = (cols / 5).clamp(13, 30);
-    let form = if app.several_forms() {
+    let form = if app.several_forms() && app.form.is_none() {
         app.forms
             .iter()
             .map(|f| super::width(&safe(&f.title)))
