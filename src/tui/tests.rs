@@ -344,9 +344,14 @@ fn several_forms_have_a_form_column() {
 #[test]
 fn the_form_picker() {
     let mut app = fixtures::several_forms_app(Tab::Pending);
-    app.form = Some("quote".into());
-    app.form_picker = Some(3);
+    app.form_picker = Some(2);
     insta::assert_snapshot!(screen(&app).backend());
+    // Opened while a form is shown, that one is marked.
+    app.form = Some("jobs".into());
+    app.rows.retain(|r| r.form == "jobs");
+    let shown = text_of(screen(&app).backend().buffer());
+    assert!(shown.contains("• Job applications  jobs"), "{shown}");
+    assert!(shown.contains("│   All forms"), "{shown}");
 }
 
 #[test]
