@@ -162,7 +162,11 @@ impl<E: Engine> Store for E {
     }
 
     async fn counts(&self) -> Result<Vec<(Status, i64)>, StoreError> {
-        E::Db::counts(self.reads()).await
+        E::Db::counts(self.reads(), None).await
+    }
+
+    async fn counts_for(&self, form: Option<&str>) -> Result<Vec<(Status, i64)>, StoreError> {
+        E::Db::counts(self.reads(), form).await
     }
 
     async fn changes(&self) -> Option<Arc<Notify>> {

@@ -107,6 +107,9 @@ pub trait Store: Send + Sync + 'static {
     /// How many messages are in each status (statuses with none are absent).
     async fn counts(&self) -> Result<Vec<(Status, i64)>, StoreError>;
 
+    /// [`Store::counts`] of one form's messages (its slug); None: of all, as `counts`.
+    async fn counts_for(&self, form: Option<&str>) -> Result<Vec<(Status, i64)>, StoreError>;
+
     /// A signal that fires soon after anyone (any instance, any moderator) changes messages or
     /// their mail, where the backend can push changes (PostgreSQL: LISTEN/NOTIFY). None means
     /// watchers must poll. Signals can coalesce or drop (a reconnect), so watchers poll too.

@@ -245,6 +245,11 @@ pub(super) const SET_ASIDE_UNREADABLE: &str =
         lease_until = CASE WHEN give_up_at <= $2 THEN NULL ELSE lease_until END
      WHERE id = $3";
 
+/// Messages per status (`Store::counts`).
+pub(super) const COUNTS: &str = "SELECT status, COUNT(*) AS n FROM messages GROUP BY status";
+/// The same for one form (`Store::counts_for`; `messages_by_form` leads with `form`).
+pub(super) const COUNTS_OF_FORM: &str = "SELECT status, COUNT(*) AS n FROM messages WHERE form = $1 GROUP BY status";
+
 /// A `counts` row: `status` and its count `n`.
 pub(super) fn status_count<'r, R>(r: &'r R) -> Result<(Status, i64), StoreError>
 where

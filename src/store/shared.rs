@@ -63,7 +63,11 @@ pub trait Dialect: Database {
         now: i64,
     ) -> impl Future<Output = Result<(), StoreError>> + Send;
 
-    fn counts(pool: &Pool<Self>) -> impl Future<Output = Result<Vec<(Status, i64)>, StoreError>> + Send;
+    /// Messages per status, of one form (its slug) or of all.
+    fn counts(
+        pool: &Pool<Self>,
+        form: Option<&str>,
+    ) -> impl Future<Output = Result<Vec<(Status, i64)>, StoreError>> + Send;
 
     /// Both deletes of `Store::purge`, inside the caller's transaction.
     fn purge(
@@ -210,10 +214,11 @@ where
         Ok(())
     }
 
-    async fn counts(pool: &Pool<DB>) -> Result<Vec<(Status, i64)>, StoreError> {
-        let rows = sqlx::query("SELECT status, COUNT(*) AS n FROM messages GROUP BY status")
-            .fetch_all(pool)
-            .await?;
+    async fn counts(pool: &Pool<DB>, form: Option<&str>) -> Result<Vec<(Status, i64)>, StoreError> {
+        let rows = match form {
+            None => sqlx::query(rows::COUNTS).fetch_all(pool).await?,
+            Some(form) => sqlx::query(rows::COUNTS_OF_FORM).bind(form).fetch_all(pool).await?,
+        };
         rows.iter().map(rows::status_count).collect()
     }
 

@@ -40,6 +40,8 @@ pub struct LoadRequest {
     pub kind: LoadKind,
     pub tab: Tab,
     pub filter: Option<String>,
+    /// Only this form's messages, and its counts (its slug).
+    pub form: Option<String>,
     pub after: Option<Key>,
     pub limit: i64,
     /// Reload this message's details too (the detail pane stays live).
@@ -96,6 +98,10 @@ pub enum Action {
     ToggleSuppressed,
     /// `x` in the overlay: lift the highlighted address's suppression (asks first).
     Unsuppress,
+    /// `f`: open the form picker.
+    PickForm,
+    /// Enter in the form picker: show the highlighted form's messages (or every form's).
+    ApplyForm,
     Quit,
     // the world
     Resize(u16, u16),

@@ -68,14 +68,14 @@ async fn load(actions: &UseCases, request: LoadRequest) -> Action {
     let store = actions.store();
     let query = ListQuery {
         status: Some(request.tab.status()),
-        form: None,
+        form: request.form.clone(),
         search: request.filter.clone(),
         after: request.after,
         limit: request.limit,
     };
     let read = async {
         let rows = store.list(&query).await?;
-        let counts = store.counts().await?;
+        let counts = store.counts_for(request.form.as_deref()).await?;
         Ok::<_, crate::store::StoreError>((rows, counts))
     };
     let (rows, counts) = match tokio::time::timeout(READ_TIMEOUT, read).await {

@@ -1,7 +1,8 @@
 //! Fixed data for the dashboard's tests: a clock that does not move and messages that do not change.
 
 use crate::actions::Details;
-use crate::domain::{Message, MessageId, Status};
+use crate::domain::{Field, FieldValue, Message, MessageId, Status};
+use crate::forms::{FieldKind, FieldSpec, Form};
 use crate::mail::queue::{MailKind, OutboxRecord, OutboxState};
 use crate::store::{AuditRecord, MailSummary, MessageSummary};
 
@@ -352,5 +353,111 @@ pub fn hostile_details(id: i64) -> Details {
     }
     d.outbox[0].last_error = Some(HOSTILE.into());
     d.outbox[0].recipient = HOSTILE.into();
+    d
+}
+
+// --- a site with several forms -------------------------------------------------------------------
+
+fn form(slug: &str, title: &str, fields: Option<Vec<FieldSpec>>) -> Form {
+    Form {
+        slug: slug.into(),
+        title: title.into(),
+        site_name: "Example".into(),
+        staff_inbox: Vec::new(),
+        allowed_origins: Vec::new(),
+        auto_release: false,
+        thank_you_url: None,
+        require_form_token: false,
+        ui_dir: None,
+        fields,
+    }
+}
+
+fn spec(name: &str, kind: FieldKind, label: &str) -> FieldSpec {
+    FieldSpec {
+        name: name.into(),
+        kind,
+        label: label.into(),
+        required: false,
+        max_length: None,
+        options: Vec::new(),
+        min: None,
+        max: None,
+        help: None,
+        verify: kind == FieldKind::Email,
+    }
+}
+
+/// Three forms in configuration order: the open `contact`, a declared `quote` whose fields are
+/// of every kind that shows differently, and `jobs` (open).
+pub fn forms() -> Vec<Form> {
+    use FieldKind::{Checkbox, Checkboxes, Email, Select, Text, Textarea};
+    let quote = vec![
+        spec("name", Text, "Your name"),
+        spec("email", Email, "Your email"),
+        spec("company", Text, "Company"),
+        spec("budget", Select, "Budget"),
+        spec("topics", Checkboxes, "What do you need?"),
+        spec("details", Textarea, "Anything else we should know"),
+        spec("newsletter", Checkbox, "Send me the newsletter"),
+        spec("message", Textarea, "Your message"),
+    ];
+    vec![
+        form("contact", "Contact", None),
+        form("quote", "Quote requests", Some(quote)),
+        form("jobs", "Job applications", None),
+    ]
+}
+
+/// The form each Pending row of [`rows`] was posted to on the several-forms site.
+fn form_of_row(id: i64) -> &'static str {
+    match id {
+        112 | 104 => "quote",
+        109 => "jobs",
+        // 97: a form since removed from the configuration (shown by its slug).
+        97 => "events",
+        _ => "contact",
+    }
+}
+
+/// [`app`] on a site with several forms; the rows belong to different forms.
+pub fn several_forms_app(tab: Tab) -> State {
+    let mut app = app(tab);
+    app.forms = forms();
+    for r in &mut app.rows {
+        r.form = form_of_row(r.id.0).into();
+    }
+    app
+}
+
+/// The counts of the `quote` form alone.
+pub fn quote_counts() -> Vec<(Status, i64)> {
+    vec![(Status::Pending, 2), (Status::Verified, 1), (Status::Released, 7)]
+}
+
+/// A quote request's details: every kind of field, and a company name that tries to talk to the
+/// terminal.
+pub fn quote_details(id: i64) -> Details {
+    let mut d = details(id, Status::Pending);
+    d.message.form = "quote".into();
+    d.message.subject = None;
+    d.message.body = "We are planning a new site for the spring.".into();
+    d.message.fields = vec![
+        // In the order they were posted, not the form's: the pane uses the form's.
+        Field::new("newsletter", FieldValue::Flag(false)),
+        Field::new("topics", FieldValue::List(vec!["Design".into(), "Hosting".into()])),
+        Field::new("company", FieldValue::Text(format!("Acme {HOSTILE}"))),
+        Field::new("budget", FieldValue::Text("10 000 – 25 000 EUR".into())),
+        Field::new(
+            "details",
+            FieldValue::Text(
+                "We need it before the trade fair in April, and the current site must stay up \
+                 until then.\nCall after 2 pm."
+                    .into(),
+            ),
+        ),
+        // Posted when the form still declared it: shown under its name, after the form's fields.
+        Field::new("referrer", FieldValue::Text("a friend".into())),
+    ];
     d
 }

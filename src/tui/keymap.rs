@@ -29,6 +29,11 @@ pub fn action_for(key: KeyEvent, mode: Mode) -> Option<Action> {
             KeyCode::Char('x') if !ctrl && !alt => Some(Action::Unsuppress),
             _ => moving(key, ctrl),
         },
+        Mode::FormPicker => match key.code {
+            KeyCode::Enter => Some(Action::ApplyForm),
+            KeyCode::Char('f' | 'q') | KeyCode::Esc => Some(Action::Cancel),
+            _ => moving(key, ctrl),
+        },
         Mode::Filter => match key.code {
             KeyCode::Enter => Some(Action::FilterApply),
             KeyCode::Esc => Some(Action::FilterCancel),
@@ -61,6 +66,7 @@ pub fn action_for(key: KeyEvent, mode: Mode) -> Option<Action> {
                 KeyCode::Char(' ') => Some(Action::ToggleSelect),
                 KeyCode::Char('a') => Some(Action::SelectAll),
                 KeyCode::Char('/') => Some(Action::StartFilter),
+                KeyCode::Char('f') => Some(Action::PickForm),
                 KeyCode::Tab => Some(Action::NextTab),
                 KeyCode::BackTab => Some(Action::PrevTab),
                 KeyCode::Char(c @ '1'..='5') => Tab::ALL.get(c as usize - '1' as usize).map(|&t| Action::GoTab(t)),
@@ -133,6 +139,7 @@ mod tests {
             Mode::Confirm,
             Mode::Help,
             Mode::Suppressed,
+            Mode::FormPicker,
         ] {
             assert_eq!(name(action_for(ctrl_c, m)), "Some(Quit)", "{m:?}");
         }
@@ -188,6 +195,28 @@ mod tests {
         assert_eq!(name(action_for(ch('x'), m)), "Some(Unsuppress)");
         assert_eq!(name(action_for(ch('j'), m)), "Some(Down)");
         assert_eq!(name(action_for(ch('k'), m)), "Some(Up)");
+        assert_eq!(name(action_for(ch('r'), m)), "None");
+        assert_eq!(name(action_for(ch('d'), m)), "None");
+    }
+
+    #[test]
+    fn f_opens_the_form_picker_where_enter_applies_and_esc_cancels() {
+        assert_eq!(name(action_for(ch('f'), Mode::Normal)), "Some(PickForm)");
+        assert_eq!(name(action_for(ch('f'), Mode::Detail)), "None");
+        assert_eq!(
+            name(action_for(
+                KeyEvent::new(KeyCode::Char('f'), KeyModifiers::CONTROL),
+                Mode::Normal
+            )),
+            "Some(PageDown)",
+            "Ctrl-f still pages"
+        );
+        let m = Mode::FormPicker;
+        assert_eq!(name(action_for(key(KeyCode::Enter), m)), "Some(ApplyForm)");
+        for k in [ch('f'), ch('q'), key(KeyCode::Esc)] {
+            assert_eq!(name(action_for(k, m)), "Some(Cancel)");
+        }
+        assert_eq!(name(action_for(ch('j'), m)), "Some(Down)");
         assert_eq!(name(action_for(ch('r'), m)), "None");
         assert_eq!(name(action_for(ch('d'), m)), "None");
     }

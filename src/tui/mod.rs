@@ -71,6 +71,7 @@ async fn event_loop(
 ) -> anyhow::Result<()> {
     let size = terminal.size().context("reading the terminal size")?;
     let mut app = State::new(actor.clone(), actions.now(), size.width, size.height);
+    app.learn_forms(actions.forms());
     let actor: Arc<str> = actor.into();
     let (effect_tx, mut effect_rx) = mpsc::unbounded_channel::<Action>();
     let mut input_rx = spawn_input_thread()?;

@@ -5,6 +5,7 @@ use std::collections::BTreeSet;
 
 use crate::actions::Details;
 use crate::domain::{MessageId, Status};
+use crate::forms::{Catalog, Form};
 use crate::store::{MessageSummary, SuppressedAddress};
 
 use super::action::Verb;
@@ -57,6 +58,8 @@ pub enum Mode {
     Help,
     /// The suppressed-addresses overlay (`S`).
     Suppressed,
+    /// The form picker (`f`).
+    FormPicker,
 }
 
 /// The one confirm dialog: destructive verbs and verbs on several messages wait here.
@@ -135,6 +138,14 @@ pub struct State {
     pub selected: BTreeSet<MessageId>,
     /// The applied filter.
     pub filter: Option<String>,
+    /// The site's forms, in configuration order (learnt when the dashboard starts; empty in
+    /// tests that need none, which then look like a one-form site).
+    pub forms: Vec<Form>,
+    /// The form whose messages are shown (its slug); None: every form's.
+    pub form: Option<String>,
+    /// The form picker (`f`), open when Some: the highlighted row, 0 being "All forms" and
+    /// `i + 1` the form `forms[i]`.
+    pub form_picker: Option<usize>,
     /// The filter being typed (filter-input mode when Some).
     pub filter_input: Option<String>,
     pub detail: Option<DetailPane>,
@@ -165,6 +176,9 @@ impl State {
             offset: 0,
             selected: BTreeSet::new(),
             filter: None,
+            forms: Vec::new(),
+            form: None,
+            form_picker: None,
             filter_input: None,
             detail: None,
             confirm: None,
@@ -184,6 +198,8 @@ impl State {
             Mode::Help
         } else if self.suppressed.is_some() {
             Mode::Suppressed
+        } else if self.form_picker.is_some() {
+            Mode::FormPicker
         } else if self.filter_input.is_some() {
             Mode::Filter
         } else if self.detail.is_some() {
@@ -191,6 +207,27 @@ impl State {
         } else {
             Mode::Normal
         }
+    }
+
+    /// Learns the site's forms (`UseCases::forms`), in configuration order.
+    pub fn learn_forms(&mut self, catalog: &Catalog) {
+        self.forms = catalog.iter().map(|e| e.form.clone()).collect();
+    }
+
+    /// Whether the site has more than one form: the table then has a Form column, `f` picks one.
+    pub fn several_forms(&self) -> bool {
+        self.forms.len() > 1
+    }
+
+    /// The form a message was posted to, when it is still configured.
+    pub fn form_of(&self, slug: &str) -> Option<&Form> {
+        self.forms.iter().find(|f| f.slug == slug)
+    }
+
+    /// A form's title, or its slug when it is no longer configured (unsafe: config or database
+    /// text; the view makes it safe).
+    pub fn form_title<'a>(&'a self, slug: &'a str) -> &'a str {
+        self.form_of(slug).map_or(slug, |f| f.title.as_str())
     }
 
     pub fn count(&self, status: Status) -> i64 {

@@ -313,5 +313,128 @@ fn rendering_at_tiny_sizes_does_not_panic() {
         });
         app.db_down = true;
         screen(&app);
+        let mut app = fixtures::several_forms_app(Tab::Pending);
+        app.width = w;
+        app.height = h;
+        app.form_picker = Some(3);
+        screen(&app);
+        app.form_picker = None;
+        app.form = Some("quote".into());
+        app.detail = Some(DetailPane {
+            id: MessageId(112),
+            details: Some(fixtures::quote_details(112)),
+            error: None,
+            scroll: 3,
+        });
+        screen(&app);
     }
+}
+
+// --- several forms ------------------------------------------------------------------------------
+
+#[test]
+fn several_forms_have_a_form_column() {
+    let app = fixtures::several_forms_app(Tab::Pending);
+    let shown = text_of(screen(&app).backend().buffer());
+    assert!(shown.contains("Job applicati…"), "{shown}");
+    assert!(shown.contains("events"), "a removed form shows by its slug: {shown}");
+    insta::assert_snapshot!(screen(&app).backend());
+}
+
+#[test]
+fn the_form_picker() {
+    let mut app = fixtures::several_forms_app(Tab::Pending);
+    app.form_picker = Some(2);
+    insta::assert_snapshot!(screen(&app).backend());
+    // Opened while a form is shown, that one is marked.
+    app.form = Some("jobs".into());
+    app.rows.retain(|r| r.form == "jobs");
+    let shown = text_of(screen(&app).backend().buffer());
+    assert!(shown.contains("• Job applications  jobs"), "{shown}");
+    assert!(shown.contains("│   All forms"), "{shown}");
+}
+
+#[test]
+fn one_form_picked_with_its_counts() {
+    let mut app = fixtures::several_forms_app(Tab::Pending);
+    app.form = Some("quote".into());
+    app.rows.retain(|r| r.form == "quote");
+    app.counts = fixtures::quote_counts();
+    let shown = text_of(screen(&app).backend().buffer());
+    assert!(shown.contains("Pending 2 "), "{shown}");
+    assert!(
+        shown.contains("1/2"),
+        "the position counts the form's messages: {shown}"
+    );
+    insta::assert_snapshot!(screen(&app).backend());
+}
+
+#[test]
+fn one_form_picked_with_nothing_in_the_tab() {
+    let mut app = fixtures::several_forms_app(Tab::Trash);
+    app.form = Some("quote".into());
+    app.rows.clear();
+    app.counts = fixtures::quote_counts();
+    let shown = text_of(screen(&app).backend().buffer());
+    assert!(shown.contains("no trashed messages of Quote requests"), "{shown}");
+}
+
+#[test]
+fn a_quote_request_in_the_pane_lists_its_fields() {
+    let mut app = fixtures::several_forms_app(Tab::Pending);
+    app.detail = Some(DetailPane {
+        id: MessageId(112),
+        details: Some(fixtures::quote_details(112)),
+        error: None,
+        scroll: 0,
+    });
+    let buffer = screen(&app).backend().buffer().clone();
+    assert_clean(&buffer);
+    let shown = text_of(&buffer);
+    for line in [
+        "#112 pending · Quote requests (quote) · Ada Lovelace",
+        "Company: Acme clear\\u{1b}[2J",
+        "Budget: 10 000 – 25 000 EUR",
+        "What do you need?: Design, Hosting",
+        "Send me the newsletter: no",
+        "referrer: a friend",
+        "Call after 2 pm.",
+    ] {
+        assert!(shown.contains(line), "{line:?} in\n{shown}");
+    }
+    let order: Vec<usize> = [
+        "Company:",
+        "Budget:",
+        "What do you need?:",
+        "Anything else",
+        "Send me",
+        "referrer:",
+    ]
+    .iter()
+    .map(|l| shown.find(l).unwrap())
+    .collect();
+    assert!(order.is_sorted(), "the form's order, then the undeclared: {order:?}");
+    assert!(
+        shown.contains("⚠ This message contains control"),
+        "a hostile field flags the message: {shown}"
+    );
+    insta::assert_snapshot!(screen(&app).backend());
+    for scroll in 0..=view::detail::max_scroll(&app) {
+        if let Some(pane) = app.detail.as_mut() {
+            pane.scroll = scroll;
+        }
+        assert_clean(screen(&app).backend().buffer());
+    }
+}
+
+#[test]
+fn the_help_lists_f_only_with_several_forms() {
+    let mut app = fixtures::several_forms_app(Tab::Pending);
+    app.help = true;
+    let shown = text_of(screen(&app).backend().buffer());
+    assert!(shown.contains(super::text::FORM_KEY.1), "{shown}");
+    let mut one = fixtures::app(Tab::Pending);
+    one.help = true;
+    let shown = text_of(screen(&one).backend().buffer());
+    assert!(!shown.contains(super::text::FORM_KEY.1), "{shown}");
 }

@@ -21,6 +21,8 @@ pub fn tab_title(tab: Tab) -> &'static str {
 
 /// Column titles of the message table: marks, id, age, name, email, subject, mail.
 pub const COLUMNS: [&str; 7] = ["", "#", "age", "name", "email", "subject", "mail"];
+/// The column after `age` when the site has several forms.
+pub const FORM_COLUMN: &str = "form";
 
 pub const MARK_CURSOR: &str = ">";
 pub const MARK_SELECTED: &str = "*";
@@ -35,10 +37,16 @@ pub fn db_timeout(secs: u64) -> String {
     format!("the database did not answer within {secs} seconds")
 }
 
-pub fn empty_tab(tab: Tab, filter: Option<&str>) -> String {
-    match filter {
-        Some(f) => format!("no {} message matches “{f}” (Esc clears the filter)", status_word(tab)),
-        None => format!("no {} messages", status_word(tab)),
+/// `form`: the title of the form shown, when one is picked.
+pub fn empty_tab(tab: Tab, filter: Option<&str>, form: Option<&str>) -> String {
+    match (filter, form) {
+        (Some(f), None) => format!("no {} message matches “{f}” (Esc clears the filter)", status_word(tab)),
+        (None, None) => format!("no {} messages", status_word(tab)),
+        (Some(f), Some(form)) => format!(
+            "no {} message of {form} matches “{f}” (Esc clears the filter)",
+            status_word(tab)
+        ),
+        (None, Some(form)) => format!("no {} messages of {form} (f shows all forms)", status_word(tab)),
     }
 }
 
@@ -238,6 +246,8 @@ pub fn detail_failed(id: MessageId, error: &str) -> String {
 pub const FLAGGED_NOTE: &str =
     "⚠ This message contains control or text-direction characters. They are shown as \\u{…} escapes.";
 pub const SUBJECT: &str = "Subject";
+/// Above the form's own fields (those beyond name, email, subject and message).
+pub const FIELDS: &str = "Fields";
 pub const NO_SUBJECT: &str = "(no subject)";
 pub const CONSENT: &str = "Consent record";
 pub const IP: &str = "IP";
@@ -287,6 +297,18 @@ pub fn status_change(from: Option<Status>, to: Option<Status>) -> String {
     }
 }
 
+// --- forms (`f`) -------------------------------------------------------------------------------
+
+pub const FORM_PICKER_TITLE: &str = " Show the messages of ";
+pub const ALL_FORMS: &str = "All forms";
+pub const ONE_FORM: &str = "this site has one form: there is no other to show";
+pub const HINT_FORM_PICKER: &str = "j/k move · Enter show · Esc / f cancel";
+
+/// A form as the picker and the detail pane name it: `Quote requests (quote)`.
+pub fn form_name(title: &str, slug: &str) -> String {
+    format!("{title} ({slug})")
+}
+
 // --- keys ---------------------------------------------------------------------------------------
 
 pub const HELP_TITLE: &str = " Keys ";
@@ -298,6 +320,9 @@ pub const HELP_FOOTER: [&str; 3] = [
 ];
 
 /// Every key, for the help overlay (and the README).
+/// The key the help lists after `/` when the site has several forms.
+pub const FORM_KEY: (&str, &str) = ("f", "one form's messages (or all); the counts follow");
+
 pub const KEYS: &[(&str, &str)] = &[
     ("j / ↓   k / ↑", "next / previous message (in a message: scroll)"),
     ("g / Home  G / End", "first / last loaded message"),

@@ -94,6 +94,7 @@ pub fn update(app: &mut State, action: Action) -> Option<Effect> {
             None
         }
         Mode::Suppressed => suppressed_mode(app, action),
+        Mode::FormPicker => form_picker_mode(app, action),
         Mode::Filter => filter_mode(app, action),
         Mode::Detail => detail_mode(app, action),
         Mode::Normal => normal_mode(app, action),
@@ -186,8 +187,44 @@ fn normal_mode(app: &mut State, action: Action) -> Option<Effect> {
             None
         }
         Action::ToggleSuppressed => open_suppressed(app),
+        Action::PickForm => {
+            if app.several_forms() {
+                let at = app
+                    .form
+                    .as_deref()
+                    .and_then(|slug| app.forms.iter().position(|f| f.slug == slug))
+                    .map_or(0, |i| i + 1);
+                app.form_picker = Some(at);
+            } else {
+                say(app, Tone::Info, text::ONE_FORM);
+            }
+            None
+        }
         _ => None,
     }
+}
+
+/// The form picker: move, then Enter shows that form's messages (and counts), Esc changes nothing.
+fn form_picker_mode(app: &mut State, action: Action) -> Option<Effect> {
+    let last = app.forms.len();
+    let at = app.form_picker.as_mut()?;
+    match action {
+        Action::Down => *at = (*at + 1).min(last),
+        Action::Up => *at = at.saturating_sub(1),
+        Action::PageDown | Action::Bottom => *at = last,
+        Action::PageUp | Action::Top => *at = 0,
+        Action::Cancel => app.form_picker = None,
+        Action::ApplyForm => {
+            let chosen = at.checked_sub(1).and_then(|i| app.forms.get(i)).map(|f| f.slug.clone());
+            app.form_picker = None;
+            if chosen != app.form {
+                app.form = chosen;
+                return Some(reset(app));
+            }
+        }
+        _ => {}
+    }
+    None
 }
 
 fn open_suppressed(app: &mut State) -> Option<Effect> {
@@ -391,6 +428,7 @@ fn request(app: &mut State, kind: LoadKind, after: Option<Key>, limit: usize) ->
         kind,
         tab: app.tab,
         filter: app.filter.clone(),
+        form: app.form.clone(),
         after,
         limit: i64::try_from(limit).unwrap_or(i64::MAX),
         detail: app.detail.as_ref().map(|d| d.id),
@@ -433,6 +471,10 @@ fn loaded(app: &mut State, l: Loaded) -> Option<Effect> {
     if app.db_down {
         app.db_down = false;
         say(app, Tone::Info, text::DB_BACK);
+    }
+    if l.request.form != app.form {
+        // Rows and counts of a form no longer shown (the next load is the current one's).
+        return None;
     }
     app.counts = l.counts;
     if l.request.tab != app.tab || l.request.filter != app.filter {
@@ -1067,5 +1109,64 @@ mod tests {
         assert!(update(&mut app, Action::Tick(NOW)).is_some());
         assert!(update(&mut app, Action::Tick(NOW + 1)).is_none());
         assert_eq!(app.now, NOW + 1, "the clock moves anyway");
+    }
+
+    #[test]
+    fn f_picks_a_form_whose_rows_and_counts_are_loaded_and_esc_changes_nothing() {
+        let mut app = app_with(Tab::Pending, 3);
+        assert!(press(&mut app, "f").is_empty());
+        assert_eq!(app.mode(), Mode::Normal, "one form: nothing to pick");
+        assert_eq!(app.status.clone().unwrap().text, text::ONE_FORM);
+
+        app.forms = fixtures::forms();
+        assert!(press(&mut app, "f").is_empty());
+        assert_eq!((app.mode(), app.form_picker), (Mode::FormPicker, Some(0)));
+        assert!(press(&mut app, "jjjjrd").is_empty(), "verbs do nothing in the picker");
+        assert_eq!(app.form_picker, Some(3), "clamped to the last form");
+        assert!(app.confirm.is_none());
+        press(&mut app, "kk\x1b");
+        assert_eq!((app.mode(), app.form.as_deref()), (Mode::Normal, None), "Esc cancels");
+
+        press(&mut app, "fj");
+        let req = load(press(&mut app, "\n").pop());
+        assert_eq!(app.mode(), Mode::Normal);
+        assert_eq!(app.form.as_deref(), Some("contact"));
+        assert_eq!((req.kind, req.form.as_deref()), (LoadKind::Reset, Some("contact")));
+        assert!(app.rows.is_empty(), "a new list");
+        press(&mut app, "f");
+        assert_eq!(app.form_picker, Some(1), "the picker opens on the form shown");
+        assert!(press(&mut app, "\n").is_empty(), "the same form: no reload");
+
+        // An answer for another form is dropped, counts and all.
+        let mut stale = req.clone();
+        stale.form = Some("quote".into());
+        let counts = app.counts.clone();
+        update(
+            &mut app,
+            Action::Loaded(Box::new(Loaded {
+                request: stale,
+                rows: vec![fixtures::row(9, Status::Pending)],
+                counts: vec![(Status::Pending, 99)],
+                details: None,
+            })),
+        );
+        assert!(app.rows.is_empty());
+        assert_eq!(app.counts, counts);
+
+        // Every request carries the form: the retry, the refresh, a tab switch.
+        let req = load(update(&mut app, Action::Tick(NOW)));
+        assert_eq!((req.kind, req.form.as_deref()), (LoadKind::Reset, Some("contact")));
+        answer(&mut app, req, vec![fixtures::row(2, Status::Pending)]);
+        assert_eq!(ids(&app), [2]);
+        let tick = load(update(&mut app, Action::Tick(NOW + 1)));
+        assert_eq!(tick.form.as_deref(), Some("contact"));
+        answer(&mut app, tick, vec![fixtures::row(2, Status::Pending)]);
+        let tab = load(press(&mut app, "2").pop());
+        assert_eq!(tab.form.as_deref(), Some("contact"));
+        answer(&mut app, tab, vec![]);
+
+        press(&mut app, "fg");
+        let all = load(press(&mut app, "\n").pop());
+        assert_eq!((app.form.as_deref(), all.form), (None, None), "All forms");
     }
 }

@@ -8,8 +8,9 @@ use std::time::{Duration, Instant};
 use formgate::actions::UseCases;
 use formgate::app::Services;
 use formgate::clock::{Clock, ManualClock};
+use formgate::config::forms::FormTable;
 use formgate::config::{Config, MailTarget};
-use formgate::domain::{ContactForm, MessageId, NewMessage, Status};
+use formgate::domain::{ContactForm, Field, FieldValue, MessageId, NewMessage, Status};
 use formgate::store::{Audit, Change};
 use formgate::tui::action::{Action, Effect, Verb};
 use formgate::tui::effects::execute;
@@ -350,4 +351,105 @@ async fn the_dashboard_stays_instant_with_100_000_messages() {
         let limit = if what.starts_with("filter") { 2000 } else { 250 };
         assert!(took.as_millis() < limit, "{what} took {took:?}");
     }
+}
+
+/// A site with two forms: `contact` (the default) and `quote`, both open (every field is kept).
+async fn open_with_forms() -> Dashboard {
+    let dir = tempfile::tempdir().unwrap();
+    let db = format!("sqlite://{}", dir.path().join("x.db").display());
+    let mut config = Config::for_tests(db, MailTarget::Dir(dir.path().join("mail")));
+    config.default_form = "contact".into();
+    config.forms = vec![
+        FormTable {
+            slug: "contact".into(),
+            title: Some("Contact".into()),
+            ..FormTable::default()
+        },
+        FormTable {
+            slug: "quote".into(),
+            title: Some("Quote requests".into()),
+            ..FormTable::default()
+        },
+    ];
+    let clock = ManualClock::new(T0);
+    let services = Services::open(&config, Arc::new(clock.clone()), "http://localhost")
+        .await
+        .unwrap();
+    let mut app = State::new("alice", T0, 80, 24);
+    app.learn_forms(services.actions.forms());
+    Dashboard {
+        app,
+        actions: services.actions,
+        clock,
+        dir,
+    }
+}
+
+impl Dashboard {
+    /// A quote request with a company field (the site's second form).
+    async fn quote(&self, n: usize, company: &str) -> MessageId {
+        let form = ContactForm {
+            name: format!("Buyer {n}"),
+            email: format!("b{n}@example.org"),
+            message: format!("Please quote {n}"),
+            ..Default::default()
+        };
+        let mut msg = NewMessage::parse(&form, None, None).unwrap();
+        msg.form = "quote".into();
+        msg.fields = vec![Field::new("company", FieldValue::Text(company.into()))];
+        let id = self.actions.submit(msg).await.unwrap().id;
+        self.clock.advance(60);
+        id
+    }
+}
+
+#[tokio::test]
+async fn picking_a_form_narrows_the_rows_and_the_counts_and_the_search_reads_its_fields() {
+    let mut d = open_with_forms().await;
+    assert!(d.app.several_forms());
+    let one = d.message(1, false).await;
+    let q1 = d.quote(1, "Acme Anvils").await;
+    let two = d.message(2, true).await;
+    let q2 = d.quote(2, "Globex").await;
+    d.tick().await;
+    assert_eq!(d.ids(), [q2.0, q1.0, one.0], "every form's");
+    assert_eq!((d.app.count(Status::Pending), d.app.count(Status::Verified)), (3, 1));
+
+    // f, down to `quote`, Enter.
+    d.keys("fjj").await;
+    assert_eq!(d.app.form_picker, Some(2), "All forms, contact, quote");
+    let effects = d.keys("\n").await;
+    assert!(
+        matches!(&effects[0], Effect::Load(r) if r.form.as_deref() == Some("quote")),
+        "{effects:?}"
+    );
+    assert_eq!(d.app.form.as_deref(), Some("quote"));
+    assert_eq!(d.ids(), [q2.0, q1.0]);
+    assert_eq!(
+        (d.app.count(Status::Pending), d.app.count(Status::Verified)),
+        (2, 0),
+        "the counts follow the form"
+    );
+    d.keys("2").await;
+    assert!(d.ids().is_empty(), "no verified quote request");
+    d.keys("1").await;
+
+    // The search meets the form's own fields, within the form picked.
+    d.keys("/anvils\n").await;
+    assert_eq!(d.ids(), [q1.0]);
+    d.keys("\n").await;
+    let pane = d.app.detail.as_ref().expect("the pane is open");
+    let fields = &pane.details.as_ref().expect("details loaded").message.fields;
+    assert_eq!(fields, &[Field::new("company", FieldValue::Text("Acme Anvils".into()))]);
+    d.act(Action::Back).await;
+    d.act(Action::Back).await;
+    assert_eq!((d.app.filter.as_deref(), d.ids()), (None, vec![q2.0, q1.0]));
+
+    // Back to every form.
+    d.keys("fg\n").await;
+    assert_eq!(d.app.form, None);
+    assert_eq!(d.ids(), [q2.0, q1.0, one.0]);
+    assert_eq!(d.app.count(Status::Pending), 3);
+    d.keys("2").await;
+    assert_eq!(d.ids(), [two.0]);
 }

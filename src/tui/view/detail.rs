@@ -1,5 +1,6 @@
-//! The detail pane (Enter): a fixed header line, then the message wrapped, its consent record,
-//! its audit trail and its mail history, scrolled as one.
+//! The detail pane (Enter): a fixed header line, then the subject, the form's own fields (in the
+//! form's order, with its labels), the message wrapped, its consent record, its audit trail and
+//! its mail history, scrolled as one.
 
 use ratatui::buffer::Buffer;
 use ratatui::layout::Rect;
@@ -9,6 +10,7 @@ use ratatui::text::{Line, Span};
 use super::{age, bold, datetime, dim, error, heading, warn, width, wrap};
 use crate::actions::Details;
 use crate::domain::{MessageId, Status};
+use crate::forms::{ShownField, shown_fields};
 use crate::mail::queue::OutboxState;
 use crate::tui::safe::{display_safe, safe, safe_lines};
 use crate::tui::state::State;
@@ -40,10 +42,10 @@ pub fn render(app: &State, area: Rect, buf: &mut Buffer) {
                 safe(&text::detail_failed(pane.id, e)).into_owned(),
                 error(),
             )];
-            all.extend(lines(d, content.width as usize, app.now));
+            all.extend(lines(app, d, content.width as usize));
             all
         }
-        (Some(d), None) => lines(d, content.width as usize, app.now),
+        (Some(d), None) => lines(app, d, content.width as usize),
         (None, Some(e)) => vec![Line::styled(
             safe(&text::detail_failed(pane.id, e)).into_owned(),
             error(),
@@ -63,24 +65,29 @@ pub fn max_scroll(app: &State) -> usize {
     };
     let rows = app.body_height().saturating_sub(1);
     let error_line = usize::from(app.detail.as_ref().is_some_and(|p| p.error.is_some()));
-    (lines(details, app.width as usize, app.now).len() + error_line).saturating_sub(rows)
+    (lines(app, details, app.width as usize).len() + error_line).saturating_sub(rows)
 }
 
 fn header(app: &State, id: MessageId, details: Option<&Details>) -> Line<'static> {
-    let (status, name, email) = match details {
+    let (status, name, email, form) = match details {
         Some(d) => (
             Some(d.message.status),
             d.message.name.as_str(),
             d.message.email.as_str(),
+            Some(d.message.form.as_str()),
         ),
         None => match app.rows.iter().find(|r| r.id == id) {
-            Some(r) => (Some(r.status), r.name.as_str(), r.email.as_str()),
-            None => (None, "", ""),
+            Some(r) => (Some(r.status), r.name.as_str(), r.email.as_str(), Some(r.form.as_str())),
+            None => (None, "", "", None),
         },
     };
     let mut spans = vec![Span::styled(format!(" #{id} "), bold())];
     if let Some(s) = status {
         spans.push(Span::styled(format!("{s} "), bold()));
+    }
+    if let Some(slug) = form.filter(|_| app.several_forms()) {
+        let shown = text::form_name(&safe(app.form_title(slug)), &safe(slug));
+        spans.push(Span::raw(format!("· {shown} ")));
     }
     if !name.is_empty() {
         spans.push(Span::raw(format!("· {} <{}>", safe(name), safe(email))));
@@ -88,11 +95,33 @@ fn header(app: &State, id: MessageId, details: Option<&Details>) -> Line<'static
     Line::from(spans)
 }
 
+/// The message's own fields as the form names them: its form's order and labels, or (its form is
+/// no longer configured, as `Catalog::entry_of` treats it: an open form) as they were posted.
+fn own_fields(app: &State, m: &crate::domain::Message) -> Vec<ShownField> {
+    match app.form_of(&m.form) {
+        Some(form) => shown_fields(form, &m.fields),
+        None => m
+            .fields
+            .iter()
+            .map(|f| ShownField {
+                name: f.name.clone(),
+                label: f.name.clone(),
+                value: f.value.clone(),
+            })
+            .collect(),
+    }
+}
+
 /// Everything below the header, wrapped to `cols`.
-pub fn lines(d: &Details, cols: usize, now: i64) -> Vec<Line<'static>> {
+pub fn lines(app: &State, d: &Details, cols: usize) -> Vec<Line<'static>> {
+    let now = app.now;
     let m = &d.message;
     let mut out: Vec<Line<'static>> = Vec::new();
     let (body, body_flagged) = safe_lines(&m.body);
+    let own = own_fields(app, m);
+    // A textarea's value keeps its line breaks, as the body does.
+    let values: Vec<String> = own.iter().map(|f| f.value.display()).collect();
+    let values: Vec<(Vec<std::borrow::Cow<'_, str>>, bool)> = values.iter().map(|v| safe_lines(v)).collect();
     let fields = [
         Some(&m.name),
         Some(&m.email),
@@ -100,7 +129,10 @@ pub fn lines(d: &Details, cols: usize, now: i64) -> Vec<Line<'static>> {
         m.ip.as_ref(),
         m.user_agent.as_ref(),
     ];
-    let flagged = body_flagged || fields.into_iter().flatten().any(|s| display_safe(s).1);
+    let flagged = body_flagged
+        || fields.into_iter().flatten().any(|s| display_safe(s).1)
+        || own.iter().any(|f| display_safe(&f.label).1)
+        || values.iter().any(|(_, f)| *f);
     if flagged {
         for l in wrap(text::FLAGGED_NOTE, cols) {
             out.push(Line::styled(l, warn().add_modifier(Modifier::BOLD)));
@@ -111,6 +143,12 @@ pub fn lines(d: &Details, cols: usize, now: i64) -> Vec<Line<'static>> {
         _ => text::NO_SUBJECT.to_string(),
     };
     labelled(&mut out, text::SUBJECT, &subject, cols, bold());
+    if !own.is_empty() {
+        section(&mut out, text::FIELDS);
+        for (f, (value, _)) in own.iter().zip(&values) {
+            field(&mut out, &safe(&f.label), value, cols);
+        }
+    }
     out.push(Line::styled("─".repeat(cols), dim()));
     for line in &body {
         for l in wrap(line, cols) {
@@ -186,6 +224,34 @@ pub fn lines(d: &Details, cols: usize, now: i64) -> Vec<Line<'static>> {
         hanging(&mut out, text::mail_kind(o.kind), LABEL, &what, cols, style);
     }
     out
+}
+
+/// `  Label: value`, wrapped like the body, each of the value's lines on its own, continuation
+/// lines indented under the label. Label and lines already safe.
+fn field<S: AsRef<str>>(out: &mut Vec<Line<'static>>, label: &str, value: &[S], cols: usize) {
+    let lead = format!("{label}:");
+    let room = cols.saturating_sub(4).max(10);
+    let mut first = true;
+    for line in value {
+        let text = if first {
+            format!("{lead} {}", line.as_ref())
+        } else {
+            line.as_ref().to_string()
+        };
+        for part in wrap(&text, room) {
+            let spans = match part.strip_prefix(lead.as_str()) {
+                Some(rest) if first => vec![
+                    Span::raw("  "),
+                    Span::styled(lead.clone(), dim()),
+                    Span::raw(rest.to_string()),
+                ],
+                _ if first => vec![Span::raw("  "), Span::raw(part)],
+                _ => vec![Span::raw("    "), Span::raw(part)],
+            };
+            first = false;
+            out.push(Line::from(spans));
+        }
+    }
 }
 
 fn section(out: &mut Vec<Line<'static>>, title: &str) {

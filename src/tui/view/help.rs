@@ -1,4 +1,5 @@
-//! The help overlay (`?`): every key, from the one list in `text::KEYS`.
+//! The help overlay (`?`): every key, from the one list in `text::KEYS` (and `text::FORM_KEY` on a
+//! site with several forms).
 
 use ratatui::buffer::Buffer;
 use ratatui::layout::Rect;
@@ -11,14 +12,18 @@ use crate::tui::text;
 
 const KEY_COLS: usize = 18;
 
-pub fn render(area: Rect, buf: &mut Buffer) {
-    let rect = centered(area, 76, super::cells(text::KEYS.len() + text::HELP_FOOTER.len()) + 3);
+pub fn render(area: Rect, buf: &mut Buffer, several_forms: bool) {
+    let mut keys: Vec<(&str, &str)> = text::KEYS.to_vec();
+    if several_forms && let Some(i) = keys.iter().position(|(k, _)| *k == "/") {
+        keys.insert(i + 1, text::FORM_KEY);
+    }
+    let rect = centered(area, 76, super::cells(keys.len() + text::HELP_FOOTER.len()) + 3);
     Clear.render(rect, buf);
     let block = Block::bordered().title(text::HELP_TITLE).border_style(Style::new());
     let inside = block.inner(rect);
     block.render(rect, buf);
     let room = (inside.width as usize).saturating_sub(KEY_COLS + 2);
-    let mut lines: Vec<Line> = text::KEYS
+    let mut lines: Vec<Line> = keys
         .iter()
         .map(|(keys, what)| {
             Line::from(vec![

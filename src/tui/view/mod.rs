@@ -4,6 +4,7 @@
 
 pub mod detail;
 pub mod dialog;
+pub mod forms;
 pub mod help;
 pub mod status;
 pub mod suppressed;
@@ -52,11 +53,14 @@ impl Widget for &State {
         if let Some(list) = &self.suppressed {
             suppressed::render(list, area, buf);
         }
+        if let Some(at) = self.form_picker {
+            forms::render(self, at, area, buf);
+        }
         if let Some(confirm) = &self.confirm {
             dialog::render(confirm, area, buf);
         }
         if self.help {
-            help::render(area, buf);
+            help::render(area, buf, self.several_forms());
         }
     }
 }

@@ -53,6 +53,7 @@ pub fn render(app: &State, status: Rect, hint: Rect, buf: &mut Buffer) {
         Mode::Confirm => text::HINT_CONFIRM,
         Mode::Help => text::HINT_HELP,
         Mode::Suppressed => text::HINT_SUPPRESSED,
+        Mode::FormPicker => text::HINT_FORM_PICKER,
     };
     hint_line(hint_text, hint, buf);
 }

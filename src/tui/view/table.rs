@@ -1,4 +1,5 @@
-//! The message table: marks, id, age, name, email, subject (or the body's first line), mail state.
+//! The message table: marks, id, age, (the form, when the site has several,) name, email, subject
+//! (or the body's first line), mail state.
 
 use ratatui::buffer::Buffer;
 use ratatui::layout::Rect;
@@ -7,15 +8,19 @@ use ratatui::text::{Line, Span};
 
 use super::{age, cell, cell_right, dim, fit, mail_state, warn};
 use crate::store::MessageSummary;
-use crate::tui::safe::{display_safe, safe_lines};
+use crate::tui::safe::{display_safe, safe, safe_lines};
 use crate::tui::state::State;
 use crate::tui::text;
 
 const SPACING: usize = 1;
 
-/// Column widths for a table `cols` wide: fixed marks, id, age and mail; the rest shared 3:4:5
-/// by name, email and subject.
-fn widths(app: &State, cols: usize) -> [usize; 7] {
+/// Columns of the form column: its longest title, within these.
+const FORM_COLS: (usize, usize) = (4, 14);
+
+/// Column widths for a table `cols` wide: fixed marks, id, age and mail (and form); the rest
+/// shared 3:4:5 by name, email and subject. The form column is 0 wide (and absent) on a site with
+/// one form, and while one form is picked (the top line names it).
+fn widths(app: &State, cols: usize) -> ([usize; 7], usize) {
     let id = app
         .rows
         .iter()
@@ -26,19 +31,36 @@ fn widths(app: &State, cols: usize) -> [usize; 7] {
         .to_string()
         .len();
     let mail = (cols / 5).clamp(13, 30);
-    let fixed = 3 + id + 4 + mail + 6 * SPACING;
+    let form = if app.several_forms() && app.form.is_none() {
+        app.forms
+            .iter()
+            .map(|f| super::width(&safe(&f.title)))
+            .max()
+            .unwrap_or(0)
+            .clamp(FORM_COLS.0, FORM_COLS.1)
+            + SPACING
+    } else {
+        0
+    };
+    let fixed = 3 + id + 4 + mail + 6 * SPACING + form;
     let flex = cols.saturating_sub(fixed);
     let name = flex * 3 / 12;
     let email = flex * 4 / 12;
-    [3, id, 4, name, email, flex - name - email, mail]
+    (
+        [3, id, 4, name, email, flex - name - email, mail],
+        form.saturating_sub(SPACING),
+    )
 }
+
+/// The form column's title and cells go after `age` (the third column).
+const FORM_AT: usize = 3;
 
 pub fn render(app: &State, area: Rect, buf: &mut Buffer) {
     if area.is_empty() {
         return;
     }
-    let w = widths(app, area.width as usize);
-    let header: Vec<String> = text::COLUMNS
+    let (w, form_w) = widths(app, area.width as usize);
+    let mut header: Vec<String> = text::COLUMNS
         .iter()
         .zip(w)
         .enumerate()
@@ -50,6 +72,9 @@ pub fn render(app: &State, area: Rect, buf: &mut Buffer) {
             }
         })
         .collect();
+    if form_w > 0 {
+        header.insert(FORM_AT, cell(text::FORM_COLUMN, form_w));
+    }
     let header_style = Style::new().add_modifier(Modifier::BOLD | Modifier::UNDERLINED);
     let line = Line::from(join(
         header.into_iter().map(|s| Span::styled(s, header_style)).collect(),
@@ -64,7 +89,11 @@ pub fn render(app: &State, area: Rect, buf: &mut Buffer) {
     };
     if app.rows.is_empty() {
         let note = if app.loaded {
-            text::empty_tab(app.tab, app.filter.as_deref())
+            text::empty_tab(
+                app.tab,
+                app.filter.as_deref(),
+                app.form.as_deref().map(|slug| app.form_title(slug)),
+            )
         } else {
             text::LOADING.to_string()
         };
@@ -80,7 +109,19 @@ pub fn render(app: &State, area: Rect, buf: &mut Buffer) {
     for (i, row) in app.rows.iter().enumerate().skip(offset).take(body.height as usize) {
         let y = body.y + super::cells(i - offset);
         let selected = app.selected.contains(&row.id);
-        let line = Line::from(join(cells(app, row, i == app.cursor, selected, &w)));
+        let mut cells = cells(app, row, i == app.cursor, selected, &w);
+        if form_w > 0 {
+            let style = if selected {
+                Style::new().fg(Color::Yellow).add_modifier(Modifier::BOLD)
+            } else {
+                dim()
+            };
+            cells.insert(
+                FORM_AT,
+                Span::styled(cell(&safe(app.form_title(&row.form)), form_w), style),
+            );
+        }
+        let line = Line::from(join(cells));
         buf.set_line(body.x, y, &line, body.width);
         let rect = Rect { y, height: 1, ..body };
         if i == app.cursor {

@@ -1,4 +1,5 @@
-//! The top line: the tabs with live counts, the applied filter and who is acting.
+//! The top line: the app's name (or the picked form's title), the tabs with live counts (of the
+//! picked form, if one is), the applied filter and who is acting.
 
 use ratatui::buffer::Buffer;
 use ratatui::layout::Rect;
@@ -10,11 +11,22 @@ use crate::tui::safe::safe;
 use crate::tui::state::{State, Tab};
 use crate::tui::text;
 
+/// The most columns the picked form's title takes.
+const FORM_TITLE_COLS: usize = 20;
+
 pub fn render(app: &State, area: Rect, buf: &mut Buffer) {
     if area.is_empty() {
         return;
     }
-    let mut spans = vec![Span::styled(format!(" {} ", text::APP), bold()), Span::raw(" ")];
+    // The picked form takes the app's name's place: the counts beside it are its own.
+    let title = match &app.form {
+        Some(slug) => Span::styled(
+            format!(" {} ", fit(&safe(app.form_title(slug)), FORM_TITLE_COLS)),
+            warn().add_modifier(Modifier::BOLD),
+        ),
+        None => Span::styled(format!(" {} ", text::APP), bold()),
+    };
+    let mut spans = vec![title, Span::raw(" ")];
     for (i, tab) in Tab::ALL.into_iter().enumerate() {
         if i > 0 {
             spans.push(Span::styled(text::SEPARATOR, dim()));
