@@ -69,7 +69,7 @@ pub fn filter_badge(filter: &str) -> String {
 }
 
 pub const FILTER_PROMPT: &str = "/";
-pub const FILTER_HINT: &str = "type to filter name, email, subject and message · Enter apply · Esc cancel";
+pub const FILTER_HINT: &str = "type to filter name, email, subject, message, fields · Enter apply · Esc cancel";
 
 // --- mail state of a row ------------------------------------------------------------------------
 
@@ -319,10 +319,10 @@ pub const HELP_FOOTER: [&str; 3] = [
     "? / Esc / q closes this help",
 ];
 
-/// Every key, for the help overlay (and the README).
 /// The key the help lists after `/` when the site has several forms.
 pub const FORM_KEY: (&str, &str) = ("f", "one form's messages (or all); the counts follow");
 
+/// Every key, for the help overlay (and the README).
 pub const KEYS: &[(&str, &str)] = &[
     ("j / ↓   k / ↑", "next / previous message (in a message: scroll)"),
     ("g / Home  G / End", "first / last loaded message"),
