@@ -415,13 +415,51 @@ pub async fn race(a: SharedStore, b: SharedStore) {
     assert_eq!(all.len(), N, "every due row claimed");
 }
 
+/// A message's form and fields go in and come back on every engine; the list and the counts
+/// narrow to one form; the search reads the fields.
+async fn forms_story(store: SharedStore) {
+    use formgate::domain::{Field, FieldValue};
+    let mut msg = new_message(900, "a quote request");
+    msg.form = "quote".into();
+    msg.fields = vec![
+        Field::new("company", FieldValue::Text("Anvils «Ltd»".into())),
+        Field::new("topics", FieldValue::List(vec!["Web".into(), "App".into()])),
+        Field::new("consent", FieldValue::Flag(true)),
+    ];
+    let id = crate::support::store::insert_message(&store, &msg, T0 + 900, "nonce-quote", T0 + 9000, &|_| {
+        Ok(mail("v900@example.org", 900))
+    })
+    .await;
+    let m = store.message(id).await.unwrap().unwrap();
+    assert_eq!((m.form.as_str(), &m.fields), ("quote", &msg.fields));
+    let quote_only = |search: Option<&str>| ListQuery {
+        form: Some("quote".into()),
+        search: search.map(str::to_owned),
+        limit: 50,
+        ..Default::default()
+    };
+    let rows = store.list(&quote_only(None)).await.unwrap();
+    assert_eq!(rows.iter().map(|r| r.id).collect::<Vec<_>>(), vec![id]);
+    assert_eq!(rows[0].form, "quote");
+    let found = store.list(&quote_only(Some("anvils «ltd»"))).await.unwrap();
+    assert_eq!(found.len(), 1, "the search reads the fields, any case");
+    assert_eq!(
+        store.counts_for(Some("quote")).await.unwrap(),
+        vec![(Status::Pending, 1)]
+    );
+    let all: i64 = store.counts_for(None).await.unwrap().iter().map(|(_, n)| n).sum();
+    assert!(all > 1, "every form's messages without a filter");
+}
+
 #[tokio::test]
 async fn the_store_story_on_sqlite() {
     let dir = tempfile::tempdir().unwrap();
     let store = SqliteStore::open(&format!("sqlite://{}", dir.path().join("story.db").display()))
         .await
         .unwrap();
-    story(Arc::new(store)).await;
+    let store: SharedStore = Arc::new(store);
+    story(store.clone()).await;
+    forms_story(store).await;
 }
 
 #[tokio::test]
@@ -429,7 +467,9 @@ async fn the_store_story_on_postgres() {
     let Some(db) = TestDatabase::fresh().await else {
         return;
     };
-    story(Arc::new(PgStore::open(db.url()).await.unwrap())).await;
+    let store: SharedStore = Arc::new(PgStore::open(db.url()).await.unwrap());
+    story(store.clone()).await;
+    forms_story(store).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
