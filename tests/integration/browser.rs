@@ -16,11 +16,12 @@ use fantoccini::actions::{InputSource, KeyAction, KeyActions};
 use fantoccini::key::Key;
 use fantoccini::wd::WebDriverCompatibleCommand;
 use fantoccini::{Client, ClientBuilder, Locator};
-use formgate::config::{Config, MailTarget};
+use formgate::config::{Config, MailTarget, SmtpUrl};
 use formgate::domain::{Field, FieldValue, MessageId, Status};
 use serde_json::{Value, json};
 
-use crate::support::app::{Options, TestApp};
+use crate::support::app::{Options, TestApp, code};
+use crate::support::smtp::TestSmtp;
 
 /// Where Debian's `chromium-driver` and `chromium` put them; `FORMGATE_CHROMEDRIVER` and
 /// `FORMGATE_CHROMIUM` name others.
@@ -67,15 +68,17 @@ fn unavailable<T>(why: &str) -> Option<T> {
     None
 }
 
-/// The app with the quote form declared (mail as .eml files: no mail is looked at here).
+/// The app with the quote form declared, mailing a test SMTP listener.
 async fn spawn_app() -> TestApp {
     let dir = tempfile::tempdir().expect("tempdir");
     let db = format!("sqlite://{}", dir.path().join("formgate.db").display());
-    let mut config = Config::for_tests(db, MailTarget::Dir(dir.path().join("mail-outbox")));
+    let smtp = TestSmtp::start().await;
+    let mail = MailTarget::Smtp(SmtpUrl::parse(&smtp.url()).expect("smtp url"));
+    let mut config = Config::for_tests(db, mail);
     config.forms = Config::from_toml(QUOTE_FORM, &|_| None)
         .expect("the quote form is a valid form table")
         .forms;
-    TestApp::spawn_config(config, dir, None, &Options::default()).await
+    TestApp::spawn_config(config, dir, Some(smtp), &Options::default()).await
 }
 
 /// chromedriver as a child process on a free port, in a process group of its own with the
@@ -256,6 +259,23 @@ impl Browser {
                 Instant::now() < deadline,
                 "still on {} (want {path}):\n{}",
                 self.path().await,
+                self.text().await
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    /// Waits until a page whose path ends with `suffix` has loaded; returns its path.
+    async fn wait_for_path_ending(&self, suffix: &str) -> String {
+        let deadline = Instant::now() + Duration::from_secs(15);
+        loop {
+            let path = self.path().await;
+            if path.ends_with(suffix) && self.js("return document.readyState").await == json!("complete") {
+                return path;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "still on {path} (want …{suffix}):\n{}",
                 self.text().await
             );
             tokio::time::sleep(Duration::from_millis(50)).await;
@@ -639,5 +659,32 @@ async fn browser_at_a_phone_sized_window_the_form_fits_and_send_is_in_reach() {
     b.assert_fits_width("sent", PHONE.0).await;
     b.assert_no_csp_violation("sent").await;
     assert_eq!(app.message(MessageId(1)).await.status, Status::Pending);
+    b.close().await;
+}
+
+#[tokio::test]
+async fn browser_the_code_from_the_mail_typed_on_the_sent_page_confirms_the_message() {
+    let Some(b) = Browser::start(DESKTOP, false).await else {
+        return;
+    };
+    let app = spawn_app().await;
+    b.goto(&app.url("/f/quote")).await;
+    fill_quote_form(&b, true, true).await;
+    app.clock.advance(30);
+    b.press(&Key::Enter).await;
+    b.wait_for_page("/f/quote/sent").await;
+
+    // The sent page's own form posts too: the code goes in by keyboard, Enter sends it.
+    let code = code(&app.mail(1).await);
+    b.tab_into_form("code").await;
+    b.press(&code).await;
+    b.press(&Key::Enter).await;
+    b.wait_for_path_ending("/confirmed").await;
+    b.watch_csp().await;
+    let text = b.text().await;
+    assert!(text.contains("Thank you"), "{text}");
+    b.assert_no_csp_violation("confirmed").await;
+    let m = app.message(MessageId(1)).await;
+    assert!(matches!(m.status, Status::Verified | Status::Released), "{m:?}");
     b.close().await;
 }
