@@ -16,6 +16,7 @@
 mod support;
 
 mod abuse;
+mod browser;
 mod cli;
 mod contact;
 mod edge;
