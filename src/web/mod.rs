@@ -94,7 +94,10 @@ fn content_security_policy(forms: &crate::forms::Catalog) -> HeaderValue {
     })
 }
 
-/// Sent with every response. `no-referrer` keeps tokens in page URLs from leaking to other sites.
+/// Sent with every response. `same-origin`: no other site ever gets a Referer (tokens in page URLs
+/// stay ours), while our own forms' posts carry their real `Origin` — under `no-referrer` a browser
+/// sends `Origin: null` with a form's POST, which the edge refuses (found by the browser tests:
+/// no form on formgate's own pages could be sent from Chromium).
 async fn security_headers(State(csp): State<Arc<HeaderValue>>, req: Request, next: Next) -> Response {
     let mut res = next.run(req).await;
     let h = res.headers_mut();
@@ -102,7 +105,7 @@ async fn security_headers(State(csp): State<Arc<HeaderValue>>, req: Request, nex
         h.insert(name, HeaderValue::from_static(value));
     };
     set(h, header::X_CONTENT_TYPE_OPTIONS, "nosniff");
-    set(h, header::REFERRER_POLICY, "no-referrer");
+    set(h, header::REFERRER_POLICY, "same-origin");
     set(h, header::X_FRAME_OPTIONS, "DENY");
     h.insert(header::CONTENT_SECURITY_POLICY, (*csp).clone());
     if !h.contains_key(header::CACHE_CONTROL) {

@@ -237,7 +237,7 @@ async fn every_page_carries_the_security_headers(backend: Backend) {
         let res = app.get(path).await;
         let h = res.headers();
         assert_eq!(h["x-content-type-options"], "nosniff", "{path}");
-        assert_eq!(h["referrer-policy"], "no-referrer", "{path}");
+        assert_eq!(h["referrer-policy"], "same-origin", "{path}");
         assert!(
             h["content-security-policy"]
                 .to_str()

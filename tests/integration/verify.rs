@@ -15,7 +15,7 @@ async fn get_shows_a_button_and_changes_nothing_post_confirms_and_again_is_the_s
     // Mail scanners fetch links: GET and HEAD must not confirm.
     let res = app.get(&link).await;
     assert_eq!(res.status(), 200);
-    assert_eq!(res.headers()["referrer-policy"], "no-referrer");
+    assert_eq!(res.headers()["referrer-policy"], "same-origin");
     let html = res.text().await.unwrap();
     assert!(
         html.contains("Confirm my message") && html.contains(&format!("action=\"{link}\"")),
