@@ -247,7 +247,7 @@ pub(super) const SET_ASIDE_UNREADABLE: &str =
 
 /// Messages per status (`Store::counts`).
 pub(super) const COUNTS: &str = "SELECT status, COUNT(*) AS n FROM messages GROUP BY status";
-/// The same for one form (`Store::counts_for`; `messages_by_form` leads with `form`).
+/// The same for one form (`Store::counts_for`): a scan, as `form` has no index (see migration 0007).
 pub(super) const COUNTS_OF_FORM: &str = "SELECT status, COUNT(*) AS n FROM messages WHERE form = $1 GROUP BY status";
 
 /// A `counts` row: `status` and its count `n`.
