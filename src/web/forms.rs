@@ -34,7 +34,8 @@ pub fn router(state: &WebState) -> Router<WebState> {
         .route("/f/{form}/schema", get(schema))
         .route("/f/{form}/sent", get(sent_page))
         .route("/f/{form}/confirmed", get(confirmed_page))
-        .route("/assets/formgate.css", get(stylesheet));
+        .route("/assets/formgate.css", get(stylesheet))
+        .route("/favicon.ico", get(no_favicon));
     // Posts that send a mail spend the `contact` budget; a typed code is a confirmation attempt.
     let sends_mail = Router::new()
         .route("/contact", post(submit_default))
@@ -94,6 +95,16 @@ async fn schema(State(state): State<WebState>, Path(form): Path<String>) -> Resu
     let entry = state.entry(&form)?;
     let action = format!("/f/{}", entry.slug);
     Ok(Json(crate::forms::present::schema(&entry, &action)).into_response())
+}
+
+/// Browsers ask every site for one; an empty answer they may cache keeps a 404 out of every
+/// page's console (and out of the request log).
+async fn no_favicon() -> Response {
+    (
+        StatusCode::NO_CONTENT,
+        [(header::CACHE_CONTROL, "public, max-age=86400")],
+    )
+        .into_response()
 }
 
 async fn stylesheet() -> Response {

@@ -327,6 +327,11 @@ async fn schemas_and_pages_exist_per_form_and_unknown_forms_are_404(backend: Bac
     assert!(
         page.contains("<h1>Request a quote</h1>") && page.contains("<select id=\"budget\" name=\"budget\" required")
     );
+    assert_eq!(
+        app.get("/favicon.ico").await.status(),
+        204,
+        "no 404 in every page's console"
+    );
     assert_eq!(app.get("/f/nope").await.status(), 404);
     assert_eq!(app.get("/f/nope/schema").await.status(), 404);
     let res = app.post_json("/f/nope", good_quote()).await;
