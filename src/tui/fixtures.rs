@@ -360,16 +360,8 @@ pub fn hostile_details(id: i64) -> Details {
 
 fn form(slug: &str, title: &str, fields: Option<Vec<FieldSpec>>) -> Form {
     Form {
-        slug: slug.into(),
-        title: title.into(),
-        site_name: "Example".into(),
-        staff_inbox: Vec::new(),
-        allowed_origins: Vec::new(),
-        auto_release: false,
-        thank_you_url: None,
-        require_form_token: false,
-        ui_dir: None,
         fields,
+        ..Form::open(slug, title, "Example")
     }
 }
 
