@@ -161,10 +161,6 @@ impl<E: Engine> Store for E {
         Engine::list(self, query).await
     }
 
-    async fn counts(&self) -> Result<Vec<(Status, i64)>, StoreError> {
-        E::Db::counts(self.reads(), None).await
-    }
-
     async fn counts_for(&self, form: Option<&str>) -> Result<Vec<(Status, i64)>, StoreError> {
         E::Db::counts(self.reads(), form).await
     }

@@ -105,9 +105,11 @@ pub trait Store: Send + Sync + 'static {
     async fn list(&self, query: &ListQuery) -> Result<Vec<MessageSummary>, StoreError>;
 
     /// How many messages are in each status (statuses with none are absent).
-    async fn counts(&self) -> Result<Vec<(Status, i64)>, StoreError>;
+    async fn counts(&self) -> Result<Vec<(Status, i64)>, StoreError> {
+        self.counts_for(None).await
+    }
 
-    /// [`Store::counts`] of one form's messages (its slug); None: of all, as `counts`.
+    /// [`Store::counts`] of one form's messages (its slug); None: of all.
     async fn counts_for(&self, form: Option<&str>) -> Result<Vec<(Status, i64)>, StoreError>;
 
     /// A signal that fires soon after anyone (any instance, any moderator) changes messages or

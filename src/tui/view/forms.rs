@@ -6,9 +6,8 @@ use ratatui::buffer::Buffer;
 use ratatui::layout::Rect;
 use ratatui::style::{Modifier, Style};
 use ratatui::text::{Line, Span};
-use ratatui::widgets::{Block, Clear, Widget};
 
-use super::{centered, dim, fit};
+use super::{dim, fit, list_box};
 use crate::tui::safe::safe;
 use crate::tui::state::State;
 use crate::tui::text;
@@ -24,17 +23,9 @@ pub fn render(app: &State, at: usize, area: Rect, buf: &mut Buffer) {
             app.form.as_deref() == Some(f.slug.as_str()),
         ));
     }
-    let want = super::cells(rows.len()) + 2;
-    let rect = centered(area, WIDTH, want.min(area.height.saturating_sub(2)).max(3));
-    Clear.render(rect, buf);
-    let block = Block::bordered()
-        .title(text::FORM_PICKER_TITLE)
-        .border_style(Style::new());
-    let inside = block.inner(rect);
-    block.render(rect, buf);
-    if inside.height == 0 || inside.width == 0 {
+    let Some(inside) = list_box(area, buf, WIDTH, rows.len(), 0, text::FORM_PICKER_TITLE) else {
         return;
-    }
+    };
     let cols = inside.width as usize;
     let shown = inside.height as usize;
     let at = at.min(rows.len().saturating_sub(1));

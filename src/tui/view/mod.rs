@@ -232,6 +232,21 @@ pub fn mail_state(mail: Option<&MailSummary>) -> (Cow<'static, str>, Style) {
     }
 }
 
+/// A titled, bordered box over the screen for a list of `rows` lines (plus `extra` of its own),
+/// as tall as fits with a line of the screen left above and below: the area inside, or None when
+/// nothing fits in it.
+pub fn list_box(area: Rect, buf: &mut Buffer, width: u16, rows: usize, extra: u16, title: &str) -> Option<Rect> {
+    let want = cells(rows) + 2 + extra;
+    let rect = centered(area, width, want.min(area.height.saturating_sub(2)).max(3));
+    ratatui::widgets::Clear.render(rect, buf);
+    let block = ratatui::widgets::Block::bordered()
+        .title(title)
+        .border_style(Style::new());
+    let inside = block.inner(rect);
+    block.render(rect, buf);
+    (inside.height > 0 && inside.width > 0).then_some(inside)
+}
+
 /// A rectangle of at most `w`×`h` in the middle of `area`.
 pub fn centered(area: Rect, w: u16, h: u16) -> Rect {
     let w = w.min(area.width);

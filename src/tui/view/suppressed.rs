@@ -6,9 +6,8 @@ use ratatui::buffer::Buffer;
 use ratatui::layout::Rect;
 use ratatui::style::{Modifier, Style};
 use ratatui::text::{Line, Span};
-use ratatui::widgets::{Block, Clear, Widget};
 
-use super::{cell, centered, datetime, dim, error, fit, heading, warn};
+use super::{cell, datetime, dim, error, fit, heading, list_box, warn};
 use crate::tui::safe::display_safe;
 use crate::tui::state::SuppressedList;
 use crate::tui::text;
@@ -18,17 +17,9 @@ const SINCE_COLS: usize = 20;
 
 pub fn render(list: &SuppressedList, area: Rect, buf: &mut Buffer) {
     let rows = list.rows.as_deref().unwrap_or_default();
-    let want = super::cells(rows.len().max(1)) + 3;
-    let rect = centered(area, 78, want.min(area.height.saturating_sub(2)).max(3));
-    Clear.render(rect, buf);
-    let block = Block::bordered()
-        .title(text::SUPPRESSED_TITLE)
-        .border_style(Style::new());
-    let inside = block.inner(rect);
-    block.render(rect, buf);
-    if inside.height == 0 || inside.width == 0 {
+    let Some(inside) = list_box(area, buf, 78, rows.len().max(1), 1, text::SUPPRESSED_TITLE) else {
         return;
-    }
+    };
     let cols = inside.width as usize;
     let one = |y: u16, line: Line, buf: &mut Buffer| buf.set_line(inside.x, y, &line, inside.width);
     let message = match (&list.error, &list.rows) {
