@@ -6,7 +6,6 @@ use std::collections::BTreeMap;
 
 use super::posted::{Posted, PostedValue};
 use super::{Core, FieldKind, FieldSpec, Form};
-use crate::domain::message::{MAX_NAME, MAX_SUBJECT};
 use crate::domain::{
     ContactForm, Field, FieldErrors, FieldValue, MessageBody, NewMessage, Subject, VisitorEmail, VisitorName,
 };
@@ -72,18 +71,15 @@ pub fn accept(
         honeypot: HONEYPOTS.iter().find_map(|h| posted.get(h)).map(|v| v.texts().concat()),
         form_token: posted.one(FORM_TOKEN).ok().flatten().map(str::to_owned),
     };
-    let outcome = match &form.fields {
+    let parts = match &form.fields {
         None => open(posted),
         Some(fields) => declared(fields, posted),
     };
-    match outcome {
-        Ok(parts) => match parts.build(ip, user_agent) {
-            Ok(mut msg) => {
-                msg.form = form.slug.clone();
-                Ok(Accepted { msg, bot })
-            }
-            Err(errors) => Err(rejected(errors, posted, bot)),
-        },
+    match parts.build(ip, user_agent) {
+        Ok(mut msg) => {
+            msg.form = form.slug.clone();
+            Ok(Accepted { msg, bot })
+        }
         Err(errors) => Err(rejected(errors, posted, bot)),
     }
 }
@@ -107,26 +103,14 @@ struct Parts {
     name_from_address: bool,
     /// A declared form without a `message` field (or an optional one left empty).
     body_optional: bool,
-    /// Declared limits on the core fields, tighter than the built-in ones.
-    limits: Vec<(Core, String, usize)>,
     fields: Vec<Field>,
     errors: FieldErrors,
 }
 
 impl Parts {
     fn build(mut self, ip: Option<String>, user_agent: Option<String>) -> Result<NewMessage, FieldErrors> {
+        // A declared field's own limits were checked with it (`check`); these are the columns'.
         let mut errors = std::mem::take(&mut self.errors);
-        for (core, field, max) in &self.limits {
-            let value = match core {
-                Core::Name => &self.contact.name,
-                Core::Subject => self.contact.subject.as_deref().unwrap_or(""),
-                Core::Message => &self.contact.message,
-                Core::Email => &self.contact.email,
-            };
-            if let Err(e) = within(value.trim(), *max) {
-                errors.entry(field.clone()).or_insert(e);
-            }
-        }
         let mut report = |key: &str, e: String| {
             errors.entry(key.to_string()).or_insert(e);
         };
@@ -175,7 +159,7 @@ fn within(value: &str, max: usize) -> Result<(), String> {
 }
 
 /// An open form: the four fields as always, Formspree's names understood, every other field kept.
-fn open(posted: &Posted) -> Result<Parts, FieldErrors> {
+fn open(posted: &Posted) -> Parts {
     let mut parts = Parts {
         email_field: "email".into(),
         ..Parts::default()
@@ -257,7 +241,7 @@ fn open(posted: &Posted) -> Result<Parts, FieldErrors> {
         }
     }
     parts.errors = errors;
-    Ok(parts)
+    parts
 }
 
 /// A field name fit to show in a message (a hostile one is cut and made visible).
@@ -284,7 +268,7 @@ fn extra_value(value: &PostedValue) -> Result<FieldValue, String> {
 }
 
 /// A declared form: exactly its fields, each checked by its type.
-fn declared(fields: &[FieldSpec], posted: &Posted) -> Result<Parts, FieldErrors> {
+fn declared(fields: &[FieldSpec], posted: &Posted) -> Parts {
     let mut parts = Parts {
         name_from_address: true,
         body_optional: true,
@@ -320,20 +304,11 @@ fn declared(fields: &[FieldSpec], posted: &Posted) -> Result<Parts, FieldErrors>
             Some(Core::Name) => {
                 parts.name_from_address = !spec.required;
                 parts.contact.name = text(value);
-                parts
-                    .limits
-                    .push((Core::Name, spec.name.clone(), spec.max_length().min(MAX_NAME)));
             }
-            Some(Core::Subject) => {
-                parts.contact.subject = Some(text(value));
-                parts
-                    .limits
-                    .push((Core::Subject, spec.name.clone(), spec.max_length().min(MAX_SUBJECT)));
-            }
+            Some(Core::Subject) => parts.contact.subject = Some(text(value)),
             Some(Core::Message) => {
                 parts.body_optional = !spec.required;
                 parts.contact.message = text(value);
-                parts.limits.push((Core::Message, spec.name.clone(), spec.max_length()));
             }
             None => {
                 if let Some(v) = value {
@@ -343,7 +318,7 @@ fn declared(fields: &[FieldSpec], posted: &Posted) -> Result<Parts, FieldErrors>
         }
     }
     parts.errors = errors;
-    Ok(parts)
+    parts
 }
 
 /// One declared field's value: None when left empty (and not required).

@@ -326,17 +326,6 @@ impl Catalog {
         })
     }
 
-    /// One open form `contact` with the top-level settings: what tests and tools that need no
-    /// configuration use.
-    pub fn single(form: Form, site: Arc<Templates>) -> Catalog {
-        let slug = form.slug.clone();
-        match Catalog::new(vec![Form { ui_dir: None, ..form }], &slug, site) {
-            Ok(c) => c,
-            // No ui_dir, so nothing is loaded: this cannot fail.
-            Err(_) => unreachable!("a catalog without ui_dir loads no templates"),
-        }
-    }
-
     pub fn get(&self, slug: &str) -> Option<&Arc<Entry>> {
         self.by_slug.get(slug).map(|&i| &self.entries[i])
     }
@@ -358,14 +347,6 @@ impl Catalog {
 
     pub fn iter(&self) -> impl Iterator<Item = &Arc<Entry>> {
         self.entries.iter()
-    }
-
-    pub fn len(&self) -> usize {
-        self.entries.len()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.entries.is_empty()
     }
 }
 
