@@ -2,8 +2,8 @@
 //! from trusted proxies), where a browser post comes from (Origin allowlist and CORS), and how often
 //! one client may post (fixed-window counters in the database, so every instance shares them).
 
-use std::collections::HashMap;
 use std::net::{IpAddr, Ipv6Addr, SocketAddr};
+use std::sync::Arc;
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::time::Duration;
 
@@ -38,21 +38,20 @@ pub struct Edge {
 /// that names no form (a typed code, a resend, a confirmation) takes any form's, since the
 /// visitor's page may be any of them.
 struct FormOrigins {
-    by_form: HashMap<String, Vec<String>>,
-    default_form: String,
+    forms: Arc<Catalog>,
+    /// Every form's, together.
     any: Vec<String>,
 }
 
 impl FormOrigins {
     fn for_request(&self, route: &str, path: &str) -> &[String] {
-        let form = match route {
-            "/contact" => Some(self.default_form.as_str()),
-            "/f/{form}" => path.strip_prefix("/f/"),
-            _ => None,
-        };
-        match form {
-            Some(slug) => self.by_form.get(slug).map_or(&[][..], Vec::as_slice),
-            None => &self.any,
+        match route {
+            "/contact" => &self.forms.default_entry().allowed_origins,
+            "/f/{form}" => path
+                .strip_prefix("/f/")
+                .and_then(|slug| self.forms.get(slug))
+                .map_or(&[][..], |f| f.allowed_origins.as_slice()),
+            _ => &self.any,
         }
     }
 }
@@ -63,19 +62,14 @@ const PRUNE_EVERY: i64 = 600;
 const PREFLIGHT_MAX_AGE: &str = "600";
 
 impl Edge {
-    pub fn new(config: &Config, forms: &Catalog, public_url: &str) -> Self {
-        let by_form: HashMap<String, Vec<String>> = forms
-            .iter()
-            .map(|f| (f.slug.clone(), f.allowed_origins.clone()))
-            .collect();
-        let mut any: Vec<String> = by_form.values().flatten().cloned().collect();
+    pub fn new(config: &Config, forms: &Arc<Catalog>, public_url: &str) -> Self {
+        let mut any: Vec<String> = forms.iter().flat_map(|f| f.allowed_origins.clone()).collect();
         any.sort();
         any.dedup();
         Self {
             trusted_proxies: config.trusted_proxies.clone(),
             origins: FormOrigins {
-                by_form,
-                default_form: forms.default_entry().slug.clone(),
+                forms: forms.clone(),
                 any,
             },
             own_origin: Origin::of(public_url),

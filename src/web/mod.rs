@@ -83,16 +83,13 @@ fn content_security_policy(forms: &crate::forms::Catalog) -> HeaderValue {
     targets.sort();
     targets.dedup();
     let extra: String = targets.iter().map(|o| format!(" {o}")).collect();
-    let csp = format!(
-        "default-src 'none'; style-src 'self'; img-src 'self'; form-action 'self'{extra}; frame-ancestors 'none'; base-uri 'none'"
-    );
+    let csp = CSP_OWN_ONLY.replacen("form-action 'self'", &format!("form-action 'self'{extra}"), 1);
     // Origins are ASCII serialisations (`https://host:port`): always a valid header value.
-    HeaderValue::from_str(&csp).unwrap_or_else(|_| {
-        HeaderValue::from_static(
-            "default-src 'none'; style-src 'self'; img-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'",
-        )
-    })
+    HeaderValue::from_str(&csp).unwrap_or(HeaderValue::from_static(CSP_OWN_ONLY))
 }
+
+const CSP_OWN_ONLY: &str =
+    "default-src 'none'; style-src 'self'; img-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'";
 
 /// Sent with every response. `same-origin`: no other site ever gets a Referer (tokens in page URLs
 /// stay ours), while our own forms' posts carry their real `Origin` — under `no-referrer` a browser
