@@ -199,7 +199,7 @@ impl Services {
     /// For the moderator's commands: links they cause (a resend) point at the configured
     /// `public_url`, or at `listen` when none is set.
     pub async fn for_moderator(config: &Config) -> anyhow::Result<Services> {
-        Services::open(config, Arc::new(SystemClock), &format!("http://{}", config.listen)).await
+        Services::open(config, Arc::new(SystemClock), &config.link_base()).await
     }
 }
 

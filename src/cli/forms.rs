@@ -11,16 +11,6 @@ use crate::forms::{Core, FieldKind, FieldSpec, Form};
 
 use super::output::safe;
 
-/// Where the form's pages are: `public_url`, else `http://listen` (as the verbs' links).
-fn base_url(config: &Config) -> String {
-    config
-        .public_url
-        .clone()
-        .unwrap_or_else(|| format!("http://{}", config.listen))
-        .trim_end_matches('/')
-        .to_string()
-}
-
 fn slugs(forms: &[Form]) -> String {
     forms.iter().map(|f| f.slug.as_str()).collect::<Vec<_>>().join(", ")
 }
@@ -42,7 +32,7 @@ pub fn known(config: &Config, slug: Option<&str>) -> Result<(), ExitCode> {
 
 /// One block per form, in configuration order.
 pub fn list(config: &Config) -> anyhow::Result<()> {
-    let base = base_url(config);
+    let base = config.link_base();
     let mut out = String::new();
     for (i, form) in config.forms().iter().enumerate() {
         if i > 0 {
@@ -136,7 +126,7 @@ pub fn snippet(config: &Config, slug: &str) -> ExitCode {
     let Some(form) = forms.iter().find(|f| f.slug == slug) else {
         return ExitCode::from(2);
     };
-    print!("{}", html(form, &base_url(config)));
+    print!("{}", html(form, &config.link_base()));
     if form.allowed_origins.is_empty() {
         eprintln!(
             "formgate: note: form `{slug}` sets no allowed_origins: add your site's origin (e.g. https://www.example.org) to [forms.{slug}] allowed_origins, or posts from your page are refused"

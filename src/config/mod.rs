@@ -275,6 +275,14 @@ impl Config {
         Ok(self)
     }
 
+    /// The base of links for commands that run without the listener (the verbs, `formgate forms`):
+    /// `public_url`, else `http://<listen>`.
+    pub fn link_base(&self) -> String {
+        self.public_url
+            .clone()
+            .unwrap_or_else(|| format!("http://{}", self.listen))
+    }
+
     /// Every form with its settings resolved: what the form's table sets, else the top-level
     /// value. With no `[forms.NAME]` table, one open form, `default_form`, as formgate always had.
     pub fn forms(&self) -> Vec<crate::forms::Form> {
