@@ -176,7 +176,12 @@ impl Services {
                 per_hour: config.max_mails_per_hour.map(i64::from),
             },
         };
-        let forms = Arc::new(Catalog::new(config.forms(), &config.default_form, templates.clone())?);
+        let forms = Arc::new(Catalog::new(
+            config.forms(),
+            &config.default_form,
+            templates.clone(),
+            config.ui_dir.as_deref(),
+        )?);
         let actions = Arc::new(UseCases::new(
             store.clone(),
             keys,

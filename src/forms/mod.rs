@@ -276,12 +276,21 @@ pub struct Catalog {
 }
 
 impl Catalog {
-    /// `forms` in configuration order; `default` names one of them. Templates are loaded here,
-    /// once per `ui_dir`.
-    pub fn new(forms: Vec<Form>, default: &str, site: Arc<Templates>) -> Result<Catalog, TemplateError> {
+    /// `forms` in configuration order; `default` names one of them. `site` are the templates
+    /// loaded from `site_dir` (the top-level `ui_dir`, which forms inherit); a form's own
+    /// `ui_dir` is loaded here, once per folder.
+    pub fn new(
+        forms: Vec<Form>,
+        default: &str,
+        site: Arc<Templates>,
+        site_dir: Option<&std::path::Path>,
+    ) -> Result<Catalog, TemplateError> {
         let mut entries = Vec::with_capacity(forms.len());
         let several = forms.len() > 1;
         let mut loaded: HashMap<PathBuf, Arc<Templates>> = HashMap::new();
+        if let Some(dir) = site_dir {
+            loaded.insert(dir.to_path_buf(), site.clone());
+        }
         for form in forms {
             let templates = match &form.ui_dir {
                 None => site.clone(),
@@ -371,6 +380,7 @@ mod tests {
             vec![form("contact", None), form("jobs", Some(dir.path().to_path_buf()))],
             "contact",
             site,
+            None,
         )
         .unwrap();
         let jobs = catalog.get("jobs").unwrap();
