@@ -19,9 +19,10 @@ use crate::clock::human_time;
 use crate::domain::{MailGuard, Withheld};
 use crate::intake::{IntakeQueue, MakeMail, NewSubmission};
 use crate::mail::handover::{Handover, WorkerBell};
-use crate::mail::queue::OutboxRecord;
+use crate::mail::queue::{MailKind, OutboxRecord, OutgoingMail};
 use crate::store::{Audit, AuditRecord, Change, Purged, SharedStore, StoreError, SuppressedAddress};
 use crate::token::{self, Keys, Purpose, TokenError};
+use crate::webhook::{self, Event, body::Happened};
 
 /// Wrong codes allowed before the message needs a new verification mail.
 pub const MAX_CODE_FAILURES: i64 = 5;
@@ -90,6 +91,8 @@ pub struct Settings {
     pub purge_after: Option<std::time::Duration>,
     /// Caps on automatic verification mail (a moderator's resend is exempt; suppression is not).
     pub mail_guard: MailGuard,
+    /// How long a webhook delivery is retried (seconds).
+    pub webhook_lifetime: i64,
 }
 
 /// What a release did.
@@ -197,6 +200,8 @@ pub struct UseCases {
     token_ttl: i64,
     /// Rung for each mail queued in the outbox that the worker does not get in memory.
     outbox_wake: WorkerBell,
+    /// Rung when webhook deliveries are queued (the webhook worker has a bell of its own).
+    webhook_wake: WorkerBell,
     settings: Settings,
     /// Every form and its settings (staff inbox, auto-release, …).
     forms: Arc<Catalog>,
@@ -235,10 +240,26 @@ impl UseCases {
             clock,
             token_ttl,
             outbox_wake,
+            webhook_wake: WorkerBell::default(),
             settings,
             forms,
             intake: std::sync::OnceLock::new(),
             handover: std::sync::OnceLock::new(),
+        }
+    }
+
+    /// What wakes this process's webhook worker.
+    pub fn webhook_bell(&self) -> WorkerBell {
+        self.webhook_wake.clone()
+    }
+
+    /// Wakes whichever workers `mails` are for.
+    fn ring_for(&self, mails: &[OutgoingMail]) {
+        if mails.iter().any(|m| m.kind != MailKind::Webhook) {
+            self.outbox_wake.ring();
+        }
+        if mails.iter().any(|m| m.kind == MailKind::Webhook) {
+            self.webhook_wake.ring();
         }
     }
 
@@ -402,6 +423,13 @@ impl UseCases {
             form: m.form.clone(),
         };
         let to = m.status.apply(Transition::Verify)?;
+        let form = self.forms.entry_of(&m.form);
+        let happened = Happened {
+            event: Event::Verified,
+            at: now,
+            by: None,
+        };
+        let mails = webhook::body::deliveries(form, m, &happened, now + self.settings.webhook_lifetime);
         let change = Change {
             id: m.id,
             from: m.status,
@@ -416,11 +444,12 @@ impl UseCases {
                 action: "verify",
                 detail: Some(format!("confirmed by {how}")),
             },
-            mail: None,
+            mails,
         };
         if self.store.apply(&change).await? {
+            self.ring_for(&change.mails);
             tracing::info!(message_id = m.id.0, how, "message verified");
-            if self.forms.entry_of(&m.form).auto_release
+            if form.auto_release
                 && let Err(e) = self.release(m.id, "auto-release").await
             {
                 // The visitor's part is done either way; a moderator can still release by hand.
@@ -577,7 +606,7 @@ impl UseCases {
                 },
                 detail,
             },
-            mail: Some(mail),
+            mails: vec![mail],
         };
         let applied = self.store.apply_guarded(&change, guard).await?;
         if !applied.done {
@@ -758,11 +787,18 @@ impl UseCases {
             )
         };
         let mailed = mail.is_some();
-        let detail = if mailed {
-            None
-        } else {
-            Some("no staff_inbox configured: not mailed".to_string())
+        let happened = Happened {
+            event: Event::Released,
+            at: now,
+            by: Some(actor),
         };
+        let webhooks = webhook::body::deliveries(form, &m, &happened, now + self.settings.webhook_lifetime);
+        let detail = match (mailed, webhooks.len()) {
+            (true, _) => None,
+            (false, 0) => Some("no staff_inbox configured: not mailed".to_string()),
+            (false, _) => Some("no staff_inbox configured: webhooks only".to_string()),
+        };
+        let mails: Vec<OutgoingMail> = mail.into_iter().chain(webhooks).collect();
         let change = Change {
             id,
             from: m.status,
@@ -777,12 +813,12 @@ impl UseCases {
                 action: "release",
                 detail,
             },
-            mail,
+            mails,
         };
         if !self.store.apply(&change).await? {
             return Err(self.explain_conflict(id, Status::Released, "released").await);
         }
-        self.outbox_wake.ring();
+        self.ring_for(&change.mails);
         tracing::info!(message_id = id.0, actor, mailed, "message released");
         Ok(Released {
             id,
@@ -836,7 +872,7 @@ impl UseCases {
                 action,
                 detail: None,
             },
-            mail: None,
+            mails: Vec::new(),
         }
     }
 

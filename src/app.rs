@@ -23,12 +23,18 @@ use crate::store::{self, SharedStore};
 use crate::templates::Templates;
 use crate::web::{self, WebState};
 
+/// Webhook deliveries in flight at once: each waits on a receiver far away (up to its timeout),
+/// so more of them than SMTP connections, which answer in milliseconds.
+const WEBHOOK_LANES: usize = 16;
+
 pub struct Server {
     listener: TcpListener,
     /// Where `listener` is bound (port 0 in tests: the port the OS chose).
     addr: SocketAddr,
     state: WebState,
     worker: OutboxWorker,
+    /// Delivers webhooks, beside the mail worker.
+    webhook_worker: OutboxWorker,
     store: SharedStore,
     header_timeout: std::time::Duration,
     /// Set when `build` generated a new signing key file.
@@ -72,18 +78,37 @@ impl Server {
             services.store.clone(),
             transport,
             services.actions.verification_mails(),
-            clock,
-            outbox,
+            clock.clone(),
+            outbox.clone(),
             services.outbox_wake,
         );
         if let Some(handover) = worker.handover() {
             services.actions.hand_mails_to(handover);
         }
+        let sender = crate::webhook::WebhookSender::new(
+            services.actions.forms().clone(),
+            crate::webhook::WebhookSettings {
+                lifetime: crate::clock::seconds(config.webhook_lifetime),
+                allow_private: config.webhook_allow_private,
+                ..crate::webhook::WebhookSettings::default()
+            },
+        )?;
+        let webhook_worker = OutboxWorker::webhooks(
+            services.store.clone(),
+            Arc::new(sender),
+            clock,
+            OutboxConfig {
+                lanes: WEBHOOK_LANES,
+                ..outbox
+            },
+            services.actions.webhook_bell(),
+        );
         Ok(Self {
             listener,
             addr: bound,
             state,
             worker,
+            webhook_worker,
             store: services.store,
             header_timeout: config.header_timeout,
             created_key_file: services.created_key_file,
@@ -109,6 +134,7 @@ impl Server {
         let (stop_tx, stop_rx) = watch::channel(false);
         let stop_tx = Arc::new(stop_tx);
         let worker = tokio::spawn(self.worker.run(stop_rx.clone()));
+        let webhook_worker = tokio::spawn(self.webhook_worker.run(stop_rx.clone()));
         let janitor = tokio::spawn(retention(self.state.actions.clone(), stop_rx.clone()));
         let header_timeout = self.header_timeout;
         let app = web::router(self.state);
@@ -127,6 +153,7 @@ impl Server {
         // Whether asked to stop or failed on its own, the worker stops with the server.
         let _ = stop_tx.send(true);
         worker.await.context("outbox worker")?;
+        webhook_worker.await.context("webhook worker")?;
         janitor.await.context("retention task")?;
         served.context("web server")?;
         Ok(())
@@ -175,6 +202,7 @@ impl Services {
                     .map(|(n, window)| (i64::from(n), crate::clock::seconds(window))),
                 per_hour: config.max_mails_per_hour.map(i64::from),
             },
+            webhook_lifetime: crate::clock::seconds(config.webhook_lifetime),
         };
         let forms = Arc::new(Catalog::new(
             config.forms(),

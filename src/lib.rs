@@ -15,3 +15,4 @@ pub mod templates;
 pub mod token;
 pub mod tui;
 pub mod web;
+pub mod webhook;

@@ -11,7 +11,8 @@ use lettre::message::Mailbox;
 
 use super::layers::{ConfigError, Layers, Source, toml_kind};
 use super::table::{
-    ALLOWED_ORIGINS, AUTO_RELEASE, REQUIRE_FORM_TOKEN, SITE_NAME, STAFF_INBOX, THANK_YOU_URL, TITLE, UI_DIR,
+    ALLOWED_ORIGINS, AUTO_RELEASE, CONFIRMATION_MAIL, REQUIRE_FORM_TOKEN, SITE_NAME, STAFF_INBOX, THANK_YOU_URL, TITLE,
+    UI_DIR,
 };
 use crate::forms::accept::{MAX_EXTRA_VALUE, is_field_name, is_reserved};
 use crate::forms::{FieldKind, FieldSpec};
@@ -26,6 +27,8 @@ pub const FORM_KEYS: &[&str] = &[
     "thank_you_url",
     "require_form_token",
     "ui_dir",
+    "confirmation_mail",
+    "webhooks",
     "fields",
 ];
 
@@ -55,6 +58,9 @@ pub struct FormTable {
     pub require_form_token: Option<bool>,
     pub ui_dir: Option<PathBuf>,
     pub fields: Option<Vec<FieldSpec>>,
+    pub confirmation_mail: Option<bool>,
+    /// `[[forms.NAME.webhooks]]`; None: the top-level `[[webhooks]]`.
+    pub webhooks: Option<Vec<crate::webhook::Webhook>>,
 }
 
 /// `[a-z0-9-]{1,40}`: it is part of the form's URL and of every message stored from it.
@@ -139,6 +145,8 @@ pub fn parse_forms(
                 None => None,
                 Some(v) => Some(parse_fields(v, &key, &form_label)?),
             },
+            confirmation_mail: layers.lookup(CONFIRMATION_MAIL.key.name).map_err(named)?,
+            webhooks: super::webhooks::parse_webhooks(table.get("webhooks"), &format!("{key}.webhooks"), &form_label)?,
         });
     }
     Ok(forms)

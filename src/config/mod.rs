@@ -15,6 +15,7 @@ mod layers;
 mod smtp;
 pub mod table;
 mod values;
+pub mod webhooks;
 
 pub use layers::{ConfigError, Key, KeyDefault, Layers, Optional, Setting, Source, Value};
 pub use smtp::{SmtpTls, SmtpUrl};
@@ -89,6 +90,11 @@ pub struct Config {
     pub thank_you_url: Option<String>,
     /// What each `[forms.NAME]` table sets; empty: one open form, `default_form`.
     pub forms: Vec<forms::FormTable>,
+    /// `[[webhooks]]`: every form's unless it lists its own.
+    pub webhooks: Vec<crate::webhook::Webhook>,
+    pub confirmation_mail: bool,
+    pub webhook_lifetime: Duration,
+    pub webhook_allow_private: bool,
 }
 
 impl fmt::Debug for Config {
@@ -253,6 +259,10 @@ impl Config {
             title: TITLE.resolve(l)?.map(|t| t.0),
             thank_you_url: THANK_YOU_URL.resolve(l)?.map(|u| u.0),
             forms: forms::parse_forms(l.raw("forms"), l.label(), l.env())?,
+            webhooks: webhooks::parse_webhooks(l.raw("webhooks"), "webhooks", l.label())?.unwrap_or_default(),
+            confirmation_mail: CONFIRMATION_MAIL.resolve(l)?,
+            webhook_lifetime: WEBHOOK_LIFETIME.resolve(l)?,
+            webhook_allow_private: WEBHOOK_ALLOW_PRIVATE.resolve(l)?,
         }
         .checked_forms()
     }
@@ -318,6 +328,8 @@ impl Config {
                     require_form_token: t.require_form_token.unwrap_or(self.require_form_token),
                     ui_dir: t.ui_dir.clone().or_else(|| self.ui_dir.clone()),
                     fields: t.fields.clone(),
+                    webhooks: t.webhooks.clone().unwrap_or_else(|| self.webhooks.clone()),
+                    confirmation_mail: t.confirmation_mail.unwrap_or(self.confirmation_mail),
                 }
             })
             .collect()

@@ -175,4 +175,19 @@ table! {
         "false",
         "treat a post without the form page's signed time field as spam (only for forms served by formgate)",
     );
+    CONFIRMATION_MAIL: Setting<bool> = Setting::new(
+        "confirmation_mail",
+        "false",
+        "mail visitors a copy of their message once they confirm it (see Destinations)",
+    );
+    WEBHOOK_LIFETIME: Setting<Duration> = Setting::new(
+        "webhook_lifetime",
+        "3d",
+        "how long the outbox retries a webhook delivery before it gives up (see Destinations)",
+    );
+    WEBHOOK_ALLOW_PRIVATE: Setting<bool> = Setting::new(
+        "webhook_allow_private",
+        "false",
+        "let webhooks reach loopback, private and link-local addresses (an intranet receiver)",
+    );
 }

@@ -170,6 +170,10 @@ pub struct Form {
     pub ui_dir: Option<PathBuf>,
     /// None: an open form.
     pub fields: Option<Vec<FieldSpec>>,
+    /// Where a released (or verified) message is also sent, besides the staff inbox.
+    pub webhooks: Vec<crate::webhook::Webhook>,
+    /// Mail the visitor a copy of what they sent once they confirm.
+    pub confirmation_mail: bool,
 }
 
 impl Form {
@@ -186,6 +190,8 @@ impl Form {
             require_form_token: false,
             ui_dir: None,
             fields: None,
+            webhooks: Vec::new(),
+            confirmation_mail: false,
         }
     }
 

@@ -9,6 +9,6 @@ mod transport;
 mod verify;
 
 pub use compose::{ComposeError, Composer, VerifyMail};
-pub use outbox::{OutboxConfig, OutboxWorker, retry_delay};
+pub use outbox::{Courier, OutboxConfig, OutboxWorker, retry_delay};
 pub use transport::{SendError, Transport};
 pub use verify::{SUPPRESS_LINK_TTL, VerificationMails};

@@ -1,4 +1,6 @@
-//! The outbox worker: every mail formgate sends goes through here.
+//! The outbox worker: every mail and every webhook delivery formgate sends goes through here.
+//! One worker per channel ([`Channel`]): mails over SMTP lanes, webhooks over HTTP, so that a
+//! slow receiver never holds up a verification mail, nor an SMTP outage a webhook.
 //!
 //! Rows are claimed with a lease in a short write transaction, sent OUTSIDE any transaction over a
 //! few reused connections in parallel, and their outcome recorded in one batch. New submissions'
@@ -19,11 +21,70 @@ use tokio::time::Instant;
 
 use super::compose::ComposeError;
 use super::handover::{self, HandedMail, Handover, HandoverInbox, WorkerBell};
-use super::queue::{OutboxItem, SendOutcome};
+use super::queue::{Channel, OutboxItem, SendOutcome};
 use super::transport::{Lane, SendError, Transport};
 use super::verify::VerificationMails;
 use crate::clock::SharedClock;
 use crate::store::SharedStore;
+use crate::webhook::WebhookSender;
+
+/// What a worker delivers, and how.
+#[derive(Clone)]
+pub enum Courier {
+    /// Mail over SMTP (or into `.eml` files); verification mails are rendered when sent.
+    Mail {
+        transport: Transport,
+        mails: Arc<VerificationMails>,
+    },
+    /// Webhook deliveries over HTTP.
+    Webhooks(Arc<WebhookSender>),
+}
+
+impl Courier {
+    fn channel(&self) -> Channel {
+        match self {
+            Courier::Mail { .. } => Channel::Mail,
+            Courier::Webhooks(_) => Channel::Webhook,
+        }
+    }
+
+    fn lane(&self) -> CourierLane {
+        match self {
+            Courier::Mail { transport, mails } => CourierLane::Mail {
+                lane: transport.lane(),
+                mails: mails.clone(),
+            },
+            Courier::Webhooks(sender) => CourierLane::Webhook(sender.clone()),
+        }
+    }
+}
+
+/// One of a worker's parallel senders.
+enum CourierLane {
+    Mail { lane: Lane, mails: Arc<VerificationMails> },
+    Webhook(Arc<WebhookSender>),
+}
+
+impl CourierLane {
+    async fn deliver(&mut self, item: &OutboxItem, now: i64) -> SendOutcome {
+        match self {
+            CourierLane::Mail { lane, mails } => match mails.bytes(item) {
+                Ok(message) => match lane.send(item, &message).await {
+                    Ok(()) => SendOutcome::Sent,
+                    Err(e) => outcome_of_failure(item, e, now),
+                },
+                Err(e) => render_failure(item, e, now),
+            },
+            CourierLane::Webhook(sender) => sender.deliver(item, now).await,
+        }
+    }
+
+    async fn close(&mut self) {
+        if let CourierLane::Mail { lane, .. } = self {
+            lane.close().await;
+        }
+    }
+}
 
 #[derive(Clone, Debug)]
 pub struct OutboxConfig {
@@ -61,9 +122,7 @@ pub fn retry_delay(attempts: i64) -> i64 {
 
 pub struct OutboxWorker {
     store: SharedStore,
-    transport: Transport,
-    /// Renders the verification mails, which are queued unrendered.
-    mails: Arc<VerificationMails>,
+    courier: Courier,
     clock: SharedClock,
     config: OutboxConfig,
     owner: String,
@@ -72,6 +131,7 @@ pub struct OutboxWorker {
 }
 
 impl OutboxWorker {
+    /// The mail worker: `mails` renders the verification mails, which are queued unrendered.
     pub fn new(
         store: SharedStore,
         transport: Transport,
@@ -80,17 +140,39 @@ impl OutboxWorker {
         config: OutboxConfig,
         wake: WorkerBell,
     ) -> Self {
+        Self::with_courier(store, Courier::Mail { transport, mails }, clock, config, wake)
+    }
+
+    /// The webhook worker. It takes no hand-over: only verification mails are handed over.
+    pub fn webhooks(
+        store: SharedStore,
+        sender: Arc<WebhookSender>,
+        clock: SharedClock,
+        config: OutboxConfig,
+        wake: WorkerBell,
+    ) -> Self {
+        let config = OutboxConfig { handover: 0, ..config };
+        Self::with_courier(store, Courier::Webhooks(sender), clock, config, wake)
+    }
+
+    fn with_courier(
+        store: SharedStore,
+        courier: Courier,
+        clock: SharedClock,
+        config: OutboxConfig,
+        wake: WorkerBell,
+    ) -> Self {
         let r = crate::token::random_bytes::<6>();
         let host = std::env::var("HOSTNAME").unwrap_or_else(|_| "host".into());
         let owner = format!(
-            "{host}:{}:{}",
+            "{host}:{}:{}:{}",
             std::process::id(),
+            courier.channel().as_str(),
             r.iter().map(|b| format!("{b:02x}")).collect::<String>()
         );
         Self {
             store,
-            transport,
-            mails,
+            courier,
             clock,
             config,
             owner,
@@ -114,12 +196,13 @@ impl OutboxWorker {
     /// Runs until `shutdown` turns true; then finishes what is in flight and releases its leases.
     pub async fn run(mut self, mut shutdown: watch::Receiver<bool>) {
         let stopping = Arc::new(AtomicBool::new(false));
-        let mut lanes: Vec<Lane> = (0..self.config.lanes.max(1)).map(|_| self.transport.lane()).collect();
+        let channel = self.courier.channel();
+        let mut lanes: Vec<CourierLane> = (0..self.config.lanes.max(1)).map(|_| self.courier.lane()).collect();
         let mut inbox = self.inbox.take();
         // A mail taken from the inbox while idle, sent in the next round.
         let mut waiting: Option<HandedMail> = None;
         let mut last_search: Option<Instant> = None;
-        tracing::info!(owner = %self.owner, lanes = lanes.len(), "outbox worker started");
+        tracing::info!(owner = %self.owner, channel = channel.as_str(), lanes = lanes.len(), "outbox worker started");
         loop {
             // A dropped sender counts as "stop" too.
             if *shutdown.borrow() || shutdown.has_changed().is_err() {
@@ -140,7 +223,7 @@ impl OutboxWorker {
                 let lease_until = now + crate::clock::seconds(self.config.lease);
                 match self
                     .store
-                    .claim_outbox(&self.owner, now, lease_until, self.config.batch)
+                    .claim_outbox(&self.owner, now, lease_until, self.config.batch, channel)
                     .await
                 {
                     Ok(claimed) => items.extend(claimed),
@@ -154,7 +237,7 @@ impl OutboxWorker {
                 }
             }
             if items.is_empty() {
-                let wait = match self.store.next_outbox_due().await {
+                let wait = match self.store.next_outbox_due(channel).await {
                     Ok(Some(due)) => Duration::from_secs(u64::try_from((due - now).clamp(0, 3600)).unwrap_or(0))
                         .min(self.config.poll),
                     _ => self.config.poll,
@@ -224,10 +307,10 @@ impl OutboxWorker {
     /// Spreads the batch over the lanes; each lane sends its share in order over its connection.
     async fn send_batch(
         &self,
-        lanes: Vec<Lane>,
+        lanes: Vec<CourierLane>,
         items: Vec<OutboxItem>,
         stopping: Arc<AtomicBool>,
-    ) -> (Vec<Lane>, Vec<(i64, SendOutcome)>) {
+    ) -> (Vec<CourierLane>, Vec<(i64, SendOutcome)>) {
         let n = lanes.len();
         let mut shares: Vec<Vec<OutboxItem>> = (0..n).map(|_| Vec::new()).collect();
         for (i, item) in items.into_iter().enumerate() {
@@ -236,7 +319,6 @@ impl OutboxWorker {
         let mut set = JoinSet::new();
         for (mut lane, share) in lanes.into_iter().zip(shares) {
             let clock = self.clock.clone();
-            let mails = self.mails.clone();
             let stopping = stopping.clone();
             set.spawn(async move {
                 let mut results = Vec::with_capacity(share.len());
@@ -244,13 +326,7 @@ impl OutboxWorker {
                     if stopping.load(Ordering::SeqCst) {
                         break; // not started: its lease is released on the way out
                     }
-                    let outcome = match mails.bytes(&item) {
-                        Ok(message) => match lane.send(&item, &message).await {
-                            Ok(()) => SendOutcome::Sent,
-                            Err(e) => outcome_of_failure(&item, e, clock.now()),
-                        },
-                        Err(e) => render_failure(&item, e, clock.now()),
-                    };
+                    let outcome = lane.deliver(&item, clock.now()).await;
                     log_outcome(&item, &outcome);
                     results.push((item.id, outcome));
                 }
@@ -268,7 +344,7 @@ impl OutboxWorker {
                 // A panicking lane loses only its leases, which expire; keep the lane count.
                 Err(e) => {
                     tracing::error!(error = %e, "outbox lane failed");
-                    lanes.push(self.transport.lane());
+                    lanes.push(self.courier.lane());
                 }
             }
         }
@@ -359,12 +435,12 @@ fn render_failure(item: &OutboxItem, e: ComposeError, now: i64) -> SendOutcome {
 fn log_outcome(item: &OutboxItem, outcome: &SendOutcome) {
     let (id, kind, message_id) = (item.id, item.kind.as_str(), item.message_id.map(|m| m.0));
     match outcome {
-        SendOutcome::Sent => tracing::debug!(outbox = id, kind, message_id, "mail sent"),
+        SendOutcome::Sent => tracing::debug!(outbox = id, kind, message_id, "delivered"),
         SendOutcome::Retry { at, error } => {
-            tracing::warn!(outbox = id, kind, message_id, retry_at = at, %error, "mail deferred")
+            tracing::warn!(outbox = id, kind, message_id, retry_at = at, %error, "delivery deferred")
         }
         SendOutcome::Dead { error } => {
-            tracing::error!(outbox = id, kind, message_id, %error, "mail dead-lettered")
+            tracing::error!(outbox = id, kind, message_id, %error, "delivery dead-lettered")
         }
     }
 }

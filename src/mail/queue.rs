@@ -13,6 +13,11 @@ pub enum MailKind {
     Verify,
     /// To the staff inbox: the released message.
     Release,
+    /// To the visitor, once they confirmed: "we have received your message", with a copy.
+    Confirmation,
+    /// To a webhook of the message's form (JSON over HTTPS, signed): not a mail at all, but it
+    /// leaves through the same outbox, with its own attempts and state.
+    Webhook,
 }
 
 impl MailKind {
@@ -20,6 +25,37 @@ impl MailKind {
         match self {
             MailKind::Verify => "verify",
             MailKind::Release => "release",
+            MailKind::Confirmation => "confirmation",
+            MailKind::Webhook => "webhook",
+        }
+    }
+
+    /// Which worker sends it: webhooks go over HTTP, everything else over SMTP.
+    pub fn channel(self) -> Channel {
+        match self {
+            MailKind::Webhook => Channel::Webhook,
+            MailKind::Verify | MailKind::Release | MailKind::Confirmation => Channel::Mail,
+        }
+    }
+}
+
+/// The outbox's two ways out, each with a worker of its own: a slow webhook receiver must not
+/// hold up verification mail, and an SMTP outage must not hold up webhooks.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Channel {
+    /// Every mail: over SMTP (or into `.eml` files).
+    Mail,
+    /// Webhook deliveries: over HTTP.
+    Webhook,
+}
+
+impl Channel {
+    /// As the outbox's statements compare it: `CASE WHEN kind = 'webhook' THEN 'webhook' ELSE
+    /// 'mail' END = $N` (a bound value, so one statement serves both channels).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Channel::Mail => "mail",
+            Channel::Webhook => "webhook",
         }
     }
 }

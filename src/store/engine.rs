@@ -16,7 +16,7 @@ use super::shared::{Dialect, withheld_change};
 use super::{Store, StoreError};
 use crate::domain::{MailGuard, Message, MessageId, Status};
 use crate::mail::handover::Lease;
-use crate::mail::queue::{OutboxItem, OutboxRecord, OutgoingMail, SendOutcome};
+use crate::mail::queue::{Channel, OutboxItem, OutboxRecord, OutgoingMail, SendOutcome};
 
 /// The connection a transaction of engine `E` runs on.
 pub type Conn<E> = <<E as Engine>::Db as Database>::Connection;
@@ -79,6 +79,7 @@ pub trait Engine: Send + Sync + 'static {
         now: i64,
         lease_until: i64,
         limit: i64,
+        channel: Channel,
     ) -> Result<Vec<OutboxItem>, StoreError>;
 
     async fn finish_outbox(&self, owner: &str, now: i64, results: &[(i64, SendOutcome)]) -> Result<(), StoreError>;
@@ -140,8 +141,9 @@ impl<E: Engine> Store for E {
         now: i64,
         lease_until: i64,
         limit: i64,
+        channel: Channel,
     ) -> Result<Vec<OutboxItem>, StoreError> {
-        Engine::claim_outbox(self, owner, now, lease_until, limit).await
+        Engine::claim_outbox(self, owner, now, lease_until, limit, channel).await
     }
 
     #[tracing::instrument(level = "debug", skip_all, fields(engine = <E::Db as Database>::NAME, mails = results.len()))]
@@ -153,8 +155,8 @@ impl<E: Engine> Store for E {
         E::Db::release_leases(self.writes(), owner).await
     }
 
-    async fn next_outbox_due(&self) -> Result<Option<i64>, StoreError> {
-        E::Db::next_outbox_due(self.reads(), E::NEXT_DUE).await
+    async fn next_outbox_due(&self, channel: Channel) -> Result<Option<i64>, StoreError> {
+        E::Db::next_outbox_due(self.reads(), E::NEXT_DUE, channel).await
     }
 
     async fn list(&self, query: &ListQuery) -> Result<Vec<MessageSummary>, StoreError> {
@@ -181,7 +183,7 @@ impl<E: Engine> Store for E {
     #[tracing::instrument(level = "debug", skip_all, fields(engine = <E::Db as Database>::NAME, message_id = change.id.0))]
     async fn apply_guarded(&self, change: &Change, guard: Option<&MailGuard>) -> Result<Applied, StoreError> {
         let mut tx = self.write_tx().await?;
-        let withheld = match (guard, &change.mail) {
+        let withheld = match (guard, change.mails.first()) {
             (Some(guard), Some(mail)) => {
                 self.lock_address(&mut tx, &mail.recipient).await?;
                 E::Db::verdict(&mut tx, &mail.recipient, change.now, guard).await?
@@ -197,7 +199,7 @@ impl<E: Engine> Store for E {
             tx.rollback().await?;
             return Ok(Applied::NOT_DONE);
         }
-        if let Some(mail) = &c.mail {
+        for mail in &c.mails {
             self.queue_mail(&mut tx, c.id, c.now, mail).await?;
         }
         self.announce(&mut tx).await?;

@@ -28,7 +28,7 @@ use async_trait::async_trait;
 
 use crate::domain::{MailGuard, Message, MessageId, Status};
 use crate::mail::handover::Lease;
-use crate::mail::queue::{OutboxItem, OutboxRecord, SendOutcome};
+use crate::mail::queue::{Channel, OutboxItem, OutboxRecord, SendOutcome};
 
 pub use error::StoreError;
 pub use postgres::PgStore;
@@ -90,6 +90,7 @@ pub trait Store: Send + Sync + 'static {
         now: i64,
         lease_until: i64,
         limit: i64,
+        channel: Channel,
     ) -> Result<Vec<OutboxItem>, StoreError>;
 
     /// Records how sends ended (only for rows `owner` still holds).
@@ -99,7 +100,7 @@ pub trait Store: Send + Sync + 'static {
     async fn release_leases(&self, owner: &str) -> Result<u64, StoreError>;
 
     /// When the earliest queued mail is due (lease expiry counted), if any.
-    async fn next_outbox_due(&self) -> Result<Option<i64>, StoreError>;
+    async fn next_outbox_due(&self, channel: Channel) -> Result<Option<i64>, StoreError>;
 
     /// A page of messages, newest first (see [`ListQuery`]).
     async fn list(&self, query: &ListQuery) -> Result<Vec<MessageSummary>, StoreError>;

@@ -20,7 +20,7 @@ use super::shared::Dialect;
 use super::{StoreError, batch, rows, search};
 use crate::domain::{MailGuard, MessageId, Withheld, fields_to_json};
 use crate::mail::handover::Lease;
-use crate::mail::queue::{OutboxItem, OutgoingMail, SendOutcome};
+use crate::mail::queue::{Channel, OutboxItem, OutgoingMail, SendOutcome};
 
 pub struct PgStore {
     pool: PgPool,
@@ -111,8 +111,7 @@ impl PgStore {
 impl Engine for PgStore {
     type Db = Postgres;
 
-    const NEXT_DUE: &'static str =
-        "SELECT MIN(GREATEST(next_attempt_at, COALESCE(lease_until + 1, 0))) FROM outbox WHERE state = 'queued'";
+    const NEXT_DUE: &'static str = "SELECT MIN(GREATEST(next_attempt_at, COALESCE(lease_until + 1, 0))) FROM outbox WHERE state = 'queued' AND (CASE WHEN kind = 'webhook' THEN 'webhook' ELSE 'mail' END) = $1";
 
     fn reads(&self) -> &PgPool {
         &self.pool
@@ -181,6 +180,7 @@ impl Engine for PgStore {
         now: i64,
         lease_until: i64,
         limit: i64,
+        channel: Channel,
     ) -> Result<Vec<OutboxItem>, StoreError> {
         // One statement, so one short transaction. SKIP LOCKED passes over rows another worker is
         // claiming this very moment; a row it has already claimed fails the lease test.
@@ -189,6 +189,7 @@ impl Engine for PgStore {
              WHERE id IN (
                 SELECT id FROM outbox
                 WHERE state = 'queued' AND next_attempt_at <= $3 AND (lease_until IS NULL OR lease_until < $3)
+                  AND (CASE WHEN kind = 'webhook' THEN 'webhook' ELSE 'mail' END) = $5
                 ORDER BY next_attempt_at, id LIMIT $4
                 FOR UPDATE SKIP LOCKED)
              RETURNING id, message_id, kind, recipient, sender, message_id_header, payload, link_nonce, link_expires_at,
@@ -198,6 +199,7 @@ impl Engine for PgStore {
         .bind(lease_until)
         .bind(now)
         .bind(limit)
+        .bind(channel.as_str())
         .fetch_all(&self.pool)
         .await?;
         let (items, unreadable) = rows::claimed_items(&rows);

@@ -40,8 +40,10 @@ pub struct Change {
     /// A new verification went out: new expiry, one more mail counted, code tries reset.
     pub new_verification: Option<i64>,
     pub audit: Audit,
-    /// Queued in the same transaction.
-    pub mail: Option<OutgoingMail>,
+    /// Queued in the same transaction: a verification mail, or everything a release or a
+    /// confirmation sends (the staff mail, each webhook, the visitor's copy). When a guard is
+    /// given, it judges the first, and withholding it withholds them all.
+    pub mails: Vec<OutgoingMail>,
 }
 
 /// One row of a dashboard table or `formgate list`.

@@ -18,6 +18,8 @@ fn parse_kind(s: &str) -> Result<MailKind, StoreError> {
     match s {
         "verify" => Ok(MailKind::Verify),
         "release" => Ok(MailKind::Release),
+        "confirmation" => Ok(MailKind::Confirmation),
+        "webhook" => Ok(MailKind::Webhook),
         other => Err(StoreError::Corrupt(format!("mail kind {other:?}"))),
     }
 }

@@ -10,7 +10,7 @@ use super::error::StoreError;
 use super::records::{Audit, AuditRecord, Change, Purged, SuppressedAddress};
 use super::rows;
 use crate::domain::{GuardCounts, MailGuard, Message, MessageId, Status, Withheld, withhold};
-use crate::mail::queue::OutboxRecord;
+use crate::mail::queue::{Channel, OutboxRecord};
 
 /// How many rows a statement changed, whichever the engine.
 pub(super) trait Affected {
@@ -126,6 +126,7 @@ pub trait Dialect: Database {
     fn next_outbox_due(
         pool: &Pool<Self>,
         sql: &'static str,
+        channel: Channel,
     ) -> impl Future<Output = Result<Option<i64>, StoreError>> + Send;
 }
 
@@ -321,7 +322,7 @@ where
         };
         let last_hour = match guard.per_hour {
             Some(_) => Some(
-                sqlx::query_scalar("SELECT COUNT(*) FROM outbox WHERE created_at > $1")
+                sqlx::query_scalar("SELECT COUNT(*) FROM outbox WHERE created_at > $1 AND kind <> 'webhook'")
                     .bind(now - 3600)
                     .fetch_one(&mut *conn)
                     .await?,
@@ -402,8 +403,8 @@ where
         Ok(count)
     }
 
-    async fn next_outbox_due(pool: &Pool<DB>, sql: &'static str) -> Result<Option<i64>, StoreError> {
-        let due: Option<i64> = sqlx::query_scalar(sql).fetch_one(pool).await?;
+    async fn next_outbox_due(pool: &Pool<DB>, sql: &'static str, channel: Channel) -> Result<Option<i64>, StoreError> {
+        let due: Option<i64> = sqlx::query_scalar(sql).bind(channel.as_str()).fetch_one(pool).await?;
         Ok(due)
     }
 }
@@ -412,7 +413,7 @@ where
 /// and expiry left as they were (older links keep working); the audit line says why.
 pub(super) fn withheld_change(change: &Change, why: &Withheld) -> Change {
     let mut held = change.clone();
-    held.mail = None;
+    held.mails.clear();
     held.new_nonce = None;
     held.new_verification = None;
     held.audit.detail = Some(why.to_string());

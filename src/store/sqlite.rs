@@ -18,7 +18,7 @@ use super::shared::Dialect;
 use super::{StoreError, batch, rows, search};
 use crate::domain::{MailGuard, MessageId, fields_to_json};
 use crate::mail::handover::Lease;
-use crate::mail::queue::{MailBody, OutboxItem, OutgoingMail, SendOutcome};
+use crate::mail::queue::{Channel, MailBody, OutboxItem, OutgoingMail, SendOutcome};
 
 pub struct SqliteStore {
     writer: SqlitePool,
@@ -153,8 +153,7 @@ fn push_outbox_inserts(
 impl Engine for SqliteStore {
     type Db = Sqlite;
 
-    const NEXT_DUE: &'static str =
-        "SELECT MIN(MAX(next_attempt_at, COALESCE(lease_until + 1, 0))) FROM outbox WHERE state = 'queued'";
+    const NEXT_DUE: &'static str = "SELECT MIN(MAX(next_attempt_at, COALESCE(lease_until + 1, 0))) FROM outbox WHERE state = 'queued' AND (CASE WHEN kind = 'webhook' THEN 'webhook' ELSE 'mail' END) = $1";
 
     fn reads(&self) -> &SqlitePool {
         &self.reader
@@ -203,6 +202,7 @@ impl Engine for SqliteStore {
         now: i64,
         lease_until: i64,
         limit: i64,
+        channel: Channel,
     ) -> Result<Vec<OutboxItem>, StoreError> {
         let mut tx = self.write_tx().await?;
         let rows = sqlx::query(
@@ -210,6 +210,7 @@ impl Engine for SqliteStore {
              WHERE id IN (
                 SELECT id FROM outbox
                 WHERE state = 'queued' AND next_attempt_at <= ?3 AND (lease_until IS NULL OR lease_until < ?3)
+                  AND (CASE WHEN kind = 'webhook' THEN 'webhook' ELSE 'mail' END) = ?5
                 ORDER BY next_attempt_at, id LIMIT ?4)
              RETURNING id, message_id, kind, recipient, sender, message_id_header,
                        CASE WHEN link_nonce IS NULL THEN X'' END AS payload, link_nonce, link_expires_at, created_at,
@@ -219,6 +220,7 @@ impl Engine for SqliteStore {
         .bind(lease_until)
         .bind(now)
         .bind(limit)
+        .bind(channel.as_str())
         .fetch_all(&mut *tx)
         .await?;
         let (mut items, mut unreadable) = rows::claimed_items(&rows);

@@ -269,6 +269,8 @@ pub fn mail_kind(kind: crate::mail::queue::MailKind) -> &'static str {
     match kind {
         crate::mail::queue::MailKind::Verify => "verify",
         crate::mail::queue::MailKind::Release => "to staff",
+        crate::mail::queue::MailKind::Confirmation => "copy",
+        crate::mail::queue::MailKind::Webhook => "webhook",
     }
 }
 

@@ -115,7 +115,7 @@ impl Fixture {
                     action: "verify",
                     detail: None,
                 },
-                mail: None,
+                mails: Vec::new(),
             };
             assert!(self.services.store.apply(&change).await.unwrap());
         }

@@ -8,7 +8,7 @@ use formgate::domain::MailGuard;
 use formgate::domain::{ContactForm, MessageId, NewMessage, Status};
 use formgate::intake::{IntakeQueue, MakeMail, NewSubmission};
 use formgate::mail::handover::{WorkerBell, handover};
-use formgate::mail::queue::{MailBody, MailKind, OutboxItem, OutgoingMail, VerificationLink};
+use formgate::mail::queue::{Channel, MailBody, MailKind, OutboxItem, OutgoingMail, VerificationLink};
 use formgate::store::{PgStore, SharedStore, SqliteStore, StoreError, Submission};
 
 use crate::support::pg::TestDatabase;
@@ -137,7 +137,7 @@ async fn one_batch_decides_like_separate_posts(store: SharedStore) {
     }
 
     // The queued mails come back as made for their own ids: the link to render, or the bytes.
-    let claimed = store.claim_outbox("w", T0, T0 + 60, 10).await.unwrap();
+    let claimed = store.claim_outbox("w", T0, T0 + 60, 10, Channel::Mail).await.unwrap();
     assert_eq!(claimed.len(), 2);
     for item in &claimed {
         let id = item.message_id.unwrap();
@@ -229,7 +229,7 @@ async fn a_crowd_of_posts_shares_transactions_and_a_bad_one_fails_alone(store: S
         vec![(Status::Pending, (N - 1) as i64)],
         "nothing of the bad post was kept"
     );
-    let claimed = store.claim_outbox("w", T0, T0 + 60, 1000).await.unwrap();
+    let claimed = store.claim_outbox("w", T0, T0 + 60, 1000, Channel::Mail).await.unwrap();
     assert_eq!(claimed.len(), N - 1, "one mail per stored post");
 }
 
@@ -285,7 +285,10 @@ async fn new_mails_are_handed_to_the_local_worker_leased(store: SharedStore) {
     }
 
     // Another worker claims only the mails queued unleased while the lease holds...
-    let others = store.claim_outbox("other", T0 + 1, T0 + 1 + LEASE, 1000).await.unwrap();
+    let others = store
+        .claim_outbox("other", T0 + 1, T0 + 1 + LEASE, 1000, Channel::Mail)
+        .await
+        .unwrap();
     assert_eq!(others.len(), N - handed.len());
     assert!(others.iter().all(|o| handed.iter().all(|h| h.id != o.id)));
 
@@ -293,7 +296,10 @@ async fn new_mails_are_handed_to_the_local_worker_leased(store: SharedStore) {
     // the same mails, as the worker would have sent them.
     drop(inbox);
     let after = T0 + LEASE + 1;
-    let mut reclaimed = store.claim_outbox("other", after, after + LEASE, 1000).await.unwrap();
+    let mut reclaimed = store
+        .claim_outbox("other", after, after + LEASE, 1000, Channel::Mail)
+        .await
+        .unwrap();
     reclaimed.sort_by_key(|i| i.id);
     handed.sort_by_key(|i| i.id);
     assert_eq!(reclaimed, handed);

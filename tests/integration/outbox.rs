@@ -5,7 +5,7 @@ use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use formgate::domain::{ContactForm, MessageId, NewMessage};
-use formgate::mail::queue::{MailBody, MailKind, OutboxState, OutgoingMail, VerificationLink};
+use formgate::mail::queue::{Channel, MailBody, MailKind, OutboxState, OutgoingMail, VerificationLink};
 use formgate::store;
 
 use crate::support::app::{Backend, Options, TestApp, on_every_backend, receipt_from_redirect, verify_path};
@@ -408,7 +408,7 @@ async fn a_crashed_workers_lease_expires_and_the_mail_goes_out_again(backend: Ba
         let now = formgate::clock::Clock::now(&formgate::clock::SystemClock);
         assert_eq!(
             store
-                .claim_outbox("crashed-worker", now, now + 120, 10)
+                .claim_outbox("crashed-worker", now, now + 120, 10, Channel::Mail)
                 .await
                 .unwrap()
                 .len(),
@@ -416,7 +416,7 @@ async fn a_crashed_workers_lease_expires_and_the_mail_goes_out_again(backend: Ba
         );
         assert!(
             store
-                .claim_outbox("someone-else", now, now + 120, 10)
+                .claim_outbox("someone-else", now, now + 120, 10, Channel::Mail)
                 .await
                 .unwrap()
                 .is_empty(),
@@ -495,7 +495,10 @@ async fn sqlite_a_mail_whose_message_is_gone_does_not_hold_up_the_others() {
     let bad = first_outbox_id(&seeded.url).await;
     let store = store::connect(&seeded.url).await.unwrap();
     let now = formgate::clock::Clock::now(&formgate::clock::SystemClock);
-    let claimed = store.claim_outbox("w", now, now + 120, 10).await.unwrap();
+    let claimed = store
+        .claim_outbox("w", now, now + 120, 10, Channel::Mail)
+        .await
+        .unwrap();
     assert_eq!(claimed.len(), 2, "the other two are claimed");
     assert!(claimed.iter().all(|i| i.id != bad));
     let (error, attempts, state) = raw_outbox_row(&seeded.url, bad).await;
@@ -522,7 +525,10 @@ async fn a_mail_this_version_cannot_read_does_not_hold_up_the_others(backend: Ba
     let url = seeded.url.clone();
     let store = store::connect(&url).await.unwrap();
     let now = formgate::clock::Clock::now(&formgate::clock::SystemClock);
-    let claimed = store.claim_outbox("w", now, now + 120, 10).await.unwrap();
+    let claimed = store
+        .claim_outbox("w", now, now + 120, 10, Channel::Mail)
+        .await
+        .unwrap();
     let ids: Vec<i64> = claimed.iter().map(|i| i.id).collect();
     assert_eq!(ids.len(), 2, "the readable two are claimed: {ids:?}");
     let bad = first_outbox_id(&url).await;
@@ -536,7 +542,7 @@ async fn a_mail_this_version_cannot_read_does_not_hold_up_the_others(backend: Ba
     );
     assert!(
         store
-            .claim_outbox("w2", now + 1, now + 121, 10)
+            .claim_outbox("w2", now + 1, now + 121, 10, Channel::Mail)
             .await
             .unwrap()
             .is_empty()

@@ -6,7 +6,7 @@ use std::collections::HashSet;
 use std::sync::Arc;
 
 use formgate::domain::{ContactForm, MessageId, NewMessage, Status};
-use formgate::mail::queue::{MailBody, MailKind, OutboxState, OutgoingMail, SendOutcome};
+use formgate::mail::queue::{Channel, MailBody, MailKind, OutboxState, OutgoingMail, SendOutcome};
 use formgate::store::{Audit, Change, ListQuery, PgStore, SharedStore, SqliteStore};
 
 use crate::support::pg::TestDatabase;
@@ -58,7 +58,7 @@ fn change(id: MessageId, from: Status, to: Status, now: i64, nonce: Option<&str>
             action: "test",
             detail: None,
         },
-        mail: None,
+        mails: Vec::new(),
     }
 }
 
@@ -128,7 +128,7 @@ pub async fn story(store: SharedStore) {
     let mut resend = change(id2, Status::Pending, Status::Pending, T0 + 30, Some("nonce2"));
     resend.new_nonce = Some("nonce2b".into());
     resend.new_verification = Some(T0 + 9999);
-    resend.mail = Some(mail("v2@example.org", 22));
+    resend.mails = vec![mail("v2@example.org", 22)];
     store.record_code_failure(id2, "nonce2").await.unwrap();
     assert!(store.apply(&resend).await.unwrap());
     let m2 = store.message(id2).await.unwrap().unwrap();
@@ -174,8 +174,11 @@ pub async fn story(store: SharedStore) {
     );
 
     // Outbox: claim with a lease, exclusive, ordered; finish; retry; dead; release.
-    assert_eq!(store.next_outbox_due().await.unwrap(), Some(T0));
-    let claimed = store.claim_outbox("w1", T0 + 100, T0 + 200, 10).await.unwrap();
+    assert_eq!(store.next_outbox_due(Channel::Mail).await.unwrap(), Some(T0));
+    let claimed = store
+        .claim_outbox("w1", T0 + 100, T0 + 200, 10, Channel::Mail)
+        .await
+        .unwrap();
     assert_eq!(
         claimed.iter().map(|c| c.message_id_header.as_str()).collect::<Vec<_>>(),
         ["<m1@example.org>", "<m2@example.org>", "<m22@example.org>"]
@@ -183,14 +186,14 @@ pub async fn story(store: SharedStore) {
     assert_eq!(claimed[0].body, mail("x", 1).body);
     assert!(
         store
-            .claim_outbox("w2", T0 + 150, T0 + 250, 10)
+            .claim_outbox("w2", T0 + 150, T0 + 250, 10, Channel::Mail)
             .await
             .unwrap()
             .is_empty(),
         "leased rows are not claimed twice"
     );
     assert_eq!(
-        store.next_outbox_due().await.unwrap(),
+        store.next_outbox_due(Channel::Mail).await.unwrap(),
         Some(T0 + 201),
         "due once the lease runs out"
     );
@@ -238,18 +241,25 @@ pub async fn story(store: SharedStore) {
     );
     assert!(
         store
-            .claim_outbox("w1", T0 + 130, T0 + 230, 10)
+            .claim_outbox("w1", T0 + 130, T0 + 230, 10, Channel::Mail)
             .await
             .unwrap()
             .is_empty(),
         "not before it is due"
     );
-    let again = store.claim_outbox("w3", T0 + 131, T0 + 231, 10).await.unwrap();
+    let again = store
+        .claim_outbox("w3", T0 + 131, T0 + 231, 10, Channel::Mail)
+        .await
+        .unwrap();
     assert_eq!(again.len(), 1);
     assert_eq!(again[0].attempts, 1);
     assert_eq!(store.release_leases("w3").await.unwrap(), 1);
     assert_eq!(
-        store.claim_outbox("w4", T0 + 132, T0 + 232, 10).await.unwrap().len(),
+        store
+            .claim_outbox("w4", T0 + 132, T0 + 232, 10, Channel::Mail)
+            .await
+            .unwrap()
+            .len(),
         1,
         "released leases are claimable at once"
     );
@@ -393,7 +403,10 @@ pub async fn race(a: SharedStore, b: SharedStore) {
     let drain = |store: SharedStore, owner: &'static str| async move {
         let mut mine = Vec::new();
         loop {
-            let got = store.claim_outbox(owner, T0 + 200, T0 + 400, 3).await.unwrap();
+            let got = store
+                .claim_outbox(owner, T0 + 200, T0 + 400, 3, Channel::Mail)
+                .await
+                .unwrap();
             if got.is_empty() {
                 return mine;
             }

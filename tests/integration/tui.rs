@@ -74,7 +74,7 @@ impl Dashboard {
                     action: "verify",
                     detail: None,
                 },
-                mail: None,
+                mails: Vec::new(),
             };
             assert!(self.actions.store().apply(&change).await.unwrap());
         }
