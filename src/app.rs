@@ -92,7 +92,8 @@ impl Server {
                 allow_private: config.webhook_allow_private,
                 ..crate::webhook::WebhookSettings::default()
             },
-        )?;
+        )
+        .await?;
         let webhook_worker = OutboxWorker::webhooks(
             services.store.clone(),
             Arc::new(sender),

@@ -174,7 +174,7 @@ fn parse_file(text: &str, label: &str) -> Result<toml::Table, ConfigError> {
     let table: toml::Table = toml::from_str(text).map_err(|e| err("formgate.toml", format!("{e}")))?;
     if let Some(unknown) = table
         .keys()
-        .find(|k| k.as_str() != "forms" && !KEYS.iter().any(|key| key.name == k.as_str()))
+        .find(|k| !matches!(k.as_str(), "forms" | "webhooks") && !KEYS.iter().any(|key| key.name == k.as_str()))
     {
         let known: Vec<&str> = KEYS.iter().map(|key| key.name).collect();
         return Err(ConfigError {
