@@ -27,3 +27,4 @@ mod scale;
 mod store;
 mod tui;
 mod verify;
+mod webhooks;
