@@ -369,7 +369,7 @@ async fn an_internal_address_is_refused_at_start() {
         "http://169.254.169.254/latest",
         "http://localhost/h",
     ] {
-        let toml = format!("{}", standard(url, r#"["message.released"]"#));
+        let toml = standard(url, r#"["message.released"]"#);
         let config = config_for(&toml, db.clone(), &smtp);
         assert!(!config.webhook_allow_private);
         let err = Server::build_with(
