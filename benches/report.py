@@ -98,6 +98,18 @@ def main():
     else:
         row("outbox drain of 20 000 queued mails (ref: smtp-source -s 10)", "msgs/s", na("drain") or d["na"], None)
 
+    h, href = load(raw, "hooks"), wrk("hook_ref")
+    if h and "na" not in h:
+        row("webhook deliveries of 10 000 queued events (ref: wrk, 16 connections, same receiver)", "req/s",
+            round(h["formgate_deliveries"] / h["formgate_s"], 1), href["rps"] if href else "n/a")
+        notes.append(
+            f"webhooks: formgate delivered {h['formgate_deliveries']} signed events ({h['body_bytes']} bytes each) "
+            f"in {h['formgate_s']:.2f} s over {h['lanes']} lanes into the reference's POST /hook"
+        )
+    else:
+        row("webhook deliveries of 10 000 queued events (ref: wrk, 16 connections, same receiver)", "req/s",
+            na("hooks") or (h or {}).get("na", "n/a"), None)
+
     lat = load(raw, "latency")
     if lat and "na" not in lat:
         for p, target in (("p50", None), ("p99", 1000)):

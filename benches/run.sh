@@ -28,6 +28,7 @@ THREADS=2
 PG=${BENCH_PG:-postgres://postgres@127.0.0.1:5432}
 VERIFY_LINKS=${BENCH_VERIFY_LINKS:-30000}
 DRAIN=20000
+HOOKS=${BENCH_HOOKS:-10000}
 ROUNDS=${BENCH_ROUNDS:-3}
 KEY=benchmark-signing-key-0123456789abcdefghijklmnop
 WORK=$(mktemp -d "${TMPDIR:-/tmp}/formgate-bench.XXXXXX")
@@ -404,6 +405,60 @@ cat >"$RAW/drain.json" <<EOF
  "source_msgs": $DRAIN, "source_s": $source_s, "payload_bytes": $PAYLOAD_BYTES, "sink": "$SINK_NAME"}
 EOF
 python3 -c "import json; d = json.load(open('$RAW/drain.json')); print('   formgate %.0f msgs/s, smtp-source -s 10 %s msgs/s' % (d['formgate_msgs'] / d['formgate_s'], d['source_s'] and round(d['source_msgs'] / d['source_s'])))" >&2
+
+# -- 5b. webhook deliveries --------------------------------------------------------------------
+# HOOKS webhook deliveries (a released message's Standard Webhooks event, ~800 bytes) queued
+# straight into a fresh database as a release queues them, then `serve` starts and delivers them,
+# signed, into the reference's `POST /hook` over its 16 webhook lanes; against `wrk` posting the
+# same body with the same headers to the same receiver over 16 connections.
+log "webhook deliveries: $HOOKS queued events into the reference's /hook"
+start_ref none
+HOOK_URL="http://127.0.0.1:$REF_PORT/hook"
+python3 - "$WORK/hook-body.json" <<'EOF'
+import json, sys
+body = {"type": "message.released", "timestamp": "2026-12-02T10:00:00Z", "data": {
+    "id": 1, "form": "contact", "name": "Ada Lovelace", "email": "ada@example.org",
+    "subject": "A question about pricing", "message": "Hello, I would like to know more about your product. " * 5,
+    "fields": [{"name": "company", "label": "Company", "value": "Analytical Engines"}],
+    "submitted_at": "2026-12-02T09:58:00Z", "verified_at": "2026-12-02T09:59:00Z",
+    "released_at": "2026-12-02T10:00:00Z", "released_by": "alice"}}
+open(sys.argv[1], "w").write(json.dumps(body, separators=(",", ":")))
+EOF
+mkdir -p "$WORK/hooks"
+cat >"$WORK/hooks/formgate.toml" <<EOF
+webhook_allow_private = true
+[[webhooks]]
+url = "$HOOK_URL"
+secret = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
+EOF
+(cd "$WORK" && FORMGATE_DATABASE_URL="sqlite://$WORK/hooks.db" FORMGATE_SECRET_KEYS=$KEY "$BIN" migrate >/dev/null) ||
+  die "formgate migrate failed"
+NOW=$(date +%s)
+sqlite3 "$WORK/hooks.db" <<SQL || die "seeding the webhook deliveries failed"
+WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < $HOOKS)
+INSERT INTO messages (status, name, email, body, created_at, updated_at, nonce, verify_expires_at)
+SELECT 'released', 'Visitor ' || i, 'hook-' || i || '@example.org', 'Hello', $NOW, $NOW, 'nonce-' || i, $NOW + 259200
+FROM n;
+INSERT INTO outbox (message_id, kind, recipient, sender, message_id_header, created_at, next_attempt_at, give_up_at)
+SELECT id, 'webhook', '$HOOK_URL', 'contact', 'msg_' || printf('%032x', id), $NOW, $NOW, $NOW + 259200
+FROM messages;
+INSERT INTO outbox_payloads (outbox_id, payload) SELECT id, readfile('$WORK/hook-body.json') FROM outbox;
+SQL
+h0=$(date +%s%N)
+start_fg hooks "sqlite://$WORK/hooks.db" "dir:$WORK/hooks-mail" || die "formgate did not start: $(tail -5 "$WORK/hooks.err")"
+python3 "$B/util.py" wait-count "$WORK/hooks.db" "SELECT count(*) FROM outbox WHERE state <> 'queued'" "$HOOKS" 120 ||
+  die "the webhook deliveries did not drain"
+h1=$(date +%s%N)
+stop_fg hooks
+delivered=$(sqlite3 "$WORK/hooks.db" "SELECT count(*) FROM outbox WHERE state = 'sent'")
+[[ $delivered == "$HOOKS" ]] || die "only $delivered of $HOOKS webhooks were delivered (see $WORK/hooks.err)"
+BENCH_HOOK_BODY=$WORK/hook-body.json CONNS=16 run_wrk hook_ref "$B/lua/hook.lua" "$HOOK_URL"
+stop "$REF_PID"
+cat >"$RAW/hooks.json" <<EOF
+{"formgate_deliveries": $HOOKS, "formgate_s": $(python3 -c "print(($h1 - $h0) / 1e9)"), "lanes": 16,
+ "body_bytes": $(stat -c %s "$WORK/hook-body.json")}
+EOF
+python3 -c "import json; d = json.load(open('$RAW/hooks.json')); r = json.load(open('$RAW/hook_ref.json')); print('   formgate %.0f deliveries/s, wrk %.0f req/s' % (d['formgate_deliveries'] / d['formgate_s'], r['rps']))" >&2
 
 # -- 6. submit-to-mail latency at half the maximum intake rate ---------------------------------
 MAX_RPS=$(json_get "$RAW/fg_sqlite.json" rps)

@@ -9,6 +9,9 @@
 //! No validation, no outbox, no audit, no templates: formgate's figures are read as a ratio to
 //! this one, measured in the same run on the same machine.
 //!
+//! `POST /hook` is the webhook receiver of the webhook figure: it reads the body and answers `200`,
+//! the least a receiver can do; formgate delivers into it and `wrk` posts the same body to it.
+//!
 //! `REF_LISTEN` (default `127.0.0.1:18090`) is the address; it prints `listening` once bound.
 
 use std::str::FromStr;
@@ -103,12 +106,20 @@ async fn submit(State(db): State<Db>, Form(f): Form<ContactForm>) -> Response {
     }
 }
 
+/// A webhook receiver that takes any body.
+async fn hook(_body: axum::body::Bytes) -> StatusCode {
+    StatusCode::OK
+}
+
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let url = std::env::var("REF_DATABASE_URL").unwrap_or_else(|_| "none".into());
     let listen = std::env::var("REF_LISTEN").unwrap_or_else(|_| "127.0.0.1:18090".into());
     let db = open(&url).await?;
-    let app = Router::new().route("/contact", post(submit)).with_state(db);
+    let app = Router::new()
+        .route("/contact", post(submit))
+        .route("/hook", post(hook))
+        .with_state(db);
     let listener = tokio::net::TcpListener::bind(&listen).await?;
     println!("listening on {}", listener.local_addr()?);
     axum::serve(listener, app).await?;

@@ -268,12 +268,13 @@ impl OutboxWorker {
         for lane in &mut lanes {
             lane.close().await;
         }
+        let channel = self.courier.channel().as_str();
         // Mails still in the inbox are leased to this worker: released with the rest.
         drop(inbox);
         match self.store.release_leases(&self.owner).await {
-            Ok(n) => tracing::info!(released = n, "outbox worker stopped"),
+            Ok(n) => tracing::info!(channel, released = n, "outbox worker stopped"),
             Err(e) => {
-                tracing::warn!(error = %e, "outbox worker stopped; its leases will expire by themselves")
+                tracing::warn!(channel, error = %e, "outbox worker stopped; its leases will expire by themselves")
             }
         }
     }
