@@ -84,7 +84,7 @@ fn event(form: &Form, m: &Message, what: &Happened<'_>) -> serde_json::Value {
 /// A few lines for a chat channel. Everything the visitor wrote is escaped for Slack's markup
 /// (`&`, `<`, `>`: no `<!channel>`, no `<https://evil|your bank>`), and an `@` is kept from
 /// starting a mention (`@everyone`, `@here`, `@channel` ping on Discord and Mattermost even as
-/// plain text) by a zero-width joiner after it.
+/// plain text) by an invisible word joiner (U+2060) after it.
 pub fn chat_text(form: &Form, m: &Message, what: &Happened<'_>) -> String {
     let headline = match what.event {
         Event::Released => "New message",
