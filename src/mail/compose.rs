@@ -186,8 +186,31 @@ impl Composer {
         let subject = self.templates.render("email/verify.subject.txt", &ctx)?;
         let text = self.templates.render("email/verify.txt", &ctx)?;
         let html = self.templates.render("email/verify.html", &ctx)?;
-        let email = self.email(&[Self::mailbox(m.to)?], None, &subject, text, html, message_id, m.now)?;
+        let mut email = self.email(&[Self::mailbox(m.to)?], None, &subject, text, html, message_id, m.now)?;
+        if let Some(one_click) = self.one_click_unsubscribe(m.suppress_token) {
+            for (name, value) in one_click {
+                email
+                    .headers_mut()
+                    .insert_raw(HeaderValue::new(HeaderName::new_from_ascii_str(name), value));
+            }
+        }
         Ok(email.formatted())
+    }
+
+    /// RFC 8058 one-click "never mail me": the mail provider's own unsubscribe button POSTs
+    /// `List-Unsubscribe=One-Click` to the suppress link, which suppresses the address at once.
+    /// Only over https: RFC 8058 requires it, and providers ignore plain http links.
+    fn one_click_unsubscribe(&self, suppress_token: &str) -> Option<[(&'static str, String); 2]> {
+        if !self.public_url.starts_with("https://") {
+            return None;
+        }
+        Some([
+            (
+                "List-Unsubscribe",
+                format!("<{}>", self.link(&format!("/suppress/{suppress_token}"))),
+            ),
+            ("List-Unsubscribe-Post", "List-Unsubscribe=One-Click".to_string()),
+        ])
     }
 
     /// A rendered mail for the outbox, with a Message-ID of its own.

@@ -207,6 +207,65 @@ async fn i_didnt_send_this_suppresses_the_address_until_a_moderator_lifts_it(bac
     app.stop().await;
 }
 
+/// RFC 8058: behind https, every verification mail carries a one-click unsubscribe; the mail
+/// provider's POST of `List-Unsubscribe=One-Click` suppresses the address at once, answered `200`
+/// with no redirect and no cookie. Over plain http there is none (RFC 8058 requires https).
+async fn the_mail_providers_one_click_unsubscribe_suppresses_at_once(backend: Backend) {
+    let Some(plain) = spawn_with_caps(backend, None, None).await else {
+        return;
+    };
+    plain.submit("first@example.org").await;
+    assert_eq!(
+        plain.mail(1).await.header("List-Unsubscribe"),
+        None,
+        "no one-click over http"
+    );
+    plain.stop().await;
+
+    let dir = tempfile::tempdir().expect("tempdir");
+    let Some((db, database)) = backend.fresh_database(dir.path()).await else {
+        return;
+    };
+    let smtp = TestSmtp::start().await;
+    let mut config = formgate::config::Config::for_tests(db, MailTarget::Smtp(SmtpUrl::parse(&smtp.url()).unwrap()));
+    config.public_url = Some("https://forms.example.org".into());
+    let mut app = TestApp::spawn_config(config, dir, Some(smtp), &Options::default()).await;
+    app.database = database;
+
+    app.submit("stranger@example.org").await;
+    let mail = app.mail(1).await;
+    let header = mail.header("List-Unsubscribe").expect("a List-Unsubscribe header");
+    assert_eq!(
+        mail.header("List-Unsubscribe-Post").as_deref(),
+        Some("List-Unsubscribe=One-Click")
+    );
+    let url = header
+        .strip_prefix("<https://forms.example.org")
+        .and_then(|u| u.strip_suffix('>'))
+        .unwrap_or_else(|| panic!("{header}"));
+    assert_eq!(url, suppress_path(&mail), "the mail's own \"never email me\" link");
+
+    // A GET (a scanner, a preview) still changes nothing.
+    assert_eq!(app.get(url).await.status(), 200);
+    assert!(app.store.suppressed().await.unwrap().is_empty());
+
+    // The provider's POST, as RFC 8058 words it: no Origin, no cookie, one form field.
+    let res = app
+        .client
+        .post(app.url(url))
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body("List-Unsubscribe=One-Click")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    assert!(res.headers().get("location").is_none() && res.headers().get("set-cookie").is_none());
+    let listed = app.store.suppressed().await.unwrap();
+    assert_eq!(listed.len(), 1);
+    assert_eq!(listed[0].address, "stranger@example.org");
+    app.stop().await;
+}
+
 /// The signed time field of the form page.
 async fn form_token(app: &TestApp) -> String {
     let html = app.get("/").await.text().await.unwrap();
@@ -394,4 +453,5 @@ on_every_backend!(
     fifty_posts_naming_one_address_send_exactly_one_mail,
     the_hourly_cap_holds_mail_for_every_address,
     i_didnt_send_this_suppresses_the_address_until_a_moderator_lifts_it,
+    the_mail_providers_one_click_unsubscribe_suppresses_at_once,
 );
