@@ -115,6 +115,28 @@ fn describe(out: &mut String, form: &Form, default: bool, base: &str) {
         .clone()
         .unwrap_or_else(|| "(formgate's own page)".to_string());
     let _ = writeln!(out, "  thank_you_url    {}", safe(&thanks));
+    if form.webhooks.is_empty() {
+        let _ = writeln!(out, "  webhooks         (none)");
+    }
+    for (i, w) in form.webhooks.iter().enumerate() {
+        let events: Vec<&str> = w.events.iter().map(|e| e.as_str()).collect();
+        let format = match w.format {
+            crate::webhook::Format::Standard => "standard",
+            crate::webhook::Format::Slack => "slack",
+        };
+        let _ = writeln!(
+            out,
+            "  {:<16} {}  ({format}; {}; {} secret{})",
+            if i == 0 { "webhooks" } else { "" },
+            safe(&crate::webhook::send::shown(&w.url)),
+            events.join(", "),
+            w.secrets.len(),
+            if w.secrets.len() == 1 { "" } else { "s" }
+        );
+    }
+    if form.confirmation_mail {
+        let _ = writeln!(out, "  confirmation     the visitor gets a copy once they confirm");
+    }
 }
 
 /// `formgate forms snippet SLUG`: the HTML on stdout, advice on stderr. Exit 2 for an unknown slug.

@@ -479,6 +479,11 @@ fields = [
   { name = "consent", type = "checkbox", label = "I agree", required = true },
   { name = "message", type = "textarea", label = "Your message", required = true },
 ]
+
+[[forms.quote.webhooks]]
+url = "https://chat.example.org/hooks/T0?token=s3cret"
+format = "slack"
+events = ["message.verified", "message.released"]
 "#;
 
 fn lines(o: &Output) -> Vec<String> {
@@ -670,6 +675,17 @@ async fn forms_lists_the_forms_and_prints_a_snippet_for_a_site_s_page(backend: B
     );
     assert!(quote.contains("allowed_origins  https://www.example.org"), "{quote}");
     assert!(quote.contains("thank_you_url    "), "{quote}");
+    assert!(contact.contains("webhooks         (none)"), "{contact}");
+    assert!(
+        quote.contains(
+            "webhooks         https://chat.example.org/hooks/T0  (slack; message.verified, message.released; 0 secrets)"
+        ),
+        "{quote}"
+    );
+    assert!(
+        !quote.contains("s3cret"),
+        "a webhook's query may hold a token: never printed"
+    );
 
     let out = f.run(&["forms", "snippet", "quote"]);
     assert!(out.status.success(), "{}", stderr(&out));
