@@ -310,11 +310,16 @@ async fn serve(config: &Config) -> anyhow::Result<()> {
         }
     }
     for form in app.forms().iter() {
-        let inbox = if form.staff_inbox.is_empty() {
+        let mut inbox = if form.staff_inbox.is_empty() {
             "(no staff_inbox set)".to_string()
         } else {
             form.inboxes()
         };
+        match form.webhooks.len() {
+            0 => {}
+            1 => inbox.push_str(" + 1 webhook"),
+            n => inbox.push_str(&format!(" + {n} webhooks")),
+        }
         let path = form.path(form.default);
         println!("  form {:<19} {}{path} → {inbox}", form.slug, app.public_url);
     }
