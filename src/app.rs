@@ -18,7 +18,7 @@ use crate::actions::{Settings, UseCases};
 use crate::clock::{SharedClock, SystemClock};
 use crate::config::{Config, MailTarget};
 use crate::forms::Catalog;
-use crate::mail::{Composer, OutboxConfig, OutboxWorker, Transport};
+use crate::mail::{Composer, DkimSigner, OutboxConfig, OutboxWorker, Transport};
 use crate::store::{self, SharedStore};
 use crate::templates::Templates;
 use crate::web::{self, WebState};
@@ -58,6 +58,13 @@ impl Server {
 
     /// Like `build`, with the clock and outbox tuning chosen by the caller (tests).
     pub async fn build_with(config: &Config, clock: SharedClock, outbox: OutboxConfig) -> anyhow::Result<Self> {
+        // A DKIM key that cannot sign stops the start, before the port is taken.
+        let dkim = config
+            .dkim
+            .as_ref()
+            .map(|d| DkimSigner::load(d, &config.dkim_selector))
+            .transpose()?
+            .map(Arc::new);
         let listener = TcpListener::bind(config.listen)
             .await
             .with_context(|| format!("cannot listen on {} (config key `listen`)", config.listen))?;
@@ -73,7 +80,7 @@ impl Server {
                 &services.public_url,
             )),
         };
-        let transport = Transport::new(&config.mail, config.smtp_timeout);
+        let transport = Transport::new(&config.mail, config.smtp_timeout, dkim);
         let mut worker = OutboxWorker::new(
             services.store.clone(),
             transport,

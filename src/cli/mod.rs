@@ -1,7 +1,8 @@
 //! The command line: `serve`, `tui`, the scriptable verbs (`list`, `show`, `release`, …),
-//! `migrate` and `check-config`. Exit codes: 0 success; 1 an action failed (one line on stderr
-//! per failure); 2 bad usage or configuration.
+//! `migrate`, `check-config` and `dkim-record`. Exit codes: 0 success; 1 an action failed (one
+//! line on stderr per failure); 2 bad usage or configuration.
 
+mod dkim;
 mod forms;
 mod output;
 mod verbs;
@@ -109,6 +110,12 @@ pub enum Command {
         #[command(subcommand)]
         command: Option<FormsCommand>,
     },
+    /// Print the DNS TXT record that publishes the DKIM key (see DKIM in the README).
+    DkimRecord {
+        /// First write a new Ed25519 key to FILE (mode 0600; an existing file is never overwritten).
+        #[arg(long, value_name = "FILE")]
+        generate: Option<PathBuf>,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -190,6 +197,13 @@ pub fn run() -> ExitCode {
                 Ok(ExitCode::SUCCESS)
             }
             Command::CheckConfig => {
+                // The DKIM key as `serve` would read it: a key that cannot sign fails the check.
+                if let Some(dkim) = &config.dkim
+                    && let Err(e) = crate::mail::DkimSigner::load(dkim, &config.dkim_selector)
+                {
+                    eprintln!("formgate: {e}");
+                    return Ok(ExitCode::from(2));
+                }
                 println!("{config:#?}");
                 Ok(ExitCode::SUCCESS)
             }
@@ -269,6 +283,7 @@ pub fn run() -> ExitCode {
             Command::Forms {
                 command: Some(FormsCommand::Snippet { slug }),
             } => Ok(forms::snippet(&config, &slug)),
+            Command::DkimRecord { generate } => Ok(dkim::record(&config, generate.as_deref())),
         }
     });
     match result {
@@ -296,6 +311,15 @@ async fn serve(config: &Config) -> anyhow::Result<()> {
             dir.display()
         ),
         MailTarget::Smtp(url) => println!("  mail                     SMTP {url:?}"),
+    }
+    match &config.dkim {
+        Some(dkim) => println!(
+            "  DKIM                     signed as {}._domainkey.{} with {}",
+            config.dkim_selector,
+            dkim.domain,
+            dkim.key_file.display()
+        ),
+        None => println!("  DKIM                     not signed (set dkim_domain and dkim_key_file; see the README)"),
     }
     match (&config.keys, &app.created_key_file) {
         (_, Some(path)) => println!(

@@ -61,6 +61,10 @@ pub struct Config {
     pub smtp_connections: usize,
     pub mail_from: lettre::message::Mailbox,
     pub mail_lifetime: Duration,
+    /// None: mails go out unsigned.
+    pub dkim: Option<DkimSettings>,
+    /// Resolved even without `dkim`: `dkim-record --generate` names a new key with it.
+    pub dkim_selector: String,
     /// Where released messages go (every form's unless it sets its own); empty: not mailed.
     pub staff_inbox: Vec<lettre::message::Mailbox>,
     pub keys: KeySource,
@@ -109,6 +113,8 @@ impl fmt::Debug for Config {
             .field("smtp_connections", &self.smtp_connections)
             .field("mail_from", &self.mail_from.to_string())
             .field("mail_lifetime", &self.mail_lifetime)
+            .field("dkim", &self.dkim)
+            .field("dkim_selector", &self.dkim_selector)
             .field(
                 "staff_inbox",
                 &self.staff_inbox.iter().map(ToString::to_string).collect::<Vec<_>>(),
@@ -133,6 +139,14 @@ impl fmt::Debug for Config {
             .field("forms", &self.forms)
             .finish()
     }
+}
+
+/// How mails are DKIM-signed (`dkim_domain`, `dkim_key_file`, with `dkim_selector`); the key is
+/// read by `mail::DkimSigner::load` at start.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DkimSettings {
+    pub domain: String,
+    pub key_file: PathBuf,
 }
 
 /// Where the signing keys come from; resolved by [`KeySource::load`] at start.
@@ -216,8 +230,8 @@ impl Config {
         Self::resolve(&Layers::new(&table, "formgate.toml", env, "FORMGATE_"))
     }
 
-    /// Each field from its setting in the table; only the fields two keys decide (`mail`,
-    /// `keys`) are put together here.
+    /// Each field from its setting in the table; only the fields several keys decide (`mail`,
+    /// `keys`, `dkim`) are put together here.
     fn resolve(l: &Layers) -> Result<Config, ConfigError> {
         let mail = match SMTP_URL.resolve(l)? {
             Some(url) => MailTarget::Smtp(url),
@@ -226,6 +240,27 @@ impl Config {
         let keys = match SECRET_KEYS.resolve(l)? {
             Some(inline) => KeySource::Inline(inline.0),
             None => KeySource::File(SECRET_KEY_FILE.resolve(l)?),
+        };
+        // Both or neither: a domain without a key (or a key without a domain) signs nothing, and
+        // saying so at start beats mail that silently goes out unsigned.
+        let dkim = match (DKIM_DOMAIN.resolve(l)?, DKIM_KEY_FILE.resolve(l)?) {
+            (Some(domain), Some(key_file)) => Some(DkimSettings {
+                domain: domain.0,
+                key_file,
+            }),
+            (None, None) => None,
+            (Some(_), None) => {
+                return Err(err(
+                    "dkim_key_file",
+                    "is unset but dkim_domain is set: set both to sign mail (see DKIM in the README), or neither",
+                ));
+            }
+            (None, Some(_)) => {
+                return Err(err(
+                    "dkim_domain",
+                    "is unset but dkim_key_file is set: set both to sign mail (see DKIM in the README), or neither",
+                ));
+            }
         };
         Config {
             listen: LISTEN.resolve(l)?,
@@ -237,6 +272,8 @@ impl Config {
             smtp_connections: SMTP_CONNECTIONS.resolve(l)?.0,
             mail_from: MAIL_FROM.resolve(l)?,
             mail_lifetime: MAIL_LIFETIME.resolve(l)?,
+            dkim,
+            dkim_selector: DKIM_SELECTOR.resolve(l)?.0,
             staff_inbox: STAFF_INBOX.resolve(l)?.map(|i| i.0).unwrap_or_default(),
             keys,
             token_ttl: TOKEN_TTL.resolve(l)?,
@@ -623,6 +660,27 @@ mod tests {
             let e = Config::from_toml(toml, &no_env).unwrap_err();
             assert_eq!(e.key, key, "{toml}: {e}");
         }
+    }
+
+    #[test]
+    fn dkim_is_all_or_nothing() {
+        let c = Config::from_toml("", &no_env).unwrap();
+        assert_eq!(c.dkim, None);
+        let c = Config::from_toml("dkim_domain = \"Example.org.\"\ndkim_key_file = \"dkim.pem\"", &no_env).unwrap();
+        assert_eq!(
+            c.dkim,
+            Some(DkimSettings {
+                domain: "example.org".into(),
+                key_file: PathBuf::from("dkim.pem"),
+            })
+        );
+        assert_eq!(c.dkim_selector, "formgate");
+        let e = Config::from_toml("dkim_domain = \"example.org\"", &no_env).unwrap_err();
+        assert_eq!(e.key, "dkim_key_file", "{e}");
+        let e = Config::from_toml("dkim_key_file = \"dkim.pem\"", &no_env).unwrap_err();
+        assert_eq!(e.key, "dkim_domain", "{e}");
+        let e = Config::from_toml("dkim_domain = \"not a domain\"", &no_env).unwrap_err();
+        assert_eq!(e.key, "dkim_domain", "{e}");
     }
 
     #[test]

@@ -15,8 +15,8 @@ use lettre::message::Mailbox;
 use super::layers::{Key, Optional, Setting};
 use super::smtp::SmtpUrl;
 use super::values::{
-    Cap, Connections, DatabaseUrl, Days, Folder, FormSlug, Inboxes, IpNet, List, OneLine, Origin, PerWindow, PublicUrl,
-    RateLimit, SecretKeys, WebAddress,
+    Cap, Connections, DatabaseUrl, Days, DnsName, Folder, FormSlug, Inboxes, IpNet, List, OneLine, Origin, PerWindow,
+    PublicUrl, RateLimit, SecretKeys, WebAddress,
 };
 
 /// Declares each row as a `pub const` descriptor and lists them all in `KEYS`.
@@ -119,6 +119,21 @@ table! {
         "mail_from",
         "formgate <formgate@localhost>",
         "From of every mail formgate sends",
+    );
+    DKIM_DOMAIN: Optional<DnsName> = Optional::new(
+        "dkim_domain",
+        "unset: mails are not signed",
+        "the domain that signs every mail (DKIM `d=`), usually `mail_from`'s; set it with `dkim_key_file` (see DKIM)",
+    );
+    DKIM_SELECTOR: Setting<DnsName> = Setting::new(
+        "dkim_selector",
+        "formgate",
+        "names the key: receivers find it in DNS at `<dkim_selector>._domainkey.<dkim_domain>`",
+    );
+    DKIM_KEY_FILE: Optional<PathBuf> = Optional::new(
+        "dkim_key_file",
+        "unset",
+        "the DKIM private key, PEM: RSA of 2048–4096 bits, or Ed25519; a key that cannot sign stops `serve` at start",
     );
     MAIL_LIFETIME: Setting<Duration> = Setting::new(
         "mail_lifetime",

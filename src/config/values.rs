@@ -407,6 +407,29 @@ impl Value for FormSlug {
     }
 }
 
+/// A DNS name (`dkim_domain`, `dkim_selector`): dot-separated labels of letters, digits and `-`,
+/// lower-cased, without a trailing dot.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DnsName(pub String);
+
+impl Value for DnsName {
+    fn from_text(text: &str) -> Result<Self, String> {
+        let name = text.trim().trim_end_matches('.').to_ascii_lowercase();
+        let label_ok = |l: &str| {
+            (1..=63).contains(&l.len())
+                && l.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
+                && !l.starts_with('-')
+                && !l.ends_with('-')
+        };
+        if name.len() > 253 || !name.split('.').all(label_ok) {
+            return Err(format!(
+                "`{text}` is not a DNS name; write e.g. `example.org` (letters, digits, `-`, dots)"
+            ));
+        }
+        Ok(DnsName(name))
+    }
+}
+
 /// One line of text without control characters (`site_name`).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct OneLine(pub String);

@@ -2,6 +2,7 @@
 //! `.eml` files when no SMTP is configured), and the outbox worker that retries until it is out.
 
 mod compose;
+pub mod dkim;
 pub mod handover;
 mod outbox;
 pub mod queue;
@@ -9,6 +10,7 @@ mod transport;
 mod verify;
 
 pub use compose::{ComposeError, Composer, VerifyMail};
+pub use dkim::DkimSigner;
 pub use outbox::{Courier, OutboxConfig, OutboxWorker, retry_delay};
 pub use transport::{SendError, Transport};
 pub use verify::{SUPPRESS_LINK_TTL, VerificationMails};

@@ -312,6 +312,7 @@ async fn a_released_message_reaches_the_staff_inbox_with_reply_to_the_visitor() 
     let transport = Transport::new(
         &MailTarget::Smtp(SmtpUrl::parse(&smtp.url()).unwrap()),
         Duration::from_secs(3),
+        None,
     );
     let (stop, stopped) = tokio::sync::watch::channel(false);
     let worker = OutboxWorker::new(
