@@ -134,6 +134,8 @@ async fn spawn_signing(key: &Path, smtp: bool) -> TestApp {
     config.mail_from = "Example Forms <forms@example.org>".parse().unwrap();
     config.staff_inbox = vec!["Team <team@example.org>".parse().unwrap()];
     config.auto_release = true;
+    // Behind https: the verification mail carries the one-click List-Unsubscribe headers.
+    config.public_url = Some("https://forms.example.org".into());
     config.dkim = Some(DkimSettings {
         domain: "example.org".into(),
         key_file: key.to_path_buf(),
@@ -164,6 +166,14 @@ async fn both_mails_pass(key: &str, algorithm: &str) {
         assert!(text.contains(&format!("a={algorithm};")), "{text}");
         assert_eq!(verify(&mail.data, &record).await, [DkimResult::Pass], "{text}");
     }
+    // The one-click unsubscribe headers are signed: a relay cannot point them elsewhere.
+    let header = String::from_utf8_lossy(&verification.data).replace("\r\n\t", "");
+    assert!(verification.header("List-Unsubscribe").is_some(), "{header}");
+    assert!(header.contains("List-Unsubscribe:List-Unsubscribe"), "{header}");
+    assert!(
+        header.contains("List-Unsubscribe-Post:List-Unsubscribe-Post"),
+        "{header}"
+    );
     // The staff mail's Reply-To (the visitor) is signed: a relay cannot point replies elsewhere.
     let header = String::from_utf8_lossy(&staff.data).replace("\r\n\t", "");
     assert!(header.contains("Reply-To:Reply-To"), "{header}");
