@@ -51,7 +51,7 @@ impl Courier {
     fn lane(&self) -> CourierLane {
         match self {
             Courier::Mail { transport, mails } => CourierLane::Mail {
-                lane: transport.lane(),
+                lane: Box::new(transport.lane()),
                 mails: mails.clone(),
             },
             Courier::Webhooks(sender) => CourierLane::Webhook(sender.clone()),
@@ -59,9 +59,13 @@ impl Courier {
     }
 }
 
-/// One of a worker's parallel senders.
+/// One of a worker's parallel senders. A mail lane (an SMTP connection's state) is boxed: it is
+/// over a kilobyte, a webhook lane one pointer.
 enum CourierLane {
-    Mail { lane: Lane, mails: Arc<VerificationMails> },
+    Mail {
+        lane: Box<Lane>,
+        mails: Arc<VerificationMails>,
+    },
     Webhook(Arc<WebhookSender>),
 }
 
