@@ -429,7 +429,20 @@ impl UseCases {
             at: now,
             by: None,
         };
-        let mails = webhook::body::deliveries(form, m, &happened, now + self.settings.webhook_lifetime);
+        // The visitor's copy: now safe to send, the address has just proved to be theirs. Verify
+        // succeeds once per message (only from pending, compare-and-swap on the nonce), so
+        // neither a second confirmation nor a resend can queue another.
+        let copy = if form.confirmation_mail {
+            Some(
+                self.composer
+                    .confirmation(m, form, now)
+                    .map_err(|e| StoreError::Mail(e.to_string()))?,
+            )
+        } else {
+            None
+        };
+        let webhooks = webhook::body::deliveries(form, m, &happened, now + self.settings.webhook_lifetime);
+        let mails: Vec<OutgoingMail> = copy.into_iter().chain(webhooks).collect();
         let change = Change {
             id: m.id,
             from: m.status,
@@ -446,8 +459,15 @@ impl UseCases {
             },
             mails,
         };
-        if self.store.apply(&change).await? {
+        let applied = self.store.apply_guarded(&change, None).await?;
+        if applied.done {
             self.ring_for(&change.mails);
+            if applied.copy_withheld {
+                tracing::info!(
+                    message_id = m.id.0,
+                    "visitor's copy withheld: the address is suppressed"
+                );
+            }
             tracing::info!(message_id = m.id.0, how, "message verified");
             if form.auto_release
                 && let Err(e) = self.release(m.id, "auto-release").await

@@ -34,6 +34,12 @@ const BUILTIN: &[(&str, &str)] = &[
     ),
     ("email/release.txt", include_str!("../ui/email/release.txt")),
     ("email/release.html", include_str!("../ui/email/release.html")),
+    (
+        "email/confirmation.subject.txt",
+        include_str!("../ui/email/confirmation.subject.txt"),
+    ),
+    ("email/confirmation.txt", include_str!("../ui/email/confirmation.txt")),
+    ("email/confirmation.html", include_str!("../ui/email/confirmation.html")),
 ];
 
 /// The stylesheet served at `/assets/formgate.css` (external, so the CSP can forbid inline styles).

@@ -1,11 +1,12 @@
-//! Turns a template and its values into a complete RFC 5322 message: a staff mail once, when it
-//! is queued (the outbox sends those bytes on every retry); a verification mail each time the
-//! outbox sends it, from what its row keeps (see `verify.rs`).
+//! Turns a template and its values into a complete RFC 5322 message: a staff mail or a visitor's
+//! copy once, when it is queued (the outbox sends those bytes on every retry); a verification
+//! mail each time the outbox sends it, from what its row keeps (see `verify.rs`).
 //!
 //! Header safety: every header value goes through lettre's typed headers, which encode anything
 //! that is not plain printable ASCII; the visitor's address was parsed at the edge and cannot
 //! carry CR/LF. The verification mail never includes the visitor's name or message, so the form
-//! cannot be used to send a stranger text of the sender's choosing.
+//! cannot be used to send a stranger text of the sender's choosing. The visitor's copy does
+//! quote them, which is why it is only ever queued once the address has confirmed the message.
 
 use std::time::{Duration, UNIX_EPOCH};
 
@@ -172,6 +173,42 @@ impl Composer {
             html,
             now,
         )
+    }
+
+    /// The visitor's copy, once they confirmed: "we've received your message", with everything
+    /// they sent (the form's fields in its order, with its labels). Only ever queued after the
+    /// address proved to be theirs, so it relays nothing to a stranger. Rendered now, like the
+    /// staff mail: the message may be purged before a retry. `From` is formgate's sender and
+    /// there is no `Reply-To`: an answer to a receipt goes to the site, never to a third party.
+    pub fn confirmation(&self, m: &Message, form: &Entry, now: i64) -> Result<OutgoingMail, ComposeError> {
+        let fields: Vec<_> = shown_fields(form, &m.fields)
+            .into_iter()
+            .map(|f| context! { name => f.name, label => f.label, value => f.value.display() })
+            .collect();
+        let ctx = context! {
+            site_name => &form.site_name,
+            form => &form.slug,
+            form_title => &form.title,
+            tag => &form.mail_tag,
+            id => m.id.0,
+            name => &m.name,
+            email => &m.email,
+            subject => &m.subject,
+            submitted => human_time(m.created_at),
+            confirmed => human_time(now),
+            body => &m.body,
+            fields,
+        };
+        let templates = &form.templates;
+        let subject = templates.render("email/confirmation.subject.txt", &ctx)?;
+        let text = templates.render("email/confirmation.txt", &ctx)?;
+        let html = templates.render("email/confirmation.html", &ctx)?;
+        let address = m
+            .email
+            .parse()
+            .map_err(|e| ComposeError::Build(format!("visitor address: {e}")))?;
+        let to = Mailbox::new(Some(m.name.clone()), address);
+        self.build(MailKind::Confirmation, m.id, &[to], None, &subject, text, html, now)
     }
 
     /// The verification mail's complete message, under the Message-ID its outbox row keeps.

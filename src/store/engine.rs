@@ -12,11 +12,11 @@ use tokio::sync::Notify;
 use super::records::{
     Applied, AuditRecord, Change, Inserted, ListQuery, MessageSummary, Purged, Submission, SuppressedAddress,
 };
-use super::shared::{Dialect, withheld_change};
+use super::shared::{Dialect, withheld_change, without_copy};
 use super::{Store, StoreError};
 use crate::domain::{MailGuard, Message, MessageId, Status};
 use crate::mail::handover::Lease;
-use crate::mail::queue::{Channel, OutboxItem, OutboxRecord, OutgoingMail, SendOutcome};
+use crate::mail::queue::{Channel, MailKind, OutboxItem, OutboxRecord, OutgoingMail, SendOutcome};
 
 /// The connection a transaction of engine `E` runs on.
 pub type Conn<E> = <<E as Engine>::Db as Database>::Connection;
@@ -190,7 +190,22 @@ impl<E: Engine> Store for E {
             }
             _ => None,
         };
-        let held = withheld.as_ref().map(|why| withheld_change(change, why));
+        let mut held = withheld.as_ref().map(|why| withheld_change(change, why));
+        // The visitor's copy never goes to an address that asked for no more mail. Checked in
+        // the transaction that queues it, so a suppression committed first always wins.
+        let mut copy_withheld = false;
+        let copy_to = held
+            .as_ref()
+            .unwrap_or(change)
+            .mails
+            .iter()
+            .find(|m| m.kind == MailKind::Confirmation);
+        if let Some(copy) = copy_to
+            && let Some(why) = E::Db::verdict(&mut tx, &copy.recipient, change.now, &MailGuard::default()).await?
+        {
+            held = Some(without_copy(held.as_ref().unwrap_or(change), &why));
+            copy_withheld = true;
+        }
         let c = held.as_ref().unwrap_or(change);
         // A concurrent apply on the same row waits for our commit (PostgreSQL: the row lock;
         // SQLite: the one writer), then finds its `status` (or nonce) no longer as it expected.
@@ -204,7 +219,11 @@ impl<E: Engine> Store for E {
         }
         self.announce(&mut tx).await?;
         tx.commit().await?;
-        Ok(Applied { done: true, withheld })
+        Ok(Applied {
+            done: true,
+            withheld,
+            copy_withheld,
+        })
     }
 
     async fn suppress(&self, address: &str, now: i64, reason: &str) -> Result<bool, StoreError> {

@@ -42,7 +42,8 @@ pub struct Change {
     pub audit: Audit,
     /// Queued in the same transaction: a verification mail, or everything a release or a
     /// confirmation sends (the staff mail, each webhook, the visitor's copy). When a guard is
-    /// given, it judges the first, and withholding it withholds them all.
+    /// given, it judges the first, and withholding it withholds them all. The visitor's copy
+    /// (`MailKind::Confirmation`) is dropped, guard or not, when its address is suppressed.
     pub mails: Vec<OutgoingMail>,
 }
 
@@ -146,6 +147,8 @@ pub struct Applied {
     /// False: the message had moved on; nothing changed.
     pub done: bool,
     pub withheld: Option<Withheld>,
+    /// The change's copy to the visitor was not queued: the address is suppressed.
+    pub copy_withheld: bool,
 }
 
 impl Applied {
@@ -153,6 +156,7 @@ impl Applied {
     pub const NOT_DONE: Applied = Applied {
         done: false,
         withheld: None,
+        copy_withheld: false,
     };
 }
 

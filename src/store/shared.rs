@@ -10,7 +10,7 @@ use super::error::StoreError;
 use super::records::{Audit, AuditRecord, Change, Purged, SuppressedAddress};
 use super::rows;
 use crate::domain::{GuardCounts, MailGuard, Message, MessageId, Status, Withheld, withhold};
-use crate::mail::queue::{Channel, OutboxRecord};
+use crate::mail::queue::{Channel, MailKind, OutboxRecord};
 
 /// How many rows a statement changed, whichever the engine.
 pub(super) trait Affected {
@@ -417,5 +417,18 @@ pub(super) fn withheld_change(change: &Change, why: &Withheld) -> Change {
     held.new_nonce = None;
     held.new_verification = None;
     held.audit.detail = Some(why.to_string());
+    held
+}
+
+/// The change `apply_guarded` makes when the visitor's copy must not go out (`why`: the address
+/// is suppressed): the same change without it, the audit line saying so.
+pub(super) fn without_copy(change: &Change, why: &Withheld) -> Change {
+    let mut held = change.clone();
+    held.mails.retain(|m| m.kind != MailKind::Confirmation);
+    let note = format!("no copy to the visitor: {}", why.reason());
+    held.audit.detail = Some(match held.audit.detail.take() {
+        Some(detail) => format!("{detail}; {note}"),
+        None => note,
+    });
     held
 }

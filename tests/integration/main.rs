@@ -19,6 +19,7 @@ mod abuse;
 mod browser;
 mod cli;
 mod contact;
+mod copy;
 mod dkim;
 mod edge;
 mod forms;
