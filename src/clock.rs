@@ -58,9 +58,19 @@ pub fn human_time(unix: i64) -> String {
     )
 }
 
-/// `2026-11-26T08:00:00Z` (RFC 3339, UTC): for machines (webhook events).
-pub fn rfc3339(unix: i64) -> String {
-    // Howard Hinnant's days-to-civil, for the proleptic Gregorian calendar.
+/// A moment's calendar date and time of day, UTC.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Civil {
+    pub year: i64,
+    pub month: i64,
+    pub day: i64,
+    pub hour: i64,
+    pub minute: i64,
+    pub second: i64,
+}
+
+/// `unix` on the proleptic Gregorian calendar (Howard Hinnant's civil_from_days).
+pub fn civil(unix: i64) -> Civil {
     let (days, secs) = (unix.div_euclid(86_400), unix.rem_euclid(86_400));
     let z = days + 719_468;
     let era = z.div_euclid(146_097);
@@ -70,13 +80,27 @@ pub fn rfc3339(unix: i64) -> String {
     let mp = (5 * doy + 2) / 153;
     let day = doy - (153 * mp + 2) / 5 + 1;
     let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + i64::from(month <= 2);
-    format!(
-        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}Z",
-        secs / 3600,
-        secs % 3600 / 60,
-        secs % 60
-    )
+    Civil {
+        year: yoe + era * 400 + i64::from(month <= 2),
+        month,
+        day,
+        hour: secs / 3600,
+        minute: secs % 3600 / 60,
+        second: secs % 60,
+    }
+}
+
+/// `2026-11-26T08:00:00Z` (RFC 3339, UTC): for machines (webhook events).
+pub fn rfc3339(unix: i64) -> String {
+    let Civil {
+        year,
+        month,
+        day,
+        hour,
+        minute,
+        second,
+    } = civil(unix);
+    format!("{year:04}-{month:02}-{day:02}T{hour:02}:{minute:02}:{second:02}Z")
 }
 
 #[cfg(test)]

@@ -134,10 +134,7 @@ impl Composer {
             None if !first_line.is_empty() => first_line.chars().take(60).collect::<String>(),
             None => format!("Message #{} from {}", m.id, m.name),
         };
-        let fields: Vec<_> = shown_fields(form, &m.fields)
-            .into_iter()
-            .map(|f| context! { name => f.name, label => f.label, value => f.value.display() })
-            .collect();
+        let fields = field_values(form, m);
         let ctx = context! {
             site_name => &form.site_name,
             form => &form.slug,
@@ -181,10 +178,7 @@ impl Composer {
     /// staff mail: the message may be purged before a retry. `From` is formgate's sender and
     /// there is no `Reply-To`: an answer to a receipt goes to the site, never to a third party.
     pub fn confirmation(&self, m: &Message, form: &Entry, now: i64) -> Result<OutgoingMail, ComposeError> {
-        let fields: Vec<_> = shown_fields(form, &m.fields)
-            .into_iter()
-            .map(|f| context! { name => f.name, label => f.label, value => f.value.display() })
-            .collect();
+        let fields = field_values(form, m);
         let ctx = context! {
             site_name => &form.site_name,
             form => &form.slug,
@@ -308,4 +302,12 @@ impl Composer {
             )
             .map_err(|e| ComposeError::Build(e.to_string()))
     }
+}
+
+/// The message's fields beyond the core four, as the mail templates list them.
+fn field_values(form: &Entry, m: &Message) -> Vec<minijinja::Value> {
+    shown_fields(form, &m.fields)
+        .into_iter()
+        .map(|f| context! { name => f.name, label => f.label, value => f.value.display() })
+        .collect()
 }
