@@ -769,14 +769,15 @@ impl UseCases {
                 _ => self.composer.mail_lifetime(),
             };
             let mut detail = format!(
-                "{} {} {} to {} again",
+                "destination {} ({} to {}) queued again, was {} after {} attempt(s)",
                 d.number,
                 d.destination,
+                d.row.recipient,
                 d.delivery.as_str(),
-                d.row.recipient
+                d.row.attempts
             );
             if let Some(e) = &d.row.last_error {
-                detail.push_str(&format!(" (last error: {e})"));
+                detail.push_str(&format!("; last error: {e}"));
             }
             let audit = Audit {
                 actor: actor.to_string(),
@@ -787,6 +788,11 @@ impl UseCases {
                 // A worker or another moderator moved it meanwhile.
                 return Err(ActionError::Conflict(id));
             }
+            // At once, each: one that loses its race below must not keep this one waiting.
+            match d.row.kind {
+                MailKind::Webhook => self.webhook_wake.ring(),
+                _ => self.outbox_wake.ring(),
+            }
             tracing::info!(
                 message_id = id.0,
                 actor,
@@ -794,12 +800,6 @@ impl UseCases {
                 kind = d.row.kind.as_str(),
                 "delivery queued again"
             );
-        }
-        if chosen.iter().any(|d| d.row.kind != MailKind::Webhook) {
-            self.outbox_wake.ring();
-        }
-        if chosen.iter().any(|d| d.row.kind == MailKind::Webhook) {
-            self.webhook_wake.ring();
         }
         Ok(chosen)
     }

@@ -61,7 +61,7 @@ pub enum Command {
         #[arg(long)]
         json: bool,
     },
-    /// Show one message: the text, the consent record, the audit trail and the mail history.
+    /// Show one message: the text, the consent record, the audit trail and its numbered destinations.
     Show {
         id: MessageId,
         #[arg(long)]

@@ -1,6 +1,6 @@
 //! The detail pane (Enter): a fixed header line, then the subject, the form's own fields (in the
 //! form's order, with its labels), the message wrapped, its consent record, its audit trail and
-//! its mail history, scrolled as one.
+//! its destinations (each delivery, numbered; one may be picked to send again), scrolled as one.
 
 use ratatui::buffer::Buffer;
 use ratatui::layout::Rect;
