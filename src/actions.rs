@@ -18,8 +18,9 @@ use serde::Serialize;
 use crate::clock::human_time;
 use crate::domain::{MailGuard, Withheld};
 use crate::intake::{IntakeQueue, MakeMail, NewSubmission};
+use crate::mail::destination::{Delivery, Destination};
 use crate::mail::handover::{Handover, WorkerBell};
-use crate::mail::queue::{MailKind, OutboxRecord, OutgoingMail};
+use crate::mail::queue::{MailKind, OutgoingMail};
 use crate::store::{Audit, AuditRecord, Change, Purged, SharedStore, StoreError, SuppressedAddress};
 use crate::token::{self, Keys, Purpose, TokenError};
 use crate::webhook::{self, Event, body::Happened};
@@ -61,6 +62,17 @@ pub enum ActionError {
         by: String,
         at: String,
     },
+    #[error("message {id} has no destination {number} (it has {count}; `formgate show {id}` numbers them)")]
+    NoSuchDestination { id: MessageId, number: usize, count: usize },
+    /// Only a delivery that has ended can be sent again; one still under way goes by itself.
+    #[error("destination {number} of message {id} is {}: it is still under way and goes out by itself", delivery.as_str())]
+    StillUnderWay {
+        id: MessageId,
+        number: usize,
+        delivery: Delivery,
+    },
+    #[error("message {0} has no dead delivery to send again (name one with --to N to repeat a sent one)")]
+    NothingDead(MessageId),
     #[error(transparent)]
     Store(#[from] StoreError),
 }
@@ -188,7 +200,8 @@ pub enum Outcome {
 pub struct Details {
     pub message: Message,
     pub audit: Vec<AuditRecord>,
-    pub outbox: Vec<OutboxRecord>,
+    /// Every delivery of the message (`show --json` calls them `outbox`), numbered 1, 2, ….
+    pub outbox: Vec<Destination>,
 }
 
 pub struct UseCases {
@@ -727,8 +740,88 @@ impl UseCases {
     pub async fn details(&self, id: MessageId) -> Result<Details, ActionError> {
         let message = self.load(id).await?;
         let audit = self.store.audit_trail(id).await?;
-        let outbox = self.store.outbox_for_message(id).await?;
+        let outbox = Destination::list(self.store.outbox_for_message(id).await?);
         Ok(Details { message, audit, outbox })
+    }
+
+    /// A moderator sends a message's delivery again: destination `number` as `details` numbers
+    /// them (sent or dead), or with None every dead one. The same outbox row is queued again, due
+    /// now, with its attempts reset and a new lifetime (`webhook_lifetime`, or `mail_lifetime`
+    /// for a mail), keeping its Message-ID or `webhook-id` and its payload, so a receiver can
+    /// tell a repeat. Each gets an audit line, and its worker is woken. Returns what was queued.
+    #[tracing::instrument(skip_all, fields(message_id = id.0, actor = %actor))]
+    pub async fn redeliver(
+        &self,
+        id: MessageId,
+        number: Option<usize>,
+        actor: &str,
+    ) -> Result<Vec<Destination>, ActionError> {
+        self.load(id).await?;
+        let all = Destination::list(self.store.outbox_for_message(id).await?);
+        let chosen: Vec<Destination> = match number {
+            Some(n) => {
+                let d = all
+                    .iter()
+                    .find(|d| d.number == n)
+                    .ok_or(ActionError::NoSuchDestination {
+                        id,
+                        number: n,
+                        count: all.len(),
+                    })?;
+                if !d.delivery.ended() {
+                    return Err(ActionError::StillUnderWay {
+                        id,
+                        number: n,
+                        delivery: d.delivery,
+                    });
+                }
+                vec![d.clone()]
+            }
+            None => all.into_iter().filter(|d| d.delivery == Delivery::Dead).collect(),
+        };
+        if chosen.is_empty() {
+            return Err(ActionError::NothingDead(id));
+        }
+        let now = self.clock.now();
+        for d in &chosen {
+            let lifetime = match d.row.kind {
+                MailKind::Webhook => self.settings.webhook_lifetime,
+                _ => self.composer.mail_lifetime(),
+            };
+            let mut detail = format!(
+                "destination {} ({} to {}) queued again, was {} after {} attempt(s)",
+                d.number,
+                d.destination,
+                d.row.recipient,
+                d.delivery.as_str(),
+                d.row.attempts
+            );
+            if let Some(e) = &d.row.last_error {
+                detail.push_str(&format!("; last error: {e}"));
+            }
+            let audit = Audit {
+                actor: actor.to_string(),
+                action: "redeliver",
+                detail: Some(detail),
+            };
+            if !self.store.redeliver(id, d.row.id, now, now + lifetime, &audit).await? {
+                // A worker or another moderator moved it meanwhile.
+                return Err(ActionError::Conflict(id));
+            }
+            // At once, each: one that loses its race below must not keep this one waiting.
+            match d.row.kind {
+                MailKind::Webhook => self.webhook_wake.ring(),
+                _ => self.outbox_wake.ring(),
+            }
+            tracing::info!(
+                message_id = id.0,
+                actor,
+                outbox = d.row.id,
+                kind = d.row.kind.as_str(),
+                "delivery queued again"
+            );
+        }
+        Ok(chosen)
     }
 
     /// After a lost compare-and-swap: say who won, if the message now is where we wanted it.

@@ -62,11 +62,22 @@ pub enum Command {
         #[arg(long)]
         json: bool,
     },
-    /// Show one message: the text, the consent record, the audit trail and the mail history.
+    /// Show one message: the text, the consent record, the audit trail and its numbered destinations.
     Show {
         id: MessageId,
         #[arg(long)]
         json: bool,
+    },
+    /// Send a message's delivery again (same Message-ID or webhook-id, same content): destination
+    /// N as `show` numbers them, sent or dead; without --to, every dead one (exit 1 if none is).
+    Redeliver {
+        id: MessageId,
+        /// The destination's number in `formgate show ID`.
+        #[arg(long = "to", value_name = "N")]
+        to: Option<usize>,
+        /// Name recorded in the audit trail (default: your OS user name).
+        #[arg(long = "as", value_name = "NAME")]
+        actor: Option<String>,
     },
     /// Deliver verified messages to the staff inbox.
     Release(Targets),
@@ -222,6 +233,9 @@ pub fn run() -> ExitCode {
                 ok(verbs::list(&services, status, search, form, limit, json).await)
             }
             Command::Show { id, json } => ok(verbs::show(&Services::for_moderator(&config).await?, id, json).await),
+            Command::Redeliver { id, to, actor: a } => {
+                verbs::redeliver(&Services::for_moderator(&config).await?, id, to, &actor(a)).await
+            }
             Command::Release(t) => {
                 verbs::each(
                     &Services::for_moderator(&config).await?,

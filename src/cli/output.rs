@@ -11,6 +11,7 @@ use crate::clock::human_time;
 use crate::domain::{Field, Message};
 use crate::forms::Form;
 use crate::forms::present::{cell, shown_fields};
+use crate::mail::destination::{Delivery, Destination};
 use crate::mail::queue::OutboxState;
 use crate::store::MessageSummary;
 use crate::tui::safe::is_unsafe;
@@ -184,33 +185,39 @@ pub fn details(out: &mut impl Write, d: &Details, form: &Form) -> io::Result<()>
             detail
         )?;
     }
-    writeln!(out, "Mail:")?;
+    writeln!(out, "Destinations:")?;
     if d.outbox.is_empty() {
         writeln!(out, "  (none)")?;
     }
     for o in &d.outbox {
-        let state = match o.state {
-            OutboxState::Queued if o.attempts > 0 => format!("retrying, next {}", human_time(o.next_attempt_at)),
-            OutboxState::Queued => "queued".into(),
-            OutboxState::Sent => format!("sent {}", o.sent_at.map(human_time).unwrap_or_default()),
-            OutboxState::Dead => "dead-lettered".into(),
-        };
-        let err = o
-            .last_error
-            .as_deref()
-            .map(|e| format!("; last error: {}", safe(e)))
-            .unwrap_or_default();
-        writeln!(
-            out,
-            "  {:<8} to {}  {} after {} attempt(s){}",
-            o.kind.as_str(),
-            safe(&o.recipient),
-            state,
-            o.attempts,
-            err
-        )?;
+        writeln!(out, "{}", destination_line(o))?;
     }
     Ok(())
+}
+
+/// `   3  webhook       https://hooks.example.com/in  dead after 5 attempt(s); last error: 503`:
+/// the number `redeliver --to` takes, what it is, where to, and how its delivery stands.
+pub fn destination_line(o: &Destination) -> String {
+    let r = &o.row;
+    let state = match o.delivery {
+        Delivery::Retrying => format!("retrying, next {}", human_time(r.next_attempt_at)),
+        Delivery::Sent => format!("sent {}", r.sent_at.map(human_time).unwrap_or_default()),
+        other => other.as_str().to_string(),
+    };
+    let err = r
+        .last_error
+        .as_deref()
+        .map(|e| format!("; last error: {}", safe(e)))
+        .unwrap_or_default();
+    format!(
+        "  {:>2}  {:<12}  {}  {} after {} attempt(s){}",
+        o.number,
+        o.destination,
+        safe(&r.recipient),
+        state,
+        r.attempts,
+        err
+    )
 }
 
 const CSV_COLUMNS: &[&str] = &[

@@ -94,6 +94,28 @@ pub async fn show(services: &Services, id: MessageId, json: bool) -> anyhow::Res
     Ok(())
 }
 
+/// `formgate redeliver ID [--to N]`: one line per destination queued again; exit 1 (one line on
+/// stderr) when nothing was, for example when no delivery is dead or destination N is under way.
+pub async fn redeliver(services: &Services, id: MessageId, to: Option<usize>, actor: &str) -> anyhow::Result<ExitCode> {
+    match services.actions.redeliver(id, to, actor).await {
+        Ok(queued) => {
+            for d in queued {
+                println!(
+                    "#{id}: queued destination {} again ({} to {})",
+                    d.number,
+                    d.destination,
+                    output::safe(&d.row.recipient)
+                );
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Err(e) => {
+            eprintln!("formgate: #{id}: {}", output::safe(&e.to_string()));
+            Ok(ExitCode::FAILURE)
+        }
+    }
+}
+
 /// `formgate suppressed [--json]`.
 pub async fn suppressed(services: &Services, json: bool) -> anyhow::Result<()> {
     let rows = services.actions.suppressed().await?;

@@ -2,6 +2,7 @@
 //! `.eml` files when no SMTP is configured), and the outbox worker that retries until it is out.
 
 mod compose;
+pub mod destination;
 pub mod dkim;
 pub mod handover;
 mod outbox;

@@ -10,11 +10,13 @@ use sqlx::{Database, Pool, Transaction};
 use tokio::sync::Notify;
 
 use super::records::{
-    Applied, AuditRecord, Change, Inserted, ListQuery, MessageSummary, Purged, Submission, SuppressedAddress,
+    Applied, Audit, AuditRecord, Change, Inserted, ListQuery, MailSummary, MessageSummary, Purged, Submission,
+    SuppressedAddress,
 };
 use super::shared::{Dialect, withheld_change, without_copy};
 use super::{Store, StoreError};
 use crate::domain::{MailGuard, Message, MessageId, Status};
+use crate::mail::destination::{Delivery, worst};
 use crate::mail::handover::Lease;
 use crate::mail::queue::{Channel, MailKind, OutboxItem, OutboxRecord, OutgoingMail, SendOutcome};
 
@@ -160,7 +162,43 @@ impl<E: Engine> Store for E {
     }
 
     async fn list(&self, query: &ListQuery) -> Result<Vec<MessageSummary>, StoreError> {
-        Engine::list(self, query).await
+        let mut rows = Engine::list(self, query).await?;
+        let ids: Vec<MessageId> = rows.iter().map(|r| r.id).collect();
+        // Each message's deliveries, oldest first; the row shows the worst.
+        let mut by_message: std::collections::HashMap<MessageId, Vec<(MailSummary, Delivery)>> =
+            std::collections::HashMap::new();
+        for (id, mail, leased) in E::Db::deliveries_of(self.reads(), &ids).await? {
+            let delivery = Delivery::of(mail.state, mail.attempts, leased);
+            by_message.entry(id).or_default().push((mail, delivery));
+        }
+        for row in &mut rows {
+            let Some(mut mails) = by_message.remove(&row.id) else {
+                continue;
+            };
+            let kinds: Vec<_> = mails.iter().map(|(m, d)| (m.kind, *d)).collect();
+            row.mail = worst(&kinds).map(|i| mails.swap_remove(i).0);
+        }
+        Ok(rows)
+    }
+
+    #[tracing::instrument(level = "debug", skip_all, fields(engine = <E::Db as Database>::NAME, message_id = id.0, outbox = outbox_id))]
+    async fn redeliver(
+        &self,
+        id: MessageId,
+        outbox_id: i64,
+        now: i64,
+        give_up_at: i64,
+        audit: &Audit,
+    ) -> Result<bool, StoreError> {
+        let mut tx = self.write_tx().await?;
+        if !E::Db::requeue(&mut tx, id, outbox_id, now, give_up_at).await? {
+            tx.rollback().await?;
+            return Ok(false);
+        }
+        E::Db::insert_audit(&mut tx, id, now, audit, None, None).await?;
+        self.announce(&mut tx).await?;
+        tx.commit().await?;
+        Ok(true)
     }
 
     async fn counts_for(&self, form: Option<&str>) -> Result<Vec<(Status, i64)>, StoreError> {

@@ -96,13 +96,27 @@ pub trait Store: Send + Sync + 'static {
     /// Records how sends ended (only for rows `owner` still holds).
     async fn finish_outbox(&self, owner: &str, now: i64, results: &[(i64, SendOutcome)]) -> Result<(), StoreError>;
 
+    /// Queues a delivery of message `id` that has ended (sent or dead) again: due at `now`, no
+    /// attempts, no lease, given up at `give_up_at`, with the same Message-ID (or webhook-id) and
+    /// payload; and writes `audit` for the message, in one transaction. False, changing nothing,
+    /// when outbox row `outbox_id` is not a sent or dead delivery of that message (any more).
+    async fn redeliver(
+        &self,
+        id: MessageId,
+        outbox_id: i64,
+        now: i64,
+        give_up_at: i64,
+        audit: &Audit,
+    ) -> Result<bool, StoreError>;
+
     /// Gives back every lease `owner` holds (clean shutdown), so other workers send them at once.
     async fn release_leases(&self, owner: &str) -> Result<u64, StoreError>;
 
     /// When the earliest queued mail is due (lease expiry counted), if any.
     async fn next_outbox_due(&self, channel: Channel) -> Result<Option<i64>, StoreError>;
 
-    /// A page of messages, newest first (see [`ListQuery`]).
+    /// A page of messages, newest first (see [`ListQuery`]), each with its worst delivery
+    /// (`mail::destination::worst`).
     async fn list(&self, query: &ListQuery) -> Result<Vec<MessageSummary>, StoreError>;
 
     /// How many messages are in each status (statuses with none are absent).

@@ -259,12 +259,7 @@ impl Engine for PgStore {
     }
 
     async fn list(&self, q: &ListQuery) -> Result<Vec<MessageSummary>, StoreError> {
-        let mut qb = search::list_query::<Postgres>(
-            q,
-            search::TextMatch::Ilike,
-            "LEFT JOIN LATERAL (SELECT kind, state, attempts, last_error, next_attempt_at FROM outbox
-                                WHERE message_id = m.id ORDER BY id DESC LIMIT 1) o ON TRUE",
-        );
+        let mut qb = search::list_query::<Postgres>(q, search::TextMatch::Ilike);
         let rows = qb.build().fetch_all(&self.pool).await?;
         rows.iter().map(rows::summary).collect()
     }

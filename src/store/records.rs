@@ -63,7 +63,8 @@ pub struct MessageSummary {
     pub verified_at: Option<i64>,
     pub released_at: Option<i64>,
     pub deleted_at: Option<i64>,
-    /// The newest outbox row for this message, if any: why a visitor may never have confirmed.
+    /// The message's worst delivery, if it has any (`mail::destination::worst`): why a visitor
+    /// never confirmed, or which webhook is failing.
     pub mail: Option<MailSummary>,
 }
 

@@ -98,8 +98,7 @@ where
     })
 }
 
-/// A `list` row: the message's columns plus its newest mail's, prefixed `mail_` (all NULL when
-/// the message has no mail).
+/// A `list` row: the message's columns (its mail is looked up apart, see [`delivery`]).
 pub(super) fn summary<'r, R>(r: &'r R) -> Result<MessageSummary, StoreError>
 where
     R: Row,
@@ -107,16 +106,6 @@ where
     i64: Decode<'r, R::Database> + Type<R::Database>,
     String: Decode<'r, R::Database> + Type<R::Database>,
 {
-    let mail = match r.try_get::<Option<String>, _>("mail_kind")? {
-        Some(kind) => Some(MailSummary {
-            kind: parse_kind(&kind)?,
-            state: parse_state(&r.try_get::<String, _>("mail_state")?)?,
-            attempts: r.try_get("mail_attempts")?,
-            last_error: r.try_get("mail_error")?,
-            next_attempt_at: r.try_get("mail_next")?,
-        }),
-        None => None,
-    };
     Ok(MessageSummary {
         id: MessageId(r.try_get("id")?),
         status: parse_status(&r.try_get::<String, _>("status")?)?,
@@ -129,8 +118,27 @@ where
         verified_at: r.try_get("verified_at")?,
         released_at: r.try_get("released_at")?,
         deleted_at: r.try_get("deleted_at")?,
-        mail,
+        mail: None,
     })
+}
+
+/// One delivery of a list page's messages: its message, the summary, whether a worker holds it.
+pub(super) fn delivery<'r, R>(r: &'r R) -> Result<(MessageId, MailSummary, bool), StoreError>
+where
+    R: Row,
+    for<'c> &'c str: ColumnIndex<R>,
+    i64: Decode<'r, R::Database> + Type<R::Database>,
+    String: Decode<'r, R::Database> + Type<R::Database>,
+{
+    let summary = MailSummary {
+        kind: parse_kind(&r.try_get::<String, _>("kind")?)?,
+        state: parse_state(&r.try_get::<String, _>("state")?)?,
+        attempts: r.try_get("attempts")?,
+        last_error: r.try_get("last_error")?,
+        next_attempt_at: r.try_get("next_attempt_at")?,
+    };
+    let leased = r.try_get::<Option<String>, _>("lease_owner")?.is_some();
+    Ok((MessageId(r.try_get("message_id")?), summary, leased))
 }
 
 pub(super) fn audit<'r, R>(r: &'r R) -> Result<AuditRecord, StoreError>

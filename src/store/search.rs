@@ -97,12 +97,10 @@ where
 
 /// Builds the `list` query for either backend. The page is cut from `messages` alone first, with
 /// only the conditions this query needs (so `messages_by_status` / `messages_by_time` serve the
-/// ORDER BY and LIMIT without sorting the table), and the newest mail is joined for that page
-/// only. One SQL text per shape: a generic `(? IS NULL OR …)` form keeps the planner off the
+/// ORDER BY and LIMIT without sorting the table); the page's mail is read apart (`Store::list`). One SQL text per shape: a generic `(? IS NULL OR …)` form keeps the planner off the
 /// index, which at 100 000 messages cost ~200 ms a page instead of under a millisecond.
-/// `matching` is the engine's case-insensitive match; `newest_mail` joins alias `o` to the message
-/// `m`.
-pub(super) fn list_query<'a, DB>(q: &'a ListQuery, matching: TextMatch, newest_mail: &str) -> sqlx::QueryBuilder<'a, DB>
+/// `matching` is the engine's case-insensitive match.
+pub(super) fn list_query<'a, DB>(q: &'a ListQuery, matching: TextMatch) -> sqlx::QueryBuilder<'a, DB>
 where
     DB: sqlx::Database,
     i64: sqlx::Encode<'a, DB> + sqlx::Type<DB>,
@@ -111,9 +109,7 @@ where
 {
     let mut qb = sqlx::QueryBuilder::new(
         "SELECT m.id, m.status, m.form, m.name, m.email, m.subject, substr(m.body, 1, 200) AS preview, m.created_at,
-                m.verified_at, m.released_at, m.deleted_at,
-                o.kind AS mail_kind, o.state AS mail_state, o.attempts AS mail_attempts, o.last_error AS mail_error,
-                o.next_attempt_at AS mail_next
+                m.verified_at, m.released_at, m.deleted_at
          FROM (SELECT * FROM messages WHERE TRUE",
     );
     if let Some(status) = q.status {
@@ -143,9 +139,7 @@ where
     }
     qb.push(" ORDER BY created_at DESC, id DESC LIMIT ")
         .push_bind(q.limit.max(1));
-    qb.push(") m ")
-        .push(newest_mail)
-        .push(" ORDER BY m.created_at DESC, m.id DESC");
+    qb.push(") m ORDER BY m.created_at DESC, m.id DESC");
     qb
 }
 

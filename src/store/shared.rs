@@ -7,7 +7,7 @@ use std::future::Future;
 use sqlx::{ColumnIndex, Database, Decode, Encode, Executor, IntoArguments, Pool, Type};
 
 use super::error::StoreError;
-use super::records::{Audit, AuditRecord, Change, Purged, SuppressedAddress};
+use super::records::{Audit, AuditRecord, Change, MailSummary, Purged, SuppressedAddress};
 use super::rows;
 use crate::domain::{GuardCounts, MailGuard, Message, MessageId, Status, Withheld, withhold};
 use crate::mail::queue::{Channel, MailKind, OutboxRecord};
@@ -82,8 +82,25 @@ pub trait Dialect: Database {
         now: i64,
         audit: &Audit,
         from: Option<Status>,
-        to: Status,
+        to: Option<Status>,
     ) -> impl Future<Output = Result<(), StoreError>> + Send;
+
+    /// The CAS of `Store::redeliver`, inside the caller's transaction: false when the row is not
+    /// a sent or dead delivery of message `id`.
+    fn requeue(
+        conn: &mut Self::Connection,
+        id: MessageId,
+        outbox_id: i64,
+        now: i64,
+        give_up_at: i64,
+    ) -> impl Future<Output = Result<bool, StoreError>> + Send;
+
+    /// The deliveries of the messages `ids`, oldest first, each with its message: what a list
+    /// page shows the worst of.
+    fn deliveries_of(
+        pool: &Pool<Self>,
+        ids: &[MessageId],
+    ) -> impl Future<Output = Result<Vec<(MessageId, MailSummary, bool)>, StoreError>> + Send;
 
     /// The compare-and-swap and its audit line, inside the caller's transaction. False, having
     /// written nothing, when the message had moved on (the caller rolls back).
@@ -247,7 +264,7 @@ where
         now: i64,
         audit: &Audit,
         from: Option<Status>,
-        to: Status,
+        to: Option<Status>,
     ) -> Result<(), StoreError> {
         sqlx::query(
             "INSERT INTO audit (message_id, at, actor, action, from_status, to_status, detail) VALUES ($1, $2, $3, $4, $5, $6, $7)",
@@ -257,7 +274,7 @@ where
         .bind(audit.actor.as_str())
         .bind(audit.action)
         .bind(from.map(Status::as_str))
-        .bind(to.as_str())
+        .bind(to.map(Status::as_str))
         .bind(audit.detail.as_deref())
         .execute(&mut *conn)
         .await?;
@@ -293,8 +310,52 @@ where
         if done.affected() == 0 {
             return Ok(false);
         }
-        <DB as Dialect>::insert_audit(conn, c.id, c.now, &c.audit, Some(c.from), c.to).await?;
+        <DB as Dialect>::insert_audit(conn, c.id, c.now, &c.audit, Some(c.from), Some(c.to)).await?;
         Ok(true)
+    }
+
+    async fn requeue(
+        conn: &mut DB::Connection,
+        id: MessageId,
+        outbox_id: i64,
+        now: i64,
+        give_up_at: i64,
+    ) -> Result<bool, StoreError> {
+        // Same row, so the same Message-ID or webhook-id and the same payload: a receiver that
+        // got it before can tell it is a repeat. The old error goes to the audit line.
+        let done = sqlx::query(
+            "UPDATE outbox SET state = 'queued', attempts = 0, next_attempt_at = $1, give_up_at = $2,
+                last_error = NULL, last_attempt_at = NULL, sent_at = NULL, lease_owner = NULL, lease_until = NULL
+             WHERE id = $3 AND message_id = $4 AND state IN ('sent', 'dead')",
+        )
+        .bind(now)
+        .bind(give_up_at)
+        .bind(outbox_id)
+        .bind(id.0)
+        .execute(&mut *conn)
+        .await?;
+        Ok(done.affected() > 0)
+    }
+
+    async fn deliveries_of(
+        pool: &Pool<DB>,
+        ids: &[MessageId],
+    ) -> Result<Vec<(MessageId, MailSummary, bool)>, StoreError> {
+        if ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        let marks: Vec<String> = (1..=ids.len()).map(|n| format!("${n}")).collect();
+        let sql = format!(
+            "SELECT message_id, kind, state, attempts, last_error, next_attempt_at, lease_owner FROM outbox
+             WHERE message_id IN ({}) ORDER BY message_id, id",
+            marks.join(", ")
+        );
+        let mut query = sqlx::query(&sql);
+        for id in ids {
+            query = query.bind(id.0);
+        }
+        let rows = query.fetch_all(pool).await?;
+        rows.iter().map(rows::delivery).collect()
     }
 
     async fn verdict(

@@ -302,11 +302,7 @@ impl Engine for SqliteStore {
     }
 
     async fn list(&self, q: &ListQuery) -> Result<Vec<MessageSummary>, StoreError> {
-        let mut qb = search::list_query::<Sqlite>(
-            q,
-            search::TextMatch::SqliteAnyCase,
-            "LEFT JOIN outbox o ON o.id = (SELECT MAX(id) FROM outbox WHERE message_id = m.id)",
-        );
+        let mut qb = search::list_query::<Sqlite>(q, search::TextMatch::SqliteAnyCase);
         let rows = qb.build().fetch_all(&self.reader).await?;
         rows.iter().map(rows::summary).collect()
     }

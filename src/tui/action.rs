@@ -98,6 +98,11 @@ pub enum Action {
     ToggleSuppressed,
     /// `x` in the overlay: lift the highlighted address's suppression (asks first).
     Unsuppress,
+    /// Tab / Shift-Tab in the detail pane: pick the next / previous destination.
+    NextDestination,
+    PrevDestination,
+    /// `D` in the detail pane: send the picked destination again (none picked: every dead one).
+    Redeliver,
     /// `f`: open the form picker.
     PickForm,
     /// Enter in the form picker: show the highlighted form's messages (or every form's).
@@ -117,6 +122,11 @@ pub enum Action {
         result: Result<Box<Details>, String>,
     },
     Done(Report),
+    /// What `Effect::Redeliver` queued again: each destination's number and what it is.
+    Redelivered {
+        id: MessageId,
+        result: Result<Vec<(usize, &'static str)>, String>,
+    },
     SuppressedLoaded(Result<Vec<crate::store::SuppressedAddress>, String>),
     /// `lifted`: false if the address was no longer suppressed.
     Unsuppressed {
@@ -133,6 +143,11 @@ pub enum Effect {
         ids: Vec<MessageId>,
     },
     Details(MessageId),
+    /// Send destination `number` of message `id` again, or every dead one (`UseCases::redeliver`).
+    Redeliver {
+        id: MessageId,
+        number: Option<usize>,
+    },
     /// Read every suppressed address (`UseCases::suppressed`).
     LoadSuppressed,
     /// Lift one address's suppression (`UseCases::unsuppress`).

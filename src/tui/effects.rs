@@ -29,6 +29,14 @@ pub async fn execute(actions: &UseCases, actor: &str, effect: Effect) -> Option<
             };
             Some(Action::DetailsLoaded { id, result })
         }
+        // Like a verb: not cut short.
+        Effect::Redeliver { id, number } => {
+            let result = match actions.redeliver(id, number, actor).await {
+                Ok(queued) => Ok(queued.iter().map(|d| (d.number, d.destination)).collect()),
+                Err(e) => Err(one_line(&e.to_string())),
+            };
+            Some(Action::Redelivered { id, result })
+        }
         Effect::Run { verb, ids } => Some(Action::Done(run(actions, actor, verb, ids).await)),
         Effect::LoadSuppressed => {
             let result = match tokio::time::timeout(READ_TIMEOUT, actions.suppressed()).await {

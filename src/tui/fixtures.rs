@@ -3,6 +3,7 @@
 use crate::actions::Details;
 use crate::domain::{Field, FieldValue, Message, MessageId, Status};
 use crate::forms::{FieldKind, FieldSpec, Form};
+use crate::mail::destination::Destination;
 use crate::mail::queue::{MailKind, OutboxRecord, OutboxState};
 use crate::store::{AuditRecord, MailSummary, MessageSummary};
 
@@ -294,20 +295,36 @@ pub fn details(id: i64, status: Status) -> Details {
                 detail: Some("confirmed by link".into()),
             },
         ],
-        outbox: vec![OutboxRecord {
-            id: 31,
-            kind: MailKind::Verify,
-            recipient: "ada@example.org".into(),
-            message_id_header: "<verify-110@example.org>".into(),
-            state: OutboxState::Sent,
-            attempts: 2,
-            created_at: created,
-            next_attempt_at: created + 30,
-            last_error: Some("421 4.3.2 service not available".into()),
-            last_attempt_at: Some(created + 35),
-            sent_at: Some(created + 35),
-            lease_owner: None,
-        }],
+        outbox: Destination::list(vec![
+            OutboxRecord {
+                id: 31,
+                kind: MailKind::Verify,
+                recipient: "ada@example.org".into(),
+                message_id_header: "<verify-110@example.org>".into(),
+                state: OutboxState::Sent,
+                attempts: 2,
+                created_at: created,
+                next_attempt_at: created + 30,
+                last_error: Some("421 4.3.2 service not available".into()),
+                last_attempt_at: Some(created + 35),
+                sent_at: Some(created + 35),
+                lease_owner: None,
+            },
+            OutboxRecord {
+                id: 32,
+                kind: MailKind::Webhook,
+                recipient: "https://hooks.example.com/formgate?token=s3cret".into(),
+                message_id_header: "msg_0123456789abcdef".into(),
+                state: OutboxState::Dead,
+                attempts: 5,
+                created_at: created + 60,
+                next_attempt_at: created + 3600,
+                last_error: Some("HTTP 503 Service Unavailable".into()),
+                last_attempt_at: Some(created + 3600),
+                sent_at: None,
+                lease_owner: None,
+            },
+        ]),
     }
 }
 
@@ -351,8 +368,8 @@ pub fn hostile_details(id: i64) -> Details {
         a.actor = HOSTILE.into();
         a.detail = Some(HOSTILE.into());
     }
-    d.outbox[0].last_error = Some(HOSTILE.into());
-    d.outbox[0].recipient = HOSTILE.into();
+    d.outbox[0].row.last_error = Some(HOSTILE.into());
+    d.outbox[0].row.recipient = HOSTILE.into();
     d
 }
 

@@ -60,6 +60,9 @@ pub fn action_for(key: KeyEvent, mode: Mode) -> Option<Action> {
                 KeyCode::Char('S') => Some(Action::ToggleSuppressed),
                 KeyCode::Esc => Some(Action::Back),
                 KeyCode::Char('q') if detail => Some(Action::Back),
+                KeyCode::Tab if detail => Some(Action::NextDestination),
+                KeyCode::BackTab if detail => Some(Action::PrevDestination),
+                KeyCode::Char('D') if detail => Some(Action::Redeliver),
                 KeyCode::Char('q') => Some(Action::Quit),
                 _ if detail => None,
                 KeyCode::Enter => Some(Action::Open),
@@ -178,7 +181,10 @@ mod tests {
         assert_eq!(name(action_for(ch('j'), m)), "Some(Down)");
         assert_eq!(name(action_for(ch('r'), m)), "Some(Verb(Release))");
         assert_eq!(name(action_for(ch(' '), m)), "None");
-        assert_eq!(name(action_for(key(KeyCode::Tab), m)), "None");
+        assert_eq!(name(action_for(key(KeyCode::Tab), m)), "Some(NextDestination)");
+        assert_eq!(name(action_for(key(KeyCode::BackTab), m)), "Some(PrevDestination)");
+        assert_eq!(name(action_for(ch('D'), m)), "Some(Redeliver)");
+        assert_eq!(name(action_for(ch('D'), Mode::Normal)), "None");
         assert_eq!(name(action_for(ch('?'), Mode::Help)), "Some(ToggleHelp)");
         assert_eq!(name(action_for(ch('j'), Mode::Help)), "None");
     }

@@ -98,6 +98,8 @@ pub struct DetailPane {
     pub error: Option<String>,
     /// First line of the scrolled content shown.
     pub scroll: usize,
+    /// The destination `D` sends again (an index into `details.outbox`); None: every dead one.
+    pub destination: Option<usize>,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -83,6 +83,7 @@ fn detail_pane() {
         details: Some(fixtures::details(110, Status::Verified)),
         error: None,
         scroll: 0,
+        destination: None,
     });
     insta::assert_snapshot!(screen(&app).backend());
 }
@@ -95,9 +96,26 @@ fn detail_pane_scrolled_to_the_end() {
         details: Some(fixtures::details(110, Status::Verified)),
         error: None,
         scroll: 0,
+        destination: None,
     });
     update(&mut app, Action::Bottom);
     assert!(app.detail.as_ref().unwrap().scroll > 0);
+    insta::assert_snapshot!(screen(&app).backend());
+}
+
+#[test]
+fn a_picked_destination_in_the_pane() {
+    let mut app = fixtures::app(Tab::Verified);
+    app.detail = Some(DetailPane {
+        id: MessageId(110),
+        details: Some(fixtures::details(110, Status::Verified)),
+        error: None,
+        scroll: 0,
+        destination: None,
+    });
+    update(&mut app, Action::Bottom);
+    update(&mut app, Action::PrevDestination);
+    assert_eq!(app.detail.as_ref().unwrap().destination, Some(1));
     insta::assert_snapshot!(screen(&app).backend());
 }
 
@@ -222,6 +240,7 @@ fn a_hostile_message_in_the_pane() {
         details: Some(fixtures::hostile_details(113)),
         error: None,
         scroll: 0,
+        destination: None,
     });
     insta::assert_snapshot!(screen(&app).backend());
 }
@@ -264,6 +283,7 @@ fn escape_sequences_from_the_database_never_reach_the_terminal() {
         details: Some(fixtures::hostile_details(113)),
         error: None,
         scroll: 0,
+        destination: None,
     });
     app.status = Some(StatusLine {
         text: fixtures::HOSTILE.into(),
@@ -310,6 +330,7 @@ fn rendering_at_tiny_sizes_does_not_panic() {
             details: Some(fixtures::details(112, Status::Pending)),
             error: None,
             scroll: 3,
+            destination: None,
         });
         app.db_down = true;
         screen(&app);
@@ -325,6 +346,7 @@ fn rendering_at_tiny_sizes_does_not_panic() {
             details: Some(fixtures::quote_details(112)),
             error: None,
             scroll: 3,
+            destination: None,
         });
         screen(&app);
     }
@@ -387,6 +409,7 @@ fn a_quote_request_in_the_pane_lists_its_fields() {
         details: Some(fixtures::quote_details(112)),
         error: None,
         scroll: 0,
+        destination: None,
     });
     let buffer = screen(&app).backend().buffer().clone();
     assert_clean(&buffer);

@@ -259,19 +259,34 @@ pub const RELEASED: &str = "Released";
 pub const DELETED: &str = "Deleted";
 pub const MAILS_SENT: &str = "Verification mails";
 pub const AUDIT: &str = "Audit trail";
-pub const OUTBOX: &str = "Mail";
-pub const NO_MAIL: &str = "no mail for this message";
+pub const OUTBOX: &str = "Destinations";
+pub const NO_MAIL: &str = "nothing sent for this message";
+/// Under the destinations, while one has ended (sent or dead).
+pub const REDELIVER_HINT: &str = "Tab picks a destination · D sends it again (none picked: every dead one)";
+pub const MAIL_SENDING: &str = "sending";
 pub const LAST_ERROR: &str = "last error:";
 pub const NOT_YET: &str = "not yet";
 pub const UNKNOWN: &str = "unknown";
 
-pub fn mail_kind(kind: crate::mail::queue::MailKind) -> &'static str {
-    match kind {
-        crate::mail::queue::MailKind::Verify => "verify",
-        crate::mail::queue::MailKind::Release => "to staff",
-        crate::mail::queue::MailKind::Confirmation => "copy",
-        crate::mail::queue::MailKind::Webhook => "webhook",
+/// `D` with no destination picked and none dead.
+pub const NOTHING_DEAD: &str = "no dead delivery here: Tab picks a sent one to send again";
+
+/// `D` on a destination still queued, being sent or retrying.
+pub fn still_under_way(number: usize, delivery: &str) -> String {
+    format!("destination {number} is {delivery}: it goes out by itself")
+}
+
+pub fn redelivering(number: Option<usize>) -> String {
+    match number {
+        Some(n) => format!("sending destination {n} again…"),
+        None => "sending every dead delivery again…".into(),
     }
+}
+
+/// After `D`: which destinations were queued again (`3 webhook, 4 copy`).
+pub fn redelivered(id: MessageId, queued: &[(usize, &str)]) -> String {
+    let which: Vec<String> = queued.iter().map(|(n, what)| format!("{n} {what}")).collect();
+    format!("#{id}: queued again: {}", which.join(", "))
 }
 
 pub fn attempts(n: i64) -> String {
@@ -330,9 +345,9 @@ pub const KEYS: &[(&str, &str)] = &[
     ("g / Home  G / End", "first / last loaded message"),
     ("PgDn PgUp C-f C-b", "a page down / up (more rows load as you go)"),
     ("Tab  S-Tab  1-5", "prev/next tab: Pending Verified Released Trash Spam"),
-    ("Enter", "open the message: text, consent, audit trail, mail"),
-    ("space", "select / unselect, then move down"),
-    ("a", "select every loaded row / none"),
+    ("Enter", "open the message: text, consent, audit, destinations"),
+    ("Tab / S-Tab  D", "in a message: pick a destination / send it again"),
+    ("space  a", "select / unselect, then down; a: all loaded / none"),
     ("r", "release: mail it to the staff inbox (Verified)"),
     ("s", "resend the verification mail (Pending)"),
     ("d", "delete: move to the trash"),
@@ -356,7 +371,7 @@ pub fn hint_table(tab: Tab) -> &'static str {
     }
 }
 
-pub const HINT_DETAIL: &str = "j/k scroll · r release · s resend · d delete · u restore · Esc back · ? help";
+pub const HINT_DETAIL: &str = "j/k scroll · r s d u act · Tab pick · D deliver again · Esc back · ? help";
 pub const HINT_CONFIRM: &str = "y / Enter confirm · n / Esc cancel";
 pub const HINT_HELP: &str = "? / Esc close help";
 pub const HINT_SUPPRESSED: &str = "j/k move · x lift the suppression · S / Esc / q close";

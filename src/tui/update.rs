@@ -11,6 +11,7 @@ use super::action::{Action, Effect, Key, LoadKind, LoadRequest, Loaded, Outcome,
 use super::state::{Confirm, DetailPane, Mode, State, StatusLine, SuppressedList, Tab, Tone};
 use super::text;
 use crate::domain::{MessageId, Status};
+use crate::mail::destination::Delivery;
 
 /// Rows in a first or next page.
 pub const PAGE: i64 = 100;
@@ -61,6 +62,14 @@ pub fn update(app: &mut State, action: Action) -> Option<Effect> {
             return None;
         }
         Action::Done(report) => return done(app, report),
+        Action::Redelivered { id, result } => {
+            match result {
+                Ok(queued) => say(app, Tone::Success, text::redelivered(id, &queued)),
+                Err(e) => say(app, Tone::Error, e),
+            }
+            // The pane shows the new states at once (a load in flight is superseded).
+            return Some(if app.loaded { refresh(app) } else { reset(app) });
+        }
         Action::SuppressedLoaded(result) => {
             if let Some(list) = app.suppressed.as_mut() {
                 match result {
@@ -150,6 +159,7 @@ fn normal_mode(app: &mut State, action: Action) -> Option<Effect> {
                 details: None,
                 error: None,
                 scroll: 0,
+                destination: None,
             });
             Some(Effect::Details(id))
         }
@@ -277,6 +287,20 @@ fn detail_mode(app: &mut State, action: Action) -> Option<Effect> {
         }
         Action::ToggleHelp => app.help = true,
         Action::ToggleSuppressed => return open_suppressed(app),
+        Action::NextDestination | Action::PrevDestination => {
+            let count = pane.details.as_ref().map_or(0, |d| d.outbox.len());
+            if count > 0 {
+                let forward = matches!(action, Action::NextDestination);
+                // None sits between the last and the first: "every dead one".
+                pane.destination = match (pane.destination, forward) {
+                    (None, true) => Some(0),
+                    (None, false) => Some(count - 1),
+                    (Some(i), true) => (i + 1 < count).then_some(i + 1),
+                    (Some(i), false) => i.checked_sub(1),
+                };
+            }
+        }
+        Action::Redeliver => return redeliver(app),
         Action::Verb(verb) => {
             let id = pane.id;
             // The status as last read; the use-case checks again either way.
@@ -290,6 +314,32 @@ fn detail_mode(app: &mut State, action: Action) -> Option<Effect> {
     }
     clamp_scroll(app);
     None
+}
+
+/// `D`: the picked destination, if it has ended; with none picked, every dead one.
+fn redeliver(app: &mut State) -> Option<Effect> {
+    let pane = app.detail.as_ref()?;
+    let id = pane.id;
+    let Some(details) = &pane.details else {
+        say(app, Tone::Info, text::NOTHING_HERE);
+        return None;
+    };
+    let picked = pane.destination.and_then(|i| details.outbox.get(i));
+    let number = match picked {
+        Some(d) if !d.delivery.ended() => {
+            let why = text::still_under_way(d.number, d.delivery.as_str());
+            say(app, Tone::Error, why);
+            return None;
+        }
+        Some(d) => Some(d.number),
+        None if !details.outbox.iter().any(|d| d.delivery == Delivery::Dead) => {
+            say(app, Tone::Info, text::NOTHING_DEAD);
+            return None;
+        }
+        None => None,
+    };
+    say(app, Tone::Info, text::redelivering(number));
+    Some(Effect::Redeliver { id, number })
 }
 
 fn filter_mode(app: &mut State, action: Action) -> Option<Effect> {
@@ -957,6 +1007,88 @@ mod tests {
             app.suppressed.as_ref().unwrap().error.as_deref(),
             Some("database error")
         );
+    }
+
+    #[test]
+    fn tab_picks_a_destination_and_shift_d_sends_it_or_every_dead_one_again() {
+        let mut app = app_with(Tab::Verified, 3);
+        key(&mut app, KeyCode::Enter);
+        let id = app.detail.as_ref().unwrap().id;
+        let mut details = fixtures::details(id.0, Status::Verified);
+        // 1: the verification mail, sent; 2: a webhook, dead; 3: a copy, still retrying.
+        let mut third = details.outbox[0].clone();
+        third.number = 3;
+        third.delivery = crate::mail::destination::Delivery::Retrying;
+        details.outbox.push(third);
+        update(
+            &mut app,
+            Action::DetailsLoaded {
+                id,
+                result: Ok(Box::new(details)),
+            },
+        );
+        let picked = |app: &State| app.detail.as_ref().unwrap().destination;
+        // None picked: every dead one.
+        assert_eq!(press(&mut app, "D"), vec![Effect::Redeliver { id, number: None }]);
+        key(&mut app, KeyCode::Tab);
+        assert_eq!(picked(&app), Some(0));
+        assert_eq!(
+            press(&mut app, "D"),
+            vec![Effect::Redeliver { id, number: Some(1) }],
+            "a sent one may go again"
+        );
+        key(&mut app, KeyCode::BackTab);
+        assert_eq!(picked(&app), None, "back before the first: none picked");
+        key(&mut app, KeyCode::BackTab);
+        assert_eq!(picked(&app), Some(2), "and round to the last");
+        assert_eq!(press(&mut app, "D"), vec![], "one still retrying goes by itself");
+        let status = app.status.clone().unwrap();
+        assert_eq!(status.tone, Tone::Error);
+        assert!(status.text.contains("destination 3 is retrying"), "{}", status.text);
+        key(&mut app, KeyCode::Tab);
+        assert_eq!(picked(&app), None);
+
+        let effect = update(
+            &mut app,
+            Action::Redelivered {
+                id,
+                result: Ok(vec![(2, "webhook")]),
+            },
+        );
+        assert!(
+            matches!(effect, Some(Effect::Load(LoadRequest { detail: Some(d), .. })) if d == id),
+            "{effect:?}"
+        );
+        assert_eq!(
+            app.status.as_ref().unwrap().text,
+            format!("#{id}: queued again: 2 webhook")
+        );
+        update(
+            &mut app,
+            Action::Redelivered {
+                id,
+                result: Err("message 2 has no dead delivery".into()),
+            },
+        );
+        assert_eq!(app.status.as_ref().unwrap().tone, Tone::Error);
+    }
+
+    #[test]
+    fn shift_d_with_nothing_dead_and_none_picked_says_so() {
+        let mut app = app_with(Tab::Verified, 1);
+        key(&mut app, KeyCode::Enter);
+        let id = app.detail.as_ref().unwrap().id;
+        let mut details = fixtures::details(id.0, Status::Verified);
+        details.outbox.truncate(1);
+        update(
+            &mut app,
+            Action::DetailsLoaded {
+                id,
+                result: Ok(Box::new(details)),
+            },
+        );
+        assert_eq!(press(&mut app, "D"), vec![]);
+        assert_eq!(app.status.as_ref().unwrap().text, text::NOTHING_DEAD);
     }
 
     #[test]

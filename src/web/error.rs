@@ -71,10 +71,12 @@ impl WebError {
             WebError::Action(e) => match e {
                 ActionError::InvalidLink => StatusCode::BAD_REQUEST,
                 ActionError::Expired { .. } => StatusCode::GONE,
-                ActionError::NotFound(_) => StatusCode::NOT_FOUND,
-                ActionError::Illegal(_) | ActionError::Conflict(_) | ActionError::AlreadyDone { .. } => {
-                    StatusCode::CONFLICT
-                }
+                ActionError::NotFound(_) | ActionError::NoSuchDestination { .. } => StatusCode::NOT_FOUND,
+                ActionError::Illegal(_)
+                | ActionError::Conflict(_)
+                | ActionError::AlreadyDone { .. }
+                | ActionError::StillUnderWay { .. }
+                | ActionError::NothingDead(_) => StatusCode::CONFLICT,
                 ActionError::WrongCode { .. } | ActionError::CodeLocked => StatusCode::UNPROCESSABLE_ENTITY,
                 ActionError::TooManyMails(_) => StatusCode::TOO_MANY_REQUESTS,
                 ActionError::Store(_) => StatusCode::SERVICE_UNAVAILABLE,
@@ -133,10 +135,12 @@ impl WebError {
             WebError::Action(e) => match e {
                 ActionError::InvalidLink => ("invalid", context! {}),
                 ActionError::Expired { receipt } => ("expired", context! { receipt }),
-                ActionError::NotFound(_) => error("not_found"),
-                ActionError::Illegal(_) | ActionError::Conflict(_) | ActionError::AlreadyDone { .. } => {
-                    detail("already_handled", e)
-                }
+                ActionError::NotFound(_) | ActionError::NoSuchDestination { .. } => error("not_found"),
+                ActionError::Illegal(_)
+                | ActionError::Conflict(_)
+                | ActionError::AlreadyDone { .. }
+                | ActionError::StillUnderWay { .. }
+                | ActionError::NothingDead(_) => detail("already_handled", e),
                 ActionError::WrongCode { .. } | ActionError::CodeLocked => detail("code_not_accepted", e),
                 ActionError::TooManyMails(_) => detail("too_many_mails", e),
                 ActionError::Store(_) => error("unavailable"),

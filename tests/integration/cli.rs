@@ -731,7 +731,214 @@ async fn forms_lists_the_forms_and_prints_a_snippet_for_a_site_s_page(backend: B
     assert!(stderr(&out).contains("the forms are contact, quote"));
 }
 
+const ONE_FORM: &str = r#"
+public_url = "https://forms.example.org"
+staff_inbox = "Team <team@example.org>"
+"#;
+
+/// A released message whose staff mail went out and whose webhook died, as `show` numbers them:
+/// 1 the verification mail (queued: nothing sends it here), 2 the staff mail, 3 the webhook.
+async fn sent_mail_and_dead_webhook(f: &Fixture) -> MessageId {
+    use formgate::mail::queue::{Channel, SendOutcome};
+    let id = f.message("Ada", "ada@example.org", "Hello", true).await;
+    let store = &f.services.store;
+    let now = f.services.actions.now();
+    crate::support::store::release_to_staff_and_webhook(
+        store,
+        id,
+        now,
+        "https://bot:pw@hooks.example.com/in?token=s3cret",
+        "msg_0123456789abcdef",
+    )
+    .await;
+    let hooks = crate::support::store::finish_due(
+        store,
+        Channel::Webhook,
+        now,
+        SendOutcome::Dead {
+            error: "HTTP 503 Service Unavailable".into(),
+        },
+    )
+    .await;
+    assert_eq!(hooks.len(), 1);
+    // Only the staff mail: the verification mail is left queued.
+    let items = store
+        .claim_outbox("test-worker", now, now + 60, 100, Channel::Mail)
+        .await
+        .unwrap();
+    let results: Vec<_> = items
+        .iter()
+        .map(|i| {
+            let outcome = if i.kind == MailKind::Release {
+                SendOutcome::Sent
+            } else {
+                SendOutcome::Retry {
+                    at: now + 600,
+                    error: "421 try later".into(),
+                }
+            };
+            (i.id, outcome)
+        })
+        .collect();
+    store.finish_outbox("test-worker", now, &results).await.unwrap();
+    id
+}
+
+async fn show_numbers_each_destination_and_the_list_shows_the_worst(backend: Backend) {
+    let Some(f) = Fixture::with_config(backend, ONE_FORM).await else {
+        return;
+    };
+    let id = sent_mail_and_dead_webhook(&f).await;
+
+    let out = f.run(&["show", &id.to_string()]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let text = stdout(&out);
+    assert!(text.contains("Destinations:"), "{text}");
+    assert!(
+        text.contains("   1  verification  ada@example.org  retrying, next "),
+        "{text}"
+    );
+    assert!(text.contains("   2  staff mail    team@example.org  sent "), "{text}");
+    assert!(
+        text.contains(
+            "   3  webhook       https://hooks.example.com/in  dead after 1 attempt(s); last error: HTTP 503 Service Unavailable"
+        ),
+        "{text}"
+    );
+    assert!(
+        !text.contains("s3cret") && !text.contains("pw@"),
+        "no secret of the URL: {text}"
+    );
+
+    let out = f.run(&["show", &id.to_string(), "--json"]);
+    let json: serde_json::Value = serde_json::from_str(&stdout(&out)).unwrap();
+    let rows = json["outbox"].as_array().unwrap();
+    let summary: Vec<_> = rows
+        .iter()
+        .map(|r| {
+            (
+                r["number"].as_i64().unwrap(),
+                r["destination"].as_str().unwrap().to_string(),
+                r["delivery"].as_str().unwrap().to_string(),
+                r["attempts"].as_i64().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        summary,
+        vec![
+            (1, "verification".into(), "retrying".into(), 1),
+            (2, "staff mail".into(), "sent".into(), 1),
+            (3, "webhook".into(), "dead".into(), 1),
+        ]
+    );
+    assert_eq!(rows[2]["recipient"], "https://hooks.example.com/in");
+    assert_eq!(rows[2]["message_id_header"], "msg_0123456789abcdef");
+    assert_eq!(rows[2]["last_error"], "HTTP 503 Service Unavailable");
+    assert!(!stdout(&out).contains("s3cret"));
+
+    let out = f.run(&["list", "--json"]);
+    let list: serde_json::Value = serde_json::from_str(&stdout(&out)).unwrap();
+    assert_eq!(list[0]["mail"]["kind"], "webhook", "the worst: {}", list[0]);
+    assert_eq!(list[0]["mail"]["state"], "dead");
+    let out = f.run(&["list"]);
+    assert!(stdout(&out).contains("webhook dead: HTTP 503"), "{}", stdout(&out));
+}
+
+async fn redeliver_queues_a_sent_or_dead_delivery_again_with_its_webhook_id(backend: Backend) {
+    use formgate::mail::queue::{Channel, OutboxState};
+    let Some(f) = Fixture::with_config(backend, ONE_FORM).await else {
+        return;
+    };
+    let id = sent_mail_and_dead_webhook(&f).await;
+    let store = &f.services.store;
+    let before = f.services.actions.now();
+
+    let out = f.run(&["redeliver", &id.to_string(), "--to", "1"]);
+    assert_eq!(out.status.code(), Some(1), "a retrying mail goes by itself");
+    assert!(
+        stderr(&out).contains(&format!("destination 1 of message {id} is retrying")),
+        "{}",
+        stderr(&out)
+    );
+    let out = f.run(&["redeliver", &id.to_string(), "--to", "9"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        stderr(&out).contains(&format!("message {id} has no destination 9 (it has 3")),
+        "{}",
+        stderr(&out)
+    );
+
+    // Without --to: every dead one.
+    let out = f.run(&["redeliver", &id.to_string(), "--as", "alice"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(
+        stdout(&out).trim(),
+        format!("#{id}: queued destination 3 again (webhook to https://hooks.example.com/in)")
+    );
+    let rows = store.outbox_for_message(id).await.unwrap();
+    let hook = &rows[2];
+    assert_eq!(hook.state, OutboxState::Queued);
+    assert_eq!(hook.attempts, 0, "attempts start again");
+    assert_eq!(hook.last_error, None);
+    assert!(
+        hook.next_attempt_at >= before && hook.next_attempt_at <= before + 60,
+        "due now"
+    );
+    // A worker gets the same delivery: same webhook-id, same body, a new lifetime.
+    let again = store
+        .claim_outbox("test-worker", before + 1, before + 60, 10, Channel::Webhook)
+        .await
+        .unwrap();
+    assert_eq!(again.len(), 1);
+    assert_eq!(again[0].message_id_header, "msg_0123456789abcdef");
+    assert_eq!(
+        again[0].body,
+        formgate::mail::queue::MailBody::Rendered(br#"{"type":"message.released"}"#.to_vec())
+    );
+    let lifetime = formgate::clock::seconds(f.config.webhook_lifetime);
+    assert!(again[0].give_up_at >= before + lifetime, "lifetime extended");
+
+    let out = f.run(&["redeliver", &id.to_string()]);
+    assert_eq!(out.status.code(), Some(1), "nothing is dead now");
+    assert!(
+        stderr(&out).contains(&format!("message {id} has no dead delivery")),
+        "{}",
+        stderr(&out)
+    );
+    let out = f.run(&["redeliver", &id.to_string(), "--to", "3"]);
+    assert_eq!(out.status.code(), Some(1), "being sent right now");
+    assert!(stderr(&out).contains("is sending"), "{}", stderr(&out));
+
+    // A sent one may go again too.
+    let out = f.run(&["redeliver", &id.to_string(), "--to", "2", "--as", "bob"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let rows = store.outbox_for_message(id).await.unwrap();
+    assert_eq!(
+        (rows[1].state, rows[1].attempts, rows[1].sent_at),
+        (OutboxState::Queued, 0, None)
+    );
+    assert_eq!(rows[1].message_id_header, "<release@example.org>", "same Message-ID");
+
+    let trail = store.audit_trail(id).await.unwrap();
+    let redelivered: Vec<_> = trail
+        .iter()
+        .filter(|a| a.action == "redeliver")
+        .map(|a| (a.actor.as_str(), a.detail.clone().unwrap_or_default()))
+        .collect();
+    assert_eq!(redelivered.len(), 2, "{trail:?}");
+    assert_eq!(redelivered[0].0, "alice");
+    assert!(
+        redelivered[0].1.contains("webhook") && redelivered[0].1.contains("HTTP 503"),
+        "{redelivered:?}"
+    );
+    assert_eq!(redelivered[1].0, "bob");
+    assert!(trail.iter().all(|a| a.action != "redeliver" || a.to_status.is_none()));
+}
+
 on_every_backend!(
     verbs_know_each_message_s_form_and_fields,
     forms_lists_the_forms_and_prints_a_snippet_for_a_site_s_page,
+    show_numbers_each_destination_and_the_list_shows_the_worst,
+    redeliver_queues_a_sent_or_dead_delivery_again_with_its_webhook_id,
 );

@@ -100,6 +100,7 @@ impl Dashboard {
         for c in keys.chars() {
             let code = match c {
                 '\n' => KeyCode::Enter,
+                '\t' => KeyCode::Tab,
                 c => KeyCode::Char(c),
             };
             if let Some(action) = action_for(KeyEvent::new(code, KeyModifiers::NONE), self.app.mode()) {
@@ -188,6 +189,72 @@ async fn a_released_message_moves_from_verified_to_released_and_the_counts_follo
             ("alice", "delete"),
             ("alice", "restore")
         ]
+    );
+}
+
+#[tokio::test]
+async fn shift_d_in_an_open_message_sends_its_dead_webhook_again_and_rings_the_webhook_worker() {
+    use formgate::mail::queue::{Channel, OutboxState, SendOutcome};
+    let mut d = open(Some("Team <team@example.org>")).await;
+    let id = d.message(1, true).await;
+    let store = d.actions.store().clone();
+    let now = d.clock.now();
+    crate::support::store::release_to_staff_and_webhook(&store, id, now, "https://hooks.example.com/in", "msg_1").await;
+    let error = SendOutcome::Dead {
+        error: "HTTP 410 Gone".into(),
+    };
+    crate::support::store::finish_due(&store, Channel::Webhook, now, error).await;
+    let _ = d.actions.webhook_bell().take_rung();
+
+    d.keys("3").await;
+    assert_eq!(d.ids(), vec![id.0]);
+    assert_eq!(
+        d.app.rows[0].mail.as_ref().map(|m| m.kind),
+        Some(formgate::mail::queue::MailKind::Webhook),
+        "the row shows the dead webhook"
+    );
+    d.keys("\n").await;
+    let pane = d.app.detail.as_ref().expect("the pane is open");
+    let shown: Vec<_> = pane
+        .details
+        .as_ref()
+        .unwrap()
+        .outbox
+        .iter()
+        .map(|o| (o.number, o.destination))
+        .collect();
+    assert_eq!(shown, vec![(1, "verification"), (2, "staff mail"), (3, "webhook")]);
+
+    // None picked: every dead one.
+    let effects = d.keys("D").await;
+    assert!(effects.contains(&Effect::Redeliver { id, number: None }), "{effects:?}");
+    assert_eq!(d.status(), (Tone::Success, format!("#{id}: queued again: 3 webhook")));
+    assert!(d.actions.webhook_bell().take_rung(), "the webhook worker is woken");
+    let rows = store.outbox_for_message(id).await.unwrap();
+    assert_eq!((rows[2].state, rows[2].attempts), (OutboxState::Queued, 0));
+    let pane = d.app.detail.as_ref().unwrap();
+    assert_eq!(
+        pane.details.as_ref().unwrap().outbox[2].delivery,
+        formgate::mail::destination::Delivery::Queued,
+        "the pane was read again"
+    );
+
+    // The first destination, the verification mail, is still queued: it goes by itself.
+    d.keys("\tD").await;
+    let (tone, text) = d.status();
+    assert_eq!(tone, Tone::Error);
+    assert!(text.contains("destination 1 is queued"), "{text}");
+    assert_eq!(
+        store.outbox_for_message(id).await.unwrap()[0].state,
+        OutboxState::Queued
+    );
+    let trail = store.audit_trail(id).await.unwrap();
+    assert_eq!(
+        trail
+            .iter()
+            .filter(|a| a.action == "redeliver" && a.actor == "alice")
+            .count(),
+        1
     );
 }
 

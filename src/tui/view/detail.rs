@@ -1,6 +1,6 @@
 //! The detail pane (Enter): a fixed header line, then the subject, the form's own fields (in the
 //! form's order, with its labels), the message wrapped, its consent record, its audit trail and
-//! its mail history, scrolled as one.
+//! its destinations (each delivery, numbered; one may be picked to send again), scrolled as one.
 
 use ratatui::buffer::Buffer;
 use ratatui::layout::Rect;
@@ -11,13 +11,15 @@ use super::{age, bold, datetime, dim, error, heading, warn, width, wrap};
 use crate::actions::Details;
 use crate::domain::{MessageId, Status};
 use crate::forms::{ShownField, shown_fields};
-use crate::mail::queue::OutboxState;
+use crate::mail::destination::{Delivery, Destination};
 use crate::tui::safe::{display_safe, safe, safe_lines};
 use crate::tui::state::State;
 use crate::tui::text;
 
 /// Indent of values under a label ("  User agent    …").
 const LABEL: usize = 14;
+/// The same under a destination ("  ▸3 verification …").
+const DESTINATION: usize = 16;
 
 pub fn render(app: &State, area: Rect, buf: &mut Buffer) {
     let Some(pane) = &app.detail else { return };
@@ -201,29 +203,48 @@ pub fn lines(app: &State, d: &Details, cols: usize) -> Vec<Line<'static>> {
     if d.outbox.is_empty() {
         out.push(Line::styled(format!("  {}", text::NO_MAIL), dim()));
     }
-    for o in &d.outbox {
-        let state = match o.state {
-            OutboxState::Queued if o.attempts == 0 => text::MAIL_QUEUED.to_string(),
-            OutboxState::Queued => format!(
-                "{}, {}",
-                text::mail_retrying(o.attempts, None),
-                text::next_attempt(&datetime(o.next_attempt_at))
-            ),
-            OutboxState::Sent => format!("{}, {}", text::MAIL_SENT, text::attempts(o.attempts)),
-            OutboxState::Dead => format!("{}, {}", text::MAIL_DEAD, text::attempts(o.attempts)),
-        };
-        let mut what = format!("{state} · {} · {}", safe(&o.recipient), datetime(o.created_at));
-        if let Some(e) = &o.last_error {
-            what.push_str(&format!(" · {} {}", text::LAST_ERROR, safe(e)));
+    let picked = app.detail.as_ref().and_then(|p| p.destination);
+    for (i, o) in d.outbox.iter().enumerate() {
+        destination(&mut out, o, picked == Some(i), cols);
+    }
+    if d.outbox.iter().any(|o| o.delivery.ended()) {
+        for l in wrap(text::REDELIVER_HINT, cols.saturating_sub(2).max(10)) {
+            out.push(Line::styled(format!("  {l}"), dim()));
         }
-        let style = match o.state {
-            OutboxState::Dead => error(),
-            OutboxState::Queued if o.attempts > 0 => warn(),
-            _ => Style::new(),
-        };
-        hanging(&mut out, text::mail_kind(o.kind), LABEL, &what, cols, style);
     }
     out
+}
+
+/// `▸3 webhook    dead, 5 attempts · https://hooks.example.com/in · … · last error: 503`: its
+/// number (what `D` and `redeliver --to` name), what it is, how it stands, where to; the picked
+/// one marked and reversed.
+fn destination(out: &mut Vec<Line<'static>>, o: &Destination, picked: bool, cols: usize) {
+    let r = &o.row;
+    let state = match o.delivery {
+        Delivery::Queued => text::MAIL_QUEUED.to_string(),
+        Delivery::Sending => text::MAIL_SENDING.to_string(),
+        Delivery::Retrying => format!(
+            "{}, {}",
+            text::mail_retrying(r.attempts, None),
+            text::next_attempt(&datetime(r.next_attempt_at))
+        ),
+        Delivery::Sent => format!("{}, {}", text::MAIL_SENT, text::attempts(r.attempts)),
+        Delivery::Dead => format!("{}, {}", text::MAIL_DEAD, text::attempts(r.attempts)),
+    };
+    let mut what = format!("{state} · {} · {}", safe(&r.recipient), datetime(r.created_at));
+    if let Some(e) = &r.last_error {
+        what.push_str(&format!(" · {} {}", text::LAST_ERROR, safe(e)));
+    }
+    let mut style = match o.delivery {
+        Delivery::Dead => error(),
+        Delivery::Retrying => warn(),
+        _ => Style::new(),
+    };
+    if picked {
+        style = style.add_modifier(Modifier::REVERSED);
+    }
+    let label = format!("{}{} {}", if picked { "▸" } else { " " }, o.number, o.destination);
+    hanging(out, &label, DESTINATION, &what, cols, style);
 }
 
 /// `  Label: value`, wrapped like the body, each of the value's lines on its own, continuation
