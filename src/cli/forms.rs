@@ -128,7 +128,7 @@ fn describe(out: &mut String, form: &Form, default: bool, base: &str) {
             out,
             "  {:<16} {}  ({format}; {}; {} secret{})",
             if i == 0 { "webhooks" } else { "" },
-            safe(&crate::webhook::send::shown(&w.url)),
+            safe(&crate::webhook::shown_url(&w.url)),
             events.join(", "),
             w.secrets.len(),
             if w.secrets.len() == 1 { "" } else { "s" }

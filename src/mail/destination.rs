@@ -90,35 +90,17 @@ pub fn label(kind: MailKind) -> &'static str {
     }
 }
 
-/// Path segments this long are shortened when shown: chat webhooks (Slack, Discord) carry their
-/// secret as the URL's last segment.
-const LONG_SEGMENT: usize = 20;
-
-/// A recipient as it may be shown: a mail address as it is; a webhook URL as scheme, host, port
-/// and path, without user name, password, query or fragment (where secrets go), and with long
-/// path segments cut to their first four characters.
+/// A recipient as it may be shown: a mail address as it is; a webhook URL as
+/// [`crate::webhook::shown_url`] shows it (no credentials, query or long path secrets).
 pub fn shown_recipient(kind: MailKind, recipient: &str) -> Cow<'_, str> {
     if kind != MailKind::Webhook {
         return Cow::Borrowed(recipient);
     }
-    let Ok(url) = url::Url::parse(recipient) else {
+    match url::Url::parse(recipient) {
+        Ok(url) => Cow::Owned(crate::webhook::shown_url(&url)),
         // Not a URL (never queued by formgate): nothing of it is safe to show.
-        return Cow::Borrowed("(not a URL)");
-    };
-    let mut shown = format!("{}://{}", url.scheme(), url.host_str().unwrap_or(""));
-    if let Some(port) = url.port() {
-        shown.push_str(&format!(":{port}"));
+        Err(_) => Cow::Borrowed("(not a URL)"),
     }
-    for segment in url.path().split('/').skip(1) {
-        shown.push('/');
-        if segment.chars().count() >= LONG_SEGMENT {
-            shown.extend(segment.chars().take(4));
-            shown.push('…');
-        } else {
-            shown.push_str(segment);
-        }
-    }
-    Cow::Owned(shown)
 }
 
 /// One delivery of a message as `show --json` and the detail pane give it: the outbox row (its

@@ -43,6 +43,30 @@ impl Webhook {
     }
 }
 
+/// Path segments this long are cut when a URL is shown: Slack's and Discord's webhook URLs carry
+/// their secret in the path.
+const LONG_SEGMENT: usize = 20;
+
+/// A webhook URL as it may be printed (logs, `formgate forms`, `show`, the dashboard): scheme,
+/// host, port and path, without user name, password, query or fragment (where tokens go), and
+/// long path segments cut to their first four characters.
+pub fn shown_url(url: &url::Url) -> String {
+    let mut shown = format!("{}://{}", url.scheme(), url.host_str().unwrap_or(""));
+    if let Some(port) = url.port() {
+        shown.push_str(&format!(":{port}"));
+    }
+    for segment in url.path().split('/').skip(1) {
+        shown.push('/');
+        if segment.chars().count() >= LONG_SEGMENT {
+            shown.extend(segment.chars().take(4));
+            shown.push('…');
+        } else {
+            shown.push_str(segment);
+        }
+    }
+    shown
+}
+
 /// A signing secret's key bytes (`whsec_` + base64 in the configuration). Never printed.
 #[derive(Clone, PartialEq, Eq)]
 pub struct WebhookSecret(pub Vec<u8>);

@@ -54,11 +54,11 @@ impl WebhookSender {
                             "form `{}`: webhook {} {why}; formgate does not post inside its own network \
                              unless `webhook_allow_private = true`",
                             entry.slug,
-                            shown(&w.url)
+                            super::shown_url(&w.url)
                         ),
                         // DNS may be down at start; the delivery checks again, and retries.
                         Err(Refusal::Unresolved(why)) => tracing::warn!(
-                            form = %entry.slug, url = %shown(&w.url), %why,
+                            form = %entry.slug, url = %super::shown_url(&w.url), %why,
                             "a webhook's host does not resolve now; its deliveries will retry"
                         ),
                     }
@@ -96,7 +96,8 @@ impl WebhookSender {
             return SendOutcome::Dead {
                 error: format!(
                     "form `{}` no longer lists the webhook {}; nothing to sign it with",
-                    item.sender, item.recipient
+                    item.sender,
+                    crate::mail::destination::shown_recipient(item.kind, &item.recipient)
                 ),
             };
         };
@@ -130,7 +131,7 @@ impl WebhookSender {
             return match refusal {
                 Refusal::Internal(why) => Answer::Dead(format!(
                     "{} {why}; refused (set `webhook_allow_private = true` for an intranet receiver)",
-                    shown(&webhook.url)
+                    super::shown_url(&webhook.url)
                 )),
                 Refusal::Unresolved(why) => Answer::Again {
                     error: why,
@@ -263,16 +264,6 @@ fn describe(e: &reqwest::Error) -> String {
         source = s.source();
     }
     clean(format!("{what}: {}", causes.join(": ")).as_bytes(), ERROR_BODY_BYTES)
-}
-
-/// A URL as it may be printed: scheme, host, port and path (a query may carry a token).
-pub fn shown(url: &url::Url) -> String {
-    let mut shown = format!("{}://{}", url.scheme(), url.host_str().unwrap_or(""));
-    if let Some(port) = url.port() {
-        shown.push_str(&format!(":{port}"));
-    }
-    shown.push_str(url.path());
-    shown
 }
 
 enum Refusal {
