@@ -398,6 +398,25 @@ mod tests {
         }
     }
 
+    /// What the sender checks before every attempt: a name resolving inside (here `localhost`,
+    /// from /etc/hosts, no network needed) or an internal literal is refused; with
+    /// `webhook_allow_private` both pass.
+    #[tokio::test]
+    async fn every_attempt_is_guarded_against_internal_addresses() {
+        for url in [
+            "http://localhost:9/h",
+            "http://127.0.0.1/h",
+            "http://[::ffff:10.0.0.1]/h",
+            "http://[fe80::1]/h",
+        ] {
+            let url = url::Url::parse(url).unwrap();
+            assert!(matches!(guard(&url, false).await, Err(Refusal::Internal(_))), "{url}");
+            assert!(guard(&url, true).await.is_ok(), "{url}");
+        }
+        let public = url::Url::parse("http://93.184.216.34/h").unwrap();
+        assert!(guard(&public, false).await.is_ok());
+    }
+
     #[test]
     fn retry_after_takes_seconds_or_a_date() {
         assert_eq!(retry_after_seconds("7", 1000), Some(7));
