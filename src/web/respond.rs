@@ -80,6 +80,8 @@ fn form_context(entry: &Entry) -> minijinja::Value {
         // Safe to print as is: a slug is `[a-z0-9-]`.
         action => form_path(entry, ""),
         thank_you_url => &entry.thank_you_url,
+        // The confirmed page says a copy is coming (`confirmation_mail`).
+        confirmation_mail => entry.confirmation_mail,
         fields,
     }
 }

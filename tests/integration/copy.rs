@@ -64,8 +64,9 @@ async fn post_message(app: &TestApp, path: &str, email: &str) -> String {
     receipt_from_redirect(&res)
 }
 
-/// Confirms through the link in `mail`, as the visitor's browser would.
-async fn confirm(app: &TestApp, mail: &ReceivedMail) {
+/// Confirms through the link in `mail`, as the visitor's browser would, and returns the page the
+/// browser ends on.
+async fn confirm(app: &TestApp, mail: &ReceivedMail) -> String {
     let link = verify_path(mail);
     let res = app.client.post(app.url(&link)).send().await.unwrap();
     assert!(
@@ -73,6 +74,10 @@ async fn confirm(app: &TestApp, mail: &ReceivedMail) {
         "{}",
         res.status()
     );
+    match res.headers().get("location").map(|l| l.to_str().unwrap().to_string()) {
+        Some(location) => app.get(&location).await.text().await.unwrap(),
+        None => res.text().await.unwrap(),
+    }
 }
 
 /// The visitor's copies queued for message `id`.
@@ -180,9 +185,19 @@ async fn a_form_can_turn_off_the_copies_the_site_turns_on(backend: Backend) {
     post_message(&app, "/f/quiet", "quiet@example.org").await;
     post_message(&app, "/contact", "ada@example.org").await;
     let mails = app.smtp().wait_for(2, Duration::from_secs(10)).await;
+    let mut pages = Vec::new();
     for mail in &mails {
-        confirm(&app, mail).await;
+        pages.push(confirm(&app, mail).await);
     }
+    // The confirmed page tells the visitor a copy is coming only where one is.
+    let promised = |page: &String| page.contains("A copy of your message is on its way to you");
+    let (quiet, contact) = if mails[0].rcpt_to[0].starts_with("quiet") {
+        (0, 1)
+    } else {
+        (1, 0)
+    };
+    assert!(!promised(&pages[quiet]), "{}", pages[quiet]);
+    assert!(promised(&pages[contact]), "{}", pages[contact]);
     assert!(copies(&app, MessageId(1)).await.is_empty(), "the quiet form sends none");
     assert_eq!(
         copies(&app, MessageId(2)).await.len(),
