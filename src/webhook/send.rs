@@ -260,7 +260,11 @@ fn describe(e: &reqwest::Error) -> String {
     let mut causes = Vec::new();
     let mut source = std::error::Error::source(e);
     while let Some(s) = source {
-        causes.push(s.to_string());
+        let cause = s.to_string();
+        // hyper's wrapper ("client error (Connect)") says nothing the first word does not.
+        if !cause.starts_with("client error") {
+            causes.push(cause);
+        }
         source = s.source();
     }
     clean(format!("{what}: {}", causes.join(": ")).as_bytes(), ERROR_BODY_BYTES)
