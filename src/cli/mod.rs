@@ -215,6 +215,13 @@ pub fn run() -> ExitCode {
                     eprintln!("formgate: {e}");
                     return Ok(ExitCode::from(2));
                 }
+                // The webhooks' addresses, as `serve` checks them at start.
+                let forms = config.forms();
+                if let Err(e) = crate::webhook::send::check_addresses(forms.iter(), config.webhook_allow_private).await
+                {
+                    eprintln!("formgate: {e}");
+                    return Ok(ExitCode::from(2));
+                }
                 println!("{config:#?}");
                 Ok(ExitCode::SUCCESS)
             }

@@ -136,6 +136,10 @@ impl fmt::Debug for Config {
             .field("default_form", &self.default_form)
             .field("title", &self.title)
             .field("thank_you_url", &self.thank_you_url)
+            .field("confirmation_mail", &self.confirmation_mail)
+            .field("webhooks", &self.webhooks)
+            .field("webhook_lifetime", &self.webhook_lifetime)
+            .field("webhook_allow_private", &self.webhook_allow_private)
             .field("forms", &self.forms)
             .finish()
     }

@@ -29,7 +29,7 @@ pub struct Webhook {
 impl fmt::Debug for Webhook {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Webhook")
-            .field("url", &self.url.as_str())
+            .field("url", &shown_url(&self.url))
             .field("secrets", &self.secrets.len())
             .field("events", &self.events)
             .field("format", &self.format)

@@ -45,26 +45,7 @@ impl WebhookSender {
     /// Checks every configured webhook's address (a host inside the network stops `serve` here,
     /// unless `webhook_allow_private`) and builds the one HTTP client they share.
     pub async fn new(forms: Arc<Catalog>, settings: WebhookSettings) -> anyhow::Result<WebhookSender> {
-        if !settings.allow_private {
-            for entry in forms.iter() {
-                for w in &entry.webhooks {
-                    match guard(&w.url, false).await {
-                        Ok(()) => {}
-                        Err(Refusal::Internal(why)) => anyhow::bail!(
-                            "form `{}`: webhook {} {why}; formgate does not post inside its own network \
-                             unless `webhook_allow_private = true`",
-                            entry.slug,
-                            super::shown_url(&w.url)
-                        ),
-                        // DNS may be down at start; the delivery checks again, and retries.
-                        Err(Refusal::Unresolved(why)) => tracing::warn!(
-                            form = %entry.slug, url = %super::shown_url(&w.url), %why,
-                            "a webhook's host does not resolve now; its deliveries will retry"
-                        ),
-                    }
-                }
-            }
-        }
+        check_addresses(forms.iter().map(|e| &e.form), settings.allow_private).await?;
         let client = reqwest::Client::builder()
             // A redirect could lead anywhere, the network inside included: a 3xx is a failure.
             .redirect(reqwest::redirect::Policy::none())
@@ -190,6 +171,36 @@ impl WebhookSender {
             _ => Answer::Again { error, retry_after },
         }
     }
+}
+
+/// The check `serve` and `check-config` make at start: a webhook whose host is, or resolves to,
+/// an internal address is an error (unless `allow_private`); one that does not resolve now is a
+/// warning, since DNS may be down at start and every attempt checks again.
+pub async fn check_addresses<'a>(
+    forms: impl Iterator<Item = &'a crate::forms::Form>,
+    allow_private: bool,
+) -> anyhow::Result<()> {
+    if allow_private {
+        return Ok(());
+    }
+    for form in forms {
+        for w in &form.webhooks {
+            match guard(&w.url, false).await {
+                Ok(()) => {}
+                Err(Refusal::Internal(why)) => anyhow::bail!(
+                    "form `{}`: webhook {} {why}; formgate does not post inside its own network \
+                     unless `webhook_allow_private = true`",
+                    form.slug,
+                    super::shown_url(&w.url)
+                ),
+                Err(Refusal::Unresolved(why)) => tracing::warn!(
+                    form = %form.slug, url = %super::shown_url(&w.url), %why,
+                    "a webhook's host does not resolve now; its deliveries will retry"
+                ),
+            }
+        }
+    }
+    Ok(())
 }
 
 enum Answer {

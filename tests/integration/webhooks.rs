@@ -441,3 +441,41 @@ async fn two_instances_deliver_each_webhook_once() {
     assert_eq!(ids.len(), 2 * MESSAGES, "every event reached the receiver exactly once");
     drop((a, b));
 }
+
+/// `formgate check-config` checks the webhooks' addresses as `serve` does, and prints the
+/// configuration without a webhook's secret, its query or the secret in a chat URL's path.
+#[test]
+fn check_config_refuses_an_internal_webhook_and_prints_no_secret() {
+    let dir = tempfile::tempdir().unwrap();
+    let run = |toml: &str| {
+        std::fs::write(dir.path().join("formgate.toml"), toml).unwrap();
+        std::process::Command::new(env!("CARGO_BIN_EXE_formgate"))
+            .arg("check-config")
+            .current_dir(dir.path())
+            .env("FORMGATE_SECRET_KEYS", "test-key-0123456789-0123456789-0123456789")
+            .env("FORMGATE_LOG", "error")
+            .output()
+            .unwrap()
+    };
+    let out = run(&standard(
+        "http://169.254.169.254/latest/meta-data",
+        r#"["message.released"]"#,
+    ));
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("169.254.169.254") && err.contains("internal address"),
+        "{err}"
+    );
+
+    let out = run(&format!(
+        "webhook_allow_private = true\n{}[[webhooks]]\nurl = \"https://hooks.slack.com/services/T0001/B0002/abcdefghijklmnopqrstuvwx\"\nformat = \"slack\"\n",
+        standard("http://10.0.0.5/h?token=querysecret", r#"["message.released"]"#)
+    ));
+    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+    let printed = String::from_utf8_lossy(&out.stdout);
+    assert!(printed.contains("http://10.0.0.5/h"), "{printed}");
+    for secret in ["querysecret", "abcdefghijklmnopqrstuvwx", "MfKQ9r8"] {
+        assert!(!printed.contains(secret), "{secret} printed: {printed}");
+    }
+}
