@@ -50,8 +50,17 @@ pub enum Channel {
 }
 
 impl Channel {
-    /// As the outbox's statements compare it: `CASE WHEN kind = 'webhook' THEN 'webhook' ELSE
-    /// 'mail' END = $N` (a bound value, so one statement serves both channels).
+    /// The outbox rows of this channel, as SQL both engines read. A literal, not a bound value:
+    /// only a literal `kind = 'webhook'` lets the planners use the small partial index of queued
+    /// webhooks (`outbox_webhooks_due`), while the mail claim keeps the due index intake has
+    /// always maintained (an expression index on the channel cost intake 4–5%, measured).
+    pub fn sql_filter(self) -> &'static str {
+        match self {
+            Channel::Mail => "kind <> 'webhook'",
+            Channel::Webhook => "kind = 'webhook'",
+        }
+    }
+
     pub fn as_str(self) -> &'static str {
         match self {
             Channel::Mail => "mail",

@@ -111,7 +111,8 @@ impl PgStore {
 impl Engine for PgStore {
     type Db = Postgres;
 
-    const NEXT_DUE: &'static str = "SELECT MIN(GREATEST(next_attempt_at, COALESCE(lease_until + 1, 0))) FROM outbox WHERE state = 'queued' AND (CASE WHEN kind = 'webhook' THEN 'webhook' ELSE 'mail' END) = $1";
+    const NEXT_DUE: &'static str =
+        "SELECT MIN(GREATEST(next_attempt_at, COALESCE(lease_until + 1, 0))) FROM outbox WHERE state = 'queued'";
 
     fn reads(&self) -> &PgPool {
         &self.pool
@@ -184,22 +185,22 @@ impl Engine for PgStore {
     ) -> Result<Vec<OutboxItem>, StoreError> {
         // One statement, so one short transaction. SKIP LOCKED passes over rows another worker is
         // claiming this very moment; a row it has already claimed fails the lease test.
-        let rows = sqlx::query(
+        let rows = sqlx::query(&format!(
             "UPDATE outbox SET lease_owner = $1, lease_until = $2
              WHERE id IN (
                 SELECT id FROM outbox
                 WHERE state = 'queued' AND next_attempt_at <= $3 AND (lease_until IS NULL OR lease_until < $3)
-                  AND (CASE WHEN kind = 'webhook' THEN 'webhook' ELSE 'mail' END) = $5
+                  AND {channel}
                 ORDER BY next_attempt_at, id LIMIT $4
                 FOR UPDATE SKIP LOCKED)
              RETURNING id, message_id, kind, recipient, sender, message_id_header, payload, link_nonce, link_expires_at,
                        created_at, attempts, give_up_at",
-        )
+            channel = channel.sql_filter()
+        ))
         .bind(owner)
         .bind(lease_until)
         .bind(now)
         .bind(limit)
-        .bind(channel.as_str())
         .fetch_all(&self.pool)
         .await?;
         let (items, unreadable) = rows::claimed_items(&rows);

@@ -383,7 +383,7 @@ where
         };
         let last_hour = match guard.per_hour {
             Some(_) => Some(
-                sqlx::query_scalar("SELECT COUNT(*) FROM outbox WHERE created_at > $1 AND kind <> 'webhook'")
+                sqlx::query_scalar("SELECT COUNT(*) FROM outbox WHERE created_at > $1")
                     .bind(now - 3600)
                     .fetch_one(&mut *conn)
                     .await?,
@@ -465,7 +465,8 @@ where
     }
 
     async fn next_outbox_due(pool: &Pool<DB>, sql: &'static str, channel: Channel) -> Result<Option<i64>, StoreError> {
-        let due: Option<i64> = sqlx::query_scalar(sql).bind(channel.as_str()).fetch_one(pool).await?;
+        let sql = format!("{sql} AND {}", channel.sql_filter());
+        let due: Option<i64> = sqlx::query_scalar(&sql).fetch_one(pool).await?;
         Ok(due)
     }
 }

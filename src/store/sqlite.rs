@@ -153,7 +153,8 @@ fn push_outbox_inserts(
 impl Engine for SqliteStore {
     type Db = Sqlite;
 
-    const NEXT_DUE: &'static str = "SELECT MIN(MAX(next_attempt_at, COALESCE(lease_until + 1, 0))) FROM outbox WHERE state = 'queued' AND (CASE WHEN kind = 'webhook' THEN 'webhook' ELSE 'mail' END) = $1";
+    const NEXT_DUE: &'static str =
+        "SELECT MIN(MAX(next_attempt_at, COALESCE(lease_until + 1, 0))) FROM outbox WHERE state = 'queued'";
 
     fn reads(&self) -> &SqlitePool {
         &self.reader
@@ -205,22 +206,22 @@ impl Engine for SqliteStore {
         channel: Channel,
     ) -> Result<Vec<OutboxItem>, StoreError> {
         let mut tx = self.write_tx().await?;
-        let rows = sqlx::query(
+        let rows = sqlx::query(&format!(
             "UPDATE outbox SET lease_owner = ?1, lease_until = ?2
              WHERE id IN (
                 SELECT id FROM outbox
                 WHERE state = 'queued' AND next_attempt_at <= ?3 AND (lease_until IS NULL OR lease_until < ?3)
-                  AND (CASE WHEN kind = 'webhook' THEN 'webhook' ELSE 'mail' END) = ?5
+                  AND {channel}
                 ORDER BY next_attempt_at, id LIMIT ?4)
              RETURNING id, message_id, kind, recipient, sender, message_id_header,
                        CASE WHEN link_nonce IS NULL THEN X'' END AS payload, link_nonce, link_expires_at, created_at,
                        attempts, give_up_at",
-        )
+            channel = channel.sql_filter()
+        ))
         .bind(owner)
         .bind(lease_until)
         .bind(now)
         .bind(limit)
-        .bind(channel.as_str())
         .fetch_all(&mut *tx)
         .await?;
         let (mut items, mut unreadable) = rows::claimed_items(&rows);
