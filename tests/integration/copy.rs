@@ -4,12 +4,11 @@
 
 use std::time::Duration;
 
-use formgate::config::{Config, MailTarget, SmtpUrl};
 use formgate::domain::{MessageId, Status};
 use formgate::mail::queue::{MailKind, OutboxState};
 
-use crate::support::app::{Backend, Options, TestApp, code, on_every_backend, receipt_from_redirect, verify_path};
-use crate::support::smtp::{ReceivedMail, TestSmtp};
+use crate::support::app::{Backend, TestApp, code, on_every_backend, receipt_from_redirect, verify_path};
+use crate::support::smtp::ReceivedMail;
 
 /// Copies off at the top level; the quote form turns them on.
 const QUOTE_COPIES: &str = r#"
@@ -40,19 +39,12 @@ confirmation_mail = false
 
 /// A server on `backend` whose forms (and top-level `confirmation_mail`) are those of `toml`.
 async fn spawn_forms(backend: Backend, toml: &str) -> Option<TestApp> {
-    let dir = tempfile::tempdir().unwrap();
-    let (db, database) = backend.fresh_database(dir.path()).await?;
-    let smtp = TestSmtp::start().await;
-    let parsed = Config::from_toml(toml, &|_| None).unwrap();
-    let mut config = Config::for_tests(db, MailTarget::Smtp(SmtpUrl::parse(&smtp.url()).unwrap()));
-    config.smtp_timeout = Duration::from_secs(3);
-    config.mail_from = "Example Forms <forms@example.org>".parse().unwrap();
-    config.confirmation_mail = parsed.confirmation_mail;
-    config.forms = parsed.forms;
-    config.default_form = parsed.default_form;
-    let mut app = TestApp::spawn_config(config, dir, Some(smtp), &Options::default()).await;
-    app.database = database;
-    Some(app)
+    TestApp::spawn_from_toml(backend, toml, |config, parsed| {
+        config.confirmation_mail = parsed.confirmation_mail;
+        config.forms = parsed.forms;
+        config.default_form = parsed.default_form;
+    })
+    .await
 }
 
 /// Posts a plain message to `path` from `email`, as a browser would; returns its receipt.

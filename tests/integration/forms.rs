@@ -4,12 +4,10 @@
 
 use std::time::Duration;
 
-use formgate::config::{Config, MailTarget, SmtpUrl};
 use formgate::domain::{Field, FieldValue, MessageId, Status};
 use serde_json::json;
 
-use crate::support::app::{Backend, Options, TestApp, on_every_backend, verify_path};
-use crate::support::smtp::TestSmtp;
+use crate::support::app::{Backend, TestApp, on_every_backend, verify_path};
 
 const QUOTE: &str = r#"
 staff_inbox = "Team <team@example.org>"
@@ -40,19 +38,12 @@ fields = [
 
 /// A server on `backend` whose forms are those of `toml` (its other keys as the tests' defaults).
 async fn spawn_forms(backend: Backend, toml: &str) -> Option<TestApp> {
-    let dir = tempfile::tempdir().unwrap();
-    let (db, database) = backend.fresh_database(dir.path()).await?;
-    let smtp = TestSmtp::start().await;
-    let parsed = Config::from_toml(toml, &|_| None).unwrap();
-    let mut config = Config::for_tests(db, MailTarget::Smtp(SmtpUrl::parse(&smtp.url()).unwrap()));
-    config.smtp_timeout = Duration::from_secs(3);
-    config.mail_from = "Example Forms <forms@example.org>".parse().unwrap();
-    config.staff_inbox = parsed.staff_inbox;
-    config.forms = parsed.forms;
-    config.default_form = parsed.default_form;
-    let mut app = TestApp::spawn_config(config, dir, Some(smtp), &Options::default()).await;
-    app.database = database;
-    Some(app)
+    TestApp::spawn_from_toml(backend, toml, |config, parsed| {
+        config.staff_inbox = parsed.staff_inbox;
+        config.forms = parsed.forms;
+        config.default_form = parsed.default_form;
+    })
+    .await
 }
 
 fn good_quote() -> serde_json::Value {

@@ -113,6 +113,27 @@ pub fn client() -> reqwest::Client {
 }
 
 impl TestApp {
+    /// On `backend` with a real SMTP listener and the tests' defaults, plus what `adopt` takes
+    /// over from the configuration file `toml` (its forms, say): each test names what it is about.
+    #[allow(dead_code)]
+    pub async fn spawn_from_toml(
+        backend: Backend,
+        toml: &str,
+        adopt: impl FnOnce(&mut Config, Config),
+    ) -> Option<TestApp> {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let (db, database) = backend.fresh_database(dir.path()).await?;
+        let smtp = TestSmtp::start().await;
+        let parsed = Config::from_toml(toml, &|_| None).expect("the test's formgate.toml");
+        let mut config = Config::for_tests(db, MailTarget::Smtp(SmtpUrl::parse(&smtp.url()).expect("smtp url")));
+        config.smtp_timeout = Duration::from_secs(3);
+        config.mail_from = "Example Forms <forms@example.org>".parse().expect("mailbox");
+        adopt(&mut config, parsed);
+        let mut app = Self::spawn_config(config, dir, Some(smtp), &Options::default()).await;
+        app.database = database;
+        Some(app)
+    }
+
     /// On SQLite, with the default options: for tests with no reason to run on both backends.
     #[allow(dead_code)] // each test binary uses a different subset
     pub async fn spawn() -> TestApp {
