@@ -6,8 +6,9 @@ use std::path::Path;
 use std::process::ExitCode;
 
 use crate::config::Config;
+use crate::config::write_secret_file;
 use crate::mail::DkimSigner;
-use crate::mail::dkim::{generate_ed25519_pem, write_new_key};
+use crate::mail::dkim::generate_ed25519_pem;
 
 pub fn record(config: &Config, generate: Option<&Path>) -> ExitCode {
     match generate {
@@ -66,7 +67,7 @@ fn generate_key(config: &Config, path: &Path) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    if let Err(e) = write_new_key(path, &pem) {
+    if let Err(e) = write_secret_file(path, &pem) {
         let why = if e.kind() == std::io::ErrorKind::AlreadyExists {
             "it exists, and formgate never overwrites a key (a published record may point at it): \
              name a new file, or remove this one first"

@@ -439,25 +439,29 @@ impl KeySource {
 
 fn write_new_key_file(path: &Path) -> std::io::Result<()> {
     use base64::Engine;
-    use std::io::Write;
-    use std::os::unix::fs::OpenOptionsExt;
     let mut bytes = [0u8; 32];
     getrandom::fill(&mut bytes).map_err(std::io::Error::other)?;
     let key = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes);
+    write_secret_file(
+        path,
+        &format!("# formgate signing keys: one per line, the first signs, all verify. Keep this file secret.\n{key}\n"),
+    )
+}
+
+/// Creates `path` (and its folder) with mode 0600 holding `text`, synced to disk. Never
+/// overwrites: `create_new`, so a key another instance (or the operator) wrote a moment ago stays.
+pub fn write_secret_file(path: &Path, text: &str) -> std::io::Result<()> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
     if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
         std::fs::create_dir_all(dir)?;
     }
-    // create_new: never overwrite a key another instance wrote a moment ago.
     let mut f = std::fs::OpenOptions::new()
         .write(true)
         .create_new(true)
         .mode(0o600)
         .open(path)?;
-    writeln!(
-        f,
-        "# formgate signing keys: one per line, the first signs, all verify. Keep this file secret."
-    )?;
-    writeln!(f, "{key}")?;
+    f.write_all(text.as_bytes())?;
     f.sync_all()
 }
 

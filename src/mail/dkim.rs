@@ -10,7 +10,6 @@
 //! 4096 bits; Ed25519 as PKCS#8.
 
 use std::fmt;
-use std::path::Path;
 
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD as BASE64;
@@ -294,22 +293,6 @@ pub fn generate_ed25519_pem() -> Result<String, String> {
     }
     pem.push_str("-----END PRIVATE KEY-----\n");
     Ok(pem)
-}
-
-/// Writes a new key to `path` with mode 0600; never overwrites a file that exists.
-pub fn write_new_key(path: &Path, pem: &str) -> std::io::Result<()> {
-    use std::io::Write;
-    use std::os::unix::fs::OpenOptionsExt;
-    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-        std::fs::create_dir_all(dir)?;
-    }
-    let mut f = std::fs::OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(0o600)
-        .open(path)?;
-    f.write_all(pem.as_bytes())?;
-    f.sync_all()
 }
 
 const RSA_ADVICE: &str = "make a new one with `openssl genrsa -out FILE 2048`";
