@@ -134,32 +134,15 @@ impl Composer {
             None if !first_line.is_empty() => first_line.chars().take(60).collect::<String>(),
             None => format!("Message #{} from {}", m.id, m.name),
         };
-        let fields = field_values(form, m);
         let ctx = context! {
-            site_name => &form.site_name,
-            form => &form.slug,
-            form_title => &form.title,
-            tag => &form.mail_tag,
-            id => m.id.0,
-            name => &m.name,
-            email => &m.email,
             subject => &subject_line,
             subject_line => &subject_line,
-            submitted => human_time(m.created_at),
             verified => m.verified_at.map(human_time).unwrap_or_else(|| "(not recorded)".into()),
             ip => m.ip.as_deref().unwrap_or("(unknown)"),
-            body => &m.body,
-            fields,
+            ..message_context(form, m)
         };
-        let templates = &form.templates;
-        let subject = templates.render("email/release.subject.txt", &ctx)?;
-        let text = templates.render("email/release.txt", &ctx)?;
-        let html = templates.render("email/release.html", &ctx)?;
-        let visitor_address = m
-            .email
-            .parse()
-            .map_err(|e| ComposeError::Build(format!("visitor address: {e}")))?;
-        let reply_to = Mailbox::new(Some(m.name.clone()), visitor_address);
+        let (subject, text, html) = render_mail(form, "release", &ctx)?;
+        let reply_to = visitor(m)?;
         self.build(
             MailKind::Release,
             m.id,
@@ -178,30 +161,13 @@ impl Composer {
     /// staff mail: the message may be purged before a retry. `From` is formgate's sender and
     /// there is no `Reply-To`: an answer to a receipt goes to the site, never to a third party.
     pub fn confirmation(&self, m: &Message, form: &Entry, now: i64) -> Result<OutgoingMail, ComposeError> {
-        let fields = field_values(form, m);
         let ctx = context! {
-            site_name => &form.site_name,
-            form => &form.slug,
-            form_title => &form.title,
-            tag => &form.mail_tag,
-            id => m.id.0,
-            name => &m.name,
-            email => &m.email,
             subject => &m.subject,
-            submitted => human_time(m.created_at),
             confirmed => human_time(now),
-            body => &m.body,
-            fields,
+            ..message_context(form, m)
         };
-        let templates = &form.templates;
-        let subject = templates.render("email/confirmation.subject.txt", &ctx)?;
-        let text = templates.render("email/confirmation.txt", &ctx)?;
-        let html = templates.render("email/confirmation.html", &ctx)?;
-        let address = m
-            .email
-            .parse()
-            .map_err(|e| ComposeError::Build(format!("visitor address: {e}")))?;
-        let to = Mailbox::new(Some(m.name.clone()), address);
+        let (subject, text, html) = render_mail(form, "confirmation", &ctx)?;
+        let to = visitor(m)?;
         self.build(MailKind::Confirmation, m.id, &[to], None, &subject, text, html, now)
     }
 
@@ -304,10 +270,42 @@ impl Composer {
     }
 }
 
-/// The message's fields beyond the core four, as the mail templates list them.
-fn field_values(form: &Entry, m: &Message) -> Vec<minijinja::Value> {
-    shown_fields(form, &m.fields)
+/// What every mail about a message tells its templates: the site, the form, the sender and
+/// everything they sent.
+fn message_context(form: &Entry, m: &Message) -> minijinja::Value {
+    let fields: Vec<minijinja::Value> = shown_fields(form, &m.fields)
         .into_iter()
         .map(|f| context! { name => f.name, label => f.label, value => f.value.display() })
-        .collect()
+        .collect();
+    context! {
+        site_name => &form.site_name,
+        form => &form.slug,
+        form_title => &form.title,
+        tag => &form.mail_tag,
+        id => m.id.0,
+        name => &m.name,
+        email => &m.email,
+        submitted => human_time(m.created_at),
+        body => &m.body,
+        fields,
+    }
+}
+
+/// `email/{name}.subject.txt`, `.txt` and `.html` from the form's templates.
+fn render_mail(form: &Entry, name: &str, ctx: &minijinja::Value) -> Result<(String, String, String), ComposeError> {
+    let t = &form.templates;
+    Ok((
+        t.render(&format!("email/{name}.subject.txt"), ctx)?,
+        t.render(&format!("email/{name}.txt"), ctx)?,
+        t.render(&format!("email/{name}.html"), ctx)?,
+    ))
+}
+
+/// The visitor as a mailbox: their name and the address parsed at the edge.
+fn visitor(m: &Message) -> Result<Mailbox, ComposeError> {
+    let address = m
+        .email
+        .parse()
+        .map_err(|e| ComposeError::Build(format!("visitor address: {e}")))?;
+    Ok(Mailbox::new(Some(m.name.clone()), address))
 }
