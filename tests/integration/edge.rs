@@ -397,7 +397,7 @@ async fn headers_that_trickle_in_are_cut_off_and_the_connection_closed() {
 
 #[tokio::test]
 async fn shutdown_waits_for_the_request_in_flight_but_not_for_idle_connections() {
-    let app = TestApp::spawn().await;
+    let mut app = TestApp::spawn().await;
     // An idle kept-alive connection, as browsers leave them.
     let mut idle = TcpStream::connect(app.addr).await.expect("connect");
     idle.write_all(format!("GET /healthz HTTP/1.1\r\nHost: {}\r\n\r\n", app.addr).as_bytes())
@@ -422,6 +422,9 @@ async fn shutdown_waits_for_the_request_in_flight_but_not_for_idle_connections()
     busy.write_all(head.as_bytes()).await.unwrap();
     tokio::time::sleep(Duration::from_millis(200)).await;
     let store = app.store.clone();
+    // The database file outlives the app: the store is read below while the app stops, and the
+    // stopped app would take its folder with it.
+    let _database_folder = std::mem::replace(&mut app.dir, tempfile::tempdir().unwrap());
     let stopping = tokio::spawn(app.stop());
     tokio::time::sleep(Duration::from_millis(200)).await;
     busy.write_all(&body.as_bytes()["name=Ada&".len()..]).await.unwrap();
