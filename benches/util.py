@@ -5,6 +5,7 @@
     util.py wait-count DB SQL N TIMEOUT_S      poll a SQLite count until it reaches N (exit 1 on timeout)
     util.py latency SENT_DIR ARRIVALS TARGET_RATE WRK_JSON OUT
     util.py median-round RAW DB ROUNDS LABEL   pick the intake round with the median ratio
+    util.py post PORT N                        N contact-form posts over 8 kept-alive connections
 """
 
 import glob
@@ -12,7 +13,9 @@ import json
 import socket
 import sqlite3
 import sys
+import threading
 import time
+import urllib.parse
 
 
 def free_port():
@@ -104,6 +107,37 @@ def median_round(raw, db, rounds, label):
     return 0
 
 
+def post(port, n, connections=8):
+    """The same posts as benches/lua/post.lua, each from its own address; exits 1 on any refusal."""
+    import http.client
+
+    port, n = int(port), int(n)
+    message = "Hello, I would like to know more about your product. " * 5
+    failed = []
+
+    def run(c):
+        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=300)
+        for i in range(c, n, connections):
+            body = urllib.parse.urlencode(
+                {"name": "Ada Lovelace", "email": f"ada-{i}@example.org", "subject": "A question about pricing", "message": message}
+            )
+            conn.request("POST", "/contact", body, {"Content-Type": "application/x-www-form-urlencoded"})
+            res = conn.getresponse()
+            res.read()
+            if res.status >= 400:
+                failed.append(res.status)
+
+    threads = [threading.Thread(target=run, args=(c,)) for c in range(connections)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    if failed:
+        print(f"{len(failed)} posts refused: {sorted(set(failed))}", file=sys.stderr)
+        return 1
+    return 0
+
+
 if __name__ == "__main__":
     cmd, args = sys.argv[1], sys.argv[2:]
     if cmd == "free-port":
@@ -114,5 +148,7 @@ if __name__ == "__main__":
         sys.exit(latency(*args))
     elif cmd == "median-round":
         sys.exit(median_round(*args))
+    elif cmd == "post":
+        sys.exit(post(*args))
     else:
         sys.exit(f"unknown command {cmd}")

@@ -557,3 +557,129 @@ async fn sqlite_has_no_push_and_watchers_poll() {
     );
     assert!(store.changes().await.is_none());
 }
+
+/// Migration 0009 rebuilds `messages`, `audit` and `outbox`: every row, payload and AUTOINCREMENT
+/// high-water mark survives, the cascades still hold, and the statements
+/// every submission runs no longer build a temporary b-tree for a CHECK (`OpenEphemeral` in their
+/// compiled program: the 3% intake regression that 0009 removes).
+#[tokio::test]
+async fn sqlite_checks_compile_without_temporary_btrees_after_migration_0009() {
+    use sqlx::Row;
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}", dir.path().join("old.db").display());
+    let opts = <sqlx::sqlite::SqliteConnectOptions as std::str::FromStr>::from_str(&url)
+        .unwrap()
+        .create_if_missing(true)
+        .foreign_keys(true);
+    let pool = sqlx::SqlitePool::connect_with(opts).await.unwrap();
+    let old = tempfile::tempdir().unwrap();
+    let source = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("migrations/sqlite");
+    for entry in std::fs::read_dir(&source).unwrap() {
+        let name = entry.unwrap().file_name().into_string().unwrap();
+        if name.as_str() < "0009" {
+            std::fs::copy(source.join(&name), old.path().join(&name)).unwrap();
+        }
+    }
+    sqlx::migrate::Migrator::new(old.path())
+        .await
+        .unwrap()
+        .run(&pool)
+        .await
+        .unwrap();
+    for i in 1..=3 {
+        sqlx::query(
+            "INSERT INTO messages (status, name, email, body, created_at, updated_at, nonce, verify_expires_at, form, fields)
+             VALUES ('pending', 'V', ?1, 'kept', 1, 1, 'n', 2, 'quote', '[]')",
+        )
+        .bind(format!("v{i}@example.org"))
+        .execute(&pool)
+        .await
+        .unwrap();
+        sqlx::query("INSERT INTO audit (message_id, at, actor, action) VALUES (?1, 1, 'visitor', 'submit')")
+            .bind(i)
+            .execute(&pool)
+            .await
+            .unwrap();
+        sqlx::query(
+            "INSERT INTO outbox (message_id, kind, recipient, sender, message_id_header, created_at, next_attempt_at, give_up_at)
+             VALUES (?1, 'release', 'staff@example.org', 'f@example.org', '<m>', 1, 1, 2)",
+        )
+        .bind(i)
+        .execute(&pool)
+        .await
+        .unwrap();
+        sqlx::query("INSERT INTO outbox_payloads (outbox_id, payload) VALUES (?1, X'6869')")
+            .bind(i)
+            .execute(&pool)
+            .await
+            .unwrap();
+    }
+    // The newest message was purged: its id must never be handed out again.
+    sqlx::query("DELETE FROM messages WHERE id = 3")
+        .execute(&pool)
+        .await
+        .unwrap();
+    pool.close().await;
+
+    let store = formgate::store::connect(&url).await.expect("migrates");
+    drop(store);
+    let pool = sqlx::SqlitePool::connect_with(
+        <sqlx::sqlite::SqliteConnectOptions as std::str::FromStr>::from_str(&url)
+            .unwrap()
+            .foreign_keys(true),
+    )
+    .await
+    .unwrap();
+    let count = |sql: &'static str| {
+        let pool = pool.clone();
+        async move { sqlx::query_scalar::<_, i64>(sql).fetch_one(&pool).await.unwrap() }
+    };
+    assert_eq!(
+        count("SELECT COUNT(*) FROM messages WHERE form = 'quote' AND body = 'kept'").await,
+        2
+    );
+    assert_eq!(
+        count("SELECT COUNT(*) FROM audit").await,
+        2,
+        "the purge cascaded before; nothing since"
+    );
+    assert_eq!(count("SELECT COUNT(*) FROM outbox_payloads").await, 2);
+    assert_eq!(
+        count("SELECT seq FROM sqlite_sequence WHERE name = 'messages'").await,
+        3
+    );
+    assert_eq!(count("SELECT seq FROM sqlite_sequence WHERE name = 'outbox'").await, 3);
+    assert_eq!(count("SELECT seq FROM sqlite_sequence WHERE name = 'audit'").await, 3);
+    assert_eq!(count("SELECT COUNT(*) FROM pragma_foreign_key_check").await, 0);
+    // Cascades still hold: deleting a message takes its audit and outbox rows and payloads along.
+    sqlx::query("DELETE FROM messages WHERE id = 1")
+        .execute(&pool)
+        .await
+        .unwrap();
+    assert_eq!(count("SELECT COUNT(*) FROM outbox_payloads").await, 1);
+    assert_eq!(count("SELECT COUNT(*) FROM audit").await, 1);
+    // A check still refuses what it refused.
+    let bad = sqlx::query("UPDATE messages SET status = 'lost' WHERE id = 2")
+        .execute(&pool)
+        .await;
+    assert!(bad.is_err(), "{bad:?}");
+
+    for statement in [
+        "INSERT INTO messages (status, name, email, body, created_at, updated_at, nonce, verify_expires_at)
+         VALUES ('pending', 'V', 'v@example.org', 'b', 1, 1, 'n', 2)",
+        "UPDATE messages SET status = 'verified', status_before_delete = NULL WHERE id = 2",
+        "INSERT INTO outbox (message_id, kind, recipient, sender, message_id_header, created_at, next_attempt_at, give_up_at)
+         VALUES (2, 'verify', 'v@example.org', 'f@example.org', '<m>', 1, 1, 2)",
+        "UPDATE outbox SET state = 'sent' WHERE id = 2",
+    ] {
+        let program = sqlx::query(&format!("EXPLAIN {statement}"))
+            .fetch_all(&pool)
+            .await
+            .unwrap();
+        let ephemeral = program
+            .iter()
+            .filter(|op| op.get::<String, _>("opcode") == "OpenEphemeral")
+            .count();
+        assert_eq!(ephemeral, 0, "{statement}");
+    }
+}
