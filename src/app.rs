@@ -154,6 +154,7 @@ impl Server {
         let trigger = tokio::spawn(async move {
             shutdown.await;
             tracing::info!("shutting down: finishing requests and mails in flight");
+            crate::systemd::notify("STOPPING=1");
             let _ = trigger_tx.send(true);
         });
         let served = server.await;

@@ -13,7 +13,7 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 
 use crate::app::{Server, Services, shutdown_signal};
-use crate::config::{Config, MailTarget};
+use crate::config::{Config, LogFormat, MailTarget};
 use crate::domain::{MessageId, Status};
 
 #[derive(Debug, Parser)]
@@ -162,25 +162,33 @@ fn load_config(cli: &Cli) -> Result<Config, String> {
     Config::load(cli.config.as_deref(), &|k| std::env::var(k).ok()).map_err(|e| e.to_string())
 }
 
-pub fn init_tracing() {
+/// Logs go to stderr (stdout carries command output): as text, coloured only on a terminal, or
+/// as one JSON object per line with the spans each event happened in (`log_format`).
+pub fn init_tracing(format: LogFormat) {
     let filter =
         tracing_subscriber::EnvFilter::try_from_env("FORMGATE_LOG").unwrap_or_else(|_| "info,sqlx=warn".into());
     use std::io::IsTerminal;
-    // Logs go to stderr (stdout carries command output); colour only on a terminal.
-    tracing_subscriber::fmt()
+    let logs = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_target(false)
-        .with_ansi(std::io::stderr().is_terminal())
-        .with_writer(std::io::stderr)
-        .init();
+        .with_writer(std::io::stderr);
+    match format {
+        LogFormat::Text => logs
+            .with_target(false)
+            .with_ansi(std::io::stderr().is_terminal())
+            .init(),
+        // `flatten_event`: the event's fields (message included) at the top level, where a
+        // collector's query expects them; the spans as a list, outermost first.
+        LogFormat::Json => logs
+            .json()
+            .flatten_event(true)
+            .with_current_span(false)
+            .with_span_list(true)
+            .init(),
+    }
 }
 
 pub fn run() -> ExitCode {
     let cli = Cli::parse();
-    // The dashboard owns the screen: a log line written to stderr would be drawn over it.
-    if !matches!(cli.command, Command::Tui { .. }) {
-        init_tracing();
-    }
     let config = match load_config(&cli) {
         Ok(c) => c,
         Err(e) => {
@@ -188,6 +196,10 @@ pub fn run() -> ExitCode {
             return ExitCode::from(2);
         }
     };
+    // The dashboard owns the screen: a log line written to stderr would be drawn over it.
+    if !matches!(cli.command, Command::Tui { .. }) {
+        init_tracing(config.log_format);
+    }
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(r) => r,
         Err(e) => {
@@ -368,5 +380,6 @@ async fn serve(config: &Config) -> anyhow::Result<()> {
         let path = form.path(form.default);
         println!("  form {:<19} {}{path} → {inbox}", form.slug, app.public_url);
     }
+    crate::systemd::notify("READY=1");
     app.run(shutdown_signal()).await
 }

@@ -20,7 +20,7 @@ pub mod webhooks;
 pub use layers::{ConfigError, Key, KeyDefault, Layers, Optional, Setting, Source, Value};
 pub use smtp::{SmtpTls, SmtpUrl};
 pub use table::KEYS;
-pub use values::{IpNet, Origin, RateLimit, Secret, parse_duration, parse_per_window};
+pub use values::{IpNet, LogFormat, Origin, RateLimit, Secret, parse_duration, parse_per_window};
 
 use std::fmt;
 use std::net::{Ipv4Addr, SocketAddr};
@@ -82,6 +82,7 @@ pub struct Config {
     pub body_timeout: Duration,
     /// Request headers not complete within this: the connection is closed.
     pub header_timeout: Duration,
+    pub log_format: LogFormat,
     /// At most N automatic verification mails per address per window; None: no cap.
     pub verify_mails_per_address: Option<(u32, Duration)>,
     /// None: no hourly cap.
@@ -130,6 +131,7 @@ impl fmt::Debug for Config {
             .field("rate_limit_verify", &self.rate_limit_verify)
             .field("body_timeout", &self.body_timeout)
             .field("header_timeout", &self.header_timeout)
+            .field("log_format", &self.log_format)
             .field("verify_mails_per_address", &self.verify_mails_per_address)
             .field("max_mails_per_hour", &self.max_mails_per_hour)
             .field("require_form_token", &self.require_form_token)
@@ -293,6 +295,7 @@ impl Config {
             rate_limit_verify: RATE_LIMIT_VERIFY.resolve(l)?,
             body_timeout: BODY_TIMEOUT.resolve(l)?,
             header_timeout: HEADER_TIMEOUT.resolve(l)?,
+            log_format: LOG_FORMAT.resolve(l)?,
             verify_mails_per_address: VERIFY_MAILS_PER_ADDRESS.resolve(l)?.0,
             max_mails_per_hour: MAX_MAILS_PER_HOUR.resolve(l)?.0,
             require_form_token: REQUIRE_FORM_TOKEN.resolve(l)?,

@@ -15,8 +15,8 @@ use lettre::message::Mailbox;
 use super::layers::{Key, Optional, Setting};
 use super::smtp::SmtpUrl;
 use super::values::{
-    Cap, Connections, DatabaseUrl, Days, DnsName, Folder, FormSlug, Inboxes, IpNet, List, OneLine, Origin, PerWindow,
-    PublicUrl, RateLimit, SecretKeys, WebAddress,
+    Cap, Connections, DatabaseUrl, Days, DnsName, Folder, FormSlug, Inboxes, IpNet, List, LogFormat, OneLine, Origin,
+    PerWindow, PublicUrl, RateLimit, SecretKeys, WebAddress,
 };
 
 /// Declares each row as a `pub const` descriptor and lists them all in `KEYS`.
@@ -69,6 +69,11 @@ table! {
         "header_timeout",
         "10s",
         "how long a client may take to send a request's headers (then the connection is closed without an answer); also how long an idle kept-alive connection stays open",
+    );
+    LOG_FORMAT: Setting<LogFormat> = Setting::new(
+        "log_format",
+        "text",
+        "how log lines are written to stderr: `text` for people, `json` for one object per line (time, level, target, message, span fields) for a log collector",
     );
     SITE_NAME: Setting<OneLine> = Setting::new(
         "site_name",

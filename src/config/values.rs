@@ -430,6 +430,25 @@ impl Value for DnsName {
     }
 }
 
+/// How log lines are written (`log_format`): for people, or one JSON object per line for a log
+/// collector (journald, Loki, Elasticsearch) that would otherwise have to parse prose.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum LogFormat {
+    #[default]
+    Text,
+    Json,
+}
+
+impl Value for LogFormat {
+    fn from_text(text: &str) -> Result<Self, String> {
+        match text.trim() {
+            "text" => Ok(LogFormat::Text),
+            "json" => Ok(LogFormat::Json),
+            other => Err(format!("`{other}` is not a log format; write `text` or `json`")),
+        }
+    }
+}
+
 /// One line of text without control characters (`site_name`).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct OneLine(pub String);

@@ -81,6 +81,14 @@ impl Edge {
     }
 }
 
+impl Edge {
+    /// Whether `peer` is one of `trusted_proxies`, whose forwarding headers are believed.
+    pub fn trusts(&self, peer: IpAddr) -> bool {
+        let peer = peer.to_canonical();
+        self.trusted_proxies.iter().any(|n| n.contains(peer))
+    }
+}
+
 /// The client behind the TCP peer `peer`. Forwarding headers are believed only when the peer is
 /// a trusted proxy; then the hops are walked from the right (the one the nearest proxy appended)
 /// past every trusted proxy, and the first untrusted hop is the client. `X-Forwarded-For` wins

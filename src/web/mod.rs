@@ -51,7 +51,8 @@ impl WebState {
         Fut: std::future::Future<Output = T> + Send + 'static,
         T: Send + 'static,
     {
-        match tokio::spawn(work(self.actions.clone())).await {
+        // In the request's span, so the use-case's log lines carry its request id.
+        match tokio::spawn(work(self.actions.clone()).in_current_span()).await {
             Ok(out) => out,
             // Nothing aborts these tasks, so the only failure is a panic: let it propagate as if
             // it had happened in the handler.
@@ -68,7 +69,7 @@ pub fn router(state: WebState) -> Router {
         .merge(health::router())
         .layer(middleware::from_fn_with_state(state.clone(), respond::answer_errors))
         .layer(middleware::from_fn_with_state(csp, security_headers))
-        .layer(middleware::from_fn(log_request))
+        .layer(middleware::from_fn_with_state(state.edge.clone(), log_request))
         .with_state(state)
 }
 
@@ -112,18 +113,51 @@ async fn security_headers(State(csp): State<Arc<HeaderValue>>, req: Request, nex
 }
 
 /// Logs the route *template* (`/verify/{token}`), never the URI: tokens must not reach logs. The
-/// handler's own span (and every event inside it) sits inside this request's span.
-async fn log_request(req: Request, next: Next) -> Response {
+/// handler's own span (and every event inside it) sits inside this request's span, which carries
+/// the request's id; the answer carries it too (`X-Request-Id`), so a visitor's or a proxy's
+/// report can be matched with our lines.
+async fn log_request(State(edge): State<Arc<edge::Edge>>, req: Request, next: Next) -> Response {
     let route = req
         .extensions()
         .get::<MatchedPath>()
         .map(|p| p.as_str().to_owned())
         .unwrap_or_else(|| "(unmatched)".into());
     let method = req.method().clone();
-    let span = tracing::debug_span!("request", %method, route);
+    let id = request_id(&req, &edge);
+    let span = tracing::info_span!("request", %method, route, request_id = %id);
     let started = Instant::now();
-    let res = next.run(req).instrument(span).await;
+    let mut res = next.run(req).instrument(span).await;
     let micros = u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX);
-    tracing::debug!(%method, route, status = res.status().as_u16(), micros, "request");
+    tracing::debug!(%method, route, request_id = %id, status = res.status().as_u16(), micros, "request");
+    if let Ok(value) = HeaderValue::from_str(&id) {
+        res.headers_mut().insert(REQUEST_ID, value);
+    }
     res
+}
+
+const REQUEST_ID: header::HeaderName = header::HeaderName::from_static("x-request-id");
+
+/// A trusted proxy's `X-Request-Id`, so one id follows the request through the proxy's log and
+/// ours; anyone else's is ignored (it would let a client forge lines into another request's
+/// story). Kept only if it is 1–128 characters of letters, digits and `._:-`, so it can neither
+/// break a log line nor a header. Otherwise a new one: 16 hex digits.
+fn request_id(req: &Request, edge: &edge::Edge) -> String {
+    let from_proxy = req
+        .extensions()
+        .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
+        .is_some_and(|peer| edge.trusts(peer.0.ip()));
+    let given = req.headers().get(&REQUEST_ID).and_then(|v| v.to_str().ok());
+    match given {
+        Some(id)
+            if from_proxy
+                && (1..=128).contains(&id.len())
+                && id.bytes().all(|b| b.is_ascii_alphanumeric() || b"._:-".contains(&b)) =>
+        {
+            id.to_string()
+        }
+        _ => crate::token::random_bytes::<8>()
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect(),
+    }
 }
