@@ -5,6 +5,7 @@
 mod dkim;
 mod forms;
 mod output;
+mod probe;
 mod verbs;
 
 use std::path::PathBuf;
@@ -38,6 +39,13 @@ pub enum Command {
     Migrate,
     /// Check the configuration and print it (secrets redacted).
     CheckConfig,
+    /// Ask the running `serve` on `listen` whether it is alive (exit 0) or not (exit 1): for a
+    /// container's health check, where no curl is installed.
+    Probe {
+        /// The path asked for.
+        #[arg(default_value = "/livez")]
+        path: String,
+    },
     /// The moderators' dashboard.
     Tui {
         /// Name recorded in the audit trail (default: your OS user name).
@@ -219,6 +227,7 @@ pub fn run() -> ExitCode {
                 );
                 Ok(ExitCode::SUCCESS)
             }
+            Command::Probe { path } => Ok(probe::probe(config.listen, &path)),
             Command::CheckConfig => {
                 // The DKIM key as `serve` would read it: a key that cannot sign fails the check.
                 if let Some(dkim) = &config.dkim

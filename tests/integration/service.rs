@@ -1,5 +1,6 @@
 //! Running as a service: `contrib/formgate.service` passes `systemd-analyze verify`, and `serve`
-//! speaks systemd's notify protocol (`Type=notify`) over a real Unix datagram socket.
+//! speaks systemd's notify protocol (`Type=notify`) over a real Unix datagram socket; `formgate
+//! probe` answers a container's health check.
 
 use std::os::unix::net::UnixDatagram;
 use std::process::{Command, Stdio};
@@ -78,6 +79,23 @@ fn serve_tells_systemd_when_it_is_ready_and_when_it_stops() {
         answer
     });
     assert!(health.unwrap().starts_with("HTTP/1.1 200"));
+    // What a container's HEALTHCHECK runs: no curl needed.
+    let probe = |path: &str| {
+        Command::new(env!("CARGO_BIN_EXE_formgate"))
+            .args(["probe", path])
+            .current_dir(dir.path())
+            .env("FORMGATE_LISTEN", &addr)
+            .env("FORMGATE_LOG", "warn")
+            .output()
+            .unwrap()
+    };
+    assert!(probe("/healthz").status.success());
+    let missing = probe("/no-such-page");
+    assert_eq!(missing.status.code(), Some(1));
+    assert!(
+        String::from_utf8_lossy(&missing.stderr).contains("answered 404"),
+        "{missing:?}"
+    );
 
     assert!(
         Command::new("kill")
@@ -89,4 +107,6 @@ fn serve_tells_systemd_when_it_is_ready_and_when_it_stops() {
     let n = socket.recv(&mut buf).expect("STOPPING=1 on SIGTERM");
     assert_eq!(&buf[..n], b"STOPPING=1");
     assert!(child.wait().unwrap().success());
+    let gone = probe("/healthz");
+    assert_eq!(gone.status.code(), Some(1), "{gone:?}");
 }
