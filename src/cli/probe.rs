@@ -25,7 +25,7 @@ pub fn probe(listen: SocketAddr, path: &str) -> ExitCode {
     };
     let path = path.as_str();
     match get(target, path) {
-        Ok(status) if status == 200 => ExitCode::SUCCESS,
+        Ok(200) => ExitCode::SUCCESS,
         Ok(status) => {
             eprintln!("formgate probe: http://{target}{path} answered {status}");
             ExitCode::FAILURE
