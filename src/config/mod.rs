@@ -413,30 +413,51 @@ impl KeySource {
                 Ok((keys, None))
             }
             KeySource::File(path) => {
+                // Two instances started at once may both find no file: the one whose key lands
+                // first wins, and the other reads that key instead of failing.
                 let created = if path.exists() {
                     None
                 } else {
-                    write_new_key_file(path)
-                        .map_err(|e| err("secret_key_file", format!("cannot create {}: {e}", path.display())))?;
-                    Some(path.clone())
+                    match write_new_key_file(path) {
+                        Ok(()) => Some(path.clone()),
+                        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => None,
+                        Err(e) => {
+                            return Err(err("secret_key_file", format!("cannot create {}: {e}", path.display())));
+                        }
+                    }
                 };
-                let text = std::fs::read_to_string(path)
-                    .map_err(|e| err("secret_key_file", format!("cannot read {}: {e}", path.display())))?;
-                let lines: Vec<Vec<u8>> = text
-                    .lines()
-                    .map(str::trim)
-                    .filter(|l| !l.is_empty() && !l.starts_with('#'))
-                    .map(|l| l.as_bytes().to_vec())
-                    .collect();
-                let keys = Keys::new(lines).map_err(|m| {
-                    err(
-                        "secret_key_file",
-                        format!("{}: {m} (one key per line, first signs)", path.display()),
-                    )
-                })?;
+                let keys = read_key_file(path)?;
                 Ok((keys, created))
             }
         }
+    }
+}
+
+/// The keys in `path`. A file with no key yet is read again for up to a second: it may be one
+/// that something other than formgate (an older version, the operator) is still writing;
+/// formgate's own appear whole (`write_secret_file`).
+fn read_key_file(path: &Path) -> Result<Keys, ConfigError> {
+    let mut tries = 0;
+    loop {
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| err("secret_key_file", format!("cannot read {}: {e}", path.display())))?;
+        let lines: Vec<Vec<u8>> = text
+            .lines()
+            .map(str::trim)
+            .filter(|l| !l.is_empty() && !l.starts_with('#'))
+            .map(|l| l.as_bytes().to_vec())
+            .collect();
+        if lines.is_empty() && tries < 20 {
+            tries += 1;
+            std::thread::sleep(Duration::from_millis(50));
+            continue;
+        }
+        return Keys::new(lines).map_err(|m| {
+            err(
+                "secret_key_file",
+                format!("{}: {m} (one key per line, first signs)", path.display()),
+            )
+        });
     }
 }
 
@@ -452,20 +473,44 @@ fn write_new_key_file(path: &Path) -> std::io::Result<()> {
 }
 
 /// Creates `path` (and its folder) with mode 0600 holding `text`, synced to disk. Never
-/// overwrites: `create_new`, so a key another instance (or the operator) wrote a moment ago stays.
+/// overwrites (`AlreadyExists`), so a key another instance (or the operator) wrote a moment ago
+/// stays. Atomic: the text is written to a temporary file that is then hard-linked to `path`,
+/// so whoever opens `path` reads all of it, never a part.
 pub fn write_secret_file(path: &Path, text: &str) -> std::io::Result<()> {
     use std::io::Write;
     use std::os::unix::fs::OpenOptionsExt;
     if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
         std::fs::create_dir_all(dir)?;
     }
-    let mut f = std::fs::OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(0o600)
-        .open(path)?;
-    f.write_all(text.as_bytes())?;
-    f.sync_all()
+    let name = path.file_name().map_or_else(|| "key".into(), |n| n.to_string_lossy());
+    let rand = crate::token::random_bytes::<6>();
+    let suffix: String = rand.iter().map(|b| format!("{b:02x}")).collect();
+    let tmp = path.with_file_name(format!(".{name}.{suffix}.tmp"));
+    let written = (|| {
+        let mut f = std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(&tmp)?;
+        f.write_all(text.as_bytes())?;
+        f.sync_all()?;
+        // `link`, unlike `rename`, fails when `path` exists: first writer wins.
+        std::fs::hard_link(&tmp, path)
+    })();
+    let _ = std::fs::remove_file(&tmp);
+    match written {
+        // A file system without hard links: create in place, as before (not atomic).
+        Err(e) if e.kind() == std::io::ErrorKind::Unsupported => {
+            let mut f = std::fs::OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .mode(0o600)
+                .open(path)?;
+            f.write_all(text.as_bytes())?;
+            f.sync_all()
+        }
+        other => other,
+    }
 }
 
 #[cfg(test)]
@@ -564,6 +609,37 @@ mod tests {
         // Loading again reuses it.
         let (_, created) = KeySource::File(path).load().unwrap();
         assert!(created.is_none());
+    }
+
+    /// Two instances started at once in one folder: every one starts, on the one key the first
+    /// wrote, and no temporary file is left behind.
+    #[test]
+    fn instances_started_at_once_share_the_key_the_first_one_wrote() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("formgate.key");
+        for round in 0..20 {
+            let _ = std::fs::remove_file(&path);
+            let start = std::sync::Arc::new(std::sync::Barrier::new(8));
+            let loads: Vec<_> = (0..8)
+                .map(|_| {
+                    let (start, path) = (start.clone(), path.clone());
+                    std::thread::spawn(move || {
+                        start.wait();
+                        KeySource::File(path).load().map(|(_, created)| created.is_some())
+                    })
+                })
+                .collect();
+            let created: Vec<bool> = loads
+                .into_iter()
+                .map(|t| t.join().unwrap().unwrap_or_else(|e| panic!("round {round}: {e}")))
+                .collect();
+            assert_eq!(created.iter().filter(|c| **c).count(), 1, "round {round}: one wrote it");
+        }
+        let files: Vec<_> = std::fs::read_dir(dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
+        assert_eq!(files, ["formgate.key"]);
     }
 
     #[test]

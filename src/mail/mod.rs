@@ -12,6 +12,6 @@ mod verify;
 
 pub use compose::{ComposeError, Composer, VerifyMail};
 pub use dkim::DkimSigner;
-pub use outbox::{Courier, OutboxConfig, OutboxWorker, retry_delay};
+pub use outbox::{Courier, OutboxConfig, OutboxWorker, retry_delay, this_machine};
 pub use transport::{SendError, Transport};
 pub use verify::{SUPPRESS_LINK_TTL, VerificationMails};

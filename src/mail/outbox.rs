@@ -3,20 +3,25 @@
 //! slow receiver never holds up a verification mail, nor an SMTP outage a webhook.
 //!
 //! Rows are claimed with a lease in a short write transaction, sent OUTSIDE any transaction over a
-//! few reused connections in parallel, and their outcome recorded in one batch. New submissions'
+//! few reused connections in parallel (lanes that never wait for each other: a connection that
+//! hangs holds up only its mail), and their outcomes recorded in batches. New submissions'
 //! mails skip the claim: they are queued already leased to this worker and handed to it in memory
 //! (`mail::handover`); the outbox is searched for the rest (retries, other instances' mails, mails
-//! that found the hand-over full) when that runs dry, when told to, and every `poll`. A worker that dies
-//! mid-send leaves leases that expire, and the mail is sent again by whoever claims it next:
-//! at-least-once, with the same Message-ID, never lost. On a clean shutdown the worker finishes
-//! the mails it is sending and hands back the leases of the ones it had not started.
+//! that found the hand-over full) when that runs dry, when told to, and every `poll`.
+//!
+//! Leases are short (30 s) and renewed every third of that for the mails the worker holds, so a
+//! live worker keeps its mails however long a send takes, and a worker that dies leaves leases
+//! that lapse within 30 s; a worker starting on the same machine frees at once the leases of
+//! workers whose process is gone. The mail is then sent again by whoever claims it: at-least-once,
+//! with the same Message-ID, never lost. On a clean shutdown the worker finishes the mails it is
+//! sending and hands back the leases of the ones it had not started.
 
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
-use tokio::sync::watch;
-use tokio::task::JoinSet;
+use tokio::sync::{mpsc, watch};
+use tokio::task::{JoinHandle, JoinSet};
 use tokio::time::Instant;
 
 use super::compose::ComposeError;
@@ -96,7 +101,8 @@ pub struct OutboxConfig {
     pub lanes: usize,
     /// Rows claimed per round.
     pub batch: i64,
-    /// How long a claim holds before another worker may take the row.
+    /// How long a claim holds before another worker may take the row; renewed every third of it
+    /// while this worker holds the row.
     pub lease: Duration,
     /// How often to look for due rows when nothing woke the worker (other instances, retries).
     pub poll: Duration,
@@ -109,7 +115,9 @@ impl Default for OutboxConfig {
         Self {
             lanes: 4,
             batch: 64,
-            lease: Duration::from_secs(120),
+            // Renewed every 10 s by the live worker for the mails it holds, so a dead worker's
+            // mails go to a survivor within 30 s (and to a restart on this machine at once).
+            lease: Duration::from_secs(30),
             poll: Duration::from_secs(2),
             // A few seconds of sending at full speed: well within a lease.
             handover: 1024,
@@ -167,9 +175,9 @@ impl OutboxWorker {
         wake: WorkerBell,
     ) -> Self {
         let r = crate::token::random_bytes::<6>();
-        let host = std::env::var("HOSTNAME").unwrap_or_else(|_| "host".into());
         let owner = format!(
-            "{host}:{}:{}:{}",
+            "{}:{}:{}:{}",
+            this_machine(),
             std::process::id(),
             courier.channel().as_str(),
             r.iter().map(|b| format!("{b:02x}")).collect::<String>()
@@ -198,78 +206,127 @@ impl OutboxWorker {
     }
 
     /// Runs until `shutdown` turns true; then finishes what is in flight and releases its leases.
+    ///
+    /// Each lane is a task of its own that sends one mail at a time and reports its outcome;
+    /// this loop gives the next mail to whichever lane is free, so a lane stuck on an SMTP server
+    /// that does not answer holds up only the mail it carries. Outcomes are recorded in batches
+    /// (whatever came in while the previous batch was being written), and every `lease / 3` the
+    /// leases of the mails this worker holds are renewed, so a worker that dies leaves leases
+    /// that lapse within one `lease`.
     pub async fn run(mut self, mut shutdown: watch::Receiver<bool>) {
-        let stopping = Arc::new(AtomicBool::new(false));
         let channel = self.courier.channel();
-        let mut lanes: Vec<CourierLane> = (0..self.config.lanes.max(1)).map(|_| self.courier.lane()).collect();
+        self.free_leases_of_dead_workers(channel).await;
+        let (results_tx, mut results) = mpsc::unbounded_channel();
+        let mut lanes = Lanes::start(&self.courier, self.config.lanes.max(1), results_tx, &self.clock);
         let mut inbox = self.inbox.take();
-        // A mail taken from the inbox while idle, sent in the next round.
-        let mut waiting: Option<HandedMail> = None;
-        let mut last_search: Option<Instant> = None;
-        tracing::info!(owner = %self.owner, channel = channel.as_str(), lanes = lanes.len(), "outbox worker started");
+        let batch = usize::try_from(self.config.batch.max(1)).unwrap_or(1);
+        let lease = crate::clock::seconds(self.config.lease);
+        // Claimed or handed over, not yet given to a lane.
+        let mut pending: VecDeque<HandedMail> = VecDeque::new();
+        // Sent, outcome not yet recorded; and the batch being recorded.
+        let mut outcomes: Vec<(i64, SendOutcome)> = Vec::new();
+        let mut recording: Option<(Vec<i64>, JoinHandle<()>)> = None;
+        let mut search_at = Instant::now();
+        let mut renew = tokio::time::interval((self.config.lease / 3).max(Duration::from_millis(100)));
+        renew.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut stopping = false;
+        tracing::info!(owner = %self.owner, channel = channel.as_str(), lanes = lanes.count(), "outbox worker started");
         loop {
-            // A dropped sender counts as "stop" too.
-            if *shutdown.borrow() || shutdown.has_changed().is_err() {
+            if !stopping {
+                self.dispatch(&mut pending, &mut lanes);
+            }
+            if recording.is_none() && !outcomes.is_empty() {
+                let batch: Vec<(i64, SendOutcome)> = std::mem::take(&mut outcomes);
+                let ids = batch.iter().map(|(id, _)| *id).collect();
+                let (store, owner, clock) = (self.store.clone(), self.owner.clone(), self.clock.clone());
+                recording = Some((ids, tokio::spawn(record(store, owner, clock, batch))));
+            }
+            if stopping && lanes.busy() == 0 && outcomes.is_empty() && recording.is_none() {
                 break;
             }
-            let now = self.clock.now();
-            let mut items = take_handed(
-                &mut inbox,
-                waiting.take(),
-                now,
-                usize::try_from(self.config.batch.max(1)).unwrap_or(1),
-            );
-            // Rung: mail went into the outbox meanwhile (not handed over): look there too.
-            let missed = self.wake.take_rung();
-            let search = items.is_empty() || missed || last_search.is_none_or(|t| t.elapsed() >= self.config.poll);
-            if search {
-                last_search = Some(Instant::now());
-                let lease_until = now + crate::clock::seconds(self.config.lease);
-                match self
-                    .store
-                    .claim_outbox(&self.owner, now, lease_until, self.config.batch, channel)
-                    .await
-                {
-                    Ok(claimed) => items.extend(claimed),
-                    Err(e) => {
-                        tracing::error!(error = %e, "outbox: cannot claim mail; retrying shortly");
-                        if items.is_empty() {
-                            self.idle(&mut shutdown, Duration::from_secs(1)).await;
-                            continue;
+            // Room for more: a lane is free and nothing waits for it.
+            let room = !stopping && lanes.free() > pending.len();
+            if room {
+                take_handed(&mut inbox, &mut pending, batch);
+                let missed = self.wake.take_rung();
+                if lanes.free() > pending.len() && (missed || Instant::now() >= search_at) {
+                    let now = self.clock.now();
+                    let limit = batch.saturating_sub(pending.len()).max(1);
+                    match self
+                        .store
+                        .claim_outbox(
+                            &self.owner,
+                            now,
+                            now + lease,
+                            i64::try_from(limit).unwrap_or(1),
+                            channel,
+                        )
+                        .await
+                    {
+                        Ok(claimed) => {
+                            let full = claimed.len() >= limit;
+                            pending.extend(claimed.into_iter().map(|item| HandedMail {
+                                item,
+                                lease_until: now + lease,
+                            }));
+                            // A full claim may have left more behind: look again as soon as there is room.
+                            search_at = if full {
+                                Instant::now()
+                            } else {
+                                self.next_search(channel, now, lanes.busy() == 0 && pending.is_empty())
+                                    .await
+                            };
+                        }
+                        Err(e) => {
+                            tracing::error!(error = %e, "outbox: cannot claim mail; retrying shortly");
+                            search_at = Instant::now() + Duration::from_secs(1);
                         }
                     }
+                    continue; // dispatch what came
                 }
             }
-            if items.is_empty() {
-                let wait = match self.store.next_outbox_due(channel).await {
-                    Ok(Some(due)) => Duration::from_secs(u64::try_from((due - now).clamp(0, 3600)).unwrap_or(0))
-                        .min(self.config.poll),
-                    _ => self.config.poll,
-                };
-                waiting = self
-                    .idle_or_handed(&mut shutdown, &mut inbox, wait.max(Duration::from_millis(50)))
-                    .await;
-                continue;
+            let room = !stopping && lanes.free() > pending.len();
+            let recorded = async {
+                match recording.as_mut() {
+                    Some((_, task)) => {
+                        let _ = task.await;
+                    }
+                    None => std::future::pending().await,
+                }
+            };
+            let handed = async {
+                match inbox.as_mut() {
+                    Some(open) if room => open.mails.recv().await,
+                    _ => std::future::pending().await,
+                }
+            };
+            tokio::select! {
+                Some((lane, id, outcome)) = results.recv() => {
+                    lanes.done(lane, id);
+                    outcomes.push((id, outcome));
+                }
+                () = recorded => recording = None,
+                mail = handed => match mail {
+                    Some(mail) => pending.push_back(mail),
+                    None => inbox = None, // every intake is gone: nothing more comes this way
+                },
+                () = self.wake.rung(), if room => {}
+                () = tokio::time::sleep_until(search_at), if room => {}
+                _ = renew.tick() => {
+                    self.renew(&mut pending, &lanes, &outcomes, recording.as_ref().map(|r| &r.0)).await;
+                }
+                () = lanes.lost() => {}
+                // A dropped sender counts as "stop" too.
+                // (the watch's guard dropped at once: it must not live across an await)
+                () = async { drop(shutdown.wait_for(|s| *s).await) }, if !stopping => {
+                    stopping = true;
+                    tracing::info!(in_flight = lanes.busy(), "outbox: finishing the mails in flight");
+                }
             }
-            // Watch for shutdown while sending so lanes stop starting new mails.
-            let flag = stopping.clone();
-            let mut sd = shutdown.clone();
-            let watcher = tokio::spawn(async move {
-                let _ = sd.wait_for(|s| *s).await;
-                flag.store(true, Ordering::SeqCst);
-            });
-            let (returned, results) = self
-                .send_batch(std::mem::take(&mut lanes), items, stopping.clone())
-                .await;
-            watcher.abort();
-            lanes = returned;
-            self.record(&results).await;
         }
-        for lane in &mut lanes {
-            lane.close().await;
-        }
-        let channel = self.courier.channel().as_str();
-        // Mails still in the inbox are leased to this worker: released with the rest.
+        lanes.close().await;
+        let channel = channel.as_str();
+        // Mails still in the inbox or pending are leased to this worker: released with the rest.
         drop(inbox);
         match self.store.release_leases(&self.owner).await {
             Ok(n) => tracing::info!(channel, released = n, "outbox worker stopped"),
@@ -279,133 +336,272 @@ impl OutboxWorker {
         }
     }
 
-    /// [`OutboxWorker::idle`], also ended by a mail handed over, which it returns.
-    async fn idle_or_handed(
-        &self,
-        shutdown: &mut watch::Receiver<bool>,
-        inbox: &mut Option<HandoverInbox>,
-        wait: Duration,
-    ) -> Option<HandedMail> {
-        let Some(open) = inbox.as_mut() else {
-            self.idle(shutdown, wait).await;
-            return None;
-        };
-        tokio::select! {
-            handed = open.mails.recv() => {
-                if handed.is_none() {
-                    *inbox = None; // every intake is gone: nothing more comes this way
-                }
-                handed
+    /// Gives pending mails to free lanes. A mail whose lease ran out while it waited is left to
+    /// whoever claims it from the outbox: sending it here too could send it twice.
+    fn dispatch(&self, pending: &mut VecDeque<HandedMail>, lanes: &mut Lanes) {
+        let now = self.clock.now();
+        while lanes.free() > 0 {
+            let Some(mail) = pending.pop_front() else { break };
+            if mail.lease_until <= now {
+                tracing::warn!(
+                    outbox = mail.item.id,
+                    "a mail's lease ran out before it was sent; left to a claim"
+                );
+                continue;
             }
-            _ = self.idle(shutdown, wait) => None,
+            lanes.send(mail.item);
         }
     }
 
-    async fn idle(&self, shutdown: &mut watch::Receiver<bool>, wait: Duration) {
-        tokio::select! {
-            _ = self.wake.rung() => {}
-            _ = tokio::time::sleep(wait) => {}
-            _ = shutdown.changed() => {}
+    /// When to search the outbox next without being told to: every `poll`, sooner when idle and a
+    /// retry falls due before that.
+    async fn next_search(&self, channel: Channel, now: i64, idle: bool) -> Instant {
+        let mut wait = self.config.poll;
+        if idle && let Ok(Some(due)) = self.store.next_outbox_due(channel).await {
+            let secs = u64::try_from((due - now).clamp(0, 3600)).unwrap_or(0);
+            wait = wait.min(Duration::from_secs(secs));
         }
+        Instant::now() + wait.max(Duration::from_millis(50))
     }
 
-    /// Spreads the batch over the lanes; each lane sends its share in order over its connection.
-    async fn send_batch(
+    /// Extends the leases of every mail this worker holds: waiting, being sent, or sent and not
+    /// yet recorded. A waiting mail whose lease could not be renewed is no longer this worker's.
+    async fn renew(
         &self,
-        lanes: Vec<CourierLane>,
-        items: Vec<OutboxItem>,
-        stopping: Arc<AtomicBool>,
-    ) -> (Vec<CourierLane>, Vec<(i64, SendOutcome)>) {
-        let n = lanes.len();
-        let mut shares: Vec<Vec<OutboxItem>> = (0..n).map(|_| Vec::new()).collect();
-        for (i, item) in items.into_iter().enumerate() {
-            shares[i % n].push(item);
+        pending: &mut VecDeque<HandedMail>,
+        lanes: &Lanes,
+        outcomes: &[(i64, SendOutcome)],
+        recording: Option<&Vec<i64>>,
+    ) {
+        let mut ids: Vec<i64> = pending.iter().map(|m| m.item.id).collect();
+        ids.extend(lanes.in_flight());
+        ids.extend(outcomes.iter().map(|(id, _)| *id));
+        ids.extend(recording.into_iter().flatten());
+        if ids.is_empty() {
+            return;
         }
-        let mut set = JoinSet::new();
-        for (mut lane, share) in lanes.into_iter().zip(shares) {
-            let clock = self.clock.clone();
-            let stopping = stopping.clone();
-            set.spawn(async move {
-                let mut results = Vec::with_capacity(share.len());
-                for item in share {
-                    if stopping.load(Ordering::SeqCst) {
-                        break; // not started: its lease is released on the way out
+        let until = self.clock.now() + crate::clock::seconds(self.config.lease);
+        match self.store.renew_leases(&self.owner, &ids, until).await {
+            Ok(renewed) => {
+                let renewed: HashSet<i64> = renewed.into_iter().collect();
+                pending.retain_mut(|mail| {
+                    let mine = renewed.contains(&mail.item.id);
+                    if mine {
+                        mail.lease_until = until;
+                    } else {
+                        tracing::warn!(outbox = mail.item.id, "a waiting mail's lease was lost; not sent here");
                     }
-                    let outcome = lane.deliver(&item, clock.now()).await;
-                    log_outcome(&item, &outcome);
-                    results.push((item.id, outcome));
-                }
-                (lane, results)
-            });
-        }
-        let mut lanes = Vec::with_capacity(n);
-        let mut results = Vec::new();
-        while let Some(joined) = set.join_next().await {
-            match joined {
-                Ok((lane, r)) => {
-                    lanes.push(lane);
-                    results.extend(r);
-                }
-                // A panicking lane loses only its leases, which expire; keep the lane count.
-                Err(e) => {
-                    tracing::error!(error = %e, "outbox lane failed");
-                    lanes.push(self.courier.lane());
-                }
+                    mine
+                });
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "outbox: cannot renew leases; they run out in {:?}", self.config.lease)
             }
         }
-        (lanes, results)
     }
 
-    #[tracing::instrument(level = "debug", name = "record_sends", skip_all, fields(mails = results.len()))]
-    async fn record(&self, results: &[(i64, SendOutcome)]) {
-        for attempt in 0..5 {
-            match self.store.finish_outbox(&self.owner, self.clock.now(), results).await {
-                Ok(()) => return,
-                Err(e) => {
-                    tracing::error!(error = %e, attempt, "outbox: cannot record send results");
-                    tokio::time::sleep(Duration::from_millis(200 << attempt)).await;
+    /// Frees, at start, the leases of workers on this machine whose process is gone: a restart
+    /// sends a killed instance's mails at once instead of after its leases lapse.
+    async fn free_leases_of_dead_workers(&self, channel: Channel) {
+        let owners = match self.store.lease_owners(channel).await {
+            Ok(owners) => owners,
+            Err(e) => {
+                tracing::warn!(error = %e, "outbox: cannot look for leases of dead workers");
+                return;
+            }
+        };
+        for owner in owners.iter().filter(|o| worker_is_dead(o)) {
+            match self.store.release_leases(owner).await {
+                Ok(n) => {
+                    tracing::info!(dead = %owner, released = n, "outbox: freed the leases of a worker that is gone")
                 }
+                Err(e) => tracing::warn!(dead = %owner, error = %e, "outbox: cannot free a dead worker's leases"),
             }
         }
-        // The leases expire and these mails go out again: a duplicate, never a loss.
-        tracing::error!(
-            count = results.len(),
-            "outbox: gave up recording results; those mails will be sent again"
-        );
     }
 }
 
-/// Up to `max` mails from the inbox (and the one taken while idle). A mail whose lease ran out
-/// while it waited is left to whoever claims it from the outbox: sending it here too could send
-/// it twice.
-fn take_handed(
-    inbox: &mut Option<HandoverInbox>,
-    waiting: Option<HandedMail>,
-    now: i64,
-    max: usize,
-) -> Vec<OutboxItem> {
-    let mut handed: Vec<HandedMail> = waiting.into_iter().collect();
-    if let Some(inbox) = inbox.as_mut() {
-        while handed.len() < max {
-            match inbox.mails.try_recv() {
-                Ok(mail) => handed.push(mail),
+/// Writes a batch of outcomes, retrying a few times.
+#[tracing::instrument(level = "debug", name = "record_sends", skip_all, fields(mails = results.len()))]
+async fn record(store: SharedStore, owner: String, clock: SharedClock, results: Vec<(i64, SendOutcome)>) {
+    for attempt in 0..5 {
+        match store.finish_outbox(&owner, clock.now(), &results).await {
+            Ok(()) => return,
+            Err(e) => {
+                tracing::error!(error = %e, attempt, "outbox: cannot record send results");
+                tokio::time::sleep(Duration::from_millis(200 << attempt)).await;
+            }
+        }
+    }
+    // The leases expire and these mails go out again: a duplicate, never a loss.
+    tracing::error!(
+        count = results.len(),
+        "outbox: gave up recording results; those mails will be sent again"
+    );
+}
+
+/// The worker's lanes, each a task sending the mails it is given one at a time over its own
+/// connection and reporting each outcome as `(lane, outbox id, outcome)`.
+struct Lanes {
+    work: Vec<mpsc::Sender<OutboxItem>>,
+    /// The mail each lane is sending (None: free).
+    carrying: Vec<Option<i64>>,
+    tasks: JoinSet<()>,
+    task_lane: HashMap<tokio::task::Id, usize>,
+    courier: Courier,
+    results: mpsc::UnboundedSender<(usize, i64, SendOutcome)>,
+    clock: SharedClock,
+}
+
+impl Lanes {
+    fn start(
+        courier: &Courier,
+        n: usize,
+        results: mpsc::UnboundedSender<(usize, i64, SendOutcome)>,
+        clock: &SharedClock,
+    ) -> Lanes {
+        let mut lanes = Lanes {
+            work: Vec::with_capacity(n),
+            carrying: vec![None; n],
+            tasks: JoinSet::new(),
+            task_lane: HashMap::new(),
+            courier: courier.clone(),
+            results,
+            clock: clock.clone(),
+        };
+        for i in 0..n {
+            let sender = lanes.spawn(i);
+            lanes.work.push(sender);
+        }
+        lanes
+    }
+
+    fn spawn(&mut self, index: usize) -> mpsc::Sender<OutboxItem> {
+        let (tx, mut rx) = mpsc::channel::<OutboxItem>(1);
+        let (mut lane, results, clock) = (self.courier.lane(), self.results.clone(), self.clock.clone());
+        let task = self.tasks.spawn(async move {
+            while let Some(item) = rx.recv().await {
+                let outcome = lane.deliver(&item, clock.now()).await;
+                log_outcome(&item, &outcome);
+                if results.send((index, item.id, outcome)).is_err() {
+                    break;
+                }
+            }
+            lane.close().await;
+        });
+        self.task_lane.insert(task.id(), index);
+        tx
+    }
+
+    fn count(&self) -> usize {
+        self.work.len()
+    }
+
+    fn free(&self) -> usize {
+        self.carrying.iter().filter(|c| c.is_none()).count()
+    }
+
+    fn busy(&self) -> usize {
+        self.count() - self.free()
+    }
+
+    fn in_flight(&self) -> impl Iterator<Item = i64> + '_ {
+        self.carrying.iter().flatten().copied()
+    }
+
+    /// Gives `item` to a free lane (the caller checked there is one).
+    fn send(&mut self, item: OutboxItem) {
+        let Some(i) = self.carrying.iter().position(Option::is_none) else {
+            return;
+        };
+        self.carrying[i] = Some(item.id);
+        // A free lane's queue is empty; a lane that is gone is replaced by `lost`.
+        if self.work[i].try_send(item).is_err() {
+            tracing::error!(lane = i, "outbox lane cannot take a mail; its lease will run out");
+        }
+    }
+
+    fn done(&mut self, lane: usize, id: i64) {
+        if self.carrying.get(lane).copied().flatten() == Some(id) {
+            self.carrying[lane] = None;
+        }
+    }
+
+    /// Resolves when a lane's task has ended on its own (it panicked), after replacing it. The
+    /// mail it carried is left to its lease, which is no longer renewed.
+    async fn lost(&mut self) {
+        loop {
+            let e = match self.tasks.join_next_with_id().await {
+                Some(Err(e)) => e,
+                Some(Ok(_)) => continue,
+                None => return std::future::pending().await,
+            };
+            let Some(i) = self.task_lane.remove(&e.id()) else {
+                continue;
+            };
+            tracing::error!(error = %e, lane = i, "outbox lane failed");
+            self.carrying[i] = None;
+            self.work[i] = self.spawn(i);
+            return;
+        }
+    }
+
+    /// Ends every lane once it has sent what it carries, each saying goodbye to its server.
+    async fn close(mut self) {
+        self.work.clear();
+        while self.tasks.join_next().await.is_some() {}
+    }
+}
+
+/// Moves mails from the inbox to `pending`, up to `max` waiting.
+fn take_handed(inbox: &mut Option<HandoverInbox>, pending: &mut VecDeque<HandedMail>, max: usize) {
+    if let Some(open) = inbox.as_mut() {
+        while pending.len() < max {
+            match open.mails.try_recv() {
+                Ok(mail) => pending.push_back(mail),
                 Err(_) => break,
             }
         }
     }
-    handed
-        .into_iter()
-        .filter_map(|mail| {
-            if mail.lease_until > now {
-                return Some(mail.item);
-            }
-            tracing::warn!(
-                outbox = mail.item.id,
-                "a handed-over mail's lease ran out before it was sent; left to a claim"
-            );
-            None
-        })
-        .collect()
+}
+
+/// This machine and process namespace, as a lease owner's name begins: `host/boot/pidns`, where
+/// `boot` is the kernel's boot id and `pidns` the process-id namespace. Two workers with the same
+/// prefix see the same process ids, so one can tell whether the other's process still exists.
+/// Just `host` when /proc does not say (then no lease is ever freed by a process check).
+pub fn this_machine() -> String {
+    let read = |p: &str| std::fs::read_to_string(p).ok().map(|s| s.trim().to_owned());
+    let host = read("/proc/sys/kernel/hostname")
+        .or_else(|| std::env::var("HOSTNAME").ok())
+        .unwrap_or_else(|| "host".into())
+        .replace([':', '/'], "-");
+    let boot = read("/proc/sys/kernel/random/boot_id");
+    let pidns = std::fs::read_link("/proc/self/ns/pid").ok().map(|l| {
+        l.to_string_lossy()
+            .chars()
+            .filter(char::is_ascii_digit)
+            .collect::<String>()
+    });
+    match (boot, pidns) {
+        (Some(boot), Some(ns)) if !boot.is_empty() && !ns.is_empty() => format!("{host}/{boot}/{ns}"),
+        _ => host,
+    }
+}
+
+/// Whether the worker `owner` (a lease owner's name) is provably gone: it ran on this machine,
+/// in this process namespace, in another process, and that process no longer exists. Anything
+/// else (another machine, an unreadable name, a reused process id) is left to its lease.
+fn worker_is_dead(owner: &str) -> bool {
+    let mut parts = owner.splitn(3, ':');
+    let (Some(machine), Some(pid)) = (parts.next(), parts.next()) else {
+        return false;
+    };
+    let Ok(pid) = pid.parse::<u32>() else { return false };
+    let here = this_machine();
+    here.contains('/')
+        && machine == here
+        && pid != std::process::id()
+        && !std::path::Path::new(&format!("/proc/{pid}")).exists()
 }
 
 fn outcome_of_failure(item: &OutboxItem, e: SendError, now: i64) -> SendOutcome {

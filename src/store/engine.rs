@@ -89,6 +89,9 @@ pub trait Engine: Send + Sync + 'static {
     /// The one SELECT of [`Store::next_outbox_due`], in the engine's spelling of "the larger of".
     const NEXT_DUE: &'static str;
 
+    /// The row filter of [`Store::renew_leases`]: `id` is one of the JSON array of ids bound as $3.
+    const IDS_IN_JSON: &'static str;
+
     async fn list(&self, query: &ListQuery) -> Result<Vec<MessageSummary>, StoreError>;
 
     async fn changes(&self) -> Option<Arc<Notify>> {
@@ -155,6 +158,17 @@ impl<E: Engine> Store for E {
 
     async fn release_leases(&self, owner: &str) -> Result<u64, StoreError> {
         E::Db::release_leases(self.writes(), owner).await
+    }
+
+    async fn renew_leases(&self, owner: &str, ids: &[i64], until: i64) -> Result<Vec<i64>, StoreError> {
+        if ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        E::Db::renew_leases(self.writes(), E::IDS_IN_JSON, owner, ids, until).await
+    }
+
+    async fn lease_owners(&self, channel: Channel) -> Result<Vec<String>, StoreError> {
+        E::Db::lease_owners(self.reads(), channel).await
     }
 
     async fn next_outbox_due(&self, channel: Channel) -> Result<Option<i64>, StoreError> {

@@ -112,6 +112,14 @@ pub trait Store: Send + Sync + 'static {
     /// Gives back every lease `owner` holds (clean shutdown), so other workers send them at once.
     async fn release_leases(&self, owner: &str) -> Result<u64, StoreError>;
 
+    /// Extends to `until` the leases `owner` still holds on the queued rows `ids` (a live worker's
+    /// heartbeat), and returns those ids: a row missing from the answer is no longer this
+    /// owner's to send (its lease lapsed and another worker took it, or it was recorded).
+    async fn renew_leases(&self, owner: &str, ids: &[i64], until: i64) -> Result<Vec<i64>, StoreError>;
+
+    /// Who holds leases on queued rows of `channel` (to free those of a worker known dead).
+    async fn lease_owners(&self, channel: Channel) -> Result<Vec<String>, StoreError>;
+
     /// When the earliest queued mail is due (lease expiry counted), if any.
     async fn next_outbox_due(&self, channel: Channel) -> Result<Option<i64>, StoreError>;
 

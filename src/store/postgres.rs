@@ -114,6 +114,8 @@ impl Engine for PgStore {
     const NEXT_DUE: &'static str =
         "SELECT MIN(GREATEST(next_attempt_at, COALESCE(lease_until + 1, 0))) FROM outbox WHERE state = 'queued'";
 
+    const IDS_IN_JSON: &'static str = "id IN (SELECT jsonb_array_elements_text($3::jsonb)::BIGINT)";
+
     fn reads(&self) -> &PgPool {
         &self.pool
     }

@@ -139,6 +139,20 @@ pub trait Dialect: Database {
         expires_at: i64,
     ) -> impl Future<Output = Result<i64, StoreError>> + Send;
 
+    /// `ids_in`: the engine's test that `id` is in the JSON array bound as $3.
+    fn renew_leases(
+        pool: &Pool<Self>,
+        ids_in: &'static str,
+        owner: &str,
+        ids: &[i64],
+        until: i64,
+    ) -> impl Future<Output = Result<Vec<i64>, StoreError>> + Send;
+
+    fn lease_owners(
+        pool: &Pool<Self>,
+        channel: Channel,
+    ) -> impl Future<Output = Result<Vec<String>, StoreError>> + Send;
+
     /// `sql`: the engine's `SELECT MIN(the larger of next_attempt_at and the lease's end)`.
     fn next_outbox_due(
         pool: &Pool<Self>,
@@ -462,6 +476,36 @@ where
         .fetch_one(pool)
         .await?;
         Ok(count)
+    }
+
+    async fn renew_leases(
+        pool: &Pool<DB>,
+        ids_in: &'static str,
+        owner: &str,
+        ids: &[i64],
+        until: i64,
+    ) -> Result<Vec<i64>, StoreError> {
+        // One statement for all of them, whatever their number: the ids travel as one JSON array.
+        let list = format!("[{}]", ids.iter().map(i64::to_string).collect::<Vec<_>>().join(","));
+        let sql = format!(
+            "UPDATE outbox SET lease_until = $1 WHERE lease_owner = $2 AND state = 'queued' AND {ids_in} RETURNING id"
+        );
+        let renewed: Vec<i64> = sqlx::query_scalar(&sql)
+            .bind(until)
+            .bind(owner)
+            .bind(list)
+            .fetch_all(pool)
+            .await?;
+        Ok(renewed)
+    }
+
+    async fn lease_owners(pool: &Pool<DB>, channel: Channel) -> Result<Vec<String>, StoreError> {
+        let sql = format!(
+            "SELECT DISTINCT lease_owner FROM outbox WHERE state = 'queued' AND lease_owner IS NOT NULL AND {}",
+            channel.sql_filter()
+        );
+        let owners: Vec<String> = sqlx::query_scalar(&sql).fetch_all(pool).await?;
+        Ok(owners)
     }
 
     async fn next_outbox_due(pool: &Pool<DB>, sql: &'static str, channel: Channel) -> Result<Option<i64>, StoreError> {

@@ -156,6 +156,8 @@ impl Engine for SqliteStore {
     const NEXT_DUE: &'static str =
         "SELECT MIN(MAX(next_attempt_at, COALESCE(lease_until + 1, 0))) FROM outbox WHERE state = 'queued'";
 
+    const IDS_IN_JSON: &'static str = "id IN (SELECT value FROM json_each($3))";
+
     fn reads(&self) -> &SqlitePool {
         &self.reader
     }

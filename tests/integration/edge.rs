@@ -494,3 +494,35 @@ async fn other_methods_on_a_guarded_post_get_405_and_a_bare_options_is_no_prefli
     assert!(!res.headers().contains_key("retry-after"));
     app.stop().await;
 }
+
+/// SIGTERM under load: every request that has reached the server when it is told to stop is
+/// answered, whether its connection was being served, accepted and not yet read, or still
+/// waiting in the listener's backlog.
+#[tokio::test]
+async fn every_request_that_arrived_before_shutdown_is_answered() {
+    let app = TestApp::spawn().await;
+    let mut connections = Vec::new();
+    for _ in 0..100 {
+        connections.push(TcpStream::connect(app.addr).await.unwrap());
+    }
+    for tcp in &mut connections {
+        tcp.write_all(b"GET /assets/formgate.css HTTP/1.1\r\nhost: x\r\n\r\n")
+            .await
+            .unwrap();
+    }
+    let stopped = tokio::spawn(app.stop());
+    let mut answered = 0;
+    for (i, mut tcp) in connections.into_iter().enumerate() {
+        let mut head = [0u8; 12];
+        let read = tokio::time::timeout(Duration::from_secs(5), tcp.read_exact(&mut head)).await;
+        match read {
+            Ok(Ok(_)) if &head == b"HTTP/1.1 200" => answered += 1,
+            other => panic!(
+                "request {i} got no answer: {other:?} {:?}",
+                String::from_utf8_lossy(&head)
+            ),
+        }
+    }
+    assert_eq!(answered, 100);
+    stopped.await.unwrap();
+}

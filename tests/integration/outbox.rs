@@ -614,6 +614,119 @@ async fn shutdown_finishes_the_send_in_flight_and_hands_back_unstarted_leases(ba
     }
 }
 
+/// A server that takes a mail's DATA and never answers holds the lane carrying it until the SMTP
+/// timeout (3 s here); the mails posted meanwhile go out over the other lane at once.
+async fn a_hung_connection_delays_only_the_mail_it_carries(backend: Backend) {
+    let Some(app) = TestApp::spawn_on_with(
+        backend,
+        Options {
+            lanes: 2,
+            ..Options::default()
+        },
+    )
+    .await
+    else {
+        return;
+    };
+    app.smtp().hang_after_data(1);
+    let hung_at = std::time::Instant::now();
+    app.submit("hung@example.org").await;
+    let smtp = app.smtp();
+    wait_until("the first mail is on its way", async || smtp.connections() >= 1).await;
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    for i in 0..10 {
+        app.submit(&format!("v{i}@example.org")).await;
+    }
+    app.smtp().wait_for(10, Duration::from_secs(2)).await;
+    let took = hung_at.elapsed();
+    assert!(
+        took < app.config.smtp_timeout,
+        "10 mails took {took:?}, as long as the hung send's timeout"
+    );
+    let first = app.store.outbox_for_message(MessageId(1)).await.unwrap().remove(0);
+    assert_eq!(first.attempts, 0, "still being sent");
+}
+
+/// A worker that is not running any more (its process gone) on this machine: the next instance
+/// frees its leases as it starts and sends its mails at once, not when the leases lapse. A lease
+/// held by a process that is alive is left alone.
+async fn a_dead_instances_mails_go_out_as_soon_as_the_next_one_starts(backend: Backend) {
+    let Some(seeded) = seeded_database(backend, 4).await else {
+        return;
+    };
+    let mut gone = Command::new("true").spawn().unwrap();
+    let gone_pid = gone.id();
+    gone.wait().unwrap();
+    let mut alive = Command::new("sleep").arg("30").spawn().unwrap();
+    let machine = formgate::mail::this_machine();
+    {
+        let store = store::connect(&seeded.url).await.unwrap();
+        let now = formgate::clock::Clock::now(&formgate::clock::SystemClock);
+        let dead = format!("{machine}:{gone_pid}:mail:0000");
+        let live = format!("{machine}:{}:mail:0000", alive.id());
+        assert_eq!(
+            store
+                .claim_outbox(&dead, now, now + 30, 3, Channel::Mail)
+                .await
+                .unwrap()
+                .len(),
+            3
+        );
+        assert_eq!(
+            store
+                .claim_outbox(&live, now, now + 30, 3, Channel::Mail)
+                .await
+                .unwrap()
+                .len(),
+            1
+        );
+    }
+    let started = std::time::Instant::now();
+    let app = spawn_on_seeded(seeded, TestSmtp::start().await, Options::default()).await;
+    app.smtp().wait_for(3, Duration::from_secs(5)).await;
+    let took = started.elapsed();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(app.smtp().count(), 3, "the live process's mail is not taken");
+    let _ = alive.kill();
+    let _ = alive.wait();
+    assert!(took < Duration::from_secs(2), "took {took:?}");
+}
+
+/// A live worker renews the leases of the mails it holds: a send that outlasts the lease it was
+/// claimed with is not taken by another worker.
+async fn a_live_workers_lease_is_renewed_and_not_taken_by_others(backend: Backend) {
+    let lease = Duration::from_secs(3); // renewed every second
+    let Some(app) = TestApp::spawn_on_with(
+        backend,
+        Options {
+            lanes: 1,
+            lease,
+            ..Options::default()
+        },
+    )
+    .await
+    else {
+        return;
+    };
+    app.smtp().hang_after_data(1);
+    app.submit("ada@example.org").await;
+    let smtp = app.smtp();
+    wait_until("the mail is on its way", async || smtp.connections() >= 1).await;
+    app.clock.advance(2);
+    tokio::time::sleep(Duration::from_millis(1300)).await;
+    app.clock.advance(2); // past the lease it was queued with
+    let now = app.clock_now();
+    let taken = app
+        .store
+        .claim_outbox("another-instance", now, now + 3, 10, Channel::Mail)
+        .await
+        .unwrap();
+    assert!(taken.is_empty(), "a renewed lease holds: {taken:?}");
+    let row = app.store.outbox_for_message(MessageId(1)).await.unwrap().remove(0);
+    assert_eq!(row.state, OutboxState::Queued);
+    assert!(row.lease_owner.is_some_and(|o| o != "another-instance"));
+}
+
 on_every_backend!(
     smtp_down_at_submit_time_delays_the_mail_until_the_server_is_back,
     a_5xx_reply_dead_letters_the_mail_at_once,
@@ -627,6 +740,9 @@ on_every_backend!(
     a_crashed_workers_lease_expires_and_the_mail_goes_out_again,
     shutdown_finishes_the_send_in_flight_and_hands_back_unstarted_leases,
     a_mail_this_version_cannot_read_does_not_hold_up_the_others,
+    a_hung_connection_delays_only_the_mail_it_carries,
+    a_dead_instances_mails_go_out_as_soon_as_the_next_one_starts,
+    a_live_workers_lease_is_renewed_and_not_taken_by_others,
 );
 
 /// The zero-configuration start is SQLite's: no database to set up.

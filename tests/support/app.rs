@@ -99,7 +99,7 @@ impl Default for Options {
             smtp: true,
             token_ttl: Duration::from_secs(72 * 3600),
             lanes: 2,
-            lease: Duration::from_secs(120),
+            lease: OutboxConfig::default().lease,
             handover: OutboxConfig::default().handover,
         }
     }

@@ -107,6 +107,9 @@ struct State {
     rejected: Vec<ReceivedMail>,
     connections: usize,
     next_queue_id: u64,
+    /// So many of the next mails get no answer to the end of their DATA, their connection held
+    /// open (`TestSmtp::hang_after_data`).
+    hang_after_data: usize,
 }
 
 struct Shared {
@@ -154,6 +157,7 @@ impl TestSmtp {
                 rejected: Vec::new(),
                 connections: 0,
                 next_queue_id: 1,
+                hang_after_data: 0,
             }),
             mail_count: watch::Sender::new(0),
         });
@@ -179,6 +183,12 @@ impl TestSmtp {
     /// Takes effect for following commands and connections.
     pub fn set_behaviour(&self, b: Behaviour) {
         self.shared.lock().behaviour = b;
+    }
+
+    /// The next `n` mails are read to their end and never answered: each holds its connection
+    /// (and the client's lane) until the client gives up. Other connections carry on.
+    pub fn hang_after_data(&self, n: usize) {
+        self.shared.lock().hang_after_data = n;
     }
 
     /// Snapshot of accepted mails, in arrival order.
@@ -393,7 +403,10 @@ async fn serve(read: &mut Reader, write: &mut OwnedWriteHalf, shared: &Shared) -
                 // Decide and record under one lock so behaviour and queue ids stay consistent.
                 let answer = {
                     let mut st = shared.lock();
+                    let hang_this = st.hang_after_data > 0;
+                    st.hang_after_data = st.hang_after_data.saturating_sub(1);
                     match st.behaviour.clone() {
+                        _ if hang_this => None,
                         Behaviour::RejectData(code, text) => {
                             st.rejected.push(ReceivedMail {
                                 mail_from,
