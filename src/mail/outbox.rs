@@ -125,6 +125,14 @@ impl Default for OutboxConfig {
     }
 }
 
+/// How long a sent mail's outcome may wait to be recorded with others while lanes are still
+/// sending. Each record is a write transaction, and on SQLite every one of them waits for the one
+/// writer that intake's group commit also needs: recording each outcome as it came (one
+/// transaction per mail under load) cost intake 18% against recording per round. Nothing is
+/// lost by waiting: the mail is sent, and a crash meanwhile sends it again, as it would have
+/// during the send itself.
+const RECORD_LINGER: Duration = Duration::from_millis(100);
+
 /// Backoff after the `attempts`-th failure: 30 s, 1 min, 2 min … capped at 1 hour. The first retry
 /// comes within a minute; a long outage costs one attempt an hour.
 pub fn retry_delay(attempts: i64) -> i64 {
@@ -226,6 +234,8 @@ impl OutboxWorker {
         // Sent, outcome not yet recorded; and the batch being recorded.
         let mut outcomes: Vec<(i64, SendOutcome)> = Vec::new();
         let mut recording: Option<(Vec<i64>, JoinHandle<()>)> = None;
+        // When the oldest unrecorded outcome is recorded at the latest (see RECORD_LINGER).
+        let mut record_by: Option<Instant> = None;
         let mut search_at = Instant::now();
         let mut renew = tokio::time::interval((self.config.lease / 3).max(Duration::from_millis(100)));
         renew.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -235,7 +245,12 @@ impl OutboxWorker {
             if !stopping {
                 self.dispatch(&mut pending, &mut lanes);
             }
-            if recording.is_none() && !outcomes.is_empty() {
+            let record_now = outcomes.len() >= batch
+                || lanes.busy() == 0
+                || stopping
+                || record_by.is_some_and(|at| Instant::now() >= at);
+            if recording.is_none() && !outcomes.is_empty() && record_now {
+                record_by = None;
                 let batch: Vec<(i64, SendOutcome)> = std::mem::take(&mut outcomes);
                 let ids = batch.iter().map(|(id, _)| *id).collect();
                 let (store, owner, clock) = (self.store.clone(), self.owner.clone(), self.clock.clone());
@@ -286,6 +301,8 @@ impl OutboxWorker {
                 }
             }
             let room = !stopping && lanes.free() > pending.len();
+            // Outcomes waiting for others to be recorded with: until when.
+            let linger = record_by.filter(|_| recording.is_none());
             let recorded = async {
                 match recording.as_mut() {
                     Some((_, task)) => {
@@ -304,7 +321,10 @@ impl OutboxWorker {
                 Some((lane, id, outcome)) = results.recv() => {
                     lanes.done(lane, id);
                     outcomes.push((id, outcome));
+                    record_by.get_or_insert_with(|| Instant::now() + RECORD_LINGER);
                 }
+                () = async { tokio::time::sleep_until(linger.unwrap_or_else(Instant::now)).await },
+                    if linger.is_some() => {}
                 () = recorded => recording = None,
                 mail = handed => match mail {
                     Some(mail) => pending.push_back(mail),
