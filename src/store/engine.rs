@@ -86,6 +86,14 @@ pub trait Engine: Send + Sync + 'static {
 
     async fn finish_outbox(&self, owner: &str, now: i64, results: &[(i64, SendOutcome)]) -> Result<(), StoreError>;
 
+    /// The migrations built into this binary for the engine (`sqlx::migrate!`).
+    fn migrator() -> &'static sqlx::migrate::Migrator;
+
+    /// [`Store::ping`]: the database answers a query (SQLite also checks its file is still there).
+    async fn ping(&self) -> Result<(), StoreError> {
+        Self::Db::ping(self.reads()).await
+    }
+
     /// The one SELECT of [`Store::next_outbox_due`], in the engine's spelling of "the larger of".
     const NEXT_DUE: &'static str;
 
@@ -99,7 +107,12 @@ pub trait Engine: Send + Sync + 'static {
 #[async_trait]
 impl<E: Engine> Store for E {
     async fn ping(&self) -> Result<(), StoreError> {
-        E::Db::ping(self.reads()).await
+        Engine::ping(self).await
+    }
+
+    async fn migrations_current(&self) -> Result<bool, StoreError> {
+        let built_in = E::migrator().iter().map(|m| m.version).max();
+        Ok(E::Db::applied_migration(self.reads()).await? == built_in)
     }
 
     #[tracing::instrument(level = "debug", skip_all, fields(engine = <E::Db as Database>::NAME, posts = batch.len()))]

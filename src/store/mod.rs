@@ -43,6 +43,10 @@ pub trait Store: Send + Sync + 'static {
     /// Checks the database answers.
     async fn ping(&self) -> Result<(), StoreError>;
 
+    /// True when the newest migration applied to the database is the newest this binary
+    /// carries: not behind (a failed or undone migration), not ahead (a newer formgate migrated it).
+    async fn migrations_current(&self) -> Result<bool, StoreError>;
+
     /// Stores new messages, each with its audit line and (unless `guard` withholds it, or it is
     /// spam) its verification mail, in ONE transaction: group commit (`crate::intake`). The guard
     /// is checked inside that transaction and applied in order, so two posts to one address in one

@@ -145,6 +145,9 @@ pub trait Dialect: Database {
         sql: &'static str,
         channel: Channel,
     ) -> impl Future<Output = Result<Option<i64>, StoreError>> + Send;
+
+    /// The newest migration applied successfully (None: none yet), from sqlx's own table.
+    fn applied_migration(pool: &Pool<Self>) -> impl Future<Output = Result<Option<i64>, StoreError>> + Send;
 }
 
 impl<DB> Dialect for DB
@@ -468,6 +471,13 @@ where
         let sql = format!("{sql} AND {}", channel.sql_filter());
         let due: Option<i64> = sqlx::query_scalar(&sql).fetch_one(pool).await?;
         Ok(due)
+    }
+
+    async fn applied_migration(pool: &Pool<DB>) -> Result<Option<i64>, StoreError> {
+        let newest: Option<i64> = sqlx::query_scalar("SELECT MAX(version) FROM _sqlx_migrations WHERE success")
+            .fetch_one(pool)
+            .await?;
+        Ok(newest)
     }
 }
 

@@ -23,6 +23,7 @@ mod copy;
 mod dkim;
 mod edge;
 mod forms;
+mod health;
 mod intake;
 mod outbox;
 mod scale;
