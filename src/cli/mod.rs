@@ -1,7 +1,8 @@
 //! The command line: `serve`, `tui`, the scriptable verbs (`list`, `show`, `release`, …),
-//! `migrate`, `check-config` and `dkim-record`. Exit codes: 0 success; 1 an action failed (one
+//! `migrate`, `check-config`, `backup` and `dkim-record`. Exit codes: 0 success; 1 an action failed (one
 //! line on stderr per failure); 2 bad usage or configuration.
 
+mod backup;
 mod dkim;
 mod forms;
 mod output;
@@ -120,6 +121,12 @@ pub enum Command {
     Forms {
         #[command(subcommand)]
         command: Option<FormsCommand>,
+    },
+    /// Copy the SQLite database to a new file while `serve` runs, check the copy and summarise
+    /// it (on PostgreSQL: print the pg_dump command to use instead; exit 2).
+    Backup {
+        /// The new file (an existing one is never overwritten).
+        path: PathBuf,
     },
     /// Print the DNS TXT record that publishes the DKIM key (see DKIM in the README).
     DkimRecord {
@@ -304,6 +311,7 @@ pub fn run() -> ExitCode {
             Command::Forms {
                 command: Some(FormsCommand::Snippet { slug }),
             } => Ok(forms::snippet(&config, &slug)),
+            Command::Backup { path } => Ok(backup::backup(&config, &path).await),
             Command::DkimRecord { generate } => Ok(dkim::record(&config, generate.as_deref())),
         }
     });

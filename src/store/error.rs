@@ -14,6 +14,8 @@ pub enum StoreError {
     /// gone): writes would land in a file nobody will open again.
     #[error("the database file {0} is gone or was replaced")]
     FileGone(String),
+    #[error("{0}")]
+    Backup(String),
     #[error("unsupported database_url `{0}`")]
     Unsupported(String),
     #[error("could not make the mail to queue: {0}")]

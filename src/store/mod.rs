@@ -10,8 +10,10 @@
 //!   (connection set-up, the batch insert, the claim, the finish, the change feed, the
 //!   per-address lock, `next_due`);
 //! - `rows.rs`: rows into records, for both; `search.rs`: the dashboard's `list` query;
-//! - `batch.rs`: a batch insert's bookkeeping around the mail cap (`domain::mail_cap`).
+//! - `batch.rs`: a batch insert's bookkeeping around the mail cap (`domain::mail_cap`);
+//! - `backup.rs`: `formgate backup`'s online copy of a SQLite file.
 
+mod backup;
 mod batch;
 mod engine;
 mod error;
@@ -30,6 +32,7 @@ use crate::domain::{MailGuard, Message, MessageId, Status};
 use crate::mail::handover::Lease;
 use crate::mail::queue::{Channel, OutboxItem, OutboxRecord, SendOutcome};
 
+pub use backup::{BackupSummary, sqlite_backup};
 pub use error::StoreError;
 pub use postgres::PgStore;
 pub use records::{

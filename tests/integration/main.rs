@@ -16,6 +16,7 @@
 mod support;
 
 mod abuse;
+mod backup;
 mod browser;
 mod cli;
 mod contact;
