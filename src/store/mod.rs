@@ -11,12 +11,14 @@
 //!   per-address lock, `next_due`);
 //! - `rows.rs`: rows into records, for both; `search.rs`: the dashboard's `list` query;
 //! - `batch.rs`: a batch insert's bookkeeping around the mail cap (`domain::mail_cap`);
-//! - `backup.rs`: `formgate backup`'s online copy of a SQLite file.
+//! - `backup.rs`: `formgate backup`'s online copy of a SQLite file; `inspect.rs`: what
+//!   `formgate doctor` reads (migrations, the outbox's health), without migrating.
 
 mod backup;
 mod batch;
 mod engine;
 mod error;
+mod inspect;
 mod postgres;
 mod records;
 mod rows;
@@ -34,6 +36,7 @@ use crate::mail::queue::{Channel, OutboxItem, OutboxRecord, SendOutcome};
 
 pub use backup::{BackupSummary, sqlite_backup};
 pub use error::StoreError;
+pub use inspect::{Inspection, inspect};
 pub use postgres::PgStore;
 pub use records::{
     Applied, Audit, AuditRecord, Change, Inserted, ListQuery, MailForId, MailSummary, MessageSummary, Purged,

@@ -65,7 +65,7 @@ async fn listen_for_changes(pool: PgPool, notify: Weak<Notify>) {
     }
 }
 
-static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/postgres");
+pub(super) static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/postgres");
 
 const MAX_CONNECTIONS: u32 = 10;
 /// Concurrent intake transactions (group commit batches) per instance.

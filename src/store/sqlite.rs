@@ -29,7 +29,7 @@ pub struct SqliteStore {
     file: Option<DatabaseFile>,
 }
 
-static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
+pub(super) static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
 
 /// A database file by path and identity. An open connection keeps reading and writing a file
 /// that was deleted or replaced under it (its folder removed, a restore copied over it) without

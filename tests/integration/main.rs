@@ -22,6 +22,7 @@ mod cli;
 mod contact;
 mod copy;
 mod dkim;
+mod doctor;
 mod edge;
 mod forms;
 mod health;
