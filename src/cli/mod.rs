@@ -1,6 +1,6 @@
 //! The command line: `serve`, `tui`, the scriptable verbs (`list`, `show`, `release`, …),
-//! `migrate`, `check-config`, `doctor`, `backup` and `dkim-record`. Exit codes: 0 success; 1 an action failed (one
-//! line on stderr per failure); 2 bad usage or configuration.
+//! `migrate`, `check-config`, `doctor`, `backup` and `dkim-record`. Exit codes: 0 success; 1 an
+//! action failed (one line on stderr per failure); 2 bad usage or configuration.
 
 mod backup;
 mod dkim;

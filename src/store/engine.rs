@@ -13,7 +13,7 @@ use super::records::{
     Applied, Audit, AuditRecord, Change, Inserted, ListQuery, MailSummary, MessageSummary, Purged, Submission,
     SuppressedAddress,
 };
-use super::shared::{Dialect, withheld_change, without_copy};
+use super::shared::{Dialect, newest_migration, withheld_change, without_copy};
 use super::{Store, StoreError};
 use crate::domain::{MailGuard, Message, MessageId, Status};
 use crate::mail::destination::{Delivery, worst};
@@ -111,8 +111,7 @@ impl<E: Engine> Store for E {
     }
 
     async fn migrations_current(&self) -> Result<bool, StoreError> {
-        let built_in = E::migrator().iter().map(|m| m.version).max();
-        Ok(E::Db::applied_migration(self.reads()).await? == built_in)
+        Ok(E::Db::applied_migration(self.reads()).await? == newest_migration(E::migrator()))
     }
 
     #[tracing::instrument(level = "debug", skip_all, fields(engine = <E::Db as Database>::NAME, posts = batch.len()))]

@@ -12,6 +12,11 @@ use super::rows;
 use crate::domain::{GuardCounts, MailGuard, Message, MessageId, Status, Withheld, withhold};
 use crate::mail::queue::{Channel, MailKind, OutboxRecord};
 
+/// The newest migration a migrator carries: what "migrations current" compares against.
+pub(super) fn newest_migration(migrator: &sqlx::migrate::Migrator) -> Option<i64> {
+    migrator.iter().map(|m| m.version).max()
+}
+
 /// How many rows a statement changed, whichever the engine.
 pub(super) trait Affected {
     fn affected(&self) -> u64;
