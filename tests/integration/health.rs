@@ -68,6 +68,56 @@ async fn readyz_says_database_when_the_database_is_gone_and_livez_stays_ok(backe
     }
 }
 
+/// PostgreSQL only: SQLite's readers never wait on a lock in WAL mode, so a slow SQLite is a
+/// slow disk, which a test cannot make.
+#[tokio::test]
+async fn readyz_says_database_when_postgresql_does_not_answer_within_a_second() {
+    use sqlx::Connection;
+    let Some(app) = TestApp::spawn_on(Backend::Postgres).await else {
+        return;
+    };
+    // Another session holds a lock the probe's query waits behind.
+    let mut holder = sqlx::PgConnection::connect(&app.config.database_url).await.unwrap();
+    sqlx::raw_sql("BEGIN; LOCK TABLE _sqlx_migrations IN ACCESS EXCLUSIVE MODE;")
+        .execute(&mut holder)
+        .await
+        .unwrap();
+    let asked = Instant::now();
+    assert_eq!(answer(&app, "/readyz").await, (503, "database\n".into()));
+    let took = asked.elapsed();
+    assert!(
+        took >= Duration::from_millis(900) && took < Duration::from_millis(2500),
+        "gave up after the 1 s deadline, took {took:?}"
+    );
+    assert_eq!(answer(&app, "/livez").await, (200, "ok\n".into()));
+    // Probes keep coming while it stalls: they share one check, so one pooled connection waits.
+    let probes: Vec<_> = (0..5)
+        .map(|_| {
+            let (client, url) = (app.client.clone(), app.url("/readyz"));
+            tokio::spawn(async move { client.get(url).send().await.unwrap().status().as_u16() })
+        })
+        .collect();
+    for probe in probes {
+        assert_eq!(probe.await.unwrap(), 503);
+    }
+    let waiting: i64 = sqlx::query_scalar(
+        "SELECT COUNT(*) FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock'",
+    )
+    .fetch_one(&mut holder)
+    .await
+    .unwrap();
+    assert_eq!(
+        waiting, 1,
+        "one connection waits on the stalled database, however often it is probed"
+    );
+    holder.close().await.unwrap();
+    assert_eq!(
+        answer(&app, "/readyz").await,
+        (200, "ok\n".into()),
+        "ready once the lock is gone"
+    );
+}
+
 async fn readyz_says_migrations_when_the_schema_is_behind(backend: Backend) {
     let Some(app) = TestApp::spawn_on(backend).await else {
         return;
