@@ -67,23 +67,33 @@ pub async fn doctor(loaded: Result<Config, ConfigError>, source: &str) -> ExitCo
             return ExitCode::FAILURE;
         }
     };
-    let mut checks = vec![Check::new(Level::Ok, "configuration", format!("loaded from {source}"))];
-    let now = crate::clock::Clock::now(&crate::clock::SystemClock);
-    let inspected = crate::store::inspect(&config.database_url, now, now - crate::clock::seconds(LONG_RETRY)).await;
-    checks.push(database(&config, &inspected));
-    checks.push(signing_keys(&config.keys));
-    if let Some(dkim) = &config.dkim {
-        checks.push(dkim_key(&config, dkim));
-    }
-    checks.push(mail(&config).await);
-    checks.push(public_url(&config));
-    if let Ok(Some(found)) = &inspected {
-        checks.push(outbox(found, now));
-    }
+    // Each line as soon as its check is done: the SMTP check can take up to `smtp_timeout`.
     let mut failed = false;
-    for check in &checks {
+    let mut report = |check: Check| {
         println!("{check}");
         failed |= check.level == Level::Fail;
+    };
+    report(Check::new(Level::Ok, "configuration", format!("loaded from {source}")));
+    let forms = config.forms();
+    if forms.iter().any(|f| !f.webhooks.is_empty()) {
+        report(
+            match crate::webhook::send::check_addresses(forms.iter(), config.webhook_allow_private).await {
+                Ok(()) => Check::new(Level::Ok, "webhooks", "every webhook's address may be reached"),
+                Err(e) => Check::new(Level::Fail, "webhooks", format!("{e} (`serve` would not start)")),
+            },
+        );
+    }
+    let now = crate::clock::Clock::now(&crate::clock::SystemClock);
+    let inspected = crate::store::inspect(&config.database_url, now, now - crate::clock::seconds(LONG_RETRY)).await;
+    report(database(&config, &inspected));
+    report(signing_keys(&config.keys));
+    if let Some(dkim) = &config.dkim {
+        report(dkim_key(&config, dkim));
+    }
+    report(mail(&config).await);
+    report(public_url(&config));
+    if let Ok(Some(found)) = &inspected {
+        report(outbox(found, now));
     }
     if failed { ExitCode::FAILURE } else { ExitCode::SUCCESS }
 }
@@ -217,13 +227,22 @@ async fn mail(config: &Config) -> Check {
                     "smtp",
                     format!("{server}: connected, {}; no mail sent", steps.join(", ")),
                 ),
-                Some(Err(e)) => Check::new(
-                    Level::Fail,
-                    "smtp",
-                    format!(
-                        "{server}: {e} — check smtp_url (host, port, tls=, user and password) and that this machine may reach it"
-                    ),
-                ),
+                Some(Err(e)) => {
+                    // Connection failures name the server already; the server's own replies do not.
+                    let said = e.to_string();
+                    let said = if said.contains(&server) {
+                        said
+                    } else {
+                        format!("{server}: {said}")
+                    };
+                    Check::new(
+                        Level::Fail,
+                        "smtp",
+                        format!(
+                            "{said} — check smtp_url (host, port, tls=, user and password) and that this machine may reach it"
+                        ),
+                    )
+                }
             }
         }
         MailTarget::Dir(dir) => match writable(dir) {

@@ -162,6 +162,12 @@ async fn doctor_names_each_broken_part_and_what_to_do(backend: Backend) {
     )
     .await;
     std::fs::set_permissions(&site.key_file, std::fs::Permissions::from_mode(0o644)).unwrap();
+    // A webhook to this machine, which `serve` refuses unless webhook_allow_private is set.
+    std::fs::write(
+        site.dir.path().join("formgate.toml"),
+        "[[webhooks]]\nurl = \"http://127.0.0.1:9/hook\"\nsecret = \"whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw\"\n",
+    )
+    .unwrap();
     let smtp = TestSmtp::start().await;
     let out = site
         .doctor(&smtp.url(), &[("FORMGATE_PUBLIC_URL", "http://forms.example.org")])
@@ -181,6 +187,11 @@ async fn doctor_names_each_broken_part_and_what_to_do(backend: Backend) {
     assert!(outbox.contains("is `formgate serve` running"), "{report}");
     assert!(outbox.contains("1 dead"), "{report}");
     assert!(outbox.contains("1 retrying for over 1h"), "{report}");
+    let webhooks = line(&report, "webhooks");
+    assert!(
+        webhooks.starts_with("FAIL") && webhooks.contains("would not start"),
+        "{report}"
+    );
     assert_eq!(level(&report, "smtp"), "ok", "{report}");
 }
 
