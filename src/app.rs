@@ -79,6 +79,7 @@ impl Server {
                 services.actions.forms(),
                 &services.public_url,
             )),
+            stopping: Arc::default(),
         };
         let transport = Transport::new(&config.mail, config.smtp_timeout, dkim);
         let mut worker = OutboxWorker::new(
@@ -145,6 +146,7 @@ impl Server {
         let webhook_worker = tokio::spawn(self.webhook_worker.run(stop_rx.clone()));
         let janitor = tokio::spawn(retention(self.state.actions.clone(), stop_rx.clone()));
         let header_timeout = self.header_timeout;
+        let stopping = self.state.stopping.clone();
         let app = web::router(self.state);
         let mut server_stop = stop_rx;
         let server = web::serve::serve(self.listener, app, header_timeout, async move {
@@ -154,6 +156,8 @@ impl Server {
         let trigger = tokio::spawn(async move {
             shutdown.await;
             tracing::info!("shutting down: finishing requests and mails in flight");
+            // Before the listener closes: probes on connections still open see `stopping`.
+            stopping.store(true, std::sync::atomic::Ordering::Relaxed);
             crate::systemd::notify("STOPPING=1");
             let _ = trigger_tx.send(true);
         });

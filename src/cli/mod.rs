@@ -1,8 +1,10 @@
 //! The command line: `serve`, `tui`, the scriptable verbs (`list`, `show`, `release`, …),
-//! `migrate`, `check-config` and `dkim-record`. Exit codes: 0 success; 1 an action failed (one
-//! line on stderr per failure); 2 bad usage or configuration.
+//! `migrate`, `check-config`, `doctor`, `backup` and `dkim-record`. Exit codes: 0 success; 1 an
+//! action failed (one line on stderr per failure); 2 bad usage or configuration.
 
+mod backup;
 mod dkim;
+mod doctor;
 mod forms;
 mod output;
 mod probe;
@@ -129,6 +131,15 @@ pub enum Command {
         #[command(subcommand)]
         command: Option<FormsCommand>,
     },
+    /// Check the configuration, database, keys, SMTP, public_url and outbox, sending no mail;
+    /// one line per check, exit 1 if any failed.
+    Doctor,
+    /// Copy the SQLite database to a new file while `serve` runs, check the copy and summarise
+    /// it (on PostgreSQL: print the pg_dump command to use instead; exit 2).
+    Backup {
+        /// The new file (an existing one is never overwritten).
+        path: PathBuf,
+    },
     /// Print the DNS TXT record that publishes the DKIM key (see DKIM in the README).
     DkimRecord {
         /// First write a new Ed25519 key to FILE (mode 0600; an existing file is never overwritten).
@@ -166,6 +177,15 @@ fn actor(given: Option<String>) -> String {
         .unwrap_or_else(|| "unknown".into())
 }
 
+/// Where the configuration comes from, as the doctor's first line says it.
+fn config_source(cli: &Cli) -> String {
+    match &cli.config {
+        Some(path) => format!("{} and FORMGATE_ variables", path.display()),
+        None if std::path::Path::new("formgate.toml").exists() => "formgate.toml and FORMGATE_ variables".into(),
+        None => "built-in defaults and FORMGATE_ variables (no formgate.toml here)".into(),
+    }
+}
+
 fn load_config(cli: &Cli) -> Result<Config, String> {
     Config::load(cli.config.as_deref(), &|k| std::env::var(k).ok()).map_err(|e| e.to_string())
 }
@@ -197,6 +217,23 @@ pub fn init_tracing(format: LogFormat) {
 
 pub fn run() -> ExitCode {
     let cli = Cli::parse();
+    let runtime = || match tokio::runtime::Runtime::new() {
+        Ok(r) => Ok(r),
+        Err(e) => {
+            eprintln!("formgate: cannot start the async runtime: {e}");
+            Err(ExitCode::FAILURE)
+        }
+    };
+    if let Command::Doctor = cli.command {
+        // A configuration that does not load is the doctor's first finding, not a usage error.
+        let loaded = Config::load(cli.config.as_deref(), &|k| std::env::var(k).ok());
+        init_tracing(loaded.as_ref().map_or(LogFormat::Text, |c| c.log_format));
+        let source = config_source(&cli);
+        return match runtime() {
+            Ok(rt) => rt.block_on(doctor::doctor(loaded, &source)),
+            Err(code) => code,
+        };
+    }
     let config = match load_config(&cli) {
         Ok(c) => c,
         Err(e) => {
@@ -208,12 +245,9 @@ pub fn run() -> ExitCode {
     if !matches!(cli.command, Command::Tui { .. }) {
         init_tracing(config.log_format);
     }
-    let runtime = match tokio::runtime::Runtime::new() {
+    let runtime = match runtime() {
         Ok(r) => r,
-        Err(e) => {
-            eprintln!("formgate: cannot start the async runtime: {e}");
-            return ExitCode::FAILURE;
-        }
+        Err(code) => return code,
     };
     let result: anyhow::Result<ExitCode> = runtime.block_on(async {
         let ok = |r: anyhow::Result<()>| r.map(|()| ExitCode::SUCCESS);
@@ -325,6 +359,9 @@ pub fn run() -> ExitCode {
             Command::Forms {
                 command: Some(FormsCommand::Snippet { slug }),
             } => Ok(forms::snippet(&config, &slug)),
+            // Handled above, before the configuration must load.
+            Command::Doctor => Ok(ExitCode::SUCCESS),
+            Command::Backup { path } => Ok(backup::backup(&config, &path).await),
             Command::DkimRecord { generate } => Ok(dkim::record(&config, generate.as_deref())),
         }
     });

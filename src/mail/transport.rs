@@ -87,6 +87,21 @@ impl Transport {
         Transport { target, dkim }
     }
 
+    /// Connects as a send would (EHLO, STARTTLS and AUTH as `smtp_url` asks), then says QUIT:
+    /// no mail leaves. None when mail goes to a folder.
+    pub async fn check_smtp(&self) -> Option<Result<(), SendError>> {
+        let Target::Smtp(settings) = &self.target else {
+            return None;
+        };
+        Some(match connect(settings).await {
+            Ok(mut conn) => tokio::time::timeout(settings.timeout, conn.quit())
+                .await
+                .map_err(|_| SendError::Transient("no answer to QUIT".into()))
+                .and_then(|quit| quit.map(|_| ()).map_err(SendError::from_smtp)),
+            Err(e) => Err(e),
+        })
+    }
+
     /// A sending lane: one reused connection (SMTP) or a folder (files).
     pub fn lane(&self) -> Lane {
         Lane {

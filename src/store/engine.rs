@@ -13,7 +13,7 @@ use super::records::{
     Applied, Audit, AuditRecord, Change, Inserted, ListQuery, MailSummary, MessageSummary, Purged, Submission,
     SuppressedAddress,
 };
-use super::shared::{Dialect, withheld_change, without_copy};
+use super::shared::{Dialect, newest_migration, withheld_change, without_copy};
 use super::{Store, StoreError};
 use crate::domain::{MailGuard, Message, MessageId, Status};
 use crate::mail::destination::{Delivery, worst};
@@ -86,6 +86,14 @@ pub trait Engine: Send + Sync + 'static {
 
     async fn finish_outbox(&self, owner: &str, now: i64, results: &[(i64, SendOutcome)]) -> Result<(), StoreError>;
 
+    /// The migrations built into this binary for the engine (`sqlx::migrate!`).
+    fn migrator() -> &'static sqlx::migrate::Migrator;
+
+    /// [`Store::ping`]: the database answers a query (SQLite also checks its file is still there).
+    async fn ping(&self) -> Result<(), StoreError> {
+        Self::Db::ping(self.reads()).await
+    }
+
     /// The one SELECT of [`Store::next_outbox_due`], in the engine's spelling of "the larger of".
     const NEXT_DUE: &'static str;
 
@@ -102,7 +110,11 @@ pub trait Engine: Send + Sync + 'static {
 #[async_trait]
 impl<E: Engine> Store for E {
     async fn ping(&self) -> Result<(), StoreError> {
-        E::Db::ping(self.reads()).await
+        Engine::ping(self).await
+    }
+
+    async fn migrations_current(&self) -> Result<bool, StoreError> {
+        Ok(E::Db::applied_migration(self.reads()).await? == newest_migration(E::migrator()))
     }
 
     #[tracing::instrument(level = "debug", skip_all, fields(engine = <E::Db as Database>::NAME, posts = batch.len()))]

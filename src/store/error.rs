@@ -10,6 +10,12 @@ pub enum StoreError {
     Migrate(#[from] sqlx::migrate::MigrateError),
     #[error("unexpected value in the database: {0}")]
     Corrupt(String),
+    /// The SQLite file this store opened is no longer at its path (deleted, moved, its folder
+    /// gone): writes would land in a file nobody will open again.
+    #[error("the database file {0} is gone or was replaced")]
+    FileGone(String),
+    #[error("{0}")]
+    Backup(String),
     #[error("unsupported database_url `{0}`")]
     Unsupported(String),
     #[error("could not make the mail to queue: {0}")]

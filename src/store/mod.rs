@@ -10,11 +10,15 @@
 //!   (connection set-up, the batch insert, the claim, the finish, the change feed, the
 //!   per-address lock, `next_due`);
 //! - `rows.rs`: rows into records, for both; `search.rs`: the dashboard's `list` query;
-//! - `batch.rs`: a batch insert's bookkeeping around the mail cap (`domain::mail_cap`).
+//! - `batch.rs`: a batch insert's bookkeeping around the mail cap (`domain::mail_cap`);
+//! - `backup.rs`: `formgate backup`'s online copy of a SQLite file; `inspect.rs`: what
+//!   `formgate doctor` reads (migrations, the outbox's health), without migrating.
 
+mod backup;
 mod batch;
 mod engine;
 mod error;
+mod inspect;
 mod postgres;
 mod records;
 mod rows;
@@ -30,7 +34,9 @@ use crate::domain::{MailGuard, Message, MessageId, Status};
 use crate::mail::handover::Lease;
 use crate::mail::queue::{Channel, OutboxItem, OutboxRecord, SendOutcome};
 
+pub use backup::{BackupSummary, sqlite_backup};
 pub use error::StoreError;
+pub use inspect::{Inspection, inspect};
 pub use postgres::PgStore;
 pub use records::{
     Applied, Audit, AuditRecord, Change, Inserted, ListQuery, MailForId, MailSummary, MessageSummary, Purged,
@@ -42,6 +48,10 @@ pub use sqlite::SqliteStore;
 pub trait Store: Send + Sync + 'static {
     /// Checks the database answers.
     async fn ping(&self) -> Result<(), StoreError>;
+
+    /// True when the newest migration applied to the database is the newest this binary
+    /// carries: not behind (a failed or undone migration), not ahead (a newer formgate migrated it).
+    async fn migrations_current(&self) -> Result<bool, StoreError>;
 
     /// Stores new messages, each with its audit line and (unless `guard` withholds it, or it is
     /// spam) its verification mail, in ONE transaction: group commit (`crate::intake`). The guard

@@ -65,6 +65,8 @@ async fn listen_for_changes(pool: PgPool, notify: Weak<Notify>) {
     }
 }
 
+pub(super) static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/postgres");
+
 const MAX_CONNECTIONS: u32 = 10;
 /// Concurrent intake transactions (group commit batches) per instance.
 const INTAKE_WRITERS: usize = 4;
@@ -87,7 +89,7 @@ impl PgStore {
             .connect_with(options)
             .await?;
         // sqlx holds an advisory lock while it migrates, so instances starting together take turns.
-        sqlx::migrate!("./migrations/postgres").run(&pool).await?;
+        MIGRATOR.run(&pool).await?;
         Ok(Self {
             pool,
             changes: tokio::sync::OnceCell::new(),
@@ -110,6 +112,10 @@ impl PgStore {
 #[async_trait]
 impl Engine for PgStore {
     type Db = Postgres;
+
+    fn migrator() -> &'static sqlx::migrate::Migrator {
+        &MIGRATOR
+    }
 
     const NEXT_DUE: &'static str =
         "SELECT MIN(GREATEST(next_attempt_at, COALESCE(lease_until + 1, 0))) FROM outbox WHERE state = 'queued'";

@@ -12,6 +12,11 @@ use super::rows;
 use crate::domain::{GuardCounts, MailGuard, Message, MessageId, Status, Withheld, withhold};
 use crate::mail::queue::{Channel, MailKind, OutboxRecord};
 
+/// The newest migration a migrator carries: what "migrations current" compares against.
+pub(super) fn newest_migration(migrator: &sqlx::migrate::Migrator) -> Option<i64> {
+    migrator.iter().map(|m| m.version).max()
+}
+
 /// How many rows a statement changed, whichever the engine.
 pub(super) trait Affected {
     fn affected(&self) -> u64;
@@ -159,6 +164,9 @@ pub trait Dialect: Database {
         sql: &'static str,
         channel: Channel,
     ) -> impl Future<Output = Result<Option<i64>, StoreError>> + Send;
+
+    /// The newest migration applied successfully (None: none yet), from sqlx's own table.
+    fn applied_migration(pool: &Pool<Self>) -> impl Future<Output = Result<Option<i64>, StoreError>> + Send;
 }
 
 impl<DB> Dialect for DB
@@ -512,6 +520,13 @@ where
         let sql = format!("{sql} AND {}", channel.sql_filter());
         let due: Option<i64> = sqlx::query_scalar(&sql).fetch_one(pool).await?;
         Ok(due)
+    }
+
+    async fn applied_migration(pool: &Pool<DB>) -> Result<Option<i64>, StoreError> {
+        let newest: Option<i64> = sqlx::query_scalar("SELECT MAX(version) FROM _sqlx_migrations WHERE success")
+            .fetch_one(pool)
+            .await?;
+        Ok(newest)
     }
 }
 

@@ -25,6 +25,41 @@ pub struct SqliteStore {
     reader: SqlitePool,
     /// Copies the write-ahead log into the database file, off the writer's path (see `checkpoints`).
     checkpointer: tokio::task::JoinHandle<()>,
+    /// The file opened, to tell in `ping` that it is still the one at its path (None: in memory).
+    file: Option<DatabaseFile>,
+}
+
+pub(super) static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
+
+/// A database file by path and identity. An open connection keeps reading and writing a file
+/// that was deleted or replaced under it (its folder removed, a restore copied over it) without
+/// an error, and everything written then is lost at the next start: readiness must notice.
+struct DatabaseFile {
+    path: std::path::PathBuf,
+    identity: (u64, u64),
+}
+
+impl DatabaseFile {
+    fn of(path: &std::path::Path) -> Option<Self> {
+        let identity = Self::identity(path).ok()?;
+        Some(Self {
+            path: path.to_path_buf(),
+            identity,
+        })
+    }
+
+    fn identity(path: &std::path::Path) -> std::io::Result<(u64, u64)> {
+        use std::os::unix::fs::MetadataExt;
+        let meta = std::fs::metadata(path)?;
+        Ok((meta.dev(), meta.ino()))
+    }
+
+    fn still_there(&self) -> Result<(), StoreError> {
+        match Self::identity(&self.path) {
+            Ok(identity) if identity == self.identity => Ok(()),
+            _ => Err(StoreError::FileGone(self.path.display().to_string())),
+        }
+    }
 }
 
 const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
@@ -50,8 +85,9 @@ impl SqliteStore {
             .acquire_timeout(Duration::from_secs(30))
             .connect_with(options.clone().pragma("wal_autocheckpoint", WRITER_CHECKPOINT_PAGES))
             .await?;
-        sqlx::migrate!("./migrations/sqlite").run(&writer).await?;
+        MIGRATOR.run(&writer).await?;
         let checkpointer = tokio::spawn(checkpoints(options.clone()));
+        let file = DatabaseFile::of(options.get_filename());
         let reader = SqlitePoolOptions::new()
             .max_connections(4)
             .connect_with(options.read_only(true))
@@ -60,6 +96,7 @@ impl SqliteStore {
             writer,
             reader,
             checkpointer,
+            file,
         })
     }
 
@@ -152,6 +189,17 @@ fn push_outbox_inserts(
 #[async_trait]
 impl Engine for SqliteStore {
     type Db = Sqlite;
+
+    fn migrator() -> &'static sqlx::migrate::Migrator {
+        &MIGRATOR
+    }
+
+    async fn ping(&self) -> Result<(), StoreError> {
+        if let Some(file) = &self.file {
+            file.still_there()?;
+        }
+        Sqlite::ping(&self.reader).await
+    }
 
     const NEXT_DUE: &'static str =
         "SELECT MIN(MAX(next_attempt_at, COALESCE(lease_until + 1, 0))) FROM outbox WHERE state = 'queued'";

@@ -13,6 +13,7 @@ pub mod serve;
 mod verify;
 
 use std::sync::Arc;
+use std::sync::atomic::AtomicBool;
 use std::time::Instant;
 
 use axum::Router;
@@ -38,6 +39,8 @@ pub struct WebState {
     pub site_name: Arc<str>,
     /// Client address, origin checks and rate limits (see `edge`).
     pub edge: Arc<edge::Edge>,
+    /// Set when shutdown begins: `/readyz` answers `stopping` while requests drain.
+    pub stopping: Arc<AtomicBool>,
 }
 
 impl WebState {

@@ -16,13 +16,16 @@
 mod support;
 
 mod abuse;
+mod backup;
 mod browser;
 mod cli;
 mod contact;
 mod copy;
 mod dkim;
+mod doctor;
 mod edge;
 mod forms;
+mod health;
 mod intake;
 mod logs;
 mod outbox;

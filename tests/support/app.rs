@@ -282,6 +282,14 @@ impl TestApp {
         all[n - 1].clone()
     }
 
+    /// Begins the shutdown SIGTERM begins, without waiting for it (`stop` still waits).
+    #[allow(dead_code)]
+    pub fn begin_stop(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+    }
+
     /// Stops the app the way SIGTERM does and waits until it has drained. Returns its PostgreSQL
     /// test database, if any, so the test can still look into it (it is dropped with the value).
     pub async fn stop(mut self) -> Option<TestDatabase> {

@@ -94,3 +94,23 @@ pub async fn finish_due(
     store.finish_outbox("test-worker", now, &results).await.unwrap();
     items
 }
+
+/// Runs `sql` on the database `database_url` names, over a connection of its own (not the
+/// app's pools): what an operator's `sqlite3` or `psql` session would do beside formgate.
+#[allow(dead_code)]
+pub async fn execute(database_url: &str, sql: &str) {
+    use sqlx::Connection;
+    if database_url.starts_with("sqlite:") {
+        let mut c = sqlx::SqliteConnection::connect(database_url)
+            .await
+            .expect("connect to SQLite");
+        sqlx::raw_sql(sql).execute(&mut c).await.expect("SQL runs");
+        c.close().await.expect("close");
+    } else {
+        let mut c = sqlx::PgConnection::connect(database_url)
+            .await
+            .expect("connect to PostgreSQL");
+        sqlx::raw_sql(sql).execute(&mut c).await.expect("SQL runs");
+        c.close().await.expect("close");
+    }
+}
