@@ -4,6 +4,7 @@
 //! Every status change is a compare-and-swap in the store: decided here from what was read, and
 //! applied only if nobody changed the message in between.
 
+use crate::metrics::{FunnelStep, SubmissionOutcome, metrics};
 use std::sync::Arc;
 
 use base64::Engine;
@@ -322,6 +323,7 @@ impl UseCases {
         let now = self.clock.now();
         let nonce = new_nonce();
         let expires_at = now + self.token_ttl;
+        let form = msg.form.clone();
         let mail: MakeMail = {
             let (mailer, to, nonce) = (self.verify_mails.clone(), msg.email.clone(), nonce.clone());
             Box::new(move |id| {
@@ -350,6 +352,15 @@ impl UseCases {
             .await?;
         let id = inserted.id;
         tracing::Span::current().record("message_id", id.0);
+        let m = metrics();
+        match (spam, &inserted.withheld) {
+            (Some(why), _) => m.submission(&form, SubmissionOutcome::spam, why),
+            (None, Some(why)) => m.submission(&form, SubmissionOutcome::held, why.label()),
+            (None, None) => m.submission(&form, SubmissionOutcome::accepted, ""),
+        }
+        if spam.is_none() {
+            m.funnel(&form, FunnelStep::submitted);
+        }
         match (spam, &inserted.withheld) {
             (Some(why), _) => tracing::info!(message_id = id.0, why, "message caught as spam; not mailed"),
             (None, Some(why)) => {
@@ -413,6 +424,7 @@ impl UseCases {
         }
         self.check_pending_link(&t, &m, now)?;
         self.store.record_link_opened(m.id, now).await?;
+        metrics().funnel(&m.form, FunnelStep::link_opened);
         Ok(LinkView::Confirm { form: m.form })
     }
 
@@ -482,6 +494,7 @@ impl UseCases {
                 );
             }
             tracing::info!(message_id = m.id.0, how, "message verified");
+            metrics().funnel(&m.form, FunnelStep::verified);
             if form.auto_release
                 && let Err(e) = self.release(m.id, "auto-release").await
             {
@@ -933,6 +946,7 @@ impl UseCases {
         }
         self.ring_for(&change.mails);
         tracing::info!(message_id = id.0, actor, mailed, "message released");
+        metrics().funnel(&m.form, FunnelStep::released);
         Ok(Released {
             id,
             mailed,

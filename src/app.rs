@@ -37,6 +37,8 @@ pub struct Server {
     webhook_worker: OutboxWorker,
     store: SharedStore,
     header_timeout: std::time::Duration,
+    /// `metrics_listen`'s listener and what its scrapes read, when set.
+    metrics: Option<(TcpListener, Arc<crate::metrics::endpoint::Gauges>)>,
     /// Set when `build` generated a new signing key file.
     pub created_key_file: Option<PathBuf>,
     /// The base of links in mails.
@@ -69,6 +71,14 @@ impl Server {
             .await
             .with_context(|| format!("cannot listen on {} (config key `listen`)", config.listen))?;
         let bound = listener.local_addr().context("reading the bound address")?;
+        let metrics_listener = match config.metrics_listen {
+            Some(addr) => Some(
+                TcpListener::bind(addr)
+                    .await
+                    .with_context(|| format!("cannot listen on {addr} (config key `metrics_listen`)"))?,
+            ),
+            None => None,
+        };
         let services = Services::open(config, clock.clone(), &format!("http://{bound}")).await?;
         let state = WebState {
             actions: services.actions.clone(),
@@ -81,6 +91,12 @@ impl Server {
             )),
             stopping: Arc::default(),
         };
+        let metrics = metrics_listener.map(|l| {
+            (
+                l,
+                crate::metrics::endpoint::Gauges::new(services.store.clone(), clock.clone()),
+            )
+        });
         let transport = Transport::new(&config.mail, config.smtp_timeout, dkim);
         let mut worker = OutboxWorker::new(
             services.store.clone(),
@@ -120,6 +136,7 @@ impl Server {
             webhook_worker,
             store: services.store,
             header_timeout: config.header_timeout,
+            metrics,
             created_key_file: services.created_key_file,
             public_url: services.public_url,
         })
@@ -127,6 +144,11 @@ impl Server {
 
     pub fn local_addr(&self) -> SocketAddr {
         self.addr
+    }
+
+    /// Where `metrics_listen` is bound, when it is set.
+    pub fn metrics_addr(&self) -> Option<SocketAddr> {
+        self.metrics.as_ref().and_then(|(l, _)| l.local_addr().ok())
     }
 
     pub fn store(&self) -> SharedStore {
@@ -146,6 +168,17 @@ impl Server {
         let webhook_worker = tokio::spawn(self.webhook_worker.run(stop_rx.clone()));
         let janitor = tokio::spawn(retention(self.state.actions.clone(), stop_rx.clone()));
         let header_timeout = self.header_timeout;
+        let metrics = self.metrics.map(|(listener, gauges)| {
+            let mut stop = stop_rx.clone();
+            tokio::spawn(web::serve::serve(
+                listener,
+                crate::metrics::endpoint::router(gauges),
+                header_timeout,
+                async move {
+                    let _ = stop.wait_for(|s| *s).await;
+                },
+            ))
+        });
         let stopping = self.state.stopping.clone();
         let app = web::router(self.state);
         let mut server_stop = stop_rx;
@@ -168,6 +201,9 @@ impl Server {
         worker.await.context("outbox worker")?;
         webhook_worker.await.context("webhook worker")?;
         janitor.await.context("retention task")?;
+        if let Some(metrics) = metrics {
+            metrics.await.context("metrics listener")?.context("metrics listener")?;
+        }
         served.context("web server")?;
         Ok(())
     }

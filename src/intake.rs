@@ -130,6 +130,9 @@ async fn commit(store: &SharedStore, guard: &MailGuard, to_worker: &ToWorker, ba
         took_us = u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX),
         "intake batch"
     );
+    crate::metrics::metrics()
+        .intake_batch
+        .observe(f64::from(u32::try_from(batch.len()).unwrap_or(u32::MAX)));
     match result {
         Ok(inserted) if inserted.len() == batch.len() => {
             let mut unleased = false;

@@ -10,6 +10,7 @@ pub mod domain;
 pub mod forms;
 pub mod intake;
 pub mod mail;
+pub mod metrics;
 pub mod store;
 pub mod systemd;
 pub mod templates;

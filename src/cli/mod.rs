@@ -380,6 +380,9 @@ async fn serve(config: &Config) -> anyhow::Result<()> {
     // Say where everything is: a first run should need no guessing.
     println!("formgate is listening on http://{addr}  (contact form at http://{addr}/)");
     println!("  links in mails point to  {}", app.public_url);
+    if let Some(metrics) = app.metrics_addr() {
+        println!("  metrics                  http://{metrics}/metrics");
+    }
     println!(
         "  database                 {}",
         crate::config::redact_url(&config.database_url)

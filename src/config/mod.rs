@@ -83,6 +83,8 @@ pub struct Config {
     /// Request headers not complete within this: the connection is closed.
     pub header_timeout: Duration,
     pub log_format: LogFormat,
+    /// None: no metrics listener.
+    pub metrics_listen: Option<SocketAddr>,
     /// At most N automatic verification mails per address per window; None: no cap.
     pub verify_mails_per_address: Option<(u32, Duration)>,
     /// None: no hourly cap.
@@ -132,6 +134,7 @@ impl fmt::Debug for Config {
             .field("body_timeout", &self.body_timeout)
             .field("header_timeout", &self.header_timeout)
             .field("log_format", &self.log_format)
+            .field("metrics_listen", &self.metrics_listen)
             .field("verify_mails_per_address", &self.verify_mails_per_address)
             .field("max_mails_per_hour", &self.max_mails_per_hour)
             .field("require_form_token", &self.require_form_token)
@@ -296,6 +299,7 @@ impl Config {
             body_timeout: BODY_TIMEOUT.resolve(l)?,
             header_timeout: HEADER_TIMEOUT.resolve(l)?,
             log_format: LOG_FORMAT.resolve(l)?,
+            metrics_listen: METRICS_LISTEN.resolve(l)?,
             verify_mails_per_address: VERIFY_MAILS_PER_ADDRESS.resolve(l)?.0,
             max_mails_per_hour: MAX_MAILS_PER_HOUR.resolve(l)?.0,
             require_form_token: REQUIRE_FORM_TOKEN.resolve(l)?,

@@ -75,6 +75,11 @@ table! {
         "text",
         "how log lines are written to stderr: `text` for people, `json` for one object per line (time, level, target, message, span fields) for a log collector",
     );
+    METRICS_LISTEN: Optional<SocketAddr> = Optional::new(
+        "metrics_listen",
+        "unset: no metrics",
+        "address and port of a listener of its own serving `GET /metrics` in the Prometheus text format, e.g. `127.0.0.1:9464`; never the public `listen` (see Metrics under Operations)",
+    );
     SITE_NAME: Setting<OneLine> = Setting::new(
         "site_name",
         "formgate",

@@ -29,6 +29,16 @@ pub enum Withheld {
 
 impl Withheld {
     /// The reason without the "verification withheld: " prefix.
+    /// One word for it, as the metrics label it.
+    pub fn label(&self) -> &'static str {
+        match self {
+            Withheld::Suppressed => "suppressed",
+            Withheld::PerAddress { .. } => "per_address",
+            Withheld::Hourly { .. } => "hourly",
+            Withheld::Unchecked => "unchecked",
+        }
+    }
+
     pub fn reason(&self) -> String {
         match self {
             Withheld::Suppressed => "the address asked for no more mail (suppressed)".into(),

@@ -27,9 +27,10 @@ use tokio::time::Instant;
 use super::compose::ComposeError;
 use super::handover::{self, HandedMail, Handover, HandoverInbox, WorkerBell};
 use super::queue::{Channel, OutboxItem, SendOutcome};
-use super::transport::{Lane, SendError, Transport};
+use super::transport::{Lane, Transport};
 use super::verify::VerificationMails;
 use crate::clock::SharedClock;
+use crate::metrics::{SendClass, metrics};
 use crate::store::SharedStore;
 use crate::webhook::WebhookSender;
 
@@ -75,17 +76,24 @@ enum CourierLane {
 }
 
 impl CourierLane {
+    /// One attempt, counted in `formgate_sends_total` and timed.
     async fn deliver(&mut self, item: &OutboxItem, now: i64) -> SendOutcome {
-        match self {
+        let started = std::time::Instant::now();
+        let (class, outcome) = match self {
             CourierLane::Mail { lane, mails } => match mails.bytes(item) {
                 Ok(message) => match lane.send(item, &message).await {
-                    Ok(()) => SendOutcome::Sent,
-                    Err(e) => outcome_of_failure(item, e, now),
+                    Ok(()) => (SendClass::Delivered, SendOutcome::Sent),
+                    Err(e) => (
+                        e.class(),
+                        outcome_of_failure(item, e.is_permanent(), e.to_string(), now),
+                    ),
                 },
-                Err(e) => render_failure(item, e, now),
+                Err(e) => (SendClass::Unsendable, render_failure(item, e, now)),
             },
             CourierLane::Webhook(sender) => sender.deliver(item, now).await,
-        }
+        };
+        metrics().send(item.kind.as_str(), class, started.elapsed().as_secs_f64());
+        outcome
     }
 
     async fn close(&mut self) {
@@ -624,20 +632,18 @@ fn worker_is_dead(owner: &str) -> bool {
         && !std::path::Path::new(&format!("/proc/{pid}")).exists()
 }
 
-fn outcome_of_failure(item: &OutboxItem, e: SendError, now: i64) -> SendOutcome {
-    match e {
-        SendError::Permanent(error) => SendOutcome::Dead { error },
-        SendError::Transient(error) => {
-            let attempts = item.attempts + 1;
-            let at = now + retry_delay(attempts);
-            if at > item.give_up_at {
-                SendOutcome::Dead {
-                    error: format!("gave up after {attempts} attempts; last error: {error}"),
-                }
-            } else {
-                SendOutcome::Retry { at, error }
-            }
+fn outcome_of_failure(item: &OutboxItem, permanent: bool, error: String, now: i64) -> SendOutcome {
+    if permanent {
+        return SendOutcome::Dead { error };
+    }
+    let attempts = item.attempts + 1;
+    let at = now + retry_delay(attempts);
+    if at > item.give_up_at {
+        SendOutcome::Dead {
+            error: format!("gave up after {attempts} attempts; last error: {error}"),
         }
+    } else {
+        SendOutcome::Retry { at, error }
     }
 }
 
@@ -646,11 +652,7 @@ fn outcome_of_failure(item: &OutboxItem, e: SendError, now: i64) -> SendOutcome 
 /// that is retried like an SMTP outage until the mail's lifetime runs out.
 fn render_failure(item: &OutboxItem, e: ComposeError, now: i64) -> SendOutcome {
     let error = format!("cannot render the mail: {e}");
-    let e = match e {
-        ComposeError::Template(_) => SendError::Transient(error),
-        ComposeError::Build(_) => SendError::Permanent(error),
-    };
-    outcome_of_failure(item, e, now)
+    outcome_of_failure(item, matches!(e, ComposeError::Build(_)), error, now)
 }
 
 fn log_outcome(item: &OutboxItem, outcome: &SendOutcome) {

@@ -21,6 +21,13 @@ pub enum MailKind {
 }
 
 impl MailKind {
+    pub const ALL: [MailKind; 4] = [
+        MailKind::Verify,
+        MailKind::Release,
+        MailKind::Confirmation,
+        MailKind::Webhook,
+    ];
+
     pub fn as_str(self) -> &'static str {
         match self {
             MailKind::Verify => "verify",

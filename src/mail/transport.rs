@@ -9,6 +9,7 @@
 //! With DKIM configured, [`Lane::send`] signs each mail as its last step, whichever way it leaves:
 //! an `.eml` file holds exactly what SMTP would have carried.
 
+use crate::metrics::SendClass;
 use std::io;
 use std::path::PathBuf;
 use std::pin::Pin;
@@ -31,20 +32,50 @@ use crate::config::{MailTarget, SmtpTls, SmtpUrl};
 /// Why a send failed, as the outbox needs to know it.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum SendError {
-    /// Try again later: connection trouble, a timeout, a 4xx reply.
+    /// A 4xx reply: try again later.
     #[error("{0}")]
     Transient(String),
-    /// Never going to work: a 5xx reply. Dead-lettered at once.
+    /// Could not reach the server, or it broke off: try again later.
+    #[error("{0}")]
+    Connection(String),
+    /// The server did not answer in time: try again later.
+    #[error("{0}")]
+    Timeout(String),
+    /// A 5xx reply: never going to work. Dead-lettered at once.
     #[error("{0}")]
     Permanent(String),
+    /// Never going to work, and no server was asked: an address lettre refuses, a signing
+    /// error, a TLS name that cannot be one. Dead-lettered at once.
+    #[error("{0}")]
+    Unsendable(String),
 }
 
 impl SendError {
     fn from_smtp(e: lettre::transport::smtp::Error) -> Self {
         if e.is_permanent() {
             SendError::Permanent(e.to_string())
-        } else {
+        } else if e.is_transient() {
             SendError::Transient(e.to_string())
+        } else if e.is_timeout() {
+            SendError::Timeout(e.to_string())
+        } else {
+            SendError::Connection(e.to_string())
+        }
+    }
+
+    /// Whether retrying could ever help.
+    pub fn is_permanent(&self) -> bool {
+        matches!(self, SendError::Permanent(_) | SendError::Unsendable(_))
+    }
+
+    /// The class the metrics count it in.
+    pub fn class(&self) -> SendClass {
+        match self {
+            SendError::Transient(_) => SendClass::Reply4xx,
+            SendError::Connection(_) => SendClass::Connection,
+            SendError::Timeout(_) => SendClass::Timeout,
+            SendError::Permanent(_) => SendClass::Reply5xx,
+            SendError::Unsendable(_) => SendClass::Unsendable,
         }
     }
 }
@@ -96,7 +127,7 @@ impl Transport {
         Some(match connect(settings).await {
             Ok(mut conn) => tokio::time::timeout(settings.timeout, conn.quit())
                 .await
-                .map_err(|_| SendError::Transient("no answer to QUIT".into()))
+                .map_err(|_| SendError::Timeout("no answer to QUIT".into()))
                 .and_then(|quit| quit.map(|_| ()).map_err(SendError::from_smtp)),
             Err(e) => Err(e),
         })
@@ -146,7 +177,7 @@ impl Lane {
                     .duration_since(std::time::UNIX_EPOCH)
                     .map_or(0, |d| d.as_secs());
                 // Signing fails only on a ring-internal error: retrying would fail the same way.
-                signed = signer.sign(message, now).map_err(SendError::Permanent)?;
+                signed = signer.sign(message, now).map_err(SendError::Unsendable)?;
                 &signed[..]
             }
             None => message,
@@ -154,12 +185,13 @@ impl Lane {
         match &self.transport.target {
             Target::Dir(dir) => write_eml(dir, item, message)
                 .await
-                .map_err(|e| SendError::Transient(format!("writing .eml: {e}"))),
+                // The folder is this target's server: a full disk is an outage, retried.
+                .map_err(|e| SendError::Connection(format!("writing .eml: {e}"))),
             Target::Smtp(settings) => {
                 let settings = settings.clone();
                 let result = tokio::time::timeout(settings.timeout * 2, self.send_smtp(&settings, item, message)).await;
                 let result = result.unwrap_or_else(|_| {
-                    Err(SendError::Transient(format!(
+                    Err(SendError::Timeout(format!(
                         "SMTP timed out after {:?}",
                         settings.timeout * 2
                     )))
@@ -178,7 +210,7 @@ impl Lane {
             Some(
                 item.sender
                     .parse()
-                    .map_err(|e| SendError::Permanent(format!("bad sender address: {e}")))?,
+                    .map_err(|e| SendError::Unsendable(format!("bad sender address: {e}")))?,
             ),
             // A staff mail to several inboxes keeps them comma-separated (addresses hold no comma).
             item.recipient
@@ -186,11 +218,11 @@ impl Lane {
                 .map(|a| {
                     a.trim()
                         .parse()
-                        .map_err(|e| SendError::Permanent(format!("bad recipient address: {e}")))
+                        .map_err(|e| SendError::Unsendable(format!("bad recipient address: {e}")))
                 })
                 .collect::<Result<Vec<_>, _>>()?,
         )
-        .map_err(|e| SendError::Permanent(e.to_string()))?;
+        .map_err(|e| SendError::Unsendable(e.to_string()))?;
         // A connection kept idle may have been closed by the server: test it cheaply first.
         let idle = self.last_used.is_none_or(|t| t.elapsed() > IDLE_CHECK_AFTER);
         if let Some(conn) = &mut self.conn
@@ -210,7 +242,7 @@ impl Lane {
         match tokio::time::timeout(s.timeout, conn.send(&envelope, message)).await {
             Ok(Ok(_)) => Ok(()),
             Ok(Err(e)) => Err(SendError::from_smtp(e)),
-            Err(_) => Err(SendError::Transient(format!(
+            Err(_) => Err(SendError::Timeout(format!(
                 "SMTP server did not answer within {:?}",
                 s.timeout
             ))),
@@ -226,27 +258,28 @@ impl Lane {
 }
 
 async fn connect(s: &SmtpSettings) -> Result<AsyncSmtpConnection, SendError> {
-    let transient = |what: &str, e: &dyn std::fmt::Display| {
-        SendError::Transient(format!("{what} {}:{}: {e}", s.url.host, s.url.port))
+    let broken = |what: &str, e: &dyn std::fmt::Display| {
+        SendError::Connection(format!("{what} {}:{}: {e}", s.url.host, s.url.port))
     };
+    let silent = |what: &str| SendError::Timeout(format!("{what} {}:{}: no answer", s.url.host, s.url.port));
     let tcp = tokio::time::timeout(s.timeout, TcpStream::connect((s.url.host.as_str(), s.url.port)))
         .await
-        .map_err(|_| transient("timed out connecting to", &"no answer"))?
-        .map_err(|e| transient("cannot connect to", &e))?;
+        .map_err(|_| silent("timed out connecting to"))?
+        .map_err(|e| broken("cannot connect to", &e))?;
     tcp.set_nodelay(true)
-        .map_err(|e| transient("cannot configure socket for", &e))?;
+        .map_err(|e| broken("cannot configure socket for", &e))?;
 
     let stream: Box<dyn AsyncTokioStream> = match (s.url.tls, &s.tls) {
         (SmtpTls::Implicit, Some(config)) => {
             let name = rustls::pki_types::ServerName::try_from(s.url.host.clone())
-                .map_err(|e| SendError::Permanent(format!("smtp_url host is not a valid TLS name: {e}")))?;
+                .map_err(|e| SendError::Unsendable(format!("smtp_url host is not a valid TLS name: {e}")))?;
             let tls = tokio::time::timeout(
                 s.timeout,
                 tokio_rustls::TlsConnector::from(config.clone()).connect(name, tcp),
             )
             .await
-            .map_err(|_| transient("TLS handshake timed out with", &"no answer"))?
-            .map_err(|e| transient("TLS handshake failed with", &e))?;
+            .map_err(|_| silent("TLS handshake timed out with"))?
+            .map_err(|e| broken("TLS handshake failed with", &e))?;
             Box::new(TlsStream(tls))
         }
         _ => Box::new(tcp),
@@ -262,10 +295,10 @@ async fn connect(s: &SmtpSettings) -> Result<AsyncSmtpConnection, SendError> {
         };
         if starttls {
             let params =
-                TlsParameters::new(s.url.host.clone()).map_err(|e| SendError::Permanent(format!("TLS setup: {e}")))?;
+                TlsParameters::new(s.url.host.clone()).map_err(|e| SendError::Unsendable(format!("TLS setup: {e}")))?;
             conn.starttls(params, &s.hello)
                 .await
-                .map_err(|e| SendError::Transient(format!("STARTTLS: {e}")))?;
+                .map_err(|e| SendError::Connection(format!("STARTTLS: {e}")))?;
         }
         if let Some((user, pass)) = &s.url.credentials {
             let creds = Credentials::new(user.clone(), pass.0.clone());
@@ -277,7 +310,7 @@ async fn connect(s: &SmtpSettings) -> Result<AsyncSmtpConnection, SendError> {
     };
     tokio::time::timeout(s.timeout, setup)
         .await
-        .map_err(|_| transient("SMTP greeting timed out from", &"no answer"))?
+        .map_err(|_| silent("SMTP greeting timed out from"))?
 }
 
 /// Writes `<outbox id>-<kind>.eml` atomically (temp file, then rename): a crash never leaves half a

@@ -10,8 +10,8 @@ use sqlx::{Database, Pool, Transaction};
 use tokio::sync::Notify;
 
 use super::records::{
-    Applied, Audit, AuditRecord, Change, Inserted, ListQuery, MailSummary, MessageSummary, Purged, Submission,
-    SuppressedAddress,
+    Applied, Audit, AuditRecord, Change, Inserted, ListQuery, MailSummary, MessageSummary, OutboxGauge, Purged,
+    Submission, SuppressedAddress,
 };
 use super::shared::{Dialect, newest_migration, withheld_change, without_copy};
 use super::{Store, StoreError};
@@ -185,6 +185,10 @@ impl<E: Engine> Store for E {
 
     async fn next_outbox_due(&self, channel: Channel) -> Result<Option<i64>, StoreError> {
         E::Db::next_outbox_due(self.reads(), E::NEXT_DUE, channel).await
+    }
+
+    async fn outbox_gauges(&self, now: i64) -> Result<Vec<OutboxGauge>, StoreError> {
+        E::Db::outbox_gauges(self.reads(), now).await
     }
 
     async fn list(&self, query: &ListQuery) -> Result<Vec<MessageSummary>, StoreError> {

@@ -5,7 +5,7 @@ use std::sync::Arc;
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
     #[error("database error: {0}")]
-    Database(#[from] sqlx::Error),
+    Database(sqlx::Error),
     #[error("migration failed: {0}")]
     Migrate(#[from] sqlx::migrate::MigrateError),
     #[error("unexpected value in the database: {0}")]
@@ -25,6 +25,15 @@ pub enum StoreError {
     Batch(Arc<StoreError>),
     #[error("the intake queue has stopped")]
     IntakeStopped,
+}
+
+/// Every database error passes here on its way up, so here it is counted
+/// (`formgate_database_errors_total`), once, whoever meets it.
+impl From<sqlx::Error> for StoreError {
+    fn from(e: sqlx::Error) -> Self {
+        crate::metrics::metrics().database_error(&e);
+        StoreError::Database(e)
+    }
 }
 
 impl StoreError {

@@ -39,8 +39,8 @@ pub use error::StoreError;
 pub use inspect::{Inspection, inspect};
 pub use postgres::PgStore;
 pub use records::{
-    Applied, Audit, AuditRecord, Change, Inserted, ListQuery, MailForId, MailSummary, MessageSummary, Purged,
-    Submission, SuppressedAddress,
+    Applied, Audit, AuditRecord, Change, Inserted, ListQuery, MailForId, MailSummary, MessageSummary, OutboxGauge,
+    Purged, Submission, SuppressedAddress,
 };
 pub use sqlite::SqliteStore;
 
@@ -132,6 +132,9 @@ pub trait Store: Send + Sync + 'static {
 
     /// When the earliest queued mail is due (lease expiry counted), if any.
     async fn next_outbox_due(&self, channel: Channel) -> Result<Option<i64>, StoreError>;
+
+    /// The outbox's unsent rows by kind (kinds with none are absent), as of `now`: for metrics.
+    async fn outbox_gauges(&self, now: i64) -> Result<Vec<OutboxGauge>, StoreError>;
 
     /// A page of messages, newest first (see [`ListQuery`]), each with its worst delivery
     /// (`mail::destination::worst`).

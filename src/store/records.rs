@@ -167,3 +167,20 @@ pub struct SuppressedAddress {
     pub created_at: i64,
     pub reason: String,
 }
+
+/// The outbox's rows of one kind, as the metrics show them (`Store::outbox_gauges`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct OutboxGauge {
+    pub kind: MailKind,
+    /// Waiting to go (due or not, leased or not).
+    pub queued: i64,
+    /// Waiting, due now, and nobody holds it.
+    pub due: i64,
+    /// Held by a worker that is sending it.
+    pub leased: i64,
+    /// Waiting after at least one failed attempt.
+    pub retrying: i64,
+    pub dead: i64,
+    /// When the longest-waiting due row became due.
+    pub oldest_due: Option<i64>,
+}

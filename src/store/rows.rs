@@ -5,7 +5,7 @@
 use sqlx::{ColumnIndex, Decode, Row, Type};
 
 use super::error::StoreError;
-use super::records::{AuditRecord, MailSummary, MessageSummary};
+use super::records::{AuditRecord, MailSummary, MessageSummary, OutboxGauge};
 use crate::domain::{Message, MessageId, Status, fields_from_json};
 use crate::mail::queue::{MailBody, MailKind, OutboxItem, OutboxRecord, OutboxState, VerificationLink};
 
@@ -269,4 +269,39 @@ where
     String: Decode<'r, R::Database> + Type<R::Database>,
 {
     Ok((parse_status(&r.try_get::<String, _>("status")?)?, r.try_get("n")?))
+}
+
+/// The outbox's unsent rows by kind (`Store::outbox_gauges`); `$1` is now. Only queued and dead
+/// rows are read: the queued through the `outbox_due` index, the dead through `outbox_dead`
+/// (migration 0010), never the sent rows that make up most of the table.
+pub(super) const OUTBOX_GAUGES: &str = "
+    SELECT kind,
+        COUNT(*) FILTER (WHERE state = 'queued') AS queued,
+        COUNT(*) FILTER (WHERE state = 'queued' AND next_attempt_at <= $1 AND (lease_until IS NULL OR lease_until <= $1)) AS due,
+        COUNT(*) FILTER (WHERE state = 'queued' AND lease_until > $1) AS leased,
+        COUNT(*) FILTER (WHERE state = 'queued' AND attempts > 0) AS retrying,
+        COUNT(*) FILTER (WHERE state = 'dead') AS dead,
+        MIN(next_attempt_at) FILTER (WHERE state = 'queued' AND next_attempt_at <= $1 AND (lease_until IS NULL OR lease_until <= $1)) AS oldest_due
+    FROM (SELECT kind, state, next_attempt_at, lease_until, attempts FROM outbox WHERE state = 'queued'
+          UNION ALL
+          SELECT kind, state, next_attempt_at, lease_until, attempts FROM outbox WHERE state = 'dead') AS unsent
+    GROUP BY kind";
+
+/// An `OUTBOX_GAUGES` row.
+pub(super) fn outbox_gauge<'r, R>(r: &'r R) -> Result<OutboxGauge, StoreError>
+where
+    R: Row,
+    for<'c> &'c str: ColumnIndex<R>,
+    i64: Decode<'r, R::Database> + Type<R::Database>,
+    String: Decode<'r, R::Database> + Type<R::Database>,
+{
+    Ok(OutboxGauge {
+        kind: parse_kind(&r.try_get::<String, _>("kind")?)?,
+        queued: r.try_get("queued")?,
+        due: r.try_get("due")?,
+        leased: r.try_get("leased")?,
+        retrying: r.try_get("retrying")?,
+        dead: r.try_get("dead")?,
+        oldest_due: r.try_get("oldest_due")?,
+    })
 }

@@ -7,7 +7,7 @@ use std::future::Future;
 use sqlx::{ColumnIndex, Database, Decode, Encode, Executor, IntoArguments, Pool, Type};
 
 use super::error::StoreError;
-use super::records::{Audit, AuditRecord, Change, MailSummary, Purged, SuppressedAddress};
+use super::records::{Audit, AuditRecord, Change, MailSummary, OutboxGauge, Purged, SuppressedAddress};
 use super::rows;
 use crate::domain::{GuardCounts, MailGuard, Message, MessageId, Status, Withheld, withhold};
 use crate::mail::queue::{Channel, MailKind, OutboxRecord};
@@ -164,6 +164,8 @@ pub trait Dialect: Database {
         sql: &'static str,
         channel: Channel,
     ) -> impl Future<Output = Result<Option<i64>, StoreError>> + Send;
+
+    fn outbox_gauges(pool: &Pool<Self>, now: i64) -> impl Future<Output = Result<Vec<OutboxGauge>, StoreError>> + Send;
 
     /// The newest migration applied successfully (None: none yet), from sqlx's own table.
     fn applied_migration(pool: &Pool<Self>) -> impl Future<Output = Result<Option<i64>, StoreError>> + Send;
@@ -520,6 +522,11 @@ where
         let sql = format!("{sql} AND {}", channel.sql_filter());
         let due: Option<i64> = sqlx::query_scalar(&sql).fetch_one(pool).await?;
         Ok(due)
+    }
+
+    async fn outbox_gauges(pool: &Pool<DB>, now: i64) -> Result<Vec<OutboxGauge>, StoreError> {
+        let rows = sqlx::query(rows::OUTBOX_GAUGES).bind(now).fetch_all(pool).await?;
+        rows.iter().map(rows::outbox_gauge).collect()
     }
 
     async fn applied_migration(pool: &Pool<DB>) -> Result<Option<i64>, StoreError> {

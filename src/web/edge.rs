@@ -276,6 +276,12 @@ pub async fn guard(State(guard): State<Guard>, mut req: Request, next: Next) -> 
         && let Some(retry_after) = over_limit(state, guard.bucket, limit, ip).await
     {
         tracing::info!(route, bucket = guard.bucket.name(), key = limit_key(ip), "rate limited");
+        crate::metrics::metrics()
+            .rate_limited
+            .get_or_create(&crate::metrics::BucketLabels {
+                bucket: guard.bucket.name(),
+            })
+            .inc();
         let res = WebError::RateLimited { retry_after }.into_response();
         return with_cors(with_vary(res), cors_origin);
     }

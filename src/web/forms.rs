@@ -41,13 +41,49 @@ pub fn router(state: &WebState) -> Router<WebState> {
         .route("/contact", post(submit_default))
         .route("/f/{form}", post(submit))
         .route("/contact/resend", post(resend))
-        .route_layer(from_fn_with_state(Guard::new(state, Bucket::Contact), edge::guard));
+        .route_layer(from_fn_with_state(Guard::new(state, Bucket::Contact), edge::guard))
+        .route_layer(from_fn_with_state(state.clone(), count_refusals));
     let confirms = Router::new()
         .route("/contact/code", post(code))
         .route_layer(from_fn_with_state(Guard::new(state, Bucket::Verify), edge::guard));
     // Merged into `pages`, not the other way round: `/contact` keeps the guarded router's 405
     // fallback, so its CORS preflight (OPTIONS) reaches the guard.
     pages.merge(sends_mail).merge(confirms)
+}
+
+/// Counts a form post the visitor got an error for (`formgate_submissions_total{outcome="refused"}`,
+/// the status as its reason), wherever it was refused: the edge (origin, rate limit), the body
+/// (too large, unreadable), the fields (422), an unknown form (404), the store (503). Stored
+/// posts are counted by the use-case, which knows whether they were caught or held.
+async fn count_refusals(
+    State(state): State<WebState>,
+    req: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    let route = req
+        .extensions()
+        .get::<axum::extract::MatchedPath>()
+        .map(|p| p.as_str().to_owned());
+    let form = match route.as_deref() {
+        _ if req.method() != axum::http::Method::POST => None,
+        Some("/contact") => Some(state.default_entry().slug.clone()),
+        // Only a configured slug becomes a label: anyone can post to any path.
+        Some("/f/{form}") => Some(
+            req.uri()
+                .path()
+                .strip_prefix("/f/")
+                .and_then(|slug| state.actions.forms().get(slug))
+                .map_or_else(|| "(unknown)".to_owned(), |e| e.slug.clone()),
+        ),
+        _ => None,
+    };
+    let res = next.run(req).await;
+    if let Some(form) = form
+        && (res.status().is_client_error() || res.status().is_server_error())
+    {
+        crate::metrics::metrics().submission(&form, crate::metrics::SubmissionOutcome::refused, res.status().as_str());
+    }
+    res
 }
 
 impl WebState {

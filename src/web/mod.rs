@@ -130,12 +130,38 @@ async fn log_request(State(edge): State<Arc<edge::Edge>>, req: Request, next: Ne
     let span = tracing::info_span!("request", %method, route, request_id = %id);
     let started = Instant::now();
     let mut res = next.run(req).instrument(span).await;
-    let micros = u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX);
-    tracing::debug!(%method, route, request_id = %id, status = res.status().as_u16(), micros, "request");
+    let elapsed = started.elapsed();
+    let micros = u64::try_from(elapsed.as_micros()).unwrap_or(u64::MAX);
+    let status = res.status().as_u16();
+    tracing::debug!(%method, route, request_id = %id, status, micros, "request");
+    count_request(route, &method, status, elapsed.as_secs_f64());
     if let Ok(value) = HeaderValue::from_str(&id) {
         res.headers_mut().insert(REQUEST_ID, value);
     }
     res
+}
+
+/// `formgate_http_requests_total` and its latency histogram. A method outside the standard ones
+/// is counted as `other`: clients choose methods, and each new word would be a new series.
+fn count_request(route: String, method: &axum::http::Method, status: u16, seconds: f64) {
+    use axum::http::Method;
+    let method = match *method {
+        Method::GET => "GET",
+        Method::POST => "POST",
+        Method::HEAD => "HEAD",
+        Method::OPTIONS => "OPTIONS",
+        Method::PUT => "PUT",
+        Method::DELETE => "DELETE",
+        Method::PATCH => "PATCH",
+        _ => "other",
+    };
+    let m = crate::metrics::metrics();
+    m.request_duration
+        .get_or_create(&crate::metrics::RouteLabels { route: route.clone() })
+        .observe(seconds);
+    m.requests
+        .get_or_create(&crate::metrics::RequestLabels { route, method, status })
+        .inc();
 }
 
 const REQUEST_ID: header::HeaderName = header::HeaderName::from_static("x-request-id");

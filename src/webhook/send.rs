@@ -17,6 +17,7 @@ use sha2::Sha256;
 use super::{Webhook, WebhookSecret, WebhookSettings};
 use crate::forms::Catalog;
 use crate::mail::queue::{MailBody, OutboxItem, SendOutcome};
+use crate::metrics::SendClass;
 
 /// Seconds before the n-th retry (after the n-th failure): the Standard Webhooks schedule after
 /// the first, immediate attempt; every 10 hours after the last, until the delivery's lifetime.
@@ -67,35 +68,42 @@ impl WebhookSender {
 
     /// One attempt at delivering `item` (a `webhook` outbox row), and how it ended.
     #[tracing::instrument(level = "debug", name = "send_webhook", skip_all, fields(outbox = item.id, attempt = item.attempts + 1))]
-    pub async fn deliver(&self, item: &OutboxItem, now: i64) -> SendOutcome {
+    pub async fn deliver(&self, item: &OutboxItem, now: i64) -> (SendClass, SendOutcome) {
         let MailBody::Rendered(body) = &item.body else {
-            return SendOutcome::Dead {
-                error: "a webhook row without a body".into(),
-            };
+            let error = "a webhook row without a body".into();
+            return (SendClass::Unsendable, SendOutcome::Dead { error });
         };
         let Some(webhook) = self.webhook_of(item) else {
-            return SendOutcome::Dead {
-                error: format!(
-                    "form `{}` no longer lists the webhook {}; nothing to sign it with",
-                    item.sender,
-                    crate::mail::destination::shown_recipient(item.kind, &item.recipient)
-                ),
-            };
+            return (
+                SendClass::Unsendable,
+                SendOutcome::Dead {
+                    error: format!(
+                        "form `{}` no longer lists the webhook {}; nothing to sign it with",
+                        item.sender,
+                        crate::mail::destination::shown_recipient(item.kind, &item.recipient)
+                    ),
+                },
+            );
         };
         match self.post(webhook, &item.message_id_header, body, now).await {
-            Answer::Delivered => SendOutcome::Sent,
-            Answer::Dead(error) => SendOutcome::Dead { error },
-            Answer::Again { error, retry_after } => {
+            Answer::Delivered => (SendClass::Delivered, SendOutcome::Sent),
+            Answer::Dead(class, error) => (class, SendOutcome::Dead { error }),
+            Answer::Again {
+                class,
+                error,
+                retry_after,
+            } => {
                 let failures = item.attempts + 1;
                 let delay = retry_delay(failures).max(retry_after.unwrap_or(0).min(MAX_RETRY_AFTER));
                 let at = now + delay;
-                if at > item.give_up_at {
+                let outcome = if at > item.give_up_at {
                     SendOutcome::Dead {
                         error: format!("gave up after {failures} attempts; last error: {error}"),
                     }
                 } else {
                     SendOutcome::Retry { at, error }
-                }
+                };
+                (class, outcome)
             }
         }
     }
@@ -110,11 +118,15 @@ impl WebhookSender {
     async fn post(&self, webhook: &Webhook, id: &str, body: &[u8], now: i64) -> Answer {
         if let Err(refusal) = guard(&webhook.url, self.settings.allow_private).await {
             return match refusal {
-                Refusal::Internal(why) => Answer::Dead(format!(
-                    "{} {why}; refused (set `webhook_allow_private = true` for an intranet receiver)",
-                    super::shown_url(&webhook.url)
-                )),
+                Refusal::Internal(why) => Answer::Dead(
+                    SendClass::Unsendable,
+                    format!(
+                        "{} {why}; refused (set `webhook_allow_private = true` for an intranet receiver)",
+                        super::shown_url(&webhook.url)
+                    ),
+                ),
                 Refusal::Unresolved(why) => Answer::Again {
+                    class: SendClass::Connection,
                     error: why,
                     retry_after: None,
                 },
@@ -134,6 +146,11 @@ impl WebhookSender {
             Ok(r) => r,
             Err(e) => {
                 return Answer::Again {
+                    class: if e.is_timeout() {
+                        SendClass::Timeout
+                    } else {
+                        SendClass::Connection
+                    },
                     error: describe(&e),
                     retry_after: None,
                 };
@@ -164,11 +181,27 @@ impl WebhookSender {
             error.push_str(": ");
             error.push_str(&head);
         }
+        let class = match status.as_u16() {
+            400..=499 => SendClass::Reply4xx,
+            500..=599 => SendClass::Reply5xx,
+            _ => SendClass::OtherReply,
+        };
         match status.as_u16() {
-            410 => Answer::Dead(format!("{error} — the receiver says it is gone for good")),
-            408 | 429 => Answer::Again { error, retry_after },
-            400..=499 => Answer::Dead(format!("{error} — the receiver refused it; it would refuse it again")),
-            _ => Answer::Again { error, retry_after },
+            410 => Answer::Dead(class, format!("{error} — the receiver says it is gone for good")),
+            408 | 429 => Answer::Again {
+                class,
+                error,
+                retry_after,
+            },
+            400..=499 => Answer::Dead(
+                class,
+                format!("{error} — the receiver refused it; it would refuse it again"),
+            ),
+            _ => Answer::Again {
+                class,
+                error,
+                retry_after,
+            },
         }
     }
 }
@@ -203,10 +236,15 @@ pub async fn check_addresses<'a>(
     Ok(())
 }
 
+/// How a post ended: what to do next, and the class the metrics count it in.
 enum Answer {
     Delivered,
-    Again { error: String, retry_after: Option<i64> },
-    Dead(String),
+    Again {
+        class: SendClass,
+        error: String,
+        retry_after: Option<i64>,
+    },
+    Dead(SendClass, String),
 }
 
 /// `v1,<base64 HMAC-SHA256 of "{id}.{timestamp}.{body}">`, one per secret, space-separated.

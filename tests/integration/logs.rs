@@ -3,10 +3,10 @@
 //! real binary at `debug`, and every line it wrote is a JSON object that carries no token, code,
 //! signing key, password or visitor text, while the request's id links its lines together.
 
-use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use crate::support::app::{Backend, code, on_every_backend, receipt_from_redirect, verify_path};
+use crate::support::serve::{Serve, formgate};
 use crate::support::smtp::{Behaviour, TestSmtp};
 
 const KEY: &str = "log-test-signing-key-0123456789abcdefghijklmnop";
@@ -21,17 +21,6 @@ fn with_password(url: &str) -> String {
     }
     u.set_password(Some(PASSWORD)).unwrap();
     u.to_string()
-}
-
-fn formgate(dir: &std::path::Path, env: &[(&str, String)]) -> Command {
-    let mut c = Command::new(env!("CARGO_BIN_EXE_formgate"));
-    c.current_dir(dir)
-        .env_clear()
-        .env("PATH", std::env::var("PATH").unwrap_or_default());
-    for (k, v) in env {
-        c.env(k, v);
-    }
-    c
 }
 
 /// Where `secret` occurs in `line` as a whole word (not inside a longer run of digits, letters or
@@ -64,33 +53,8 @@ async fn json_logs_keep_every_secret_out(backend: Backend) {
         ("FORMGATE_LOG_FORMAT", "json".to_string()),
         ("FORMGATE_LOG", "debug".to_string()),
     ];
-    let mut serve = formgate(dir.path(), &env)
-        .arg("serve")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let stdout = serve.stdout.take().unwrap();
-    let stderr = serve.stderr.take().unwrap();
-    let logs = std::thread::spawn(move || std::io::read_to_string(stderr).unwrap());
-    let (first_tx, first_rx) = std::sync::mpsc::channel();
-    let banner = std::thread::spawn(move || {
-        use std::io::BufRead;
-        let mut all = String::new();
-        for line in std::io::BufReader::new(stdout).lines() {
-            let line = line.unwrap();
-            let _ = first_tx.send(line.clone());
-            all.push_str(&line);
-            all.push('\n');
-        }
-        all
-    });
-    let first = first_rx.recv_timeout(Duration::from_secs(30)).expect("serve starts");
-    let base = first
-        .split_whitespace()
-        .find(|w| w.starts_with("http://"))
-        .unwrap()
-        .to_string();
+    let serve = Serve::start(dir.path(), &env);
+    let base = serve.base.clone();
     let client = crate::support::app::client();
     let post = |email: &'static str| {
         let client = client.clone();
@@ -149,14 +113,10 @@ async fn json_logs_keep_every_secret_out(backend: Backend) {
     }
     assert_eq!(smtp.rejected().len(), 1, "the staff mail was tried and refused");
     tokio::time::sleep(Duration::from_millis(300)).await; // its outcome is logged and recorded
-    let status = Command::new("kill")
-        .args(["-TERM", &serve.id().to_string()])
-        .status()
-        .unwrap();
+    let banner = serve.banner.join("\n");
+    let (status, logs) = serve.stop();
     assert!(status.success());
-    assert!(serve.wait().unwrap().success());
-    let logs = logs.join().unwrap() + &String::from_utf8(release.stderr).unwrap();
-    let banner = banner.join().unwrap();
+    let logs = logs + &String::from_utf8(release.stderr).unwrap();
 
     let mut lines_of_first_post = 0;
     let mut deferred = false;

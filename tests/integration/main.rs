@@ -28,6 +28,7 @@ mod forms;
 mod health;
 mod intake;
 mod logs;
+mod metrics;
 mod outbox;
 mod scale;
 mod service;
