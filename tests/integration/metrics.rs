@@ -146,9 +146,39 @@ async fn a_scrape_after_a_flow_counts_it(backend: Backend) {
         .collect();
     assert!(wrong.is_empty(), "{}\n\n{text}", wrong.join("\n"));
     assert!(!text.contains("ada@example.org"), "no visitor data in a label");
+    dashboard_asks_for_what_is_served(&text);
 
     let (status, _logs) = serve.stop();
     assert!(status.success());
 }
 
 on_every_backend!(a_scrape_after_a_flow_counts_it);
+
+/// Every series `contrib/grafana-dashboard.json` queries is one formgate serves (a renamed metric
+/// would leave its panel empty without a word), and the file is valid JSON with a panel list.
+fn dashboard_asks_for_what_is_served(scraped: &str) {
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/contrib/grafana-dashboard.json");
+    let dashboard: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+    let panels = dashboard["panels"].as_array().unwrap();
+    let mut asked = 0;
+    for expr in panels
+        .iter()
+        .filter_map(|p| p["targets"].as_array())
+        .flatten()
+        .filter_map(|t| t["expr"].as_str())
+    {
+        for (at, _) in expr.match_indices("formgate_") {
+            let name: String = expr[at..]
+                .chars()
+                .take_while(|c| c.is_ascii_lowercase() || *c == '_')
+                .collect();
+            let base = name.trim_end_matches("_total");
+            assert!(
+                scraped.contains(base),
+                "the dashboard asks for {name}, which is not served"
+            );
+            asked += 1;
+        }
+    }
+    assert!(asked >= 15, "{asked} series asked for");
+}
