@@ -8,9 +8,15 @@
 //! `state` is plain data, `keymap` and `update` are pure and synchronous, `effects` does the I/O
 //! on tokio tasks, `view/` draws (one file per panel), `safe` keeps visitor text from talking to
 //! the terminal, `text` holds every string a moderator reads.
+//!
+//! [`session`] is the dashboard itself, over any terminal: input events in, frames out to any
+//! ratatui backend. [`run`] gives it the local terminal (crossterm's reader and stdout); a
+//! remote terminal (an SSH channel) gives it the events [`input::InputParser`] reads from the
+//! channel's bytes and a backend writing to the channel.
 
 pub mod action;
 pub mod effects;
+pub mod input;
 pub mod keymap;
 pub mod safe;
 pub mod state;
@@ -57,27 +63,35 @@ pub async fn run(services: Services, actor: String) -> anyhow::Result<()> {
     let mut screen = Screen::enter().context("setting up the terminal")?;
     // Everything the dashboard does logs nowhere while it owns the terminal: a log line on
     // stderr would be drawn over the screen. Outcomes and errors go to the status line.
-    let result = event_loop(&mut screen.terminal, actions, actor)
+    let input = spawn_input_thread()?;
+    let result = session(&mut screen.terminal, input, actions, actor, stop_signal())
         .with_subscriber(tracing::subscriber::NoSubscriber::default())
         .await;
     drop(screen);
     result
 }
 
-async fn event_loop(
-    terminal: &mut Terminal<CrosstermBackend<Stdout>>,
+/// One moderator's dashboard on `terminal`, reading `input`, acting as `actor`, until they
+/// quit, the input ends (the terminal is gone) or `stop` resolves.
+pub async fn session<B>(
+    terminal: &mut Terminal<B>,
+    mut input_rx: mpsc::UnboundedReceiver<Event>,
     actions: Arc<crate::actions::UseCases>,
     actor: String,
-) -> anyhow::Result<()> {
+    stop: impl std::future::Future<Output = ()>,
+) -> anyhow::Result<()>
+where
+    B: ratatui::backend::Backend,
+    B::Error: Send + Sync + 'static,
+{
     let size = terminal.size().context("reading the terminal size")?;
     let mut app = State::new(actor.clone(), actions.now(), size.width, size.height);
     app.learn_forms(actions.forms());
     let actor: Arc<str> = actor.into();
     let (effect_tx, mut effect_rx) = mpsc::unbounded_channel::<Action>();
-    let mut input_rx = spawn_input_thread()?;
     let mut tick = tokio::time::interval(TICK);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    let mut stop = std::pin::pin!(stop_signal());
+    let mut stop = std::pin::pin!(stop);
     let mut running: Vec<tokio::task::JoinHandle<()>> = Vec::new();
     // PostgreSQL pushes changes (LISTEN/NOTIFY): refresh at once instead of at the next tick,
     // at most every PUSHED_REFRESH_GAP so a burst of writes costs one reload. The tick stays as
@@ -93,7 +107,13 @@ async fn event_loop(
         let action = tokio::select! {
             event = input_rx.recv() => match event {
                 Some(Event::Key(key)) if key.kind != KeyEventKind::Release => keymap::action_for(key, app.mode()),
-                Some(Event::Resize(w, h)) => Some(Action::Resize(w, h)),
+                Some(Event::Resize(w, h)) => {
+                    // A fixed viewport (a remote terminal) learns its size only from here.
+                    terminal
+                        .resize(ratatui::layout::Rect::new(0, 0, w, h))
+                        .context("resizing")?;
+                    Some(Action::Resize(w, h))
+                }
                 Some(Event::Paste(text)) => Some(Action::Paste(text)),
                 Some(_) => None,
                 // The terminal is gone (the input thread ended).

@@ -520,3 +520,70 @@ async fn picking_a_form_narrows_the_rows_and_the_counts_and_the_search_reads_its
     d.keys("2").await;
     assert_eq!(d.ids(), [two.0]);
 }
+
+/// The whole dashboard over a byte stream, as a remote terminal drives it: bytes in (parsed by
+/// `tui::input`, split mid-sequence as network packets may be), frames out to a fixed-size
+/// backend that learns its size only from resize events. A message is released through the
+/// confirm dialog, the audit names the session's actor, a resize redraws at the new size, `q`
+/// ends the session.
+#[tokio::test]
+async fn the_dashboard_runs_over_a_byte_stream() {
+    use formgate::tui::input::InputParser;
+    use ratatui::backend::TestBackend;
+    use ratatui::layout::Rect;
+    use ratatui::{Terminal, TerminalOptions, Viewport};
+
+    let d = open(Some("staff@example.org")).await;
+    let id = d.message(1, true).await;
+    let mut terminal = Terminal::with_options(
+        TestBackend::new(80, 24),
+        TerminalOptions {
+            viewport: Viewport::Fixed(Rect::new(0, 0, 80, 24)),
+        },
+    )
+    .unwrap();
+    let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+    let actions = d.actions.clone();
+    let typist = async {
+        let mut parser = InputParser::new();
+        let mut send = |bytes: &[u8]| {
+            for event in parser.feed(bytes) {
+                tx.send(event).unwrap();
+            }
+        };
+        let pause = || tokio::time::sleep(Duration::from_millis(300));
+        pause().await;
+        send(b"2"); // the Verified tab
+        pause().await;
+        send(b"\x1b["); // Down, in two packets
+        send(b"B\x1b[A"); // and Up again: on the first row
+        send(b"r");
+        pause().await;
+        send(b"y");
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while actions.store().message(id).await.unwrap().unwrap().status != Status::Released {
+            assert!(Instant::now() < deadline, "released through the dialog");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        tx.send(ratatui::crossterm::event::Event::Resize(60, 20)).unwrap();
+        pause().await;
+        send(b"q");
+    };
+    let session = formgate::tui::session(
+        &mut terminal,
+        rx,
+        d.actions.clone(),
+        "alice".into(),
+        std::future::pending(),
+    );
+    let (ended, ()) = tokio::join!(session, typist);
+    ended.unwrap();
+    let area = terminal.get_frame().area();
+    assert_eq!((area.width, area.height), (60, 20), "drawn at the new size");
+    let screen = terminal.backend().buffer().clone();
+    let text: String = screen.content.iter().map(|c| c.symbol()).collect();
+    assert!(text.contains("Released"), "{text}");
+    let trail = d.actions.store().audit_trail(id).await.unwrap();
+    let release = trail.iter().find(|a| a.action == "release").expect("a release line");
+    assert_eq!(release.actor, "alice");
+}
