@@ -157,6 +157,9 @@ pub struct State {
     pub status: Option<StatusLine>,
     /// The last read failed: show the banner until one succeeds.
     pub db_down: bool,
+    /// A viewer (an SSH moderator with `role = "viewer"`) sees everything and changes nothing:
+    /// every verb is refused before it asks for confirmation.
+    pub viewer: bool,
     pub(super) next_req: u64,
     /// The load whose answer is awaited; answers to older ones are dropped.
     pub(super) in_flight: Option<u64>,
@@ -188,6 +191,7 @@ impl State {
             suppressed: None,
             status: None,
             db_down: false,
+            viewer: false,
             next_req: 0,
             in_flight: None,
         }

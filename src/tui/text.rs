@@ -193,6 +193,7 @@ pub fn not_allowed(verb: Verb) -> &'static str {
 pub const NOTHING_HERE: &str = "no message here";
 pub const FINISHING: &str = "finishing what was started before quitting…";
 pub const CANCELLED: &str = "cancelled; nothing changed";
+pub const VIEWER_REFUSED: &str = "you are a viewer: you can read everything and change nothing";
 
 pub fn selected(n: usize) -> String {
     format!("{} selected", messages(n))

@@ -26,6 +26,10 @@ const FOLLOWERS: usize = 64;
 const MAX_FILTER: usize = 200;
 
 pub fn update(app: &mut State, action: Action) -> Option<Effect> {
+    if app.viewer && changes_something(&action) {
+        say(app, Tone::Error, text::VIEWER_REFUSED);
+        return None;
+    }
     match action {
         Action::Quit => return Some(Effect::Quit),
         Action::Resize(w, h) => {
@@ -108,6 +112,11 @@ pub fn update(app: &mut State, action: Action) -> Option<Effect> {
         Mode::Detail => detail_mode(app, action),
         Mode::Normal => normal_mode(app, action),
     }
+}
+
+/// The actions that lead to a change (each through its confirm dialog): what a viewer may not do.
+fn changes_something(action: &Action) -> bool {
+    matches!(action, Action::Verb(_) | Action::Redeliver | Action::Unsuppress)
 }
 
 fn say(app: &mut State, tone: Tone, text: impl Into<String>) {
@@ -1121,6 +1130,23 @@ mod tests {
         press(&mut app, "q");
         assert_eq!(app.mode(), Mode::Normal);
         assert_eq!(app.cursor, 1);
+    }
+
+    #[test]
+    fn a_viewer_is_refused_every_verb_before_any_dialog_and_still_reads() {
+        let mut app = app_with(Tab::Verified, 3);
+        app.viewer = true;
+        for keys in ["r", "s", "d", "u", "n", " r"] {
+            assert_eq!(press(&mut app, keys), [], "{keys}");
+            assert!(app.confirm.is_none(), "{keys}: no dialog");
+        }
+        assert_eq!(app.status.as_ref().unwrap().text, text::VIEWER_REFUSED);
+        assert_eq!(app.status.as_ref().unwrap().tone, Tone::Error);
+        press(&mut app, "gj");
+        assert_eq!(app.cursor, 1, "moving still works");
+        assert_eq!(key(&mut app, KeyCode::Enter), Some(Effect::Details(MessageId(2))));
+        press(&mut app, "D");
+        assert!(app.confirm.is_none());
     }
 
     #[test]
