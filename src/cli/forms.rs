@@ -16,18 +16,20 @@ fn slugs(forms: &[Form]) -> String {
 }
 
 /// `--form SLUG` names a configured form; otherwise says which there are (exit 2: bad usage).
-pub fn known(config: &Config, slug: Option<&str>) -> Result<(), ExitCode> {
+/// Whether `slug` (when given) names a form; if not, says so on `err` (usage error: exit 2).
+pub fn known(config: &Config, slug: Option<&str>, err: &mut dyn std::io::Write) -> Result<(), u8> {
     let Some(slug) = slug else { return Ok(()) };
     let forms = config.forms();
     if forms.iter().any(|f| f.slug == slug) {
         return Ok(());
     }
-    eprintln!(
+    let _ = writeln!(
+        err,
         "formgate: there is no form `{}`; the forms are {}",
         safe(slug),
         slugs(&forms)
     );
-    Err(ExitCode::from(2))
+    Err(2)
 }
 
 /// One block per form, in configuration order.
@@ -141,8 +143,8 @@ fn describe(out: &mut String, form: &Form, default: bool, base: &str) {
 
 /// `formgate forms snippet SLUG`: the HTML on stdout, advice on stderr. Exit 2 for an unknown slug.
 pub fn snippet(config: &Config, slug: &str) -> ExitCode {
-    if let Err(code) = known(config, Some(slug)) {
-        return code;
+    if let Err(code) = known(config, Some(slug), &mut std::io::stderr()) {
+        return ExitCode::from(code);
     }
     let forms = config.forms();
     let Some(form) = forms.iter().find(|f| f.slug == slug) else {

@@ -167,6 +167,79 @@ pub struct Targets {
     pub actor: Option<String>,
 }
 
+/// Runs `command` if it is one of the moderator's verbs (None if it is not), writing to `io`.
+/// `act_as` turns the command's `--as` into the actor the audit trail records: locally `--as` or
+/// the OS user; over SSH the authenticated moderator, and `--as` is refused (an error there
+/// becomes a usage error, exit 2). Shared by the local CLI and `ssh … VERB`, so both print the
+/// same and exit the same.
+pub async fn run_verb(
+    command: Command,
+    config: &Config,
+    actions: &crate::actions::UseCases,
+    io: &mut verbs::Console<'_>,
+    act_as: &dyn Fn(Option<String>) -> Result<String, String>,
+) -> anyhow::Result<Option<verbs::Exit>> {
+    let who = |given: Option<String>, io: &mut verbs::Console<'_>| match act_as(given) {
+        Ok(actor) => Ok(actor),
+        Err(why) => {
+            let _ = writeln!(io.err, "formgate: {why}");
+            Err(2)
+        }
+    };
+    let targets = |verb, t: Targets| (verb, t.ids, t.actor);
+    let (verb, ids, given) = match command {
+        Command::List {
+            status,
+            search,
+            form,
+            limit,
+            json,
+        } => {
+            if let Err(code) = forms::known(config, form.as_deref(), io.err) {
+                return Ok(Some(code));
+            }
+            verbs::list(actions, io, status, search, form, limit, json).await?;
+            return Ok(Some(verbs::DONE));
+        }
+        Command::Show { id, json } => {
+            verbs::show(actions, io, id, json).await?;
+            return Ok(Some(verbs::DONE));
+        }
+        Command::Suppressed { json } => {
+            verbs::suppressed(actions, io, json).await?;
+            return Ok(Some(verbs::DONE));
+        }
+        Command::Export { format, status, form } => {
+            if let Err(code) = forms::known(config, form.as_deref(), io.err) {
+                return Ok(Some(code));
+            }
+            verbs::export(actions, io, format, status, form).await?;
+            return Ok(Some(verbs::DONE));
+        }
+        Command::Redeliver { id, to, actor: a } => {
+            let Ok(actor) = who(a, io) else { return Ok(Some(2)) };
+            return Ok(Some(verbs::redeliver(actions, io, id, to, &actor).await?));
+        }
+        Command::Unsuppress { email, actor: a } => {
+            let Ok(actor) = who(a, io) else { return Ok(Some(2)) };
+            return Ok(Some(verbs::unsuppress(actions, io, &email, &actor).await?));
+        }
+        Command::Purge { actor: a } => {
+            let Ok(actor) = who(a, io) else { return Ok(Some(2)) };
+            verbs::purge(actions, io, &actor).await?;
+            return Ok(Some(verbs::DONE));
+        }
+        Command::Release(t) => targets(verbs::Verb::Release, t),
+        Command::Resend(t) => targets(verbs::Verb::Resend, t),
+        Command::Delete(t) => targets(verbs::Verb::Delete, t),
+        Command::Restore(t) => targets(verbs::Verb::Restore, t),
+        Command::NotSpam(t) => targets(verbs::Verb::NotSpam, t),
+        _ => return Ok(None),
+    };
+    let Ok(actor) = who(given, io) else { return Ok(Some(2)) };
+    Ok(Some(verbs::each(actions, io, verb, &ids, &actor).await?))
+}
+
 /// Who is acting: `--as NAME`, else the OS user.
 fn actor(given: Option<String>) -> String {
     given
@@ -281,79 +354,29 @@ pub fn run() -> ExitCode {
                 Ok(ExitCode::SUCCESS)
             }
             Command::Tui { actor: a } => ok(crate::tui::run(Services::for_moderator(&config).await?, actor(a)).await),
-            Command::List {
-                status,
-                search,
-                form,
-                limit,
-                json,
-            } => {
-                if let Err(code) = forms::known(&config, form.as_deref()) {
-                    return Ok(code);
-                }
+            command @ (Command::List { .. }
+            | Command::Show { .. }
+            | Command::Redeliver { .. }
+            | Command::Release(_)
+            | Command::Resend(_)
+            | Command::Delete(_)
+            | Command::Restore(_)
+            | Command::NotSpam(_)
+            | Command::Suppressed { .. }
+            | Command::Unsuppress { .. }
+            | Command::Purge { .. }
+            | Command::Export { .. }) => {
+                use std::io::IsTerminal;
                 let services = Services::for_moderator(&config).await?;
-                ok(verbs::list(&services, status, search, form, limit, json).await)
-            }
-            Command::Show { id, json } => ok(verbs::show(&Services::for_moderator(&config).await?, id, json).await),
-            Command::Redeliver { id, to, actor: a } => {
-                verbs::redeliver(&Services::for_moderator(&config).await?, id, to, &actor(a)).await
-            }
-            Command::Release(t) => {
-                verbs::each(
-                    &Services::for_moderator(&config).await?,
-                    verbs::Verb::Release,
-                    &t.ids,
-                    &actor(t.actor),
-                )
-                .await
-            }
-            Command::Resend(t) => {
-                verbs::each(
-                    &Services::for_moderator(&config).await?,
-                    verbs::Verb::Resend,
-                    &t.ids,
-                    &actor(t.actor),
-                )
-                .await
-            }
-            Command::Delete(t) => {
-                verbs::each(
-                    &Services::for_moderator(&config).await?,
-                    verbs::Verb::Delete,
-                    &t.ids,
-                    &actor(t.actor),
-                )
-                .await
-            }
-            Command::Restore(t) => {
-                verbs::each(
-                    &Services::for_moderator(&config).await?,
-                    verbs::Verb::Restore,
-                    &t.ids,
-                    &actor(t.actor),
-                )
-                .await
-            }
-            Command::NotSpam(t) => {
-                verbs::each(
-                    &Services::for_moderator(&config).await?,
-                    verbs::Verb::NotSpam,
-                    &t.ids,
-                    &actor(t.actor),
-                )
-                .await
-            }
-            Command::Suppressed { json } => ok(verbs::suppressed(&Services::for_moderator(&config).await?, json).await),
-            Command::Unsuppress { email, actor: a } => {
-                verbs::unsuppress(&Services::for_moderator(&config).await?, &email, &actor(a)).await
-            }
-            Command::Purge { actor: a } => ok(verbs::purge(&Services::for_moderator(&config).await?, &actor(a)).await),
-            Command::Export { format, status, form } => {
-                if let Err(code) = forms::known(&config, form.as_deref()) {
-                    return Ok(code);
-                }
-                let services = Services::for_moderator(&config).await?;
-                ok(verbs::export(&services, format, status, form).await)
+                let (mut out, mut err) = (std::io::stdout().lock(), std::io::stderr().lock());
+                let mut io = verbs::Console {
+                    out: &mut out,
+                    err: &mut err,
+                    terminal: std::io::stdout().is_terminal(),
+                };
+                let local = |given: Option<String>| Ok(actor(given));
+                let exit = run_verb(command, &config, &services.actions, &mut io, &local).await?;
+                Ok(ExitCode::from(exit.unwrap_or(2)))
             }
             Command::Forms { command: None } => ok(forms::list(&config)),
             Command::Forms {

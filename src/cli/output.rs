@@ -69,7 +69,7 @@ pub fn mail_state(row: &MessageSummary) -> String {
 }
 
 /// The list's table; with `form_column` (the site has several forms) a FORM column after STATUS.
-pub fn table(out: &mut impl Write, rows: &[MessageSummary], now: i64, form_column: bool) -> io::Result<()> {
+pub fn table(out: &mut (impl Write + ?Sized), rows: &[MessageSummary], now: i64, form_column: bool) -> io::Result<()> {
     if rows.is_empty() {
         return writeln!(out, "no messages");
     }
@@ -122,7 +122,7 @@ pub fn message_json(m: &Message, form: &Form) -> serde_json::Result<serde_json::
 
 /// `form` is the one `entry_of(m.form)` gives (for a form no longer configured: the default's
 /// settings under another slug).
-pub fn details(out: &mut impl Write, d: &Details, form: &Form) -> io::Result<()> {
+pub fn details(out: &mut (impl Write + ?Sized), d: &Details, form: &Form) -> io::Result<()> {
     let m = &d.message;
     let when = |t: Option<i64>| t.map(human_time).unwrap_or_else(|| "-".into());
     writeln!(out, "Message #{}  [{}]", m.id, m.status)?;

@@ -1,14 +1,26 @@
 //! The non-interactive verbs: the same `actions` the dashboard calls, for scripts and cron jobs.
 
 use std::io::Write;
-use std::process::ExitCode;
 
-use crate::actions::Outcome;
-use crate::app::Services;
+use crate::actions::{Outcome, UseCases};
 use crate::domain::{MessageId, Status};
 use crate::store::ListQuery;
 
 use super::output;
+
+/// Where a verb writes: the process's stdout and stderr for the local CLI, buffers sent over the
+/// channel for a verb run over SSH. `terminal`: `out` is a terminal (CSV then shows control
+/// characters escaped).
+pub struct Console<'a> {
+    pub out: &'a mut dyn Write,
+    pub err: &'a mut dyn Write,
+    pub terminal: bool,
+}
+
+/// A verb's exit status: 0 done, 1 some of it failed, 2 a usage error.
+pub type Exit = u8;
+pub const DONE: Exit = 0;
+pub const FAILED: Exit = 1;
 
 pub use crate::actions::Verb;
 
@@ -22,10 +34,16 @@ pub enum ExportFormat {
 /// one line per success on stdout and one per failure on stderr. Exit code 1 if any failed.
 /// A resend or "not spam" whose mail was withheld (suppressed address, a cap) still succeeded:
 /// the line says "…, but no mail: why" and the exit code stays 0.
-pub async fn each(services: &Services, verb: Verb, ids: &[MessageId], actor: &str) -> anyhow::Result<ExitCode> {
+pub async fn each(
+    actions: &UseCases,
+    io: &mut Console<'_>,
+    verb: Verb,
+    ids: &[MessageId],
+    actor: &str,
+) -> anyhow::Result<Exit> {
     let mut failed = false;
     for &id in ids {
-        let outcome = services.actions.perform(verb, id, actor).await.map(|o| match o {
+        let outcome = actions.perform(verb, id, actor).await.map(|o| match o {
             Outcome::Released { mailed: true, to } => format!("released #{id}: queued for {to}"),
             Outcome::Released { mailed: false, .. } => {
                 format!("released #{id} (no staff_inbox configured: marked released, not mailed)")
@@ -38,26 +56,27 @@ pub async fn each(services: &Services, verb: Verb, ids: &[MessageId], actor: &st
             Outcome::NotSpam { no_mail: Some(why) } => format!("#{id} is not spam: pending, but no mail: {why}"),
         });
         match outcome {
-            Ok(line) => println!("{line}"),
+            Ok(line) => writeln!(io.out, "{line}")?,
             Err(e) => {
                 failed = true;
-                eprintln!("formgate: #{id}: {}", output::safe(&e.to_string()));
+                writeln!(io.err, "formgate: #{id}: {}", output::safe(&e.to_string()))?;
             }
         }
     }
-    Ok(if failed { ExitCode::FAILURE } else { ExitCode::SUCCESS })
+    Ok(if failed { FAILED } else { DONE })
 }
 
 pub async fn list(
-    services: &Services,
+    actions: &UseCases,
+    io: &mut Console<'_>,
     status: Option<Status>,
     search: Option<String>,
     form: Option<String>,
     limit: i64,
     json: bool,
 ) -> anyhow::Result<()> {
-    let rows = services
-        .store
+    let rows = actions
+        .store()
         .list(&ListQuery {
             status,
             form,
@@ -66,60 +85,62 @@ pub async fn list(
             limit: limit.clamp(1, 10_000),
         })
         .await?;
-    let mut out = std::io::stdout().lock();
+    let out = &mut *io.out;
     if json {
         writeln!(out, "{}", output::json(&rows)?)?;
     } else {
-        output::table(
-            &mut out,
-            &rows,
-            services.actions.now(),
-            services.actions.forms().several(),
-        )?;
+        output::table(out, &rows, actions.now(), actions.forms().several())?;
     }
     Ok(())
 }
 
-pub async fn show(services: &Services, id: MessageId, json: bool) -> anyhow::Result<()> {
-    let details = services.actions.details(id).await?;
-    let form = services.actions.forms().entry_of(&details.message.form);
-    let mut out = std::io::stdout().lock();
+pub async fn show(actions: &UseCases, io: &mut Console<'_>, id: MessageId, json: bool) -> anyhow::Result<()> {
+    let details = actions.details(id).await?;
+    let form = actions.forms().entry_of(&details.message.form);
+    let out = &mut *io.out;
     if json {
         let mut value = serde_json::to_value(&details)?;
         value["message"] = output::message_json(&details.message, form)?;
         writeln!(out, "{}", output::json(&value)?)?;
     } else {
-        output::details(&mut out, &details, form)?;
+        output::details(out, &details, form)?;
     }
     Ok(())
 }
 
 /// `formgate redeliver ID [--to N]`: one line per destination queued again; exit 1 (one line on
 /// stderr) when nothing was, for example when no delivery is dead or destination N is under way.
-pub async fn redeliver(services: &Services, id: MessageId, to: Option<usize>, actor: &str) -> anyhow::Result<ExitCode> {
-    match services.actions.redeliver(id, to, actor).await {
+pub async fn redeliver(
+    actions: &UseCases,
+    io: &mut Console<'_>,
+    id: MessageId,
+    to: Option<usize>,
+    actor: &str,
+) -> anyhow::Result<Exit> {
+    match actions.redeliver(id, to, actor).await {
         Ok(queued) => {
             for d in queued {
-                println!(
+                writeln!(
+                    io.out,
                     "#{id}: queued destination {} again ({} to {})",
                     d.number,
                     d.destination,
                     output::safe(&d.row.recipient)
-                );
+                )?;
             }
-            Ok(ExitCode::SUCCESS)
+            Ok(DONE)
         }
         Err(e) => {
-            eprintln!("formgate: #{id}: {}", output::safe(&e.to_string()));
-            Ok(ExitCode::FAILURE)
+            writeln!(io.err, "formgate: #{id}: {}", output::safe(&e.to_string()))?;
+            Ok(FAILED)
         }
     }
 }
 
 /// `formgate suppressed [--json]`.
-pub async fn suppressed(services: &Services, json: bool) -> anyhow::Result<()> {
-    let rows = services.actions.suppressed().await?;
-    let mut out = std::io::stdout().lock();
+pub async fn suppressed(actions: &UseCases, io: &mut Console<'_>, json: bool) -> anyhow::Result<()> {
+    let rows = actions.suppressed().await?;
+    let out = &mut *io.out;
     if json {
         writeln!(out, "{}", output::json(&rows)?)?;
         return Ok(());
@@ -140,19 +161,19 @@ pub async fn suppressed(services: &Services, json: bool) -> anyhow::Result<()> {
 }
 
 /// `formgate unsuppress EMAIL`: exit 1 if the address was not suppressed.
-pub async fn unsuppress(services: &Services, email: &str, actor: &str) -> anyhow::Result<ExitCode> {
-    if services.actions.unsuppress(email, actor).await? {
-        println!("{}: will be mailed again", output::safe(email));
-        Ok(ExitCode::SUCCESS)
+pub async fn unsuppress(actions: &UseCases, io: &mut Console<'_>, email: &str, actor: &str) -> anyhow::Result<Exit> {
+    if actions.unsuppress(email, actor).await? {
+        writeln!(io.out, "{}: will be mailed again", output::safe(email))?;
+        Ok(DONE)
     } else {
-        eprintln!("formgate: {} was not suppressed", output::safe(email));
-        Ok(ExitCode::FAILURE)
+        writeln!(io.err, "formgate: {} was not suppressed", output::safe(email))?;
+        Ok(FAILED)
     }
 }
 
-pub async fn purge(services: &Services, actor: &str) -> anyhow::Result<()> {
-    let purged = services.actions.purge_trash(actor).await?;
-    println!("purged {} message(s) from the trash", purged.trashed);
+pub async fn purge(actions: &UseCases, io: &mut Console<'_>, actor: &str) -> anyhow::Result<()> {
+    let purged = actions.purge_trash(actor).await?;
+    writeln!(io.out, "purged {} message(s) from the trash", purged.trashed)?;
     Ok(())
 }
 
@@ -161,20 +182,21 @@ pub async fn purge(services: &Services, actor: &str) -> anyhow::Result<()> {
 /// than a file or pipe) shows them escaped. CSV of one declared form (`--form`) has a column per
 /// field; otherwise the fields are one JSON column (messages of several forms, or an open form's).
 pub async fn export(
-    services: &Services,
+    actions: &UseCases,
+    io: &mut Console<'_>,
     format: ExportFormat,
     status: Option<Status>,
     form: Option<String>,
 ) -> anyhow::Result<()> {
-    use std::io::IsTerminal;
-    let to_terminal = std::io::stdout().is_terminal();
+    let to_terminal = io.terminal;
     if to_terminal && matches!(format, ExportFormat::Csv) {
-        eprintln!(
+        writeln!(
+            io.err,
             "formgate: standard output is a terminal: control characters are shown escaped; redirect to a file for the raw data"
-        );
+        )?;
     }
-    let mut out = std::io::BufWriter::new(std::io::stdout().lock());
-    let catalog = services.actions.forms().clone();
+    let mut out = std::io::BufWriter::new(&mut *io.out);
+    let catalog = actions.forms().clone();
     let columns = form
         .as_deref()
         .and_then(|slug| catalog.get(slug))
@@ -186,8 +208,8 @@ pub async fn export(
         ExportFormat::Json => write!(out, "[")?,
     }
     loop {
-        let page = services
-            .store
+        let page = actions
+            .store()
             .list(&ListQuery {
                 status,
                 form: form.clone(),
@@ -200,7 +222,7 @@ pub async fn export(
         after = Some((last.created_at, last.id));
         for row in &page {
             // The listing carries a preview; the export wants the whole message.
-            let Some(m) = services.store.message(row.id).await? else {
+            let Some(m) = actions.store().message(row.id).await? else {
                 continue;
             };
             match format {
