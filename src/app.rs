@@ -39,6 +39,12 @@ pub struct Server {
     header_timeout: std::time::Duration,
     /// `metrics_listen`'s listener and what its scrapes read, when set.
     metrics: Option<(TcpListener, Arc<crate::metrics::endpoint::Gauges>)>,
+    /// The SSH dashboard (`ssh_listen`), when set.
+    ssh: Option<crate::ssh::SshServer>,
+    /// The SSH host key's fingerprint, and whether this start generated the key.
+    pub ssh_host_key: Option<(String, bool)>,
+    /// Set when shutdown begins; everything started here watches it.
+    stop: (watch::Sender<bool>, watch::Receiver<bool>),
     /// Set when `build` generated a new signing key file.
     pub created_key_file: Option<PathBuf>,
     /// The base of links in mails.
@@ -97,6 +103,11 @@ impl Server {
                 crate::metrics::endpoint::Gauges::new(services.store.clone(), clock.clone()),
             )
         });
+        let stop = watch::channel(false);
+        let (ssh, ssh_host_key) = match crate::ssh::bind(config, services.actions.clone(), stop.1.clone()).await? {
+            Some((server, fingerprint, created)) => (Some(server), Some((fingerprint, created))),
+            None => (None, None),
+        };
         let transport = Transport::new(&config.mail, config.smtp_timeout, dkim);
         let mut worker = OutboxWorker::new(
             services.store.clone(),
@@ -137,6 +148,9 @@ impl Server {
             store: services.store,
             header_timeout: config.header_timeout,
             metrics,
+            ssh,
+            ssh_host_key,
+            stop,
             created_key_file: services.created_key_file,
             public_url: services.public_url,
         })
@@ -144,6 +158,11 @@ impl Server {
 
     pub fn local_addr(&self) -> SocketAddr {
         self.addr
+    }
+
+    /// Where `ssh_listen` is bound, when it is set.
+    pub fn ssh_addr(&self) -> Option<SocketAddr> {
+        self.ssh.as_ref().and_then(crate::ssh::SshServer::local_addr)
     }
 
     /// Where `metrics_listen` is bound, when it is set.
@@ -162,8 +181,9 @@ impl Server {
 
     /// Serves until `shutdown` resolves, then drains and returns.
     pub async fn run(self, shutdown: impl Future<Output = ()> + Send + 'static) -> anyhow::Result<()> {
-        let (stop_tx, stop_rx) = watch::channel(false);
+        let (stop_tx, stop_rx) = self.stop;
         let stop_tx = Arc::new(stop_tx);
+        let ssh = self.ssh.map(|ssh| tokio::spawn(ssh.run(stop_rx.clone())));
         let worker = tokio::spawn(self.worker.run(stop_rx.clone()));
         let webhook_worker = tokio::spawn(self.webhook_worker.run(stop_rx.clone()));
         let janitor = tokio::spawn(retention(self.state.actions.clone(), stop_rx.clone()));
@@ -201,6 +221,9 @@ impl Server {
         worker.await.context("outbox worker")?;
         webhook_worker.await.context("webhook worker")?;
         janitor.await.context("retention task")?;
+        if let Some(ssh) = ssh {
+            ssh.await.context("ssh listener")?;
+        }
         if let Some(metrics) = metrics {
             metrics.await.context("metrics listener")?.context("metrics listener")?;
         }

@@ -11,6 +11,7 @@ pub mod forms;
 pub mod intake;
 pub mod mail;
 pub mod metrics;
+pub mod ssh;
 pub mod store;
 pub mod systemd;
 pub mod templates;

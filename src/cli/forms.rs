@@ -17,7 +17,7 @@ fn slugs(forms: &[Form]) -> String {
 
 /// `--form SLUG` names a configured form; otherwise says which there are (exit 2: bad usage).
 /// Whether `slug` (when given) names a form; if not, says so on `err` (usage error: exit 2).
-pub fn known(config: &Config, slug: Option<&str>, err: &mut dyn std::io::Write) -> Result<(), u8> {
+pub fn known(config: &Config, slug: Option<&str>, err: &mut (dyn std::io::Write + Send)) -> Result<(), u8> {
     let Some(slug) = slug else { return Ok(()) };
     let forms = config.forms();
     if forms.iter().any(|f| f.slug == slug) {

@@ -8,7 +8,7 @@ mod doctor;
 mod forms;
 mod output;
 mod probe;
-mod verbs;
+pub mod verbs;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -177,7 +177,7 @@ pub async fn run_verb(
     config: &Config,
     actions: &crate::actions::UseCases,
     io: &mut verbs::Console<'_>,
-    act_as: &dyn Fn(Option<String>) -> Result<String, String>,
+    act_as: &(dyn Fn(Option<String>) -> Result<String, String> + Sync),
 ) -> anyhow::Result<Option<verbs::Exit>> {
     let who = |given: Option<String>, io: &mut verbs::Console<'_>| match act_as(given) {
         Ok(actor) => Ok(actor),
@@ -368,7 +368,7 @@ pub fn run() -> ExitCode {
             | Command::Export { .. }) => {
                 use std::io::IsTerminal;
                 let services = Services::for_moderator(&config).await?;
-                let (mut out, mut err) = (std::io::stdout().lock(), std::io::stderr().lock());
+                let (mut out, mut err) = (std::io::stdout(), std::io::stderr());
                 let mut io = verbs::Console {
                     out: &mut out,
                     err: &mut err,
@@ -405,6 +405,15 @@ async fn serve(config: &Config) -> anyhow::Result<()> {
     println!("  links in mails point to  {}", app.public_url);
     if let Some(metrics) = app.metrics_addr() {
         println!("  metrics                  http://{metrics}/metrics");
+    }
+    if let (Some(ssh), Some((fingerprint, created))) = (app.ssh_addr(), &app.ssh_host_key) {
+        let made = if *created { ", generated now" } else { "" };
+        println!(
+            "  ssh dashboard            ssh -p {} {}  (host key {fingerprint}{made}; {} moderator(s))",
+            ssh.port(),
+            ssh.ip(),
+            config.moderators.len()
+        );
     }
     println!(
         "  database                 {}",

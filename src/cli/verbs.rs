@@ -12,8 +12,8 @@ use super::output;
 /// channel for a verb run over SSH. `terminal`: `out` is a terminal (CSV then shows control
 /// characters escaped).
 pub struct Console<'a> {
-    pub out: &'a mut dyn Write,
-    pub err: &'a mut dyn Write,
+    pub out: &'a mut (dyn Write + Send),
+    pub err: &'a mut (dyn Write + Send),
     pub terminal: bool,
 }
 

@@ -12,6 +12,7 @@
 
 pub mod forms;
 mod layers;
+mod moderators;
 mod smtp;
 pub mod table;
 mod values;
@@ -85,6 +86,13 @@ pub struct Config {
     pub log_format: LogFormat,
     /// None: no metrics listener.
     pub metrics_listen: Option<SocketAddr>,
+    /// None: no SSH dashboard.
+    pub ssh_listen: Option<SocketAddr>,
+    pub ssh_host_key_file: PathBuf,
+    pub ssh_max_sessions: usize,
+    pub ssh_idle_timeout: Duration,
+    /// `[[moderators]]`: who may log in over SSH.
+    pub moderators: Vec<crate::ssh::Moderator>,
     /// At most N automatic verification mails per address per window; None: no cap.
     pub verify_mails_per_address: Option<(u32, Duration)>,
     /// None: no hourly cap.
@@ -135,6 +143,11 @@ impl fmt::Debug for Config {
             .field("header_timeout", &self.header_timeout)
             .field("log_format", &self.log_format)
             .field("metrics_listen", &self.metrics_listen)
+            .field("ssh_listen", &self.ssh_listen)
+            .field("ssh_host_key_file", &self.ssh_host_key_file)
+            .field("ssh_max_sessions", &self.ssh_max_sessions)
+            .field("ssh_idle_timeout", &self.ssh_idle_timeout)
+            .field("moderators", &self.moderators)
             .field("verify_mails_per_address", &self.verify_mails_per_address)
             .field("max_mails_per_hour", &self.max_mails_per_hour)
             .field("require_form_token", &self.require_form_token)
@@ -195,10 +208,9 @@ pub fn redact_url(raw: &str) -> String {
 /// should not pass silently).
 fn parse_file(text: &str, label: &str) -> Result<toml::Table, ConfigError> {
     let table: toml::Table = toml::from_str(text).map_err(|e| err("formgate.toml", format!("{e}")))?;
-    if let Some(unknown) = table
-        .keys()
-        .find(|k| !matches!(k.as_str(), "forms" | "webhooks") && !KEYS.iter().any(|key| key.name == k.as_str()))
-    {
+    if let Some(unknown) = table.keys().find(|k| {
+        !matches!(k.as_str(), "forms" | "webhooks" | "moderators") && !KEYS.iter().any(|key| key.name == k.as_str())
+    }) {
         let known: Vec<&str> = KEYS.iter().map(|key| key.name).collect();
         return Err(ConfigError {
             key: unknown.clone(),
@@ -300,6 +312,11 @@ impl Config {
             header_timeout: HEADER_TIMEOUT.resolve(l)?,
             log_format: LOG_FORMAT.resolve(l)?,
             metrics_listen: METRICS_LISTEN.resolve(l)?,
+            ssh_listen: SSH_LISTEN.resolve(l)?,
+            ssh_host_key_file: SSH_HOST_KEY_FILE.resolve(l)?,
+            ssh_max_sessions: SSH_MAX_SESSIONS.resolve(l)?.0,
+            ssh_idle_timeout: SSH_IDLE_TIMEOUT.resolve(l)?,
+            moderators: moderators::parse_moderators(l.raw("moderators"), l.label())?,
             verify_mails_per_address: VERIFY_MAILS_PER_ADDRESS.resolve(l)?.0,
             max_mails_per_hour: MAX_MAILS_PER_HOUR.resolve(l)?.0,
             require_form_token: REQUIRE_FORM_TOKEN.resolve(l)?,

@@ -16,7 +16,7 @@ use super::layers::{Key, Optional, Setting};
 use super::smtp::SmtpUrl;
 use super::values::{
     Cap, Connections, DatabaseUrl, Days, DnsName, Folder, FormSlug, Inboxes, IpNet, List, LogFormat, OneLine, Origin,
-    PerWindow, PublicUrl, RateLimit, SecretKeys, WebAddress,
+    PerWindow, PublicUrl, RateLimit, SecretKeys, SessionCap, WebAddress,
 };
 
 /// Declares each row as a `pub const` descriptor and lists them all in `KEYS`.
@@ -79,6 +79,26 @@ table! {
         "metrics_listen",
         "unset: no metrics",
         "address and port of a listener of its own serving `GET /metrics` in the Prometheus text format, e.g. `127.0.0.1:9464`; never the public `listen` (see Metrics under Operations)",
+    );
+    SSH_LISTEN: Optional<SocketAddr> = Optional::new(
+        "ssh_listen",
+        "unset: no SSH",
+        "address and port of the SSH dashboard for `[[moderators]]`, e.g. `0.0.0.0:2222` (see SSH dashboard)",
+    );
+    SSH_HOST_KEY_FILE: Setting<PathBuf> = Setting::new(
+        "ssh_host_key_file",
+        "formgate_ssh_host_key",
+        "the SSH host key (Ed25519, OpenSSH format); generated with mode 0600 on first start when missing; instances behind one name share it",
+    );
+    SSH_MAX_SESSIONS: Setting<SessionCap> = Setting::new(
+        "ssh_max_sessions",
+        "20",
+        "SSH sessions open at once, all moderators together (each moderator: at most 4)",
+    );
+    SSH_IDLE_TIMEOUT: Setting<Duration> = Setting::new(
+        "ssh_idle_timeout",
+        "30m",
+        "an SSH connection with no input for this long is closed",
     );
     SITE_NAME: Setting<OneLine> = Setting::new(
         "site_name",

@@ -228,21 +228,30 @@ fn integer(value: &toml::Value) -> Result<i64, String> {
         .ok_or_else(|| format!("is {}; write a whole number, without quotes", toml_kind(value)))
 }
 
-/// `smtp_connections`: 1 to 64.
+/// A whole number from `MIN` to `MAX`: `smtp_connections` (1 to 64), `ssh_max_sessions`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Connections(pub usize);
+pub struct Bounded<const MIN: usize, const MAX: usize>(pub usize);
 
-impl Connections {
+/// `smtp_connections`: 1 to 64.
+pub type Connections = Bounded<1, 64>;
+/// `ssh_max_sessions`: 1 to 1000.
+pub type SessionCap = Bounded<1, 1000>;
+
+impl<const MIN: usize, const MAX: usize> Bounded<MIN, MAX> {
+    fn range() -> String {
+        format!("must be between {MIN} and {MAX}")
+    }
+
     fn check(n: usize) -> Result<Self, String> {
-        if (1..=64).contains(&n) {
-            Ok(Connections(n))
+        if (MIN..=MAX).contains(&n) {
+            Ok(Bounded(n))
         } else {
-            Err("must be between 1 and 64".into())
+            Err(Self::range())
         }
     }
 }
 
-impl Value for Connections {
+impl<const MIN: usize, const MAX: usize> Value for Bounded<MIN, MAX> {
     fn from_text(text: &str) -> Result<Self, String> {
         let n = text.trim().parse().map_err(|_| format!("`{text}` is not a number"))?;
         Self::check(n)
@@ -250,7 +259,7 @@ impl Value for Connections {
 
     fn from_toml(value: &toml::Value) -> Result<Self, String> {
         let n = integer(value)?;
-        Self::check(usize::try_from(n).map_err(|_| "must be between 1 and 64".to_string())?)
+        Self::check(usize::try_from(n).map_err(|_| Self::range())?)
     }
 
     const BLANK_IS_UNSET: bool = false;
@@ -786,9 +795,9 @@ mod tests {
     #[test]
     fn numbers() {
         for (text, want) in [("4", 4), (" 64 ", 64), ("1", 1)] {
-            assert_eq!(Connections::from_text(text), Ok(Connections(want)), "{text}");
+            assert_eq!(Connections::from_text(text), Ok(Bounded(want)), "{text}");
         }
-        assert_eq!(from_file::<Connections>("8"), Ok(Connections(8)));
+        assert_eq!(from_file::<Connections>("8"), Ok(Bounded(8)));
         refuses::<Connections>(&[
             ("0", "must be between 1 and 64"),
             ("65", "must be between 1 and 64"),

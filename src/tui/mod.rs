@@ -18,6 +18,7 @@ pub mod action;
 pub mod effects;
 pub mod input;
 pub mod keymap;
+pub mod remote;
 pub mod safe;
 pub mod state;
 pub mod text;
@@ -64,7 +65,7 @@ pub async fn run(services: Services, actor: String) -> anyhow::Result<()> {
     // Everything the dashboard does logs nowhere while it owns the terminal: a log line on
     // stderr would be drawn over the screen. Outcomes and errors go to the status line.
     let input = spawn_input_thread()?;
-    let result = session(&mut screen.terminal, input, actions, actor, stop_signal())
+    let result = session(&mut screen.terminal, input, actions, actor, false, stop_signal())
         .with_subscriber(tracing::subscriber::NoSubscriber::default())
         .await;
     drop(screen);
@@ -78,14 +79,17 @@ pub async fn session<B>(
     mut input_rx: mpsc::UnboundedReceiver<Event>,
     actions: Arc<crate::actions::UseCases>,
     actor: String,
+    viewer: bool,
     stop: impl std::future::Future<Output = ()>,
 ) -> anyhow::Result<()>
 where
     B: ratatui::backend::Backend,
     B::Error: Send + Sync + 'static,
 {
-    let size = terminal.size().context("reading the terminal size")?;
+    // The viewport, not the backend: a remote terminal's size is what it reported.
+    let size = terminal.get_frame().area();
     let mut app = State::new(actor.clone(), actions.now(), size.width, size.height);
+    app.viewer = viewer;
     app.learn_forms(actions.forms());
     let actor: Arc<str> = actor.into();
     let (effect_tx, mut effect_rx) = mpsc::unbounded_channel::<Action>();

@@ -574,6 +574,7 @@ async fn the_dashboard_runs_over_a_byte_stream() {
         rx,
         d.actions.clone(),
         "alice".into(),
+        false,
         std::future::pending(),
     );
     let (ended, ()) = tokio::join!(session, typist);
