@@ -140,6 +140,9 @@ pub enum Command {
         /// The new file (an existing one is never overwritten).
         path: PathBuf,
     },
+    /// Print the SSH dashboard's host key fingerprint (SHA-256, as ssh prints it), to check the
+    /// first connection against.
+    SshFingerprint,
     /// Print the DNS TXT record that publishes the DKIM key (see DKIM in the README).
     DkimRecord {
         /// First write a new Ed25519 key to FILE (mode 0600; an existing file is never overwritten).
@@ -386,6 +389,18 @@ pub fn run() -> ExitCode {
             Command::Doctor => Ok(ExitCode::SUCCESS),
             Command::Backup { path } => Ok(backup::backup(&config, &path).await),
             Command::DkimRecord { generate } => Ok(dkim::record(&config, generate.as_deref())),
+            Command::SshFingerprint => {
+                if !config.ssh_host_key_file.exists() {
+                    eprintln!(
+                        "formgate: no SSH host key at {} yet: serve makes it on its first start with ssh_listen set",
+                        config.ssh_host_key_file.display()
+                    );
+                    return Ok(ExitCode::FAILURE);
+                }
+                let key = crate::ssh::host_key::load(&config.ssh_host_key_file)?;
+                println!("{}", crate::ssh::host_key::fingerprint(&key));
+                Ok(ExitCode::SUCCESS)
+            }
         }
     });
     match result {

@@ -32,6 +32,7 @@ mod metrics;
 mod outbox;
 mod scale;
 mod service;
+mod ssh;
 mod store;
 mod tui;
 mod verify;
