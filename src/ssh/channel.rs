@@ -41,7 +41,41 @@ impl Write for ChannelWriter {
     }
 }
 
-/// The dashboard on `channel` until the moderator quits, the channel ends or serve stops.
+/// When a dashboard session ends without the moderator quitting: serve stops, or nothing has
+/// been typed for `idle` (`ssh_idle_timeout`). The dashboard writes every second, so SSH's own
+/// inactivity timer, which outgoing data resets, would never fire.
+pub(super) struct Until {
+    pub stop: watch::Receiver<bool>,
+    /// Counts inputs (the connection's `data` bumps it).
+    pub typed: Arc<std::sync::atomic::AtomicU64>,
+    pub idle: std::time::Duration,
+}
+
+impl Until {
+    async fn reached(mut self) {
+        let idle = async {
+            let step = (self.idle / 20).clamp(std::time::Duration::from_millis(100), std::time::Duration::from_secs(5));
+            let mut seen = self.typed.load(std::sync::atomic::Ordering::SeqCst);
+            let mut since = tokio::time::Instant::now();
+            loop {
+                tokio::time::sleep(step).await;
+                let now = self.typed.load(std::sync::atomic::Ordering::SeqCst);
+                if now != seen {
+                    (seen, since) = (now, tokio::time::Instant::now());
+                } else if since.elapsed() >= self.idle {
+                    return;
+                }
+            }
+        };
+        tokio::select! {
+            () = idle => {}
+            _ = self.stop.wait_for(|s| *s) => {}
+        }
+    }
+}
+
+/// The dashboard on `channel` until the moderator quits, the channel ends, they are idle for
+/// `ssh_idle_timeout` or serve stops.
 pub(super) async fn dashboard(
     handle: Handle,
     channel: ChannelId,
@@ -49,7 +83,7 @@ pub(super) async fn dashboard(
     input: mpsc::UnboundedReceiver<event::Event>,
     actions: Arc<UseCases>,
     who: Arc<Moderator>,
-    mut stop: watch::Receiver<bool>,
+    until: Until,
 ) {
     let (frames_tx, mut frames) = mpsc::unbounded_channel::<Vec<u8>>();
     let sender = {
@@ -66,10 +100,7 @@ pub(super) async fn dashboard(
         pending: Vec::new(),
         frames: frames_tx,
     };
-    let ended = run_dashboard(writer, size, input, actions, &who, async move {
-        let _ = stop.wait_for(|s| *s).await;
-    })
-    .await;
+    let ended = run_dashboard(writer, size, input, actions, &who, until.reached()).await;
     // The writer is gone with the terminal: the sender sends what is left, then ends.
     let _ = sender.await;
     let code = match ended {

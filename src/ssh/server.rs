@@ -369,7 +369,11 @@ impl russh::server::Handler for Connection {
             rx,
             self.shared.actions.clone(),
             who,
-            self.shared.stop.clone(),
+            super::channel::Until {
+                stop: self.shared.stop.clone(),
+                typed: seat.typed.clone(),
+                idle: self.shared.config.ssh_idle_timeout,
+            },
         ));
         Ok(())
     }

@@ -515,3 +515,23 @@ async fn only_a_listed_key_logs_in_whatever_else_is_tried() {
     let first = tokio::time::timeout(Duration::from_secs(5), sftp.wait()).await.unwrap();
     assert!(matches!(first, Some(russh::ChannelMsg::Failure)), "{first:?}");
 }
+
+#[tokio::test]
+async fn an_idle_session_is_closed_after_ssh_idle_timeout() {
+    if !tools_present() {
+        return;
+    }
+    let site = site(&[("FORMGATE_SSH_IDLE_TIMEOUT", "2s")]).await;
+    let alice = site.dashboard(&site.alice, 100, 30);
+    alice.wait_for("as alice", Duration::from_secs(10));
+    let opened = Instant::now();
+    // Typing keeps it open…
+    for _ in 0..3 {
+        std::thread::sleep(Duration::from_millis(800));
+        alice.keys(&["j"]);
+    }
+    assert!(!alice.screen().contains("SSH-EXIT"), "closed while in use");
+    // …and two quiet seconds close it, though the dashboard itself writes every second.
+    alice.wait_for("SSH-EXIT=0", Duration::from_secs(8));
+    assert!(opened.elapsed() >= Duration::from_secs(4), "{:?}", opened.elapsed());
+}
