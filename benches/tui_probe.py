@@ -9,6 +9,12 @@ in a 120×40 pty and reads what it draws:
   has then been quiet for 50 ms (the time of the last byte of that burst is taken);
 - key press: `j` (next row) 30 times; from the write until the last byte of the redraw;
 - RSS: VmHWM of the dashboard process at the end.
+
+Then the same dashboard over SSH (`ssh_listen`): `formgate serve` on the same database, 10 real
+OpenSSH clients (`ssh -tt`, each in its own 120×40 pty) logged in at once, and `j` pressed 30
+times in each, in turn: from the write into the client's pty until the last byte of the redraw
+the client prints, so the figure includes both ends of the SSH connection (median and p99 of 300
+presses). Skipped (ssh_na) without ssh/ssh-keygen.
 """
 
 import fcntl
@@ -45,6 +51,97 @@ def seed(binary, work, key):
     FROM n;"""
     subprocess.run(["sqlite3", db], input=sql, text=True, check=True)
     return env
+
+
+SESSIONS = 10
+
+
+def free_port():
+    import socket
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def spawn_in_pty(argv, env, cwd):
+    pid, fd = pty.fork()
+    if pid == 0:
+        os.chdir(cwd)
+        os.execvpe(argv[0], argv, env)
+    fcntl.ioctl(fd, termios.TIOCSWINSZ, struct.pack("HHHH", 40, 120, 0, 0))
+    return pid, fd
+
+
+def over_ssh(binary, work, env):
+    """Key press → frame over SSH with SESSIONS sessions open: {ssh_key_p50_ms, ssh_key_p99_ms}."""
+    import shutil
+    if not (shutil.which("ssh") and shutil.which("ssh-keygen")):
+        return {"ssh_na": "n/a (no OpenSSH client)"}
+    key = os.path.join(work, "bench_ed25519")
+    for f in (key, key + ".pub"):
+        if os.path.exists(f):
+            os.remove(f)
+    subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", key], check=True)
+    public = open(key + ".pub").read().strip()
+    conf = os.path.join(work, "ssh-bench.toml")
+    with open(conf, "w") as f:
+        f.write(f'[[moderators]]\nname = "bench"\nkeys = ["{public}"]\n')
+    port = free_port()
+    serve_env = dict(env, FORMGATE_LISTEN=f"127.0.0.1:{free_port()}", FORMGATE_SSH_LISTEN=f"127.0.0.1:{port}",
+                     FORMGATE_SSH_HOST_KEY_FILE=os.path.join(work, "bench_host_key"), FORMGATE_LOG="warn",
+                     FORMGATE_MAIL_DIR=os.path.join(work, "bench-mail"))
+    serve = subprocess.Popen([binary, "--config", conf, "serve"], env=serve_env, cwd=work,
+                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    sessions = []
+    try:
+        import socket
+        deadline = time.monotonic() + 20
+        while True:
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
+                break
+            except OSError:
+                if time.monotonic() > deadline:
+                    return {"ssh_na": "n/a (serve did not listen for SSH)"}
+                time.sleep(0.05)
+        argv = ["ssh", "-tt", "-p", str(port), "-i", key, "-o", "IdentitiesOnly=yes", "-o", "BatchMode=yes",
+                "-o", "StrictHostKeyChecking=no", "-o", "UserKnownHostsFile=/dev/null", "-o", "LogLevel=ERROR",
+                "127.0.0.1"]
+        client_env = dict(os.environ, TERM="xterm-256color")
+        for _ in range(SESSIONS):
+            sessions.append(spawn_in_pty(argv, client_env, work))
+        for _, fd in sessions:
+            buf, last = read_burst(fd, 0.05, time.monotonic() + 20, until=NEWEST.encode())
+            if last is None or NEWEST.encode() not in buf:
+                return {"ssh_na": "n/a (an SSH session never showed the newest message)"}
+        presses = []
+        for _ in range(30):
+            for _, fd in sessions:
+                t = time.monotonic()
+                os.write(fd, b"j")
+                _, last = read_burst(fd, 0.03, t + 2)
+                if last is not None:
+                    presses.append((last - t) * 1000)
+        presses.sort()
+        return {
+            "ssh_sessions": SESSIONS,
+            "ssh_key_p50_ms": round(statistics.median(presses), 2),
+            "ssh_key_p99_ms": round(presses[min(len(presses) - 1, int(len(presses) * 0.99))], 2),
+        }
+    finally:
+        for pid, fd in sessions:
+            try:
+                os.write(fd, b"q")
+            except OSError:
+                pass
+        time.sleep(0.3)
+        for pid, _ in sessions:
+            reap(pid)
+        serve.terminate()
+        try:
+            serve.wait(10)
+        except subprocess.TimeoutExpired:
+            serve.kill()
 
 
 def read_burst(fd, quiet, deadline, until=None):
@@ -95,13 +192,12 @@ def main():
                 presses.append((last - t) * 1000)
         with open(f"/proc/{pid}/status") as f:
             hwm = next(int(line.split()[1]) for line in f if line.startswith("VmHWM:"))
-        print(json.dumps({
+        local = {
             "first_frame_ms": round(first, 1),
             "key_p50_ms": round(statistics.median(presses), 2) if presses else None,
             "key_max_ms": round(max(presses), 2) if presses else None,
             "rss_mb": round(hwm / 1024, 1),
-        }))
-        return 0
+        }
     finally:
         try:
             os.write(fd, b"q")
@@ -109,6 +205,9 @@ def main():
         except OSError:
             pass
         reap(pid)
+    local.update(over_ssh(binary, work, env))
+    print(json.dumps(local))
+    return 0
 
 
 def reap(pid):

@@ -187,6 +187,23 @@ impl Connection {
             .is_some_and(|(since, n)| *n > MAX_FAILURES && since.elapsed() < FAILURE_WINDOW)
     }
 
+    /// A shell or exec request: the channel's one program, by the logged-in moderator. None
+    /// (refused) on a channel that is not a session of theirs or already runs something.
+    fn begin(&mut self, channel: ChannelId, session: &mut Session) -> Result<Option<Arc<Moderator>>, russh::Error> {
+        let who = self.who.clone();
+        match (who, self.channels.get_mut(&channel)) {
+            (Some(who), Some(seat)) if !seat.started => {
+                seat.started = true;
+                session.channel_success(channel)?;
+                Ok(Some(who))
+            }
+            _ => {
+                session.channel_failure(channel)?;
+                Ok(None)
+            }
+        }
+    }
+
     fn refuse(&self, what: &str) -> Result<Auth, russh::Error> {
         if self.failed() {
             tracing::warn!(peer = %self.peer, "ssh: too many failed logins from this address; disconnecting");
@@ -345,14 +362,12 @@ impl russh::server::Handler for Connection {
     }
 
     async fn shell_request(&mut self, channel: ChannelId, session: &mut Session) -> Result<(), Self::Error> {
-        let (Some(who), Some(seat)) = (self.who.clone(), self.channels.get_mut(&channel)) else {
-            return session.channel_failure(channel);
+        let Some(who) = self.begin(channel, session)? else {
+            return Ok(());
         };
-        if seat.started {
-            return session.channel_failure(channel);
-        }
-        seat.started = true;
-        session.channel_success(channel)?;
+        let Some(seat) = self.channels.get_mut(&channel) else {
+            return Ok(());
+        };
         let Some(size) = seat.size.clone() else {
             // No pty: nothing to draw on. Say how to connect, and close.
             session.data(channel, super::text::NEEDS_A_TERMINAL)?;
@@ -384,14 +399,9 @@ impl russh::server::Handler for Connection {
         data: &[u8],
         session: &mut Session,
     ) -> Result<(), Self::Error> {
-        let (Some(who), Some(seat)) = (self.who.clone(), self.channels.get_mut(&channel)) else {
-            return session.channel_failure(channel);
+        let Some(who) = self.begin(channel, session)? else {
+            return Ok(());
         };
-        if seat.started {
-            return session.channel_failure(channel);
-        }
-        seat.started = true;
-        session.channel_success(channel)?;
         let command = String::from_utf8_lossy(data).into_owned();
         tokio::spawn(super::channel::verb(
             session.handle(),
