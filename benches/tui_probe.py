@@ -77,15 +77,20 @@ def over_ssh(binary, work, env):
     import shutil
     if not (shutil.which("ssh") and shutil.which("ssh-keygen")):
         return {"ssh_na": "n/a (no OpenSSH client)"}
-    key = os.path.join(work, "bench_ed25519")
-    for f in (key, key + ".pub"):
-        if os.path.exists(f):
-            os.remove(f)
-    subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", key], check=True)
-    public = open(key + ".pub").read().strip()
+    # One moderator per session: a moderator may have only a few sessions open at once.
+    keys, entries = [], []
+    for i in range(SESSIONS):
+        key = os.path.join(work, f"bench_ed25519_{i}")
+        for f in (key, key + ".pub"):
+            if os.path.exists(f):
+                os.remove(f)
+        subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", key], check=True)
+        public = open(key + ".pub").read().strip()
+        keys.append(key)
+        entries.append(f'[[moderators]]\nname = "bench{i}"\nkeys = ["{public}"]\n')
     conf = os.path.join(work, "ssh-bench.toml")
     with open(conf, "w") as f:
-        f.write(f'[[moderators]]\nname = "bench"\nkeys = ["{public}"]\n')
+        f.write("\n".join(entries))
     port = free_port()
     serve_env = dict(env, FORMGATE_LISTEN=f"127.0.0.1:{free_port()}", FORMGATE_SSH_LISTEN=f"127.0.0.1:{port}",
                      FORMGATE_SSH_HOST_KEY_FILE=os.path.join(work, "bench_host_key"), FORMGATE_LOG="warn",
@@ -104,11 +109,11 @@ def over_ssh(binary, work, env):
                 if time.monotonic() > deadline:
                     return {"ssh_na": "n/a (serve did not listen for SSH)"}
                 time.sleep(0.05)
-        argv = ["ssh", "-tt", "-p", str(port), "-i", key, "-o", "IdentitiesOnly=yes", "-o", "BatchMode=yes",
-                "-o", "StrictHostKeyChecking=no", "-o", "UserKnownHostsFile=/dev/null", "-o", "LogLevel=ERROR",
-                "127.0.0.1"]
         client_env = dict(os.environ, TERM="xterm-256color")
-        for _ in range(SESSIONS):
+        for key in keys:
+            argv = ["ssh", "-tt", "-p", str(port), "-i", key, "-o", "IdentitiesOnly=yes", "-o", "BatchMode=yes",
+                    "-o", "StrictHostKeyChecking=no", "-o", "UserKnownHostsFile=/dev/null", "-o", "LogLevel=ERROR",
+                    "127.0.0.1"]
             sessions.append(spawn_in_pty(argv, client_env, work))
         for _, fd in sessions:
             buf, last = read_burst(fd, 0.05, time.monotonic() + 20, until=NEWEST.encode())
