@@ -192,7 +192,7 @@ pub async fn export(
     if to_terminal && matches!(format, ExportFormat::Csv) {
         writeln!(
             io.err,
-            "formgate: standard output is a terminal: control characters are shown escaped; redirect to a file for the raw data"
+            "formgate: standard output is (or, over SSH, may be) a terminal: control characters are shown escaped; redirect to a file, or use --format json, for the raw data"
         )?;
     }
     let mut out = std::io::BufWriter::new(&mut *io.out);

@@ -217,10 +217,13 @@ async fn run_command(command: &str, shared: &Shared, who: &Moderator, out: &mut 
         )),
         None => Ok(name.clone()),
     };
+    // Whether the client's stdout is a terminal cannot be known from here: taken as one, so a
+    // CSV export's visitor text is escaped, never written raw into a moderator's terminal (the
+    // JSON export is lossless and always inert).
     let mut io = verbs::Console {
         out,
         err,
-        terminal: false,
+        terminal: true,
     };
     match run_verb(cli.command, &shared.config, &shared.actions, &mut io, &act_as).await {
         Ok(Some(code)) => code,

@@ -514,6 +514,44 @@ async fn only_a_listed_key_logs_in_whatever_else_is_tried() {
     let mut sftp = sftp;
     let first = tokio::time::timeout(Duration::from_secs(5), sftp.wait()).await.unwrap();
     assert!(matches!(first, Some(russh::ChannelMsg::Failure)), "{first:?}");
+
+    // Guessing is throttled per address: after more than 10 failures in a minute, this address
+    // is turned away before any check, even with a good key.
+    let guesses = (0..11).map(|_| {
+        let host = host.clone();
+        let port = site.port;
+        tokio::spawn(async move {
+            let mut g = russh::client::connect(
+                Arc::new(russh::client::Config::default()),
+                ("127.0.0.1", port),
+                Pinned(host),
+            )
+            .await
+            .unwrap();
+            let _ = g.authenticate_password("alice", "guess").await;
+        })
+    });
+    for g in guesses.collect::<Vec<_>>() {
+        g.await.unwrap();
+    }
+    let alice = Arc::new(load_secret_key(&site.alice, None).unwrap());
+    let turned_away = match russh::client::connect(
+        Arc::new(russh::client::Config::default()),
+        ("127.0.0.1", site.port),
+        Pinned(host.clone()),
+    )
+    .await
+    {
+        Ok(mut h) => !matches!(
+            h.authenticate_publickey("alice", PrivateKeyWithHashAlg::new(alice, None)).await,
+            Ok(r) if r.success()
+        ),
+        Err(_) => true,
+    };
+    assert!(
+        turned_away,
+        "an address over the failure limit is refused, whatever it offers"
+    );
 }
 
 #[tokio::test]
