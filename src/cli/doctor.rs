@@ -92,6 +92,9 @@ pub async fn doctor(loaded: Result<Config, ConfigError>, source: &str) -> ExitCo
     }
     report(mail(&config).await);
     report(public_url(&config));
+    if config.ssh_listen.is_some() {
+        report(ssh(&config));
+    }
     if let Ok(Some(found)) = &inspected {
         report(outbox(found, now));
     }
@@ -135,6 +138,53 @@ fn database(config: &Config, inspected: &Result<Option<Inspection>, crate::store
                 version(found.built_in)
             ),
         ),
+    }
+}
+
+/// The SSH dashboard: someone who may log in, and a host key that is ours alone.
+fn ssh(config: &Config) -> Check {
+    let name = "ssh";
+    if config.moderators.is_empty() {
+        return Check::new(
+            Level::Fail,
+            name,
+            "ssh_listen is set but no [[moderators]] are: nobody could log in (`serve` would not start)",
+        );
+    }
+    let path = &config.ssh_host_key_file;
+    if !path.exists() {
+        return Check::new(
+            Level::Warn,
+            name,
+            format!(
+                "no host key at {} yet: `serve` makes one on its first start; check its fingerprint then",
+                path.display()
+            ),
+        );
+    }
+    match crate::ssh::host_key::load(path) {
+        Err(e) => Check::new(
+            Level::Fail,
+            name,
+            format!("{e:#} — move it away and `serve` makes a new one"),
+        ),
+        Ok(key) => match private_file(path, "ssh_host_key_file") {
+            Some(problem) => Check::new(
+                Level::Fail,
+                name,
+                format!("{problem}: anyone who reads it can pose as this server"),
+            ),
+            None => Check::new(
+                Level::Ok,
+                name,
+                format!(
+                    "host key {} ({}), {} moderator(s)",
+                    crate::ssh::host_key::fingerprint(&key),
+                    path.display(),
+                    config.moderators.len()
+                ),
+            ),
+        },
     }
 }
 

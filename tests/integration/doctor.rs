@@ -240,3 +240,52 @@ async fn doctor_says_where_mail_goes_without_smtp() {
         "the doctor changes nothing"
     );
 }
+
+#[tokio::test]
+async fn doctor_checks_the_ssh_dashboards_moderators_and_host_key() {
+    let Some(site) = Site::new(Backend::Sqlite).await else {
+        return;
+    };
+    let smtp = TestSmtp::start().await;
+    let host_key = site.dir.path().join("host_key");
+    let ssh = [
+        ("FORMGATE_SSH_LISTEN", "127.0.0.1:0"),
+        ("FORMGATE_SSH_HOST_KEY_FILE", host_key.to_str().unwrap()),
+    ];
+    // Nobody to log in.
+    let out = site.doctor(&smtp.url(), &ssh).await;
+    let text = report(&out);
+    assert!(
+        line(&text, "ssh").starts_with("FAIL") && text.contains("no [[moderators]]"),
+        "{text}"
+    );
+
+    let alice =
+        russh::keys::PrivateKey::random(&mut russh::keys::key::safe_rng(), russh::keys::Algorithm::Ed25519).unwrap();
+    let line_of_alice = alice.public_key().to_openssh().unwrap();
+    std::fs::write(
+        site.dir.path().join("formgate.toml"),
+        format!("[[moderators]]\nname = \"alice\"\nkeys = [\"{line_of_alice}\"]\n"),
+    )
+    .unwrap();
+    let out = site.doctor(&smtp.url(), &ssh).await;
+    let text = report(&out);
+    assert_eq!(level(&text, "ssh"), "warn", "no host key yet: serve makes one\n{text}");
+
+    let (key, created) = formgate::ssh::host_key::load_or_create(&host_key).unwrap();
+    assert!(created);
+    let out = site.doctor(&smtp.url(), &ssh).await;
+    let text = report(&out);
+    let ok = line(&text, "ssh");
+    assert!(
+        ok.starts_with("ok") && ok.contains(&formgate::ssh::host_key::fingerprint(&key)),
+        "{text}"
+    );
+    assert_eq!(out.status.code(), Some(0), "{text}");
+
+    std::fs::set_permissions(&host_key, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let out = site.doctor(&smtp.url(), &ssh).await;
+    let text = report(&out);
+    let bad = line(&text, "ssh");
+    assert!(bad.starts_with("FAIL") && bad.contains("chmod 600"), "{text}");
+}
