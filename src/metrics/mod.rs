@@ -188,6 +188,13 @@ pub struct Metrics {
     pub messages: Family<StatusLabels, Gauge>,
     pub rate_limited: Family<BucketLabels, Counter>,
     pub database_errors: Family<ErrorLabels, Counter>,
+    pub ssh_logins: Family<OutcomeLabels, Counter>,
+    pub ssh_sessions: Gauge,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct OutcomeLabels {
+    pub outcome: &'static str,
 }
 
 impl Metrics {
@@ -207,6 +214,8 @@ impl Metrics {
             messages: Family::default(),
             rate_limited: Family::default(),
             database_errors: Family::default(),
+            ssh_logins: Family::default(),
+            ssh_sessions: Gauge::default(),
         };
         registry.register(
             "http_requests",
@@ -268,6 +277,16 @@ impl Metrics {
             m.database_errors.clone(),
         );
         registry.register(
+            "ssh_logins",
+            "SSH login attempts by outcome: accepted, refused (an unknown key, a password, …), throttled (an address over the failure limit)",
+            m.ssh_logins.clone(),
+        );
+        registry.register(
+            "ssh_sessions",
+            "SSH session channels open now (dashboards and verbs)",
+            m.ssh_sessions.clone(),
+        );
+        registry.register(
             "build",
             "The running formgate",
             Info::new(BuildLabels {
@@ -308,6 +327,10 @@ impl Metrics {
     pub fn send(&self, kind: &'static str, outcome: SendClass, seconds: f64) {
         self.sends.get_or_create(&SendLabels { kind, outcome }).inc();
         self.send_duration.get_or_create(&KindLabels { kind }).observe(seconds);
+    }
+
+    pub fn ssh_login(&self, outcome: &'static str) {
+        self.ssh_logins.get_or_create(&OutcomeLabels { outcome }).inc();
     }
 
     pub fn database_error(&self, e: &sqlx::Error) {

@@ -151,8 +151,17 @@ struct ModeratorPlace {
     name: String,
 }
 
+impl ModeratorPlace {
+    /// A place already counted in `per_moderator`; counted in the metrics from here.
+    fn taken(shared: Arc<Shared>, name: String) -> ModeratorPlace {
+        crate::metrics::metrics().ssh_sessions.inc();
+        ModeratorPlace { shared, name }
+    }
+}
+
 impl Drop for ModeratorPlace {
     fn drop(&mut self) {
+        crate::metrics::metrics().ssh_sessions.dec();
         let mut counts = self.shared.per_moderator.lock().unwrap_or_else(|e| e.into_inner());
         if let Some(n) = counts.get_mut(&self.name) {
             *n = n.saturating_sub(1);
@@ -207,9 +216,11 @@ impl Connection {
     fn refuse(&self, what: &str) -> Result<Auth, russh::Error> {
         if self.failed() {
             tracing::warn!(peer = %self.peer, "ssh: too many failed logins from this address; disconnecting");
+            crate::metrics::metrics().ssh_login("throttled");
             return Err(russh::Error::Disconnect);
         }
         tracing::info!(peer = %self.peer, what, "ssh: login refused");
+        crate::metrics::metrics().ssh_login("refused");
         Ok(refused())
     }
 }
@@ -252,6 +263,7 @@ impl russh::server::Handler for Connection {
         match self.moderator_for(key) {
             Some(m) => {
                 tracing::info!(peer = %self.peer, moderator = %m.name, "ssh: moderator logged in");
+                crate::metrics::metrics().ssh_login("accepted");
                 self.who = Some(m);
                 Ok(Auth::Accept)
             }
@@ -308,10 +320,7 @@ impl russh::server::Handler for Connection {
                 typed: Arc::default(),
                 started: false,
                 _place: place,
-                _own: ModeratorPlace {
-                    shared: self.shared.clone(),
-                    name: who.name.clone(),
-                },
+                _own: ModeratorPlace::taken(self.shared.clone(), who.name.clone()),
             },
         );
         reply.accept().await;

@@ -342,7 +342,7 @@ async fn verbs_over_ssh_print_what_the_local_cli_prints_and_keys_decide_who_acts
     if !tools_present() {
         return;
     }
-    let site = site(&[]).await;
+    let site = site(&[("FORMGATE_METRICS_LISTEN", "127.0.0.1:0")]).await;
     site.verified_message(1).await;
 
     let remote = site.exec(&site.alice, &["list", "--json"]);
@@ -402,6 +402,19 @@ async fn verbs_over_ssh_print_what_the_local_cli_prints_and_keys_decide_who_acts
         .output()
         .unwrap();
     assert_ne!(sftp.status.code(), Some(0), "{sftp:?}");
+
+    // The metrics saw it: logins by outcome, and bob's dashboard still open.
+    let metrics = site.serve.banner_url("metrics").unwrap();
+    let text = client().get(&metrics).send().await.unwrap().text().await.unwrap();
+    let value = |series: &str| -> f64 {
+        text.lines()
+            .find_map(|l| l.strip_prefix(series)?.strip_prefix(' '))
+            .and_then(|v| v.parse().ok())
+            .unwrap_or_else(|| panic!("no {series} in\n{text}"))
+    };
+    assert!(value(r#"formgate_ssh_logins_total{outcome="accepted"}"#) >= 8.0);
+    assert!(value(r#"formgate_ssh_logins_total{outcome="refused"}"#) >= 1.0);
+    assert_eq!(value("formgate_ssh_sessions"), 1.0, "bob's dashboard");
 }
 
 #[tokio::test]
