@@ -37,6 +37,7 @@ pub struct Server {
     webhook_worker: OutboxWorker,
     store: SharedStore,
     header_timeout: std::time::Duration,
+    shutdown_grace: Option<std::time::Duration>,
     /// `metrics_listen`'s listener and what its scrapes read, when set.
     metrics: Option<(TcpListener, Arc<crate::metrics::endpoint::Gauges>)>,
     /// The SSH dashboard (`ssh_listen`), when set.
@@ -147,6 +148,7 @@ impl Server {
             webhook_worker,
             store: services.store,
             header_timeout: config.header_timeout,
+            shutdown_grace: config.shutdown_grace,
             metrics,
             ssh,
             ssh_host_key,
@@ -206,12 +208,19 @@ impl Server {
             let _ = server_stop.wait_for(|s| *s).await;
         });
         let trigger_tx = stop_tx.clone();
+        let grace = self.shutdown_grace;
         let trigger = tokio::spawn(async move {
             shutdown.await;
-            tracing::info!("shutting down: finishing requests and mails in flight");
             // Before the listener closes: probes on connections still open see `stopping`.
             stopping.store(true, std::sync::atomic::Ordering::Relaxed);
             crate::systemd::notify("STOPPING=1");
+            if let Some(grace) = grace {
+                // Still serving, `/readyz` saying `stopping`: a load balancer polling it moves
+                // traffic away before connections start being refused.
+                tracing::info!(grace = ?grace, "shutting down: serving on for shutdown_grace, /readyz says stopping");
+                tokio::time::sleep(grace).await;
+            }
+            tracing::info!("shutting down: finishing requests and mails in flight");
             let _ = trigger_tx.send(true);
         });
         let served = server.await;

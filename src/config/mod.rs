@@ -84,6 +84,8 @@ pub struct Config {
     /// Request headers not complete within this: the connection is closed.
     pub header_timeout: Duration,
     pub log_format: LogFormat,
+    /// None: the listener closes as soon as shutdown begins.
+    pub shutdown_grace: Option<Duration>,
     /// None: no metrics listener.
     pub metrics_listen: Option<SocketAddr>,
     /// None: no SSH dashboard.
@@ -142,6 +144,7 @@ impl fmt::Debug for Config {
             .field("body_timeout", &self.body_timeout)
             .field("header_timeout", &self.header_timeout)
             .field("log_format", &self.log_format)
+            .field("shutdown_grace", &self.shutdown_grace)
             .field("metrics_listen", &self.metrics_listen)
             .field("ssh_listen", &self.ssh_listen)
             .field("ssh_host_key_file", &self.ssh_host_key_file)
@@ -311,6 +314,7 @@ impl Config {
             body_timeout: BODY_TIMEOUT.resolve(l)?,
             header_timeout: HEADER_TIMEOUT.resolve(l)?,
             log_format: LOG_FORMAT.resolve(l)?,
+            shutdown_grace: SHUTDOWN_GRACE.resolve(l)?,
             metrics_listen: METRICS_LISTEN.resolve(l)?,
             ssh_listen: SSH_LISTEN.resolve(l)?,
             ssh_host_key_file: SSH_HOST_KEY_FILE.resolve(l)?,

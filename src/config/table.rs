@@ -70,6 +70,11 @@ table! {
         "10s",
         "how long a client may take to send a request's headers (then the connection is closed without an answer); also how long an idle kept-alive connection stays open",
     );
+    SHUTDOWN_GRACE: Optional<Duration> = Optional::new(
+        "shutdown_grace",
+        "unset: none",
+        "after SIGTERM, how long to keep serving while `/readyz` answers `503 stopping`, so a load balancer that polls it stops sending traffic before the listener closes (e.g. `5s`)",
+    );
     LOG_FORMAT: Setting<LogFormat> = Setting::new(
         "log_format",
         "text",

@@ -171,3 +171,50 @@ on_every_backend!(
     readyz_says_migrations_when_the_schema_is_behind,
     readyz_says_stopping_while_requests_drain,
 );
+
+/// One request on a new connection, as a load balancer's probe makes it; None when the
+/// connection is refused.
+async fn fresh_probe(addr: std::net::SocketAddr, path: &str) -> Option<String> {
+    let mut tcp = TcpStream::connect(addr).await.ok()?;
+    tcp.write_all(format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n").as_bytes())
+        .await
+        .ok()?;
+    let mut answer = Vec::new();
+    tokio::time::timeout(Duration::from_secs(5), tcp.read_to_end(&mut answer))
+        .await
+        .ok()?
+        .ok()?;
+    Some(String::from_utf8_lossy(&answer).into_owned())
+}
+
+#[tokio::test]
+async fn shutdown_grace_keeps_serving_while_readyz_says_stopping() {
+    let Some(mut app) = TestApp::spawn_from_toml(Backend::Sqlite, "shutdown_grace = \"2s\"", |c, file| {
+        c.shutdown_grace = file.shutdown_grace;
+    })
+    .await
+    else {
+        return;
+    };
+    let addr = app.addr;
+    let began = Instant::now();
+    app.begin_stop();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    // New connections are still taken: readiness says why traffic should go elsewhere, and the
+    // site itself still answers.
+    let ready = fresh_probe(addr, "/readyz").await.expect("accepted during the grace");
+    assert!(
+        ready.starts_with("HTTP/1.1 503") && ready.ends_with("stopping\n"),
+        "{ready}"
+    );
+    let page = fresh_probe(addr, "/").await.expect("accepted during the grace");
+    assert!(page.starts_with("HTTP/1.1 200"), "{page}");
+    // After the grace, the listener closes as without one.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while fresh_probe(addr, "/livez").await.is_some() {
+        assert!(Instant::now() < deadline, "still accepting long after the grace");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(began.elapsed() >= Duration::from_secs(2), "{:?}", began.elapsed());
+    let _ = app.stop().await;
+}
