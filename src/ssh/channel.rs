@@ -12,7 +12,7 @@ use russh::server::Handle;
 use tokio::sync::{mpsc, watch};
 
 use super::Moderator;
-use super::server::{Shared, is_viewer};
+use super::server::Shared;
 use crate::actions::UseCases;
 use crate::cli::{Cli, Command, run_verb, verbs};
 use crate::tui::remote::{RemoteBackend, SharedSize};
@@ -139,7 +139,7 @@ async fn run_dashboard(
         },
     )?;
     term.clear()?;
-    let result = crate::tui::session(&mut term, input, actions, who.name.clone(), is_viewer(who), stop).await;
+    let result = crate::tui::session(&mut term, input, actions, who.name.clone(), who.is_viewer(), stop).await;
     // Whatever happened, give the moderator their terminal back as it was.
     let _ = execute!(
         term.backend_mut().writer(),
@@ -202,7 +202,7 @@ async fn run_command(command: &str, shared: &Shared, who: &Moderator, out: &mut 
         let _ = writeln!(err, "formgate: --config is not available over SSH");
         return 2;
     }
-    if is_viewer(who) && changes_something(&cli.command) {
+    if who.is_viewer() && changes_something(&cli.command) {
         let _ = writeln!(
             err,
             "formgate: {} is a viewer: they can read everything and change nothing",

@@ -21,6 +21,13 @@ pub struct Moderator {
     pub role: Role,
 }
 
+impl Moderator {
+    /// Reads everything, changes nothing.
+    pub fn is_viewer(&self) -> bool {
+        self.role == Role::Viewer
+    }
+}
+
 impl std::fmt::Debug for Moderator {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         let keys: Vec<String> = self

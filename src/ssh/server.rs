@@ -15,7 +15,7 @@ use russh::{Channel, ChannelId, ChannelOpenFailure, MethodKind, MethodSet};
 use tokio::net::TcpListener;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc, watch};
 
-use super::{Moderator, Role};
+use super::Moderator;
 use crate::actions::UseCases;
 use crate::config::Config;
 use crate::tui::input::{ESC_WAIT, InputParser};
@@ -521,8 +521,4 @@ fn clamp(columns: u32, rows: u32) -> (u16, u16) {
         u16::try_from(w).unwrap_or(u16::MAX),
         u16::try_from(h).unwrap_or(u16::MAX),
     )
-}
-
-pub(super) fn is_viewer(m: &Moderator) -> bool {
-    m.role == Role::Viewer
 }

@@ -60,27 +60,27 @@ async fn count_refusals(
     req: axum::extract::Request,
     next: axum::middleware::Next,
 ) -> Response {
-    let route = req
-        .extensions()
-        .get::<axum::extract::MatchedPath>()
-        .map(|p| p.as_str().to_owned());
-    let form = match route.as_deref() {
-        _ if req.method() != axum::http::Method::POST => None,
-        Some("/contact") => Some(state.default_entry().slug.clone()),
-        // Only a configured slug becomes a label: anyone can post to any path.
-        Some("/f/{form}") => Some(
-            req.uri()
+    // Only the route is looked at before: a post that succeeds costs nothing more. (A `Uri`
+    // clone shares its bytes.)
+    let post = req.method() == axum::http::Method::POST;
+    let posted = match req.extensions().get::<axum::extract::MatchedPath>().map(|p| p.as_str()) {
+        Some("/contact") if post => Some(None),
+        Some("/f/{form}") if post => Some(Some(req.uri().clone())),
+        _ => None,
+    };
+    let res = next.run(req).await;
+    if let Some(uri) = posted
+        && (res.status().is_client_error() || res.status().is_server_error())
+    {
+        let form = match uri {
+            None => state.default_entry().slug.clone(),
+            // Only a configured slug becomes a label: anyone can post to any path.
+            Some(uri) => uri
                 .path()
                 .strip_prefix("/f/")
                 .and_then(|slug| state.actions.forms().get(slug))
                 .map_or_else(|| "(unknown)".to_owned(), |e| e.slug.clone()),
-        ),
-        _ => None,
-    };
-    let res = next.run(req).await;
-    if let Some(form) = form
-        && (res.status().is_client_error() || res.status().is_server_error())
-    {
+        };
         crate::metrics::metrics().submission(&form, crate::metrics::SubmissionOutcome::refused, res.status().as_str());
     }
     res
